@@ -1,0 +1,154 @@
+// The worker's environment, parsed once at boot by one zod schema. The only module that reads process.env.
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { AcceleratedClock, type Clock, systemClock } from './clock.ts';
+import { ConfigError } from './errors.ts';
+
+const SYMBOL = /^[A-Z0-9]{2,20}$/;
+
+const integer = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be an integer' })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` });
+
+const wsUrl = z
+  .string()
+  .refine((value) => URL.canParse(value) && /^wss?:$/.test(new URL(value).protocol), { error: 'must be a ws:// or wss:// URL' });
+const httpUrl = z
+  .string()
+  .refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), { error: 'must be an http:// or https:// URL' });
+
+const schema = z.object({
+  USER_ID: z.string({ error: 'is required' }).regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, {
+    error: 'must be a uuid',
+  }),
+  SUPABASE_URL: httpUrl,
+  SUPABASE_KEY: z
+    .string({ error: 'is required' })
+    .min(20, { error: 'is too short to be a key' })
+    .refine((value) => !/\s/.test(value), { error: 'must not contain whitespace' }),
+  BINANCE_WS_URL: wsUrl.default('wss://stream.binance.com:9443'),
+  BINANCE_REST_URL: httpUrl.default('https://api.binance.com'),
+  PORT: integer(0, 65535).default(8080),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    error: 'must be one of fatal, error, warn, info, debug, trace, silent',
+  }).default('info'),
+  LOG_PRETTY: z.enum(['0', '1', 'true', 'false'], { error: 'must be 0, 1, true or false' }).default('0'),
+  SYMBOLS: z
+    .string()
+    .optional()
+    .transform((value) =>
+      value === undefined || value.trim() === ''
+        ? undefined
+        : [...new Set(value.split(',').map((symbol) => symbol.trim().toUpperCase()).filter(Boolean))],
+    )
+    .refine((symbols) => symbols === undefined || symbols.every((symbol) => SYMBOL.test(symbol)), {
+      error: 'must be a comma list of symbols such as BTCUSDT,ETHUSDT',
+    }),
+  MAX_SYMBOLS: integer(1, 1000).default(200),
+  KLINE_HISTORY: integer(50, 1000).default(500),
+  MACHINE_ID: z.string().min(1).max(100).optional(),
+  FLY_MACHINE_ID: z.string().min(1).max(100).optional(),
+  SCREENER_THREADS: integer(0, 64).default(0),
+  FILTER_TIMEOUT_MS: integer(5, 10_000).default(50),
+  FILTER_MEMORY_MB: integer(8, 1024).default(32),
+  TRADER_FAILURE_LIMIT: integer(1, 1000).default(5),
+  TRADER_POLL_MS: integer(1000, 30_000).default(10_000),
+  TICK_GRACE_MS: integer(0, 60_000).default(1500),
+  WRITE_BUFFER_SIZE: integer(10, 1_000_000).default(10_000),
+  READY_MIN_COVERAGE: z.coerce.number({ error: 'must be a number' }).min(0).max(1).default(0.95),
+  READY_MAX_LAG_MS: integer(100, 600_000).default(5000),
+  SHUTDOWN_TIMEOUT_MS: integer(1000, 300_000).default(20_000),
+  CLOCK: z
+    .string()
+    .optional()
+    .refine(
+      (value) => {
+        if (value === undefined || value === '') return true;
+        try {
+          AcceleratedClock.parse(value);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { error: 'must be "speed,originRealMs,originClockMs" (tests and the offline demo only)' },
+    ),
+});
+
+export interface Config {
+  userId: string;
+  supabaseUrl: string;
+  supabaseKey: string;
+  binanceWsUrl: string;
+  binanceRestUrl: string;
+  port: number;
+  logLevel: string;
+  logPretty: boolean;
+  symbols: string[] | undefined;
+  maxSymbols: number;
+  klineHistory: number;
+  machineId: string;
+  screenerThreads: number;
+  filterTimeoutMs: number;
+  filterMemoryMb: number;
+  traderFailureLimit: number;
+  traderPollMs: number;
+  tickGraceMs: number;
+  writeBufferSize: number;
+  readyMinCoverage: number;
+  readyMaxLagMs: number;
+  shutdownTimeoutMs: number;
+  clock: Clock;
+}
+
+/** The names of variables whose values are secret: never echoed, never logged. */
+export const SECRET_VARIABLES = ['SUPABASE_KEY'] as const;
+
+/**
+ * Parse the environment. Throws one ConfigError naming every bad variable and why, in one line,
+ * without ever echoing a value.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const problems = new Map<string, string>();
+    for (const issue of result.error.issues) {
+      const variable = String(issue.path[0] ?? 'environment');
+      if (problems.has(variable)) continue;
+      const missing = env[variable] === undefined || env[variable] === '';
+      problems.set(variable, missing && issue.code === 'invalid_type' ? 'is required' : issue.message);
+    }
+    const variables = [...problems.keys()].join(', ');
+    const reasons = [...problems].map(([variable, reason]) => `${variable} ${reason}`).join('; ');
+    throw new ConfigError(variables, reasons);
+  }
+  const parsed = result.data;
+  return {
+    userId: parsed.USER_ID.toLowerCase(),
+    supabaseUrl: parsed.SUPABASE_URL.replace(/\/+$/, ''),
+    supabaseKey: parsed.SUPABASE_KEY,
+    binanceWsUrl: parsed.BINANCE_WS_URL.replace(/\/+$/, ''),
+    binanceRestUrl: parsed.BINANCE_REST_URL.replace(/\/+$/, ''),
+    port: parsed.PORT,
+    logLevel: parsed.LOG_LEVEL,
+    logPretty: parsed.LOG_PRETTY === '1' || parsed.LOG_PRETTY === 'true',
+    symbols: parsed.SYMBOLS,
+    maxSymbols: parsed.MAX_SYMBOLS,
+    klineHistory: parsed.KLINE_HISTORY,
+    machineId: parsed.MACHINE_ID ?? parsed.FLY_MACHINE_ID ?? hostname(),
+    screenerThreads: parsed.SCREENER_THREADS,
+    filterTimeoutMs: parsed.FILTER_TIMEOUT_MS,
+    filterMemoryMb: parsed.FILTER_MEMORY_MB,
+    traderFailureLimit: parsed.TRADER_FAILURE_LIMIT,
+    traderPollMs: parsed.TRADER_POLL_MS,
+    tickGraceMs: parsed.TICK_GRACE_MS,
+    writeBufferSize: parsed.WRITE_BUFFER_SIZE,
+    readyMinCoverage: parsed.READY_MIN_COVERAGE,
+    readyMaxLagMs: parsed.READY_MAX_LAG_MS,
+    shutdownTimeoutMs: parsed.SHUTDOWN_TIMEOUT_MS,
+    clock: parsed.CLOCK ? AcceleratedClock.parse(parsed.CLOCK) : systemClock,
+  };
+}

@@ -1,0 +1,186 @@
+// The worker's domain vocabulary: intervals, candles, tickers, traders and signals, free of any wire format.
+
+/** Binance's fixed-length kline intervals. `1M` is left out: a month has no fixed length to align ticks on. */
+export const INTERVALS = [
+  '1m',
+  '3m',
+  '5m',
+  '15m',
+  '30m',
+  '1h',
+  '2h',
+  '4h',
+  '6h',
+  '8h',
+  '12h',
+  '1d',
+  '3d',
+  '1w',
+] as const;
+
+export type Interval = (typeof INTERVALS)[number];
+
+const MINUTE = 60_000;
+const INTERVAL_MS: Record<Interval, number> = {
+  '1m': MINUTE,
+  '3m': 3 * MINUTE,
+  '5m': 5 * MINUTE,
+  '15m': 15 * MINUTE,
+  '30m': 30 * MINUTE,
+  '1h': 60 * MINUTE,
+  '2h': 120 * MINUTE,
+  '4h': 240 * MINUTE,
+  '6h': 360 * MINUTE,
+  '8h': 480 * MINUTE,
+  '12h': 720 * MINUTE,
+  '1d': 1440 * MINUTE,
+  '3d': 3 * 1440 * MINUTE,
+  '1w': 7 * 1440 * MINUTE,
+};
+
+export function isInterval(value: unknown): value is Interval {
+  return typeof value === 'string' && (INTERVALS as readonly string[]).includes(value);
+}
+
+export function intervalMs(interval: Interval): number {
+  return INTERVAL_MS[interval];
+}
+
+/**
+ * Open time of the candle that contains `time`. Binance aligns every interval to the Unix epoch,
+ * except `1w`, whose candles open on Mondays (the epoch was a Thursday, so shift by 4 days).
+ */
+export function candleOpenTimeAt(interval: Interval, time: number): number {
+  const length = INTERVAL_MS[interval];
+  const offset = interval === '1w' ? 4 * 1440 * MINUTE : 0;
+  return Math.floor((time - offset) / length) * length + offset;
+}
+
+/** Binance sets a kline's close time to the last millisecond inside it. */
+export function candleCloseTime(interval: Interval, openTime: number): number {
+  return openTime + INTERVAL_MS[interval] - 1;
+}
+
+/** One kline with numeric values. Field order matches Binance's 12-field layout (minus `ignore`). */
+export interface Candle {
+  openTime: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+  closeTime: number;
+  quoteVolume: number;
+  trades: number;
+  takerBuyBaseVolume: number;
+  takerBuyQuoteVolume: number;
+}
+
+/** Where a candle's data came from; recorded in signal provenance. */
+export type CandleOrigin = 'stream' | 'backfill' | 'gapfill';
+
+/** The latest 24 h rolling ticker of one symbol. */
+export interface Ticker {
+  symbol: string;
+  eventTime: number;
+  lastPrice: number;
+  priceChange: number;
+  priceChangePercent: number;
+  weightedAvgPrice: number;
+  openPrice: number;
+  highPrice: number;
+  lowPrice: number;
+  volume: number;
+  quoteVolume: number;
+  tradeCount: number;
+}
+
+/** The parsed, validated `filter` column of a trader. */
+export interface TraderFilter {
+  code: string;
+  description: string[];
+  refreshInterval: Interval;
+  requiredTimeframes: Interval[];
+  indicators: unknown[];
+}
+
+export type ExecutionMode = 'browser' | 'cloud' | 'both';
+
+/** A trader the worker runs: a validated row of `traders`. */
+export interface Trader {
+  id: string;
+  userId: string;
+  name: string;
+  enabled: boolean;
+  executionMode: ExecutionMode;
+  filter: TraderFilter;
+  /** requiredTimeframes ∪ {refreshInterval}, deduplicated, in INTERVALS order. */
+  timeframes: Interval[];
+  /** sha256 of filter.code, hex; goes into provenance and tells a changed filter from an unchanged one. */
+  codeHash: string;
+  /** ISO timestamp of the row's last change; a change re-enables a trader disabled for errors. */
+  updatedAt: string;
+}
+
+/** A trader row that could not be turned into a Trader. */
+export interface RejectedTrader {
+  id: string;
+  name: string | null;
+  updatedAt: string | null;
+  reason: string;
+}
+
+/** Why a signal fired, and enough to replay it exactly. Stored as `signals.provenance`. */
+export interface SignalProvenance {
+  filterCodeHash: string;
+  helpersVersion: string;
+  /** Per timeframe the filter saw: its last closed candle and where that candle came from. */
+  timeframes: Record<string, { lastOpenTime: number; lastCloseTime: number; origin: CandleOrigin; length: number }>;
+  /** Closing kline received (worker clock) → row handed to the database, in ms; set when written. */
+  closeToCommitMs?: number;
+  workerVersion: string;
+}
+
+export interface Signal {
+  userId: string;
+  traderId: string;
+  symbol: string;
+  interval: Interval;
+  candleOpenTime: number;
+  price: number;
+  matchedConditions: string[];
+  machineId: string;
+  provenance: SignalProvenance;
+  /** Worker clock time the closing kline arrived; used to measure close-to-commit latency. */
+  closeReceivedAt: number;
+}
+
+export type WorkerState = 'starting' | 'ready' | 'degraded' | 'stopping' | 'stopped';
+
+export interface WorkerStatus {
+  userId: string;
+  machineId: string;
+  version: string;
+  state: WorkerState;
+  startedAt: number;
+  heartbeatAt: number;
+  symbols: number;
+  traders: number;
+  streams: number;
+  lastError: string | null;
+}
+
+export type TraderState = 'running' | 'failing' | 'disabled';
+
+export interface TraderStatus {
+  traderId: string;
+  userId: string;
+  state: TraderState;
+  lastError: string | null;
+  lastEvaluatedAt: number | null;
+  evaluations: number;
+  matches: number;
+  meanEvaluationMs: number;
+  /** updated_at of the trader row this status refers to: a later row change lifts a `disabled`. */
+  traderUpdatedAt: string | null;
+}

@@ -1,0 +1,77 @@
+// Errors named for what the caller must do, each with a stable `code`.
+
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'TRANSIENT'
+  | 'RATE_LIMITED'
+  | 'IP_BANNED'
+  | 'TIMEOUT'
+  | 'TRADER_INVALID'
+  | 'TRADER_COMPILE'
+  | 'TRADER_RUNTIME'
+  | 'TRADER_TIMEOUT'
+  | 'TRADER_MEMORY'
+  | 'TRADER_CONTRACT'
+  | 'PROTOCOL'
+  | 'ILLEGAL_STATE';
+
+abstract class WorkerError extends Error {
+  abstract readonly code: ErrorCode;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The configuration is wrong: fix it and restart. */
+export class ConfigError extends WorkerError {
+  readonly code = 'CONFIG_INVALID' as const;
+  readonly variable: string;
+  constructor(variable: string, reason: string) {
+    super(`${variable}: ${reason}`);
+    this.variable = variable;
+  }
+}
+
+/** Worth retrying later (network, 5xx, outage, rate limit). `retryAfterMs` when the peer said when. */
+export class TransientError extends WorkerError {
+  readonly code: 'TRANSIENT' | 'RATE_LIMITED' | 'IP_BANNED' | 'TIMEOUT';
+  readonly retryAfterMs: number | undefined;
+  constructor(
+    message: string,
+    options?: { cause?: unknown; code?: 'TRANSIENT' | 'RATE_LIMITED' | 'IP_BANNED' | 'TIMEOUT'; retryAfterMs?: number },
+  ) {
+    super(message, options);
+    this.code = options?.code ?? 'TRANSIENT';
+    this.retryAfterMs = options?.retryAfterMs;
+  }
+}
+
+/** This trader only: the rest keep running. */
+export class TraderError extends WorkerError {
+  readonly code: 'TRADER_INVALID' | 'TRADER_COMPILE' | 'TRADER_RUNTIME' | 'TRADER_TIMEOUT' | 'TRADER_MEMORY' | 'TRADER_CONTRACT';
+  readonly traderId: string;
+  constructor(
+    traderId: string,
+    code: 'TRADER_INVALID' | 'TRADER_COMPILE' | 'TRADER_RUNTIME' | 'TRADER_TIMEOUT' | 'TRADER_MEMORY' | 'TRADER_CONTRACT',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.code = code;
+    this.traderId = traderId;
+  }
+}
+
+/** The peer broke the documented contract (a malformed payload). Count it and skip it. */
+export class ProtocolError extends WorkerError {
+  readonly code = 'PROTOCOL' as const;
+}
+
+/** A lifecycle transition that is not allowed: a bug in the caller. */
+export class IllegalStateError extends WorkerError {
+  readonly code = 'ILLEGAL_STATE' as const;
+  constructor(component: string, from: string, to: string) {
+    super(`${component}: cannot go from ${from} to ${to}`);
+  }
+}
