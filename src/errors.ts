@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'TRADER_MEMORY'
   | 'TRADER_CONTRACT'
   | 'PROTOCOL'
+  | 'DB_REJECTED'
   | 'ILLEGAL_STATE';
 
 abstract class WorkerError extends Error {
@@ -66,6 +67,21 @@ export class TraderError extends WorkerError {
 /** The peer broke the documented contract (a malformed payload). Count it and skip it. */
 export class ProtocolError extends WorkerError {
   readonly code = 'PROTOCOL' as const;
+}
+
+/**
+ * The database refused a write or read for good (row-level security, a constraint, a bad or expired
+ * key): retrying the same request cannot succeed. `status` is the HTTP status, `dbCode` PostgREST's or Postgres's code.
+ */
+export class DatabaseRejectedError extends WorkerError {
+  readonly code = 'DB_REJECTED' as const;
+  readonly status: number;
+  readonly dbCode: string;
+  constructor(message: string, options: { status: number; dbCode: string; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.status = options.status;
+    this.dbCode = options.dbCode;
+  }
 }
 
 /** A lifecycle transition that is not allowed: a bug in the caller. */

@@ -1,4 +1,23 @@
-// Placeholder until the local stack lands: see dev/localStack.ts.
-export default async function setup(): Promise<() => Promise<void>> {
-  return async () => {};
+// Starts ONE local stack (PostgreSQL + PostgREST + gateway) for the whole vitest run and hands its connection info to every test file.
+import type { TestProject } from 'vitest/node';
+import { startLocalStack } from '../../dev/localStack.ts';
+import type { StackInfo } from './stack.ts';
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const stack = await startLocalStack();
+  const info: StackInfo = {
+    supabaseUrl: stack.supabaseUrl,
+    restUrl: stack.restUrl,
+    databaseUrl: stack.databaseUrl,
+    jwtSecret: stack.jwtSecret,
+    anonKey: stack.anonKey,
+    serviceKey: stack.serviceKey,
+    gatewayPort: stack.gatewayPort,
+    postgrestPort: stack.postgrestPort,
+    postgresPort: stack.postgresPort,
+  };
+  project.provide('stack', info);
+  return async () => {
+    await stack.stop();
+  };
 }

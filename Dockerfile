@@ -1,0 +1,28 @@
+# syntax=docker/dockerfile:1
+# The screener worker: one machine per Elite user (USER_ID and SUPABASE_KEY are set per machine, never baked in).
+
+# ---- build: full dependency tree, TypeScript → dist/ ----
+FROM node:24-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# npm 11 runs install scripts only for packages approved under package.json "allowScripts" (isolated-vm among them).
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# ---- runtime: production dependencies and the built worker only ----
+FROM node:24-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+# Run as the image's unprivileged user: a filter sandbox escape would still not be root.
+USER node
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# node directly, not `npm start`: npm does not forward SIGTERM, and the worker must receive it to flush.
+# The worker handles SIGTERM/SIGINT itself, so running as PID 1 without an init is fine.
+CMD ["node", "dist/main.js"]

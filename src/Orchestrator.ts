@@ -1,0 +1,447 @@
+// Owns the worker's lifecycle: ordered boot, screening ticks, trader hot reload, worker status, clean shutdown.
+import { EventEmitter } from 'node:events';
+import type { Clock, TimerHandle } from './clock.ts';
+import { INTERVALS, type Interval, type Trader, type WorkerState } from './domain.ts';
+import { TransientError } from './errors.ts';
+import { LifecycleGuard } from './lifecycle.ts';
+import type { Logger } from './logger.ts';
+import type { LifecycleState, SignalSink, StatusSink, TraderChanges, TraderRepository } from './ports.ts';
+import type { CandleCloseSource, MarketDataSource, ScreenerPort } from './orchestration/ports.ts';
+import { RisingEdges } from './orchestration/RisingEdges.ts';
+import { ServiceLevel, type TickServiceLevel, coverageOf, percentile } from './orchestration/ServiceLevel.ts';
+import { type TickRequest, TickScheduler } from './orchestration/TickScheduler.ts';
+import { TickRunner, type TickSummary } from './orchestration/TickRunner.ts';
+import { StatusWriter } from './orchestration/StatusWriter.ts';
+import { TraderHealth } from './orchestration/TraderHealth.ts';
+
+export const HEARTBEAT_MS = 15_000;
+
+/** The database side's health, as the state synchronizer reports it. */
+export interface DatabaseHealth {
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+  stats(): { dbUp: boolean; lastError: string | null };
+}
+
+export interface OrchestratorOptions {
+  userId: string;
+  machineId: string;
+  workerVersion: string;
+  helpersVersion: string;
+  tickGraceMs: number;
+  traderPollMs: number;
+  readyMinCoverage: number;
+  readyMaxLagMs: number;
+  heartbeatMs?: number;
+  clock: Clock;
+  logger: Logger;
+  traders: TraderRepository;
+  signals: SignalSink;
+  status: StatusSink;
+  database?: DatabaseHealth;
+  market: MarketDataSource;
+  store: CandleCloseSource;
+  screener: ScreenerPort;
+}
+
+export interface Readiness {
+  ready: boolean;
+  state: WorkerState;
+  reasons: string[];
+}
+
+export interface OrchestratorEvents {
+  tick: [TickSummary, TickServiceLevel];
+  backlog: [TickRequest, 'skipped' | 'coalesced'];
+  state: [WorkerState, string[]];
+}
+
+export class Orchestrator extends EventEmitter<OrchestratorEvents> {
+  private readonly options: OrchestratorOptions;
+  private readonly log: Logger;
+  private readonly lifecycle = new LifecycleGuard('Orchestrator');
+  private readonly traders = new Map<string, Trader>();
+  private readonly edges = new RisingEdges();
+  private readonly health: TraderHealth;
+  private readonly serviceLevel: ServiceLevel;
+  private readonly scheduler: TickScheduler;
+  private readonly runner: TickRunner;
+  private readonly onCandleClosed: (event: Parameters<TickScheduler['candleClosed']>[0]) => void;
+  private heartbeatTimer: TimerHandle | undefined;
+  private pollTimer: TimerHandle | undefined;
+  private polling: Promise<void> | null = null;
+  private booted = false;
+  private stopping = false;
+  private reportedState: WorkerState = 'starting';
+  private lastError: string | null = null;
+  private readonly statusWriter: StatusWriter;
+
+  constructor(options: OrchestratorOptions) {
+    super();
+    this.options = options;
+    this.log = options.logger;
+    this.health = new TraderHealth({ userId: options.userId, clock: options.clock, logger: options.logger });
+    this.serviceLevel = new ServiceLevel({ minCoverage: options.readyMinCoverage, maxLagMs: options.readyMaxLagMs });
+    this.scheduler = new TickScheduler({
+      clock: options.clock,
+      logger: options.logger,
+      market: options.market,
+      graceMs: options.tickGraceMs,
+      run: (request) => this.runTick(request),
+      onBacklog: (request, outcome) => {
+        const event = outcome === 'skipped' ? 'tick_skipped' : 'tick_coalesced';
+        this.log.warn({ event, interval: request.interval, openTime: request.openTime, kind: request.kind }, 'tick backlog');
+        this.emit('backlog', request, outcome);
+      },
+    });
+    this.runner = new TickRunner({
+      userId: options.userId,
+      machineId: options.machineId,
+      workerVersion: options.workerVersion,
+      helpersVersion: options.helpersVersion,
+      clock: options.clock,
+      logger: options.logger,
+      screener: options.screener,
+      store: options.store,
+      isComplete: (symbol, interval, openTime) => options.market.isComplete(symbol, interval, openTime),
+      signals: options.signals,
+      edges: this.edges,
+      health: this.health,
+    });
+    this.statusWriter = new StatusWriter({
+      userId: options.userId,
+      machineId: options.machineId,
+      workerVersion: options.workerVersion,
+      clock: options.clock,
+      logger: options.logger,
+      sink: options.status,
+      health: this.health,
+      counts: () => {
+        const market = this.booted ? options.market.status() : null;
+        return {
+          symbols: market?.symbols ?? 0,
+          traders: this.traders.size,
+          streams: market?.streams ?? 0,
+          lastError: this.lastError ?? options.database?.stats().lastError ?? null,
+        };
+      },
+    });
+    this.onCandleClosed = (event) => this.scheduler.candleClosed(event);
+  }
+
+  get state(): LifecycleState {
+    return this.lifecycle.state;
+  }
+
+  start(): Promise<void> {
+    return this.lifecycle.start(() => this.boot());
+  }
+
+  /** Stop ticks, flush pending writes within `flushDeadlineMs`, mark the worker stopped, close streams. */
+  stop(flushDeadlineMs = 20_000): Promise<void> {
+    return this.lifecycle.stop(() => this.shutdown(flushDeadlineMs));
+  }
+
+  /** Ready only when traders are loaded, backfill is done, streams are live and the service level holds. */
+  readiness(): Readiness {
+    const reasons = this.problems();
+    const state = this.workerState(reasons);
+    return { ready: state === 'ready', state, reasons };
+  }
+
+  runningTraders(): Trader[] {
+    return [...this.traders.values()];
+  }
+
+  serviceLevels(): TickServiceLevel[] {
+    return this.serviceLevel.snapshot();
+  }
+
+  backlog(): number {
+    return this.scheduler.backlog();
+  }
+
+  // ---- boot ----
+
+  private async boot(): Promise<void> {
+    this.statusWriter.startedAt = this.options.clock.now();
+    try {
+      await this.step('supabase', async () => {
+        await this.options.database?.start?.();
+        await this.options.status.writeWorkerStatus(this.statusWriter.startingStatus());
+      });
+      await this.step('traders', () => this.loadTraders());
+      await this.step('market', async () => {
+        await this.options.market.start(this.intervals());
+        return { ...this.options.market.status() };
+      });
+      if (this.stopping) throw new TransientError('boot interrupted by shutdown');
+      this.options.store.on('candleClosed', this.onCandleClosed);
+      this.scheduler.setSchedule(this.schedule());
+      this.scheduler.start();
+      // The candle that closed while the worker was down or booting is screened now, not skipped.
+      for (const interval of this.schedule().keys()) this.scheduler.catchUp(interval);
+      this.booted = true;
+      this.armHeartbeat();
+      this.armPoll();
+      const readiness = this.readiness();
+      this.reportedState = readiness.state;
+      await this.statusWriter.writeWorker(readiness.state);
+      this.log.info(
+        { event: 'ready', durationMs: this.options.clock.now() - this.statusWriter.startedAt, state: readiness.state, reasons: readiness.reasons },
+        'worker ready',
+      );
+    } catch (error) {
+      this.lastError = error instanceof Error ? error.message : String(error);
+      // A shutdown that interrupted the boot releases everything itself.
+      if (!this.stopping) await this.releaseAfterFailedBoot();
+      throw error;
+    }
+  }
+
+  private async step(step: string, run: () => Promise<object | void>): Promise<void> {
+    const started = this.options.clock.now();
+    try {
+      const details = await run();
+      this.log.info({ event: 'boot', step, durationMs: this.options.clock.now() - started, ...(details ?? {}) }, 'boot step done');
+    } catch (error) {
+      this.log.error({ event: 'boot', step, durationMs: this.options.clock.now() - started, err: error }, 'boot step failed');
+      // Boot is the recovery path: a failed step ends the process so the platform restarts it.
+      throw new TransientError(`boot step ${step} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+  }
+
+  private async loadTraders(): Promise<object> {
+    const { traders, rejected } = await this.options.traders.loadTraders();
+    const statuses = await this.options.status.readTraderStatuses();
+    await this.options.screener.start();
+    for (const trader of traders) {
+      this.traders.set(trader.id, trader);
+      this.health.track(trader);
+    }
+    for (const row of rejected) this.health.reject(row);
+    await this.options.screener.setTraders(traders);
+    let restored = 0;
+    for (const status of statuses) {
+      const trader = this.traders.get(status.traderId);
+      // A disable survives a restart only while the row it judged is unchanged.
+      if (status.state !== 'disabled' || trader === undefined || status.traderUpdatedAt !== trader.updatedAt) continue;
+      this.options.screener.disable(trader.id, status.lastError ?? 'disabled', trader.updatedAt);
+      this.health.restoreDisabled(trader.id, status.lastError);
+      restored += 1;
+    }
+    await this.statusWriter.flushTraders();
+    return { traders: traders.length, rejected: rejected.length, restoredDisabled: restored, intervals: this.intervals() };
+  }
+
+  private async releaseAfterFailedBoot(): Promise<void> {
+    this.options.store.off('candleClosed', this.onCandleClosed);
+    await this.scheduler.stop();
+    await Promise.allSettled([this.options.market.stop(), this.options.screener.stop()]);
+    await this.options.database?.stop?.().catch(() => {});
+  }
+
+  // ---- ticks ----
+
+  private intervals(): Interval[] {
+    const intervals = new Set<Interval>();
+    for (const trader of this.traders.values()) for (const timeframe of trader.timeframes) intervals.add(timeframe);
+    return INTERVALS.filter((interval) => intervals.has(interval));
+  }
+
+  /** Refresh interval → every timeframe its traders read. */
+  private schedule(): Map<Interval, Interval[]> {
+    const schedule = new Map<Interval, Set<Interval>>();
+    for (const trader of this.traders.values()) {
+      const timeframes = schedule.get(trader.filter.refreshInterval) ?? new Set<Interval>();
+      for (const timeframe of trader.timeframes) timeframes.add(timeframe);
+      schedule.set(trader.filter.refreshInterval, timeframes);
+    }
+    return new Map([...schedule].map(([interval, timeframes]) => [interval, [...timeframes]]));
+  }
+
+  private async runTick(request: TickRequest): Promise<string[]> {
+    if (this.stopping) return [];
+    const traders = [...this.traders.values()].filter(
+      (trader) => trader.filter.refreshInterval === request.interval && !this.health.isDisabled(trader.id),
+    );
+    const summary = await this.runner.run(request, traders);
+    const closeToCommitMaxMs = summary.closeToCommitMs.length > 0 ? Math.max(...summary.closeToCommitMs) : null;
+    let level: TickServiceLevel | null = null;
+    if (request.kind === 'tick') {
+      level = {
+        interval: request.interval,
+        openTime: request.openTime,
+        expected: request.expected,
+        evaluated: summary.symbols,
+        coverage: coverageOf(summary.symbols, request.expected),
+        arrivalLagP95Ms: percentile(summary.arrivalLagsMs, 0.95),
+        arrivalLagMaxMs: summary.arrivalLagsMs.length > 0 ? Math.max(...summary.arrivalLagsMs) : null,
+        closeToCommitMaxMs,
+      };
+      this.serviceLevel.recordTick(level);
+    } else if (request.kind === 'followup') {
+      level = this.serviceLevel.recordFollowUp(request.interval, request.openTime, summary.symbols, closeToCommitMaxMs);
+    }
+    this.log.info(
+      {
+        event: `tick${request.kind === 'tick' ? '' : `_${request.kind}`}`,
+        interval: request.interval,
+        candleOpenTime: new Date(request.openTime).toISOString(),
+        traders: summary.traders,
+        symbols: summary.symbols,
+        expected: summary.expected,
+        coverage: level?.coverage ?? null,
+        evaluations: summary.evaluations,
+        errors: summary.errors,
+        matches: summary.matches,
+        signals: summary.signals,
+        durationMs: summary.durationMs,
+        queuedMs: summary.queuedMs,
+        arrivalLagP95Ms: level?.arrivalLagP95Ms ?? null,
+        arrivalLagMaxMs: level?.arrivalLagMaxMs ?? null,
+        closeToCommitMaxMs,
+      },
+      'tick',
+    );
+    if (level !== null) this.emit('tick', summary, level);
+    this.statusWriter.requestTraders();
+    void this.refreshState();
+    return summary.incomplete;
+  }
+
+  // ---- hot reload ----
+
+  private armPoll(): void {
+    this.pollTimer = this.options.clock.setTimeout(() => {
+      this.polling = this.pollTraders().finally(() => {
+        this.polling = null;
+        if (!this.stopping) this.armPoll();
+      });
+    }, this.options.traderPollMs);
+  }
+
+  private async pollTraders(): Promise<void> {
+    let changes: TraderChanges;
+    try {
+      changes = await this.options.traders.changesSince();
+    } catch (error) {
+      this.log.warn({ event: 'trader_poll_failed', err: error }, 'trader poll failed');
+      return;
+    }
+    if (changes.upserted.length === 0 && changes.removed.length === 0 && changes.rejected.length === 0) return;
+    const before = this.intervals().join(',');
+    for (const trader of changes.upserted) {
+      this.traders.set(trader.id, trader);
+      this.health.track(trader);
+      this.edges.forgetTrader(trader.id);
+    }
+    for (const id of changes.removed) {
+      this.traders.delete(id);
+      this.health.forget(id);
+      this.edges.forgetTrader(id);
+    }
+    for (const row of changes.rejected) {
+      this.traders.delete(row.id);
+      this.edges.forgetTrader(row.id);
+      this.health.reject(row);
+    }
+    await this.options.screener.setTraders([...this.traders.values()]);
+    const intervals = this.intervals();
+    this.log.info(
+      {
+        event: 'traders_changed',
+        upserted: changes.upserted.map((trader) => trader.id),
+        removed: changes.removed,
+        rejected: changes.rejected.map((row) => row.id),
+        traders: this.traders.size,
+        intervals,
+      },
+      'traders changed',
+    );
+    if (intervals.join(',') !== before) {
+      try {
+        // New intervals are backfilled before their ticks are scheduled, so no tick sees a short series.
+        await this.options.market.setIntervals(intervals);
+      } catch (error) {
+        this.log.error({ event: 'intervals_change_failed', intervals, err: error }, 'changing intervals failed');
+      }
+    }
+    this.serviceLevel.retain([...this.schedule().keys()]);
+    this.scheduler.setSchedule(this.schedule());
+    // A new or changed trader is screened on the latest closed candle at once, as the browser would.
+    for (const interval of new Set(changes.upserted.map((trader) => trader.filter.refreshInterval))) this.scheduler.catchUp(interval);
+    this.statusWriter.requestTraders();
+  }
+
+  // ---- status ----
+
+  private problems(): string[] {
+    if (this.stopping) return ['stopping'];
+    if (!this.booted) return ['booting'];
+    const reasons: string[] = [];
+    const market = this.options.market.status();
+    if (!market.backfilled) reasons.push('backfill incomplete');
+    if (market.connectionsOpen < market.connectionsExpected) {
+      reasons.push(`streams down: ${market.connectionsOpen}/${market.connectionsExpected} connections open`);
+    }
+    if (this.options.database !== undefined && !this.options.database.stats().dbUp) reasons.push('database unreachable');
+    reasons.push(...this.serviceLevel.problems());
+    return reasons;
+  }
+
+  private workerState(reasons: string[]): WorkerState {
+    if (this.lifecycle.state === 'stopped') return 'stopped';
+    if (this.stopping) return 'stopping';
+    if (!this.booted) return 'starting';
+    return reasons.length > 0 ? 'degraded' : 'ready';
+  }
+
+  /** Re-judge the state; a change is logged and written at once rather than at the next heartbeat. */
+  private async refreshState(): Promise<void> {
+    if (!this.booted || this.stopping) return;
+    const { state, reasons } = this.readiness();
+    if (state === this.reportedState) return;
+    this.reportedState = state;
+    this.log.warn({ event: state === 'degraded' ? 'degraded' : 'recovered', state, reasons }, 'worker state changed');
+    this.emit('state', state, reasons);
+    await this.statusWriter.writeWorker(state);
+  }
+
+  private armHeartbeat(): void {
+    const interval = this.options.heartbeatMs ?? HEARTBEAT_MS;
+    this.heartbeatTimer = this.options.clock.setInterval(() => {
+      // A heartbeat still waiting on the database is not stacked with another.
+      if (this.statusWriter.busy) return;
+      const { state } = this.readiness();
+      if (state !== this.reportedState) void this.refreshState();
+      else void this.statusWriter.writeWorker(state);
+    }, interval);
+  }
+
+  // ---- shutdown ----
+
+  private async shutdown(flushDeadlineMs: number): Promise<void> {
+    const started = this.options.clock.now();
+    this.stopping = true;
+    this.log.info({ event: 'shutdown', step: 'ticks' }, 'stopping ticks');
+    this.options.clock.clearInterval(this.heartbeatTimer);
+    this.options.clock.clearTimeout(this.pollTimer);
+    this.options.store.off('candleClosed', this.onCandleClosed);
+    await this.statusWriter.writeWorker('stopping');
+    await this.scheduler.stop();
+    await this.polling;
+    this.log.info({ event: 'shutdown', step: 'flush', deadlineMs: flushDeadlineMs }, 'flushing writes');
+    try {
+      await this.options.signals.flush(flushDeadlineMs);
+    } catch (error) {
+      this.log.error({ event: 'shutdown', step: 'flush', err: error }, 'flush incomplete');
+    }
+    await this.statusWriter.flushTraders();
+    await this.statusWriter.writeWorker('stopped');
+    this.log.info({ event: 'shutdown', step: 'streams' }, 'closing streams');
+    await Promise.allSettled([this.options.market.stop(), this.options.screener.stop()]);
+    await this.options.database?.stop?.().catch(() => {});
+    this.log.info({ event: 'shutdown', step: 'done', durationMs: this.options.clock.now() - started }, 'worker stopped');
+  }
+}

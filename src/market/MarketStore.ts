@@ -1,0 +1,305 @@
+// The only owner of market data: bounded numeric ring buffers of closed candles per (symbol, interval), the forming candle, tickers.
+import type { Clock } from '../clock.ts';
+import type { Candle, CandleOrigin, Interval, Ticker } from '../domain.ts';
+import type { CandleClosedEvent, CandleSeriesView, MarketView } from '../ports.ts';
+
+export type ApplyResult = 'closed' | 'updated' | 'duplicate' | 'stale';
+
+const FIELDS = 11;
+const ORIGINS: readonly CandleOrigin[] = ['stream', 'backfill', 'gapfill'];
+const ORIGIN_CODE: Record<CandleOrigin, number> = { stream: 0, backfill: 1, gapfill: 2 };
+
+/**
+ * Closed candles of one (symbol, interval), oldest first, in one Float64Array of rows (11 numbers
+ * each) used as a ring. Rows beat per-candle objects by about 5× in memory (200 × 4 × 500 candles:
+ * ~35 MB versus ~180 MB) and keep the GC out of the ingest path.
+ */
+export class CandleSeries implements CandleSeriesView {
+  readonly symbol: string;
+  readonly interval: Interval;
+  private readonly capacity: number;
+  private readonly rows: Float64Array;
+  private readonly origins: Uint8Array;
+  private head = 0;
+  private count = 0;
+  private changes = 0;
+
+  constructor(symbol: string, interval: Interval, capacity: number) {
+    this.symbol = symbol;
+    this.interval = interval;
+    this.capacity = capacity;
+    this.rows = new Float64Array(capacity * FIELDS);
+    this.origins = new Uint8Array(capacity);
+  }
+
+  get length(): number {
+    return this.count;
+  }
+
+  get version(): number {
+    return this.changes;
+  }
+
+  get(i: number): Candle {
+    if (!Number.isInteger(i) || i < 0 || i >= this.count) throw new RangeError(`index ${i} outside 0..${this.count - 1}`);
+    return this.read(this.slot(i));
+  }
+
+  since(openTime: number): Candle[] {
+    const candles: Candle[] = [];
+    for (let i = this.indexAfter(openTime); i < this.count; i++) candles.push(this.read(this.slot(i)));
+    return candles;
+  }
+
+  lastClosed(): Candle | undefined {
+    return this.count === 0 ? undefined : this.read(this.slot(this.count - 1));
+  }
+
+  /** Open time of the newest closed candle, without building a Candle. */
+  lastOpenTime(): number | undefined {
+    return this.count === 0 ? undefined : this.rows[this.slot(this.count - 1) * FIELDS]!;
+  }
+
+  firstOpenTime(): number | undefined {
+    return this.count === 0 ? undefined : this.rows[this.slot(0) * FIELDS]!;
+  }
+
+  originOf(openTime: number): CandleOrigin | undefined {
+    const index = this.indexOf(openTime);
+    return index < 0 ? undefined : ORIGINS[this.origins[this.slot(index)]!];
+  }
+
+  has(openTime: number): boolean {
+    return this.indexOf(openTime) >= 0;
+  }
+
+  get bytes(): number {
+    return this.rows.byteLength + this.origins.byteLength;
+  }
+
+  /** Insert or overwrite a closed candle, keeping open-time order. */
+  put(candle: Candle, origin: CandleOrigin): 'inserted' | 'same' | 'changed' | 'stale' {
+    const existing = this.indexOf(candle.openTime);
+    if (existing >= 0) {
+      const slot = this.slot(existing);
+      if (this.equals(slot, candle)) return 'same';
+      this.write(slot, candle);
+      this.changes++;
+      return 'changed';
+    }
+    const position = this.indexAfter(candle.openTime);
+    if (this.count === this.capacity) {
+      // Full: a candle older than everything held has no place in the window.
+      if (position === 0) return 'stale';
+      this.head = (this.head + 1) % this.capacity;
+      this.count--;
+      this.insertAt(position - 1, candle, origin);
+    } else {
+      this.insertAt(position, candle, origin);
+    }
+    this.changes++;
+    return 'inserted';
+  }
+
+  private insertAt(position: number, candle: Candle, origin: CandleOrigin): void {
+    // Appending is the common case; an older candle arriving late shifts the newer ones by one.
+    for (let i = this.count; i > position; i--) {
+      const to = this.slot(i);
+      const from = this.slot(i - 1);
+      this.rows.copyWithin(to * FIELDS, from * FIELDS, from * FIELDS + FIELDS);
+      this.origins[to] = this.origins[from]!;
+    }
+    const slot = this.slot(position);
+    this.write(slot, candle);
+    this.origins[slot] = ORIGIN_CODE[origin];
+    this.count++;
+  }
+
+  private slot(i: number): number {
+    return (this.head + i) % this.capacity;
+  }
+
+  private openTimeAt(i: number): number {
+    return this.rows[this.slot(i) * FIELDS]!;
+  }
+
+  /** Index of the first candle with openTime > `openTime`. */
+  private indexAfter(openTime: number): number {
+    let low = 0;
+    let high = this.count;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (this.openTimeAt(mid) <= openTime) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  private indexOf(openTime: number): number {
+    const after = this.indexAfter(openTime);
+    return after > 0 && this.openTimeAt(after - 1) === openTime ? after - 1 : -1;
+  }
+
+  private read(slot: number): Candle {
+    const r = this.rows;
+    const o = slot * FIELDS;
+    return {
+      openTime: r[o]!,
+      open: r[o + 1]!,
+      high: r[o + 2]!,
+      low: r[o + 3]!,
+      close: r[o + 4]!,
+      volume: r[o + 5]!,
+      closeTime: r[o + 6]!,
+      quoteVolume: r[o + 7]!,
+      trades: r[o + 8]!,
+      takerBuyBaseVolume: r[o + 9]!,
+      takerBuyQuoteVolume: r[o + 10]!,
+    };
+  }
+
+  private write(slot: number, c: Candle): void {
+    const r = this.rows;
+    const o = slot * FIELDS;
+    r[o] = c.openTime;
+    r[o + 1] = c.open;
+    r[o + 2] = c.high;
+    r[o + 3] = c.low;
+    r[o + 4] = c.close;
+    r[o + 5] = c.volume;
+    r[o + 6] = c.closeTime;
+    r[o + 7] = c.quoteVolume;
+    r[o + 8] = c.trades;
+    r[o + 9] = c.takerBuyBaseVolume;
+    r[o + 10] = c.takerBuyQuoteVolume;
+  }
+
+  private equals(slot: number, c: Candle): boolean {
+    const r = this.rows;
+    const o = slot * FIELDS;
+    return (
+      r[o + 1] === c.open &&
+      r[o + 2] === c.high &&
+      r[o + 3] === c.low &&
+      r[o + 4] === c.close &&
+      r[o + 5] === c.volume &&
+      r[o + 6] === c.closeTime &&
+      r[o + 7] === c.quoteVolume &&
+      r[o + 8] === c.trades &&
+      r[o + 9] === c.takerBuyBaseVolume &&
+      r[o + 10] === c.takerBuyQuoteVolume
+    );
+  }
+}
+
+interface SymbolData {
+  series: Map<Interval, CandleSeries>;
+  forming: Map<Interval, Candle>;
+}
+
+type CandleClosedListener = (event: CandleClosedEvent) => void;
+
+export class MarketStore implements MarketView {
+  private readonly history: number;
+  private readonly clock: Clock;
+  private readonly data = new Map<string, SymbolData>();
+  private readonly tickers = new Map<string, Ticker>();
+  private readonly closedListeners = new Set<CandleClosedListener>();
+
+  constructor(options: { history: number; clock: Clock }) {
+    if (!Number.isInteger(options.history) || options.history < 1) throw new RangeError(`history must be a positive integer, got ${options.history}`);
+    this.history = options.history;
+    this.clock = options.clock;
+  }
+
+  /**
+   * Idempotent: the same candle twice, out of order, or from both REST and the stream ends as one
+   * correct candle. A new closed candle is stored first, then announced once via 'candleClosed'.
+   */
+  applyCandle(symbol: string, interval: Interval, candle: Candle, closed: boolean, origin: CandleOrigin, receivedAt: number = this.clock.now()): ApplyResult {
+    const entry = this.entry(symbol);
+    let series = entry.series.get(interval);
+    if (!series) {
+      series = new CandleSeries(symbol, interval, this.history);
+      entry.series.set(interval, series);
+    }
+    const lastClosed = series.lastOpenTime();
+    const forming = entry.forming.get(interval);
+    if (!closed) {
+      if (lastClosed !== undefined && candle.openTime <= lastClosed) return series.has(candle.openTime) ? 'duplicate' : 'stale';
+      if (forming && candle.openTime < forming.openTime) return 'stale';
+      entry.forming.set(interval, { ...candle });
+      return 'updated';
+    }
+    const outcome = series.put(candle, origin);
+    if (outcome === 'stale') return 'stale';
+    if (outcome === 'same') return 'duplicate';
+    if (outcome === 'changed') return 'updated';
+    if (forming && forming.openTime <= candle.openTime) entry.forming.delete(interval);
+    const event: CandleClosedEvent = { symbol, interval, candle: { ...candle }, origin, receivedAt };
+    for (const listener of this.closedListeners) listener(event);
+    return 'closed';
+  }
+
+  applyTicker(ticker: Ticker): void {
+    const previous = this.tickers.get(ticker.symbol);
+    if (previous && previous.eventTime > ticker.eventTime) return;
+    this.tickers.set(ticker.symbol, ticker);
+    this.entry(ticker.symbol);
+  }
+
+  series(symbol: string, interval: Interval): CandleSeries | undefined {
+    return this.data.get(symbol)?.series.get(interval);
+  }
+
+  forming(symbol: string, interval: Interval): Candle | undefined {
+    const candle = this.data.get(symbol)?.forming.get(interval);
+    return candle ? { ...candle } : undefined;
+  }
+
+  ticker(symbol: string): Ticker | undefined {
+    return this.tickers.get(symbol);
+  }
+
+  symbols(): string[] {
+    return [...this.data.keys()];
+  }
+
+  removeSymbol(symbol: string): void {
+    this.data.delete(symbol);
+    this.tickers.delete(symbol);
+  }
+
+  removeInterval(interval: Interval): void {
+    for (const entry of this.data.values()) {
+      entry.series.delete(interval);
+      entry.forming.delete(interval);
+    }
+  }
+
+  /** Bytes held by the candle buffers (the dominant cost; tickers and maps are small change). */
+  memoryBytes(): number {
+    let bytes = 0;
+    for (const entry of this.data.values()) for (const series of entry.series.values()) bytes += series.bytes;
+    return bytes;
+  }
+
+  on(event: 'candleClosed', listener: CandleClosedListener): this {
+    if (event === 'candleClosed') this.closedListeners.add(listener);
+    return this;
+  }
+
+  off(event: 'candleClosed', listener: CandleClosedListener): this {
+    if (event === 'candleClosed') this.closedListeners.delete(listener);
+    return this;
+  }
+
+  private entry(symbol: string): SymbolData {
+    let entry = this.data.get(symbol);
+    if (!entry) {
+      entry = { series: new Map(), forming: new Map() };
+      this.data.set(symbol, entry);
+    }
+    return entry;
+  }
+}

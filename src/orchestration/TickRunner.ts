@@ -1,0 +1,220 @@
+// Runs one screening tick: screener over the complete symbols, rising edges, signals with provenance, trader totals.
+import type { Clock } from '../clock.ts';
+import { type Interval, type Signal, type SignalProvenance, type Trader, intervalMs } from '../domain.ts';
+import type { Logger } from '../logger.ts';
+import type { MarketView, SignalSink } from '../ports.ts';
+import type { ScreenerPort, TraderTickOutcome } from './ports.ts';
+import type { RisingEdges } from './RisingEdges.ts';
+import type { TickRequest } from './TickScheduler.ts';
+import type { TraderHealth } from './TraderHealth.ts';
+import { TruncatedMarketView } from './TruncatedMarketView.ts';
+
+/** What one tick did, for logs, metrics and the service level. */
+export interface TickSummary {
+  kind: TickRequest['kind'];
+  interval: Interval;
+  openTime: number;
+  traders: number;
+  expected: number;
+  /** Symbols screened in this run (follow-ups screen only the late ones). */
+  symbols: number;
+  evaluations: number;
+  errors: number;
+  matches: number;
+  signals: number;
+  signalsBuffered: number;
+  durationMs: number;
+  /** Time the request waited behind a running tick of the same interval. */
+  queuedMs: number;
+  arrivalLagsMs: number[];
+  closeToCommitMs: number[];
+  outcomes: TraderTickOutcome[];
+  /** Symbols left out because their series was not complete after all (not because it moved past the candle). */
+  incomplete: string[];
+}
+
+export interface TickRunnerOptions {
+  userId: string;
+  machineId: string;
+  workerVersion: string;
+  helpersVersion: string;
+  clock: Clock;
+  logger: Logger;
+  screener: ScreenerPort;
+  store: MarketView;
+  isComplete: (symbol: string, interval: Interval, closedOpenTime: number) => boolean;
+  signals: SignalSink;
+  edges: RisingEdges;
+  health: TraderHealth;
+}
+
+export class TickRunner {
+  private readonly options: TickRunnerOptions;
+
+  constructor(options: TickRunnerOptions) {
+    this.options = options;
+  }
+
+  async run(request: TickRequest, traders: readonly Trader[]): Promise<TickSummary> {
+    const { clock, screener, store } = this.options;
+    const startedAt = clock.now();
+    // Never screen a stale or incomplete series. A symbol already past this candle (the request waited)
+    // is simply covered by the next tick; one still behind it (a gap opened) is handed back to be filled.
+    const symbols: string[] = [];
+    const incomplete: string[] = [];
+    for (const symbol of request.symbols) {
+      if (this.options.isComplete(symbol, request.interval, request.openTime)) symbols.push(symbol);
+      else if ((store.series(symbol, request.interval)?.lastClosed()?.openTime ?? 0) <= request.openTime) incomplete.push(symbol);
+    }
+    const summary: TickSummary = {
+      kind: request.kind,
+      interval: request.interval,
+      openTime: request.openTime,
+      traders: traders.length,
+      expected: request.expected,
+      symbols: symbols.length,
+      evaluations: 0,
+      errors: 0,
+      matches: 0,
+      signals: 0,
+      signalsBuffered: 0,
+      durationMs: 0,
+      queuedMs: Math.max(0, startedAt - request.queuedAt),
+      arrivalLagsMs: request.arrivalLagsMs,
+      closeToCommitMs: [],
+      outcomes: [],
+      incomplete,
+    };
+    if (traders.length === 0 || symbols.length === 0) {
+      summary.durationMs = clock.now() - startedAt;
+      return summary;
+    }
+    const result = await screener.run({
+      interval: request.interval,
+      candleOpenTime: request.openTime,
+      traderIds: traders.map((trader) => trader.id),
+      symbols,
+      market: store,
+    });
+    const byId = new Map(traders.map((trader) => [trader.id, trader]));
+    const batch: Signal[] = [];
+    for (const outcome of result.traders) {
+      const trader = byId.get(outcome.traderId);
+      if (trader === undefined) continue;
+      summary.outcomes.push(outcome);
+      summary.evaluations += outcome.evaluatedSymbols.length;
+      summary.errors += outcome.errors.length;
+      summary.matches += outcome.matches.length;
+      const edges = await this.risingEdges(trader, request, symbols, outcome);
+      for (const match of edges) batch.push(this.signal(trader, request, match.symbol, match.price, match.conditions));
+      this.options.health.recordOutcome(outcome);
+    }
+    if (batch.length > 0) await this.write(batch, summary);
+    summary.durationMs = clock.now() - startedAt;
+    return summary;
+  }
+
+  /** The matches that start an episode; records every verdict at this candle. */
+  private async risingEdges(trader: Trader, request: TickRequest, symbols: string[], outcome: TraderTickOutcome) {
+    const { edges } = this.options;
+    const evaluated = new Set(outcome.evaluatedSymbols);
+    const matched = new Map(outcome.matches.map((match) => [match.symbol, match]));
+    const unknown = [...matched.keys()].filter(
+      (symbol) => edges.verdict(trader.id, symbol, request.interval, request.openTime) === 'unknown',
+    );
+    const matchedBefore = unknown.length > 0 ? await this.evaluatePrevious(trader, request, unknown) : new Set<string>();
+    const rising = [...matched.values()].filter((match) => {
+      const verdict = edges.verdict(trader.id, match.symbol, request.interval, request.openTime);
+      if (verdict === 'unknown') return !matchedBefore.has(match.symbol);
+      return verdict === 'rising';
+    });
+    // Only a symbol evaluated without error has a verdict; for the others (an error, a crashed thread) nothing is known.
+    for (const symbol of symbols) {
+      if (evaluated.has(symbol) || matched.has(symbol)) edges.record(trader.id, symbol, request.openTime, matched.has(symbol));
+      else edges.forget(trader.id, symbol);
+    }
+    return rising;
+  }
+
+  /**
+   * Prime the edge state: evaluate the trader on the series as they were at the previous candle.
+   * Needed after a restart, a trader change, a gap or a skipped tick; only for symbols that match now.
+   */
+  private async evaluatePrevious(trader: Trader, request: TickRequest, symbols: string[]): Promise<Set<string>> {
+    const previousOpenTime = request.openTime - intervalMs(request.interval);
+    const matchedBefore = new Set<string>();
+    try {
+      const result = await this.options.screener.run({
+        interval: request.interval,
+        candleOpenTime: previousOpenTime,
+        traderIds: [trader.id],
+        symbols,
+        market: new TruncatedMarketView(this.options.store, request.openTime),
+      });
+      for (const outcome of result.traders) {
+        for (const match of outcome.matches) matchedBefore.add(match.symbol);
+        for (const symbol of outcome.evaluatedSymbols) this.options.edges.record(trader.id, symbol, previousOpenTime, matchedBefore.has(symbol));
+      }
+    } catch (error) {
+      // Without a verdict for the previous candle a match counts as new: a missed signal is worse than a repeat.
+      this.options.logger.warn({ event: 'edge_prime_failed', traderId: trader.id, err: error }, 'previous candle evaluation failed');
+    }
+    return matchedBefore;
+  }
+
+  private signal(trader: Trader, request: TickRequest, symbol: string, price: number, conditions: string[]): Signal {
+    const timeframes: SignalProvenance['timeframes'] = {};
+    for (const timeframe of trader.timeframes) {
+      const series = this.options.store.series(symbol, timeframe);
+      const last = series?.lastClosed();
+      if (series === undefined || last === undefined) continue;
+      timeframes[timeframe] = {
+        lastOpenTime: last.openTime,
+        lastCloseTime: last.closeTime,
+        origin: series.originOf(last.openTime) ?? 'stream',
+        length: series.length,
+      };
+    }
+    return {
+      userId: this.options.userId,
+      traderId: trader.id,
+      symbol,
+      interval: request.interval,
+      candleOpenTime: request.openTime,
+      price,
+      matchedConditions: conditions,
+      machineId: this.options.machineId,
+      provenance: {
+        filterCodeHash: trader.codeHash,
+        helpersVersion: this.options.helpersVersion,
+        timeframes,
+        workerVersion: this.options.workerVersion,
+      },
+      closeReceivedAt: request.closeReceivedAt.get(symbol) ?? this.options.clock.now(),
+    };
+  }
+
+  private async write(batch: Signal[], summary: TickSummary): Promise<void> {
+    const result = await this.options.signals.writeSignals(batch);
+    summary.signals = batch.length;
+    summary.signalsBuffered = result.buffered;
+    for (const signal of batch) {
+      const latency = result.committedAt === null ? null : result.committedAt - signal.closeReceivedAt;
+      if (latency !== null) summary.closeToCommitMs.push(latency);
+      this.options.logger.info(
+        {
+          event: 'signal',
+          traderId: signal.traderId,
+          symbol: signal.symbol,
+          interval: signal.interval,
+          candleOpenTime: new Date(signal.candleOpenTime).toISOString(),
+          price: signal.price,
+          conditions: signal.matchedConditions,
+          closeToCommitMs: latency,
+          buffered: result.committedAt === null,
+        },
+        'signal',
+      );
+    }
+  }
+}

@@ -1,0 +1,396 @@
+// Turns candle-close events into screening ticks: waits for every symbol's close up to a grace period, follows up late ones, never piles up.
+import type { Clock, TimerHandle } from '../clock.ts';
+import { type Interval, candleOpenTimeAt, intervalMs } from '../domain.ts';
+import type { Logger } from '../logger.ts';
+import type { CandleClosedEvent } from '../ports.ts';
+
+/** One unit of screening work for one refresh interval and candle. */
+export interface TickRequest {
+  /** tick: the candle just closed; followup: late symbols of it; catchup: the latest closed candle, screened on demand. */
+  kind: 'tick' | 'followup' | 'catchup';
+  interval: Interval;
+  openTime: number;
+  /** Symbols whose series are complete for this candle (and for every aligned timeframe). */
+  symbols: string[];
+  /** Universe size when the tick fired: the coverage denominator. */
+  expected: number;
+  /** Worker-clock time each symbol's closing kline of `interval` arrived. */
+  closeReceivedAt: Map<string, number>;
+  /** Closing-kline arrival lags (receivedAt − close), stream closes only, in clock ms. */
+  arrivalLagsMs: number[];
+  /** Worker-clock time the request was queued. */
+  queuedAt: number;
+}
+
+/** What the scheduler needs from market data. */
+export interface TickMarket {
+  symbols(): string[];
+  isComplete(symbol: string, interval: Interval, closedOpenTime: number): boolean;
+  fillSeries(symbol: string, interval: Interval): Promise<void>;
+}
+
+export interface TickSchedulerOptions {
+  clock: Clock;
+  logger: Logger;
+  market: TickMarket;
+  graceMs: number;
+  /**
+   * Runs one request; the scheduler never runs two for the same interval at once. Returns the
+   * symbols it found incomplete after all (a gap opened meanwhile): they are filled and followed up.
+   */
+  run: (request: TickRequest) => Promise<string[] | void>;
+  /** A queued request was dropped (superseded by a newer candle) or merged into a queued one. */
+  onBacklog?: (request: TickRequest, outcome: 'skipped' | 'coalesced') => void;
+}
+
+interface Collector {
+  interval: Interval;
+  openTime: number;
+  boundary: number;
+  /** Per symbol, the timeframes whose closing candle at `boundary` has not been seen yet. */
+  waiting: Map<string, Set<Interval>>;
+  pendingSymbols: number;
+  closeReceivedAt: Map<string, number>;
+  arrivalLagsMs: number[];
+  graceTimer: TimerHandle | undefined;
+  /** After firing: symbols still incomplete, evaluated in a follow-up once filled. */
+  late: Set<string>;
+  /** Follow-up rounds per symbol, bounded so a series that never settles cannot loop. */
+  rounds: Map<string, number>;
+  expected: number;
+}
+
+const MAX_FOLLOW_UP_ROUNDS = 3;
+
+interface IntervalSlot {
+  timeframes: Interval[];
+  collecting: Collector | null;
+  fired: Collector | null;
+  boundaryTimer: TimerHandle | undefined;
+  running: boolean;
+  queued: TickRequest | null;
+  idle: Promise<void>;
+  markIdle: () => void;
+}
+
+/**
+ * Per refresh interval I: the first close of candle T opens a collector that waits until every
+ * universe symbol has closed T (and every other timeframe the interval's traders read and that closes
+ * at the same instant), or until the grace period ends. Symbols still missing then are filled by
+ * REST and screened in a follow-up when complete. A watchdog fires the tick at boundary + grace even
+ * when no close arrived at all, so a silent feed shows up as lost coverage instead of nothing.
+ */
+export class TickScheduler {
+  private readonly options: TickSchedulerOptions;
+  private readonly slots = new Map<Interval, IntervalSlot>();
+  private readonly fillsInFlight = new Set<string>();
+  private accepting = false;
+
+  constructor(options: TickSchedulerOptions) {
+    this.options = options;
+  }
+
+  /** Schedule ticks for these refresh intervals; each lists every timeframe its traders read. */
+  setSchedule(schedule: ReadonlyMap<Interval, readonly Interval[]>): void {
+    for (const [interval, slot] of this.slots) {
+      if (schedule.has(interval)) continue;
+      this.clearSlotTimers(slot);
+      slot.collecting = null;
+      slot.fired = null;
+      this.slots.delete(interval);
+    }
+    for (const [interval, timeframes] of schedule) {
+      const existing = this.slots.get(interval);
+      const merged = [...new Set<Interval>([interval, ...timeframes])];
+      if (existing) {
+        existing.timeframes = merged;
+        continue;
+      }
+      let markIdle = () => {};
+      const idle = new Promise<void>((resolve) => (markIdle = resolve));
+      markIdle();
+      const slot: IntervalSlot = {
+        timeframes: merged,
+        collecting: null,
+        fired: null,
+        boundaryTimer: undefined,
+        running: false,
+        queued: null,
+        idle,
+        markIdle,
+      };
+      this.slots.set(interval, slot);
+      if (this.accepting) this.armWatchdog(interval, slot);
+    }
+  }
+
+  start(): void {
+    this.accepting = true;
+    for (const [interval, slot] of this.slots) this.armWatchdog(interval, slot);
+  }
+
+  /** Stop scheduling and wait for running ticks to finish. */
+  async stop(): Promise<void> {
+    this.accepting = false;
+    for (const slot of this.slots.values()) {
+      this.clearSlotTimers(slot);
+      slot.queued = null;
+      slot.collecting = null;
+    }
+    await Promise.all([...this.slots.values()].map((slot) => slot.idle));
+  }
+
+  /** Feed every candle close from the store here. */
+  candleClosed(event: CandleClosedEvent): void {
+    if (!this.accepting) return;
+    const boundary = event.candle.openTime + intervalMs(event.interval);
+    const now = this.options.clock.now();
+    for (const [interval, slot] of this.slots) {
+      if (!slot.timeframes.includes(event.interval)) continue;
+      if (candleOpenTimeAt(interval, boundary) !== boundary) continue;
+      // History replayed by a backfill or a long gap fill is not a tick: only the latest boundary (or the one before, late) is.
+      if (boundary + intervalMs(interval) <= candleOpenTimeAt(interval, now)) continue;
+      const openTime = boundary - intervalMs(interval);
+      const collector = this.collectorFor(interval, slot, openTime);
+      if (collector === null) continue;
+      this.arrive(slot, collector, event);
+    }
+  }
+
+  /**
+   * Screen the latest closed candle of `interval` now, outside the close events: at boot and when
+   * traders change, so an edge that closed while the worker was away (or before the trader existed)
+   * is not lost. Repeats are harmless: the edge tracker calls a candle already judged matched continuing.
+   */
+  catchUp(interval: Interval): void {
+    const slot = this.slots.get(interval);
+    if (slot === undefined || !this.accepting) return;
+    const openTime = candleOpenTimeAt(interval, this.options.clock.now()) - intervalMs(interval);
+    // A tick for this candle or a newer one is already on its way.
+    if (slot.collecting !== null && slot.collecting.openTime >= openTime) return;
+    if (slot.fired !== null && slot.fired.openTime > openTime) return;
+    if (slot.fired !== null && slot.fired.openTime === openTime) {
+      const ready = [...slot.fired.waiting].filter(([symbol, missing]) => missing.size === 0 && !slot.fired!.late.has(symbol));
+      this.enqueue(slot, this.request('catchup', slot.fired, ready.map(([symbol]) => symbol)));
+      return;
+    }
+    this.fire(interval, slot, this.openCollector(interval, slot, openTime), 'catchup');
+  }
+
+  /** Number of ticks running or queued, for stats. */
+  backlog(): number {
+    let count = 0;
+    for (const slot of this.slots.values()) count += (slot.running ? 1 : 0) + (slot.queued ? 1 : 0);
+    return count;
+  }
+
+  private collectorFor(interval: Interval, slot: IntervalSlot, openTime: number): Collector | null {
+    if (slot.fired !== null && openTime <= slot.fired.openTime) return openTime === slot.fired.openTime ? slot.fired : null;
+    if (slot.collecting !== null) {
+      if (slot.collecting.openTime === openTime) return slot.collecting;
+      if (slot.collecting.openTime > openTime) return null;
+      // A newer candle started closing before the older one's grace ended: the older one goes now.
+      this.fire(interval, slot, slot.collecting);
+    }
+    slot.collecting = this.openCollector(interval, slot, openTime);
+    return slot.collecting;
+  }
+
+  private openCollector(interval: Interval, slot: IntervalSlot, openTime: number): Collector {
+    const boundary = openTime + intervalMs(interval);
+    // Only timeframes whose candle also closes at this boundary are waited for (5m closes with every fifth 1m).
+    const aligned = slot.timeframes.filter((timeframe) => candleOpenTimeAt(timeframe, boundary) === boundary);
+    const waiting = new Map<string, Set<Interval>>();
+    for (const symbol of this.options.market.symbols()) waiting.set(symbol, new Set(aligned));
+    const collector: Collector = {
+      interval,
+      openTime,
+      boundary,
+      waiting,
+      pendingSymbols: waiting.size,
+      closeReceivedAt: new Map(),
+      arrivalLagsMs: [],
+      graceTimer: undefined,
+      late: new Set(),
+      rounds: new Map(),
+      expected: waiting.size,
+    };
+    collector.graceTimer = this.options.clock.setTimeout(() => {
+      if (slot.collecting === collector) this.fire(interval, slot, collector);
+    }, this.options.graceMs);
+    return collector;
+  }
+
+  private arrive(slot: IntervalSlot, collector: Collector, event: CandleClosedEvent): void {
+    const missing = collector.waiting.get(event.symbol);
+    if (missing === undefined) return;
+    if (event.interval === collector.interval && !collector.closeReceivedAt.has(event.symbol)) {
+      collector.closeReceivedAt.set(event.symbol, event.receivedAt);
+      if (event.origin === 'stream') collector.arrivalLagsMs.push(Math.max(0, event.receivedAt - collector.boundary));
+    }
+    if (!missing.delete(event.interval) || missing.size > 0) return;
+    collector.pendingSymbols -= 1;
+    if (slot.collecting === collector) {
+      if (collector.pendingSymbols === 0) this.fire(collector.interval, slot, collector);
+    } else if (slot.fired === collector && collector.late.delete(event.symbol)) {
+      this.enqueueFollowUp(collector, [event.symbol]);
+    }
+  }
+
+  private fire(interval: Interval, slot: IntervalSlot, collector: Collector, kind: TickRequest['kind'] = 'tick'): void {
+    this.options.clock.clearTimeout(collector.graceTimer);
+    if (slot.collecting === collector) slot.collecting = null;
+    slot.fired = collector;
+    const ready: string[] = [];
+    for (const [symbol, missing] of collector.waiting) {
+      if (missing.size === 0 || this.completeNow(collector, symbol, missing)) ready.push(symbol);
+      else collector.late.add(symbol);
+    }
+    this.enqueue(slot, this.request(kind, collector, ready));
+    for (const symbol of collector.late) this.fillLate(slot, collector, symbol);
+  }
+
+  /** A close can be stored without an event reaching us (an earlier fill); trust the store's view. */
+  private completeNow(collector: Collector, symbol: string, missing: Set<Interval>): boolean {
+    for (const timeframe of missing) {
+      const openTime = collector.boundary - intervalMs(timeframe);
+      if (!this.options.market.isComplete(symbol, timeframe, openTime)) return false;
+      missing.delete(timeframe);
+    }
+    return true;
+  }
+
+  private fillLate(slot: IntervalSlot, collector: Collector, symbol: string): void {
+    const missing = collector.waiting.get(symbol);
+    if (missing === undefined) return;
+    for (const timeframe of missing) {
+      const key = `${symbol}\u0000${timeframe}`;
+      if (this.fillsInFlight.has(key)) continue;
+      this.fillsInFlight.add(key);
+      this.options.market
+        .fillSeries(symbol, timeframe)
+        .catch((error: unknown) => {
+          this.options.logger.warn({ event: 'tick_fill_failed', symbol, interval: timeframe, err: error }, 'late series fill failed');
+        })
+        .finally(() => {
+          this.fillsInFlight.delete(key);
+          if (!this.accepting || slot.fired !== collector || !collector.late.has(symbol)) return;
+          const stillMissing = collector.waiting.get(symbol);
+          if (stillMissing === undefined || !this.completeNow(collector, symbol, stillMissing)) return;
+          if (!this.options.market.isComplete(symbol, collector.interval, collector.openTime)) return;
+          collector.late.delete(symbol);
+          this.enqueueFollowUp(collector, [symbol]);
+        });
+    }
+  }
+
+  /** Symbols a run found incomplete although their close had arrived: fill them and follow up. */
+  private requeueIncomplete(request: TickRequest, symbols: readonly string[]): void {
+    const slot = this.slots.get(request.interval);
+    const collector = slot?.fired;
+    if (slot === undefined || collector == null || collector.openTime !== request.openTime || !this.accepting) return;
+    for (const symbol of symbols) {
+      const rounds = collector.rounds.get(symbol) ?? 0;
+      if (rounds >= MAX_FOLLOW_UP_ROUNDS) continue;
+      collector.rounds.set(symbol, rounds + 1);
+      collector.late.add(symbol);
+      // The close itself arrived; what is missing is the series behind it (a gap being filled).
+      collector.waiting.get(symbol)?.add(collector.interval);
+      this.fillLate(slot, collector, symbol);
+    }
+  }
+
+  private enqueueFollowUp(collector: Collector, symbols: string[]): void {
+    const slot = this.slots.get(collector.interval);
+    if (slot === undefined || !this.accepting) return;
+    this.enqueue(slot, this.request('followup', collector, symbols));
+  }
+
+  private request(kind: TickRequest['kind'], collector: Collector, symbols: string[]): TickRequest {
+    return {
+      kind,
+      interval: collector.interval,
+      openTime: collector.openTime,
+      symbols,
+      expected: collector.expected,
+      closeReceivedAt: collector.closeReceivedAt,
+      arrivalLagsMs: kind === 'tick' ? [...collector.arrivalLagsMs] : [],
+      queuedAt: this.options.clock.now(),
+    };
+  }
+
+  private enqueue(slot: IntervalSlot, request: TickRequest): void {
+    if (!slot.running) {
+      this.runLoop(slot, request);
+      return;
+    }
+    const queued = slot.queued;
+    if (queued === null) {
+      slot.queued = request;
+    } else if (queued.openTime === request.openTime) {
+      // Same candle: one run covers both (a tick still waiting absorbs its own follow-ups).
+      queued.symbols = [...new Set([...queued.symbols, ...request.symbols])];
+      if (request.kind === 'tick' || queued.kind === 'followup') {
+        queued.kind = request.kind;
+        queued.arrivalLagsMs = request.arrivalLagsMs;
+      }
+      this.options.onBacklog?.(request, 'coalesced');
+    } else if (queued.openTime < request.openTime) {
+      // The older candle would be screened too late to matter: the newer one replaces it.
+      slot.queued = request;
+      this.options.onBacklog?.(queued, 'skipped');
+    } else {
+      this.options.onBacklog?.(request, 'skipped');
+    }
+  }
+
+  private runLoop(slot: IntervalSlot, first: TickRequest): void {
+    slot.running = true;
+    slot.idle = new Promise<void>((resolve) => (slot.markIdle = resolve));
+    const loop = async () => {
+      let next: TickRequest | null = first;
+      while (next !== null) {
+        // Let the code that announced the close finish first (a gap fill clears its gap after its last close).
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        try {
+          const incomplete = await this.options.run(next);
+          if (incomplete && incomplete.length > 0) this.requeueIncomplete(next, incomplete);
+        } catch (error) {
+          this.options.logger.error({ event: 'tick_failed', interval: next.interval, openTime: next.openTime, err: error }, 'tick failed');
+        }
+        next = slot.queued;
+        slot.queued = null;
+      }
+      slot.running = false;
+      slot.markIdle();
+    };
+    void loop();
+  }
+
+  private armWatchdog(interval: Interval, slot: IntervalSlot): void {
+    this.options.clock.clearTimeout(slot.boundaryTimer);
+    const now = this.options.clock.now();
+    const nextBoundary = candleOpenTimeAt(interval, now) + intervalMs(interval);
+    const openTime = nextBoundary - intervalMs(interval);
+    slot.boundaryTimer = this.options.clock.setTimeout(
+      () => {
+        if (!this.accepting || this.slots.get(interval) !== slot) return;
+        const seen = (slot.fired !== null && slot.fired.openTime >= openTime) || slot.collecting?.openTime === openTime;
+        if (!seen) {
+          this.options.logger.warn({ event: 'tick_silent', interval, openTime }, 'no candle close arrived for this tick');
+          if (slot.collecting !== null && slot.collecting.openTime < openTime) this.fire(interval, slot, slot.collecting);
+          this.fire(interval, slot, this.openCollector(interval, slot, openTime));
+        }
+        this.armWatchdog(interval, slot);
+      },
+      nextBoundary - now + this.options.graceMs * 2,
+    );
+  }
+
+  private clearSlotTimers(slot: IntervalSlot): void {
+    this.options.clock.clearTimeout(slot.boundaryTimer);
+    slot.boundaryTimer = undefined;
+    if (slot.collecting) this.options.clock.clearTimeout(slot.collecting.graceTimer);
+    if (slot.fired) this.options.clock.clearTimeout(slot.fired.graceTimer);
+  }
+}

@@ -1,0 +1,181 @@
+// Per-trader running totals that become trader_status rows, and rate-limited trader_error events.
+import type { Clock } from '../clock.ts';
+import type { RejectedTrader, Trader, TraderState, TraderStatus } from '../domain.ts';
+import type { Logger } from '../logger.ts';
+import type { TraderTickOutcome } from './ports.ts';
+
+interface TraderRecord {
+  traderId: string;
+  name: string | null;
+  updatedAt: string | null;
+  state: TraderState;
+  lastError: string | null;
+  lastEvaluatedAt: number | null;
+  evaluations: number;
+  matches: number;
+  totalEvaluationMs: number;
+  dirty: boolean;
+  /** Clock time of the last trader_error log line, for rate limiting. */
+  lastErrorLoggedAt: number;
+  suppressedErrors: number;
+}
+
+/** One trader_error line per trader per window; the rest are counted into the next line. */
+const ERROR_LOG_WINDOW_MS = 60_000;
+
+export class TraderHealth {
+  private readonly records = new Map<string, TraderRecord>();
+  private readonly userId: string;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+
+  constructor(options: { userId: string; clock: Clock; logger: Logger }) {
+    this.userId = options.userId;
+    this.clock = options.clock;
+    this.logger = options.logger;
+  }
+
+  /** Start tracking a trader afresh (boot, or its row changed: a change lifts a disable). */
+  track(trader: Trader): void {
+    const previous = this.records.get(trader.id);
+    if (previous !== undefined && previous.updatedAt === trader.updatedAt) return;
+    this.records.set(trader.id, {
+      traderId: trader.id,
+      name: trader.name,
+      updatedAt: trader.updatedAt,
+      state: 'running',
+      lastError: null,
+      lastEvaluatedAt: previous?.lastEvaluatedAt ?? null,
+      evaluations: previous?.evaluations ?? 0,
+      matches: previous?.matches ?? 0,
+      totalEvaluationMs: previous?.totalEvaluationMs ?? 0,
+      dirty: true,
+      lastErrorLoggedAt: Number.NEGATIVE_INFINITY,
+      suppressedErrors: 0,
+    });
+  }
+
+  /** A row that could not become a trader: recorded as disabled with the reason. */
+  reject(rejected: RejectedTrader): void {
+    this.records.set(rejected.id, {
+      traderId: rejected.id,
+      name: rejected.name,
+      updatedAt: rejected.updatedAt,
+      state: 'disabled',
+      lastError: rejected.reason,
+      lastEvaluatedAt: null,
+      evaluations: 0,
+      matches: 0,
+      totalEvaluationMs: 0,
+      dirty: true,
+      lastErrorLoggedAt: Number.NEGATIVE_INFINITY,
+      suppressedErrors: 0,
+    });
+    this.logger.warn({ event: 'trader_disabled', traderId: rejected.id, reason: rejected.reason }, 'trader rejected');
+  }
+
+  /** Restore a disable that survived a restart (its row did not change since). */
+  restoreDisabled(traderId: string, reason: string | null): void {
+    const record = this.records.get(traderId);
+    if (record === undefined) return;
+    record.state = 'disabled';
+    record.lastError = reason;
+  }
+
+  forget(traderId: string): void {
+    this.records.delete(traderId);
+  }
+
+  isDisabled(traderId: string): boolean {
+    return this.records.get(traderId)?.state === 'disabled';
+  }
+
+  /** Fold one tick's outcome for a trader into its totals. */
+  recordOutcome(outcome: TraderTickOutcome): void {
+    const record = this.records.get(outcome.traderId);
+    if (record === undefined) return;
+    const now = this.clock.now();
+    const evaluations = outcome.evaluatedSymbols.length + outcome.errors.filter((error) => error.symbol !== null).length;
+    if (evaluations > 0) {
+      record.evaluations += evaluations;
+      record.totalEvaluationMs += outcome.evaluationMs;
+      record.lastEvaluatedAt = now;
+    }
+    record.matches += outcome.matches.length;
+    record.dirty = true;
+    if (outcome.errors.length > 0) {
+      const first = outcome.errors[0]!;
+      record.lastError = `${first.code}: ${first.message}${first.symbol ? ` (${first.symbol})` : ''}`;
+      if (record.state !== 'disabled') record.state = 'failing';
+      this.logError(record, outcome);
+    } else if (record.state === 'failing') {
+      record.state = 'running';
+    }
+    if (outcome.disabled !== null && record.state !== 'disabled') {
+      record.state = 'disabled';
+      record.lastError = outcome.disabled.reason;
+      // The screener logs the trader_disabled event itself; here it only becomes the status row.
+    }
+  }
+
+  private logError(record: TraderRecord, outcome: TraderTickOutcome): void {
+    const now = this.clock.now();
+    if (now - record.lastErrorLoggedAt < ERROR_LOG_WINDOW_MS) {
+      record.suppressedErrors += outcome.errors.length;
+      return;
+    }
+    const first = outcome.errors[0]!;
+    this.logger.warn(
+      {
+        event: 'trader_error',
+        traderId: record.traderId,
+        trader: record.name,
+        code: first.code,
+        symbol: first.symbol,
+        error: first.message,
+        errors: outcome.errors.length,
+        suppressed: record.suppressedErrors,
+      },
+      'trader error',
+    );
+    record.lastErrorLoggedAt = now;
+    record.suppressedErrors = 0;
+  }
+
+  /** Rows changed since the last call, ready for StatusSink.writeTraderStatus; marks them clean. */
+  takeDirty(): TraderStatus[] {
+    const rows: TraderStatus[] = [];
+    for (const record of this.records.values()) {
+      if (!record.dirty) continue;
+      record.dirty = false;
+      rows.push(this.toStatus(record));
+    }
+    return rows;
+  }
+
+  /** Put rows back after a failed write so the next attempt sends them again. */
+  markDirty(traderIds: readonly string[]): void {
+    for (const id of traderIds) {
+      const record = this.records.get(id);
+      if (record !== undefined) record.dirty = true;
+    }
+  }
+
+  all(): TraderStatus[] {
+    return [...this.records.values()].map((record) => this.toStatus(record));
+  }
+
+  private toStatus(record: TraderRecord): TraderStatus {
+    return {
+      traderId: record.traderId,
+      userId: this.userId,
+      state: record.state,
+      lastError: record.lastError,
+      lastEvaluatedAt: record.lastEvaluatedAt,
+      evaluations: record.evaluations,
+      matches: record.matches,
+      meanEvaluationMs: record.evaluations === 0 ? 0 : record.totalEvaluationMs / record.evaluations,
+      traderUpdatedAt: record.updatedAt,
+    };
+  }
+}

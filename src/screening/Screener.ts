@@ -1,0 +1,297 @@
+// The core-facing screening engine: traders' filters in per-trader isolates on worker threads, ticks evaluated in parallel.
+import { availableParallelism } from 'node:os';
+import type { Clock } from '../clock.ts';
+import type { Interval, Trader } from '../domain.ts';
+import { IllegalStateError } from '../errors.ts';
+import { LifecycleGuard } from '../lifecycle.ts';
+import type { Logger } from '../logger.ts';
+import type { Lifecycle, LifecycleState, MarketView } from '../ports.ts';
+import { tickerFields } from './contract.ts';
+import { ScreenerThread, ThreadCrashedError } from './pool.ts';
+import type { ThreadTraderResult, TraderSpec } from './protocol.ts';
+
+export interface ScreenerOptions {
+  /** 0 = os.availableParallelism(). */
+  threads: number;
+  filterTimeoutMs: number;
+  filterMemoryMb: number;
+  failureLimit: number;
+  clock: Clock;
+  logger: Logger;
+}
+
+export interface ScreeningTick {
+  interval: Interval;
+  candleOpenTime: number;
+  traderIds: string[];
+  symbols: string[];
+  market: MarketView;
+}
+
+export interface SymbolMatch {
+  symbol: string;
+  conditions: string[];
+  price: number;
+}
+
+export interface TraderTickResult {
+  traderId: string;
+  /** Symbols evaluated without error. */
+  evaluatedSymbols: string[];
+  matches: SymbolMatch[];
+  errors: Array<{ symbol: string | null; code: string; message: string }>;
+  /** Total time spent evaluating this trader this tick, in ms. */
+  evaluationMs: number;
+  /** Set on the tick the trader got disabled. */
+  disabled: { reason: string } | null;
+}
+
+export interface TickResult {
+  interval: Interval;
+  candleOpenTime: number;
+  traders: TraderTickResult[];
+  durationMs: number;
+  evaluations: number;
+}
+
+interface DisabledRecord {
+  reason: string;
+  /** The row version the disable applies to; a different updated_at (or filter) lifts it. */
+  traderUpdatedAt: string;
+  codeHash: string | null;
+}
+
+/** A thread gets this long per evaluation it may run before it counts as stuck, plus a fixed margin. */
+const THREAD_DEADLINE_MARGIN_MS = 10_000;
+
+/**
+ * A tick fails for a trader when its filter cannot run (compile error), runs away (timeout, memory),
+ * or fails on every symbol it was given. `failureLimit` failing ticks in a row disable it until its
+ * row changes. A filter that fails on a few odd symbols keeps running; those errors are still reported.
+ */
+export class Screener implements Lifecycle {
+  private readonly options: ScreenerOptions;
+  private readonly lifecycle = new LifecycleGuard('Screener');
+  private readonly logger: Logger;
+  private readonly threads: ScreenerThread[];
+  private readonly traders = new Map<string, Trader>();
+  private readonly assignment = new Map<string, ScreenerThread>();
+  private readonly failingTicks = new Map<string, number>();
+  private readonly disabled = new Map<string, DisabledRecord>();
+  private tickCounter = 0;
+  private totals = { evaluations: 0, errors: 0 };
+
+  constructor(options: ScreenerOptions) {
+    this.options = options;
+    this.logger = options.logger;
+    const count = options.threads > 0 ? options.threads : availableParallelism();
+    const threadOptions = { filterTimeoutMs: options.filterTimeoutMs, filterMemoryMb: options.filterMemoryMb };
+    this.threads = Array.from({ length: count }, (_, index) => new ScreenerThread(index, threadOptions, this.logger));
+  }
+
+  get state(): LifecycleState {
+    return this.lifecycle.state;
+  }
+
+  start(): Promise<void> {
+    return this.lifecycle.start(async () => {
+      await Promise.all(this.threads.map((thread) => thread.start()));
+      this.logger.info({ event: 'screener_started', threads: this.threads.length }, 'screener started');
+    });
+  }
+
+  stop(): Promise<void> {
+    return this.lifecycle.stop(async () => {
+      await Promise.all(this.threads.map((thread) => thread.stop()));
+    });
+  }
+
+  /** Compile new and changed traders (by codeHash/updatedAt), drop removed ones; a changed row lifts a disable. */
+  setTraders(traders: Trader[]): void {
+    const incoming = new Map(traders.map((trader) => [trader.id, trader]));
+    const upserts = new Map<ScreenerThread, TraderSpec[]>();
+    const removals = new Map<ScreenerThread, string[]>();
+    for (const [id, thread] of this.assignment) {
+      if (incoming.has(id)) continue;
+      removals.set(thread, [...(removals.get(thread) ?? []), id]);
+      this.assignment.delete(id);
+      this.traders.delete(id);
+      this.failingTicks.delete(id);
+      this.disabled.delete(id);
+    }
+    for (const trader of incoming.values()) {
+      const previous = this.traders.get(trader.id);
+      this.traders.set(trader.id, trader);
+      const record = this.disabled.get(trader.id);
+      if (record && (record.traderUpdatedAt !== trader.updatedAt || (record.codeHash !== null && record.codeHash !== trader.codeHash))) {
+        this.disabled.delete(trader.id);
+        this.logger.info({ event: 'trader_enabled', traderId: trader.id }, 'trader re-enabled by a changed row');
+      }
+      if (previous && previous.codeHash === trader.codeHash && previous.updatedAt === trader.updatedAt) continue;
+      this.failingTicks.delete(trader.id);
+      let thread = this.assignment.get(trader.id);
+      if (!thread) {
+        thread = this.leastLoadedThread();
+        this.assignment.set(trader.id, thread);
+      }
+      upserts.set(thread, [...(upserts.get(thread) ?? []), specOf(trader)]);
+    }
+    for (const thread of this.threads) thread.setTraders(upserts.get(thread) ?? [], removals.get(thread) ?? []);
+  }
+
+  disabledTraders(): Array<{ traderId: string; reason: string }> {
+    return [...this.disabled]
+      .filter(([id, record]) => this.isDisabledRecordCurrent(id, record))
+      .map(([traderId, record]) => ({ traderId, reason: record.reason }))
+      .sort((a, b) => compare(a.traderId, b.traderId));
+  }
+
+  /** Restore a disable recorded before a restart; it holds until the trader's row changes. */
+  disable(traderId: string, reason: string, traderUpdatedAt: string): void {
+    this.disabled.set(traderId, { reason, traderUpdatedAt, codeHash: null });
+  }
+
+  stats(): { threads: number; threadRestarts: number; evaluations: number; errors: number } {
+    return {
+      threads: this.threads.length,
+      threadRestarts: this.threads.reduce((sum, thread) => sum + thread.restarts, 0),
+      evaluations: this.totals.evaluations,
+      errors: this.totals.errors,
+    };
+  }
+
+  /** Evaluate the tick's traders over its symbols. Same input, same output, whatever the thread count. */
+  async run(tick: ScreeningTick): Promise<TickResult> {
+    if (this.lifecycle.state !== 'running') throw new IllegalStateError('Screener', this.lifecycle.state, 'run');
+    const started = performance.now();
+    const tickId = ++this.tickCounter;
+    const byThread = new Map<ScreenerThread, Trader[]>();
+    for (const id of new Set(tick.traderIds)) {
+      const trader = this.traders.get(id);
+      const thread = this.assignment.get(id);
+      if (!trader || !thread || this.isDisabled(id)) continue;
+      byThread.set(thread, [...(byThread.get(thread) ?? []), trader]);
+    }
+    const symbols = [...new Set(tick.symbols)].sort(compare);
+    const tickers: Record<string, Record<string, string>> = {};
+    for (const symbol of symbols) {
+      tickers[symbol] = tickerFields(symbol, tick.market.ticker(symbol), tick.market.series(symbol, tick.interval)?.lastClosed()?.close);
+    }
+    const threadStats: Array<{ thread: number; memoHits: number; memoMisses: number; isolateHeapBytes: number }> = [];
+    const replies = await Promise.all(
+      [...byThread].map(async ([thread, traders]): Promise<ThreadTraderResult[]> => {
+        const intervals = new Set(traders.flatMap((trader) => trader.timeframes));
+        const series = symbols.flatMap((symbol) => [...intervals].map((interval) => ({ symbol, interval })));
+        const updates = thread.sync.updatesFor(tick.market, series);
+        const deadlineMs = THREAD_DEADLINE_MARGIN_MS + traders.length * symbols.length * this.options.filterTimeoutMs;
+        try {
+          const reply = await thread.tick({ type: 'tick', tickId, traderIds: traders.map((t) => t.id), symbols, tickers, updates }, deadlineMs);
+          for (const key of reply.drifted) {
+            thread.sync.forget(key);
+            this.logger.warn({ event: 'screener_mirror_resync', thread: thread.index, series: key }, 'thread copy of a series drifted; resending it');
+          }
+          threadStats.push({ thread: thread.index, memoHits: reply.memoHits, memoMisses: reply.memoMisses, isolateHeapBytes: reply.heapBytes });
+          return reply.traders;
+        } catch (error) {
+          if (!(error instanceof ThreadCrashedError)) throw error;
+          // The thread restarts by itself; its work for this tick is lost and reported as errors.
+          return traders.map((trader) => ({
+            traderId: trader.id,
+            evaluated: [],
+            matches: [],
+            errors: [{ symbol: null, code: 'TRADER_RUNTIME', message: `not evaluated: ${error.message}` }],
+            evaluationMs: 0,
+            severe: false,
+          }));
+        }
+      }),
+    );
+    const results = replies.flat().map((reply) => this.account(reply, tick));
+    results.sort((a, b) => compare(a.traderId, b.traderId));
+    const evaluations = results.reduce((sum, r) => sum + r.evaluatedSymbols.length + r.errors.filter((e) => e.symbol !== null).length, 0);
+    this.totals.evaluations += evaluations;
+    const durationMs = performance.now() - started;
+    this.logger.debug({ event: 'screener_tick', interval: tick.interval, evaluations, durationMs, threads: threadStats }, 'screening tick evaluated');
+    return { interval: tick.interval, candleOpenTime: tick.candleOpenTime, traders: results, durationMs, evaluations };
+  }
+
+  private account(reply: ThreadTraderResult, tick: ScreeningTick): TraderTickResult {
+    const trader = this.traders.get(reply.traderId)!;
+    const matches = reply.matches
+      .map((match) => ({ symbol: match.symbol, conditions: match.conditions, price: tick.market.series(match.symbol, trader.filter.refreshInterval)?.lastClosed()?.close ?? NaN }))
+      .sort((a, b) => compare(a.symbol, b.symbol));
+    const errors = [...reply.errors].sort((a, b) => compare(a.symbol ?? '', b.symbol ?? '') || compare(a.code, b.code) || compare(a.message, b.message));
+    this.totals.errors += errors.length;
+    const failing = reply.severe || (errors.length > 0 && reply.evaluated.length === 0);
+    let disabled: { reason: string } | null = null;
+    if (failing) {
+      const count = (this.failingTicks.get(trader.id) ?? 0) + 1;
+      this.failingTicks.set(trader.id, count);
+      const first = errors[0];
+      this.logger.warn(
+        { event: 'trader_error', traderId: trader.id, errors: errors.length, code: first?.code, error: first?.message, failingTicks: count },
+        'trader failed this tick',
+      );
+      if (count >= this.options.failureLimit) {
+        const reason = `${count} failing ticks in a row; last error ${first?.code ?? 'unknown'}: ${first?.message ?? ''}`.slice(0, 500);
+        this.disabled.set(trader.id, { reason, traderUpdatedAt: trader.updatedAt, codeHash: trader.codeHash });
+        this.failingTicks.delete(trader.id);
+        disabled = { reason };
+        this.logger.error({ event: 'trader_disabled', traderId: trader.id, reason }, 'trader disabled until its row changes');
+      }
+    } else {
+      this.failingTicks.delete(trader.id);
+      if (errors.length > 0) {
+        this.logger.warn({ event: 'trader_error', traderId: trader.id, errors: errors.length, code: errors[0]!.code, error: errors[0]!.message }, 'trader failed on some symbols');
+      }
+    }
+    return {
+      traderId: trader.id,
+      evaluatedSymbols: [...reply.evaluated].sort(compare),
+      matches,
+      errors,
+      evaluationMs: reply.evaluationMs,
+      disabled,
+    };
+  }
+
+  private isDisabled(traderId: string): boolean {
+    const record = this.disabled.get(traderId);
+    return record !== undefined && this.isDisabledRecordCurrent(traderId, record);
+  }
+
+  /** A restored disable applies only to the row version it was recorded for. */
+  private isDisabledRecordCurrent(traderId: string, record: DisabledRecord): boolean {
+    const trader = this.traders.get(traderId);
+    return trader === undefined || record.traderUpdatedAt === trader.updatedAt;
+  }
+
+  private leastLoadedThread(): ScreenerThread {
+    const load = new Map(this.threads.map((thread) => [thread, 0]));
+    for (const thread of this.assignment.values()) load.set(thread, load.get(thread)! + 1);
+    let best = this.threads[0]!;
+    for (const thread of this.threads) if (load.get(thread)! < load.get(best)!) best = thread;
+    return best;
+  }
+
+  /** For tests: end a thread abruptly, as a crash in native code would. */
+  async crashThreadForTest(index: number): Promise<void> {
+    await this.threads[index]?.kill();
+  }
+}
+
+function specOf(trader: Trader): TraderSpec {
+  return {
+    id: trader.id,
+    code: trader.filter.code,
+    codeHash: trader.codeHash,
+    updatedAt: trader.updatedAt,
+    refreshInterval: trader.filter.refreshInterval,
+    timeframes: trader.timeframes,
+  };
+}
+
+/** Code-point order, so results sort identically on every machine and locale. */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,137 @@
+// One tick's shared work on a thread: the series table the isolates index into, and helper results computed once for every trader.
+import { HELPER_FUNCTIONS, KLINE_HELPERS, type Kline } from './helpers.ts';
+import type { MirrorSeries, SeriesMirror } from './mirror.ts';
+import { ROW_FIELDS } from './sandboxRuntime.ts';
+import type { SandboxHost } from './sandbox.ts';
+
+/** Numbers beyond this are not memoized (a huge period or bin count could make the host, which has no memory limit, work hard). */
+const MAX_NUMERIC_ARGUMENT = 100_000;
+const MAX_HVN_BINS = 1000;
+const MAX_ENTRIES = 200_000;
+
+/**
+ * Serves the isolates of one thread during one tick, one symbol at a time. Filters reach it only through the runtime's two
+ * callbacks, with arguments copied out of an untrusted heap, so every argument is checked here; a
+ * result is computed by the trusted library from the thread's own copy of the data and handed back
+ * as a copy, so no trader can poison what another one sees.
+ */
+export class TickMemo implements SandboxHost {
+  private readonly mirror: SeriesMirror;
+  private readonly klines = new Map<number, Kline[]>();
+  private readonly results = new Map<string, unknown>();
+  hits = 0;
+  misses = 0;
+
+  constructor(mirror: SeriesMirror) {
+    this.mirror = mirror;
+  }
+
+  /** The thread moves on to the next symbol: what was built for the previous one is no longer needed. */
+  nextSymbol(): void {
+    this.klines.clear();
+    this.results.clear();
+  }
+
+  attach(seriesId: unknown): SharedArrayBuffer | undefined {
+    return this.entry(seriesId)?.rows.buffer as SharedArrayBuffer | undefined;
+  }
+
+  memo(seriesId: unknown, helper: unknown, args: unknown): unknown {
+    const entry = this.entry(seriesId);
+    if (!entry || typeof helper !== 'string' || !KLINE_HELPERS.has(helper) || !Array.isArray(args)) return undefined;
+    const key = memoKey(entry.id, helper, args);
+    if (key === null) return undefined;
+    if (this.results.has(key)) {
+      this.hits++;
+      return this.results.get(key);
+    }
+    this.misses++;
+    const fn = HELPER_FUNCTIONS[helper as keyof typeof HELPER_FUNCTIONS] as (klines: Kline[], ...rest: unknown[]) => unknown;
+    let result: unknown;
+    try {
+      result = encodeResult(fn(this.klinesOf(entry), ...args));
+    } catch {
+      return undefined;
+    }
+    if (this.results.size < MAX_ENTRIES) this.results.set(key, result);
+    return result;
+  }
+
+  /** The series as klines, built once per tick and shared by every helper and trader of the tick. */
+  private klinesOf(entry: MirrorSeries): Kline[] {
+    let klines = this.klines.get(entry.id);
+    if (klines) return klines;
+    const { rows, length } = entry;
+    const built: number[][] = new Array(length);
+    for (let i = 0; i < length; i++) {
+      const o = i * ROW_FIELDS;
+      built[i] = [rows[o]!, rows[o + 1]!, rows[o + 2]!, rows[o + 3]!, rows[o + 4]!, rows[o + 5]!, rows[o + 6]!, rows[o + 7]!, rows[o + 8]!, rows[o + 9]!, rows[o + 10]!, 0];
+    }
+    klines = built;
+    this.klines.set(entry.id, klines);
+    return klines;
+  }
+
+  private entry(seriesId: unknown): MirrorSeries | undefined {
+    if (typeof seriesId !== 'number' || !Number.isInteger(seriesId) || seriesId < 0) return undefined;
+    const entry = this.mirror.byIdentity(seriesId);
+    return entry && entry.length > 0 ? entry : undefined;
+  }
+}
+
+/** A stable key for (series, helper, arguments), or null when the arguments are not worth trusting to the host. */
+function memoKey(series: number, helper: string, args: unknown[]): string | null {
+  if (args.length > 6) return null;
+  const parts: string[] = [String(series), helper];
+  for (const arg of args) {
+    if (arg === undefined) parts.push('u');
+    else if (arg === null) parts.push('n');
+    else if (typeof arg === 'boolean') parts.push(arg ? 't' : 'f');
+    else if (typeof arg === 'number') {
+      if (!Number.isFinite(arg) || Math.abs(arg) > MAX_NUMERIC_ARGUMENT) return null;
+      parts.push('#' + arg);
+    } else if (typeof arg === 'string') {
+      if (arg.length > 64) return null;
+      parts.push('s' + JSON.stringify(arg));
+    } else if (helper === 'calculateHighVolumeNodes' && typeof arg === 'object' && Object.getPrototypeOf(arg) === Object.prototype) {
+      const options = arg as Record<string, unknown>;
+      const fields: string[] = [];
+      for (const name of ['bins', 'threshold', 'lookback', 'minStrength', 'peakTolerance']) {
+        const value = options[name];
+        if (value === undefined) continue;
+        if (typeof value !== 'number' || !Number.isFinite(value) || Math.abs(value) > MAX_NUMERIC_ARGUMENT) return null;
+        if (name === 'bins' && value > MAX_HVN_BINS) return null;
+        fields.push(`${name}=${value}`);
+      }
+      parts.push('{' + fields.join(',') + '}');
+    } else {
+      return null;
+    }
+  }
+  return parts.join('|');
+}
+
+/** Series at least this long cross the isolate boundary as a Float64Array: a memcpy instead of a per-element clone. */
+const PACKED_SERIES_MIN = 16;
+
+/**
+ * A helper result in the form the runtime's `decodeResult` turns back into the original: long
+ * arrays of numbers and nulls become `{ $series: Float64Array }` with NaN for null. That mapping is
+ * lossless because helpers never return NaN.
+ */
+export function encodeResult(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    if (value.length >= PACKED_SERIES_MIN && value.every((v) => v === null || typeof v === 'number')) {
+      const packed = new Float64Array(value.length);
+      for (let i = 0; i < value.length; i++) packed[i] = value[i] === null ? NaN : (value[i] as number);
+      return { $series: packed };
+    }
+    return value.map(encodeResult);
+  }
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [key, field] of Object.entries(value)) out[key] = encodeResult(field);
+    return out;
+  }
+  return value;
+}

@@ -1,0 +1,165 @@
+// The screening threads: spawn, hand out trader assignments, run tick requests, restart a thread that dies.
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../logger.ts';
+import { MirrorSync } from './mirror.ts';
+import type { FromThread, ThreadOptions, ToThread, TraderSpec } from './protocol.ts';
+
+type TickRequest = Extract<ToThread, { type: 'tick' }>;
+type TickReply = Extract<FromThread, { type: 'tickResult' }>;
+
+/** Compiled to .js in dist/, run as .ts from source: the worker entry follows whichever this file is. */
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
+// Deadlines and restart delays here use real timers on purpose: they bound real CPU work, whatever
+// speed the worker's clock runs at in tests.
+
+/**
+ * A thread's own heap holds one symbol's helper work at a time (see ThreadScreener.tick); without
+ * a cap V8 lets a worker's heap grow to hundreds of MB of garbage before collecting it.
+ */
+const THREAD_HEAP_LIMITS = { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 8 };
+
+/** How long a fresh thread may take to load isolated-vm and the library before the start counts as failed. */
+const READY_TIMEOUT_MS = 20_000;
+
+export class ThreadCrashedError extends Error {
+  constructor(threadIndex: number, reason: string) {
+    super(`screening thread ${threadIndex} stopped: ${reason}`);
+    this.name = 'ThreadCrashedError';
+  }
+}
+
+/**
+ * One screening thread and what the main thread knows about it: its traders (replayed after a
+ * restart) and its copy of the market (resent in full after a restart).
+ */
+export class ScreenerThread {
+  readonly index: number;
+  readonly traders = new Map<string, TraderSpec>();
+  readonly sync = new MirrorSync();
+  restarts = 0;
+  private worker: Worker | null = null;
+  private readonly options: ThreadOptions;
+  private readonly logger: Logger;
+  private pending = new Map<number, { resolve: (reply: TickReply) => void; reject: (error: Error) => void }>();
+  private stopping = false;
+  private ready: Promise<void> = Promise.resolve();
+
+  constructor(index: number, options: ThreadOptions, logger: Logger) {
+    this.index = index;
+    this.options = options;
+    this.logger = logger;
+  }
+
+  start(): Promise<void> {
+    this.stopping = false;
+    const worker = new Worker(WORKER_URL, { workerData: this.options, name: `screener-${this.index}`, resourceLimits: THREAD_HEAP_LIMITS });
+    this.worker = worker;
+    let lastError = 'exited';
+    this.ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new ThreadCrashedError(this.index, 'did not become ready')), READY_TIMEOUT_MS);
+      worker.on('message', (message: FromThread) => {
+        if (message.type === 'ready') {
+          clearTimeout(timer);
+          resolve();
+        } else if (message.type === 'tickResult') {
+          const waiter = this.pending.get(message.tickId);
+          this.pending.delete(message.tickId);
+          waiter?.resolve(message);
+        } else if (message.type === 'catastrophic') {
+          lastError = `isolate failure: ${message.message}`;
+        }
+      });
+      worker.on('error', (error) => {
+        lastError = error.message;
+      });
+      worker.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new ThreadCrashedError(this.index, `exited with code ${code}`));
+        if (this.worker !== worker) return;
+        this.worker = null;
+        const reason = `${lastError} (exit code ${code})`;
+        for (const waiter of this.pending.values()) waiter.reject(new ThreadCrashedError(this.index, reason));
+        this.pending.clear();
+        if (!this.stopping) this.restart(reason);
+      });
+    });
+    // The ready promise is awaited by start(); a late rejection (after exit) has no one else to tell.
+    this.ready.catch(() => undefined);
+    this.post({ type: 'traders', upsert: [...this.traders.values()], remove: [] });
+    return this.ready;
+  }
+
+  setTraders(upsert: TraderSpec[], remove: string[]): void {
+    for (const id of remove) this.traders.delete(id);
+    for (const spec of upsert) this.traders.set(spec.id, spec);
+    if (upsert.length > 0 || remove.length > 0) this.post({ type: 'traders', upsert, remove });
+  }
+
+  /** Send a tick; rejects with ThreadCrashedError if the thread dies or misses the deadline. */
+  async tick(request: TickRequest, deadlineMs: number): Promise<TickReply> {
+    await this.ready;
+    const worker = this.worker;
+    if (!worker) throw new ThreadCrashedError(this.index, 'not running');
+    return new Promise<TickReply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(request.tickId);
+        reject(new ThreadCrashedError(this.index, `no answer within ${deadlineMs} ms`));
+        // A thread that stops answering is stuck outside any isolate's time limit: replace it.
+        void worker.terminate();
+      }, deadlineMs);
+      this.pending.set(request.tickId, {
+        resolve: (reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+      const transfer = request.updates.map((update) => update.rows.buffer as ArrayBuffer);
+      worker.postMessage(request, transfer);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const worker = this.worker;
+    if (!worker) return;
+    this.worker = null;
+    worker.postMessage({ type: 'stop' } satisfies ToThread);
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    const timer = setTimeout(() => void worker.terminate(), 2000);
+    await exited;
+    clearTimeout(timer);
+    for (const waiter of this.pending.values()) waiter.reject(new ThreadCrashedError(this.index, 'stopped'));
+    this.pending.clear();
+  }
+
+  /** For tests: end the thread abruptly, as a crash in native code would. */
+  async kill(): Promise<void> {
+    await this.worker?.terminate();
+  }
+
+  private restart(reason: string): void {
+    this.restarts++;
+    this.sync.forget();
+    this.logger.error({ event: 'screener_thread_restarted', thread: this.index, reason, restarts: this.restarts }, 'screening thread restarted');
+    // A thread that keeps dying at start must not spin: wait a little longer after each restart.
+    const delayMs = Math.min(5000, 50 * 2 ** Math.min(this.restarts - 1, 7));
+    this.ready = new Promise<void>((resolve, reject) => {
+      setTimeout(() => {
+        if (this.stopping) return reject(new ThreadCrashedError(this.index, 'stopped'));
+        this.start().then(resolve, (error: unknown) => {
+          this.logger.error({ event: 'screener_thread_failed', thread: this.index, err: error }, 'screening thread failed to restart');
+          reject(error as Error);
+        });
+      }, delayMs);
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  private post(message: ToThread): void {
+    this.worker?.postMessage(message);
+  }
+}

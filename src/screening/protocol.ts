@@ -1,0 +1,46 @@
+// Messages between the Screener (main thread) and its screening threads.
+import type { Interval } from '../domain.ts';
+import type { SeriesUpdate } from './mirror.ts';
+
+/** What a thread needs to know of a trader. */
+export interface TraderSpec {
+  id: string;
+  code: string;
+  codeHash: string;
+  updatedAt: string;
+  refreshInterval: Interval;
+  timeframes: Interval[];
+}
+
+export interface ThreadOptions {
+  filterTimeoutMs: number;
+  filterMemoryMb: number;
+}
+
+export type ToThread =
+  | { type: 'traders'; upsert: TraderSpec[]; remove: string[] }
+  | {
+      type: 'tick';
+      tickId: number;
+      traderIds: string[];
+      symbols: string[];
+      /** Binance 24h ticker fields per symbol, strings as the stream sends them. */
+      tickers: Record<string, Record<string, string>>;
+      updates: SeriesUpdate[];
+    }
+  | { type: 'stop' };
+
+export interface ThreadTraderResult {
+  traderId: string;
+  evaluated: string[];
+  matches: Array<{ symbol: string; conditions: string[] }>;
+  errors: Array<{ symbol: string | null; code: string; message: string }>;
+  evaluationMs: number;
+  /** A compile error, timeout or exhausted memory happened: the tick counts as failing for this trader. */
+  severe: boolean;
+}
+
+export type FromThread =
+  | { type: 'ready' }
+  | { type: 'tickResult'; tickId: number; traders: ThreadTraderResult[]; drifted: string[]; memoHits: number; memoMisses: number; heapBytes: number }
+  | { type: 'catastrophic'; message: string };

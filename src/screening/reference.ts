@@ -1,0 +1,73 @@
+// The unsandboxed reference evaluator: the same filters with `new Function` in one thread, as the old service ran them.
+// NOT for production (a filter here can read process.env); it is the test oracle and the benchmark baseline.
+import type { Trader } from '../domain.ts';
+import { candleToKline, tickerFields } from './contract.ts';
+import { HELPER_FUNCTIONS } from './helpers.ts';
+import { describeError, judgeResult } from './sandboxRuntime.ts';
+import type { ScreeningTick, TraderTickResult } from './Screener.ts';
+
+type Filter = (ticker: unknown, timeframes: unknown, helpers: unknown, hvnNodes: unknown) => unknown;
+
+/** Evaluate every trader of the tick over its symbols; results ordered by traderId then symbol, like Screener.run. */
+export function evaluateUnsandboxed(traders: Trader[], tick: ScreeningTick): TraderTickResult[] {
+  const wanted = new Set(tick.traderIds);
+  const symbols = [...new Set(tick.symbols)].sort();
+  // Klines are built once per series and shared by all traders, as the old service did.
+  const klineCache = new Map<string, number[][] | null>();
+  const klinesOf = (symbol: string, interval: Trader['timeframes'][number]): number[][] | null => {
+    const key = `${symbol}|${interval}`;
+    if (!klineCache.has(key)) {
+      const view = tick.market.series(symbol, interval);
+      const klines: number[][] = [];
+      if (view) for (let i = 0; i < view.length; i++) klines.push(candleToKline(view.get(i)));
+      klineCache.set(key, klines.length > 0 ? klines : null);
+    }
+    return klineCache.get(key)!;
+  };
+  const hvnCache = new Map<string, unknown>();
+  const results: TraderTickResult[] = [];
+  for (const trader of [...traders].filter((t) => wanted.has(t.id)).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
+    const started = performance.now();
+    const result: TraderTickResult = { traderId: trader.id, evaluatedSymbols: [], matches: [], errors: [], evaluationMs: 0, disabled: null };
+    let filter: Filter;
+    try {
+      filter = new Function('ticker', 'timeframes', 'helpers', 'hvnNodes', trader.filter.code) as Filter;
+    } catch (error) {
+      result.errors.push({ symbol: null, code: 'TRADER_COMPILE', message: describeError(error) });
+      results.push(result);
+      continue;
+    }
+    for (const symbol of symbols) {
+      const timeframes: Record<string, number[][]> = {};
+      let complete = true;
+      for (const interval of trader.timeframes) {
+        const klines = klinesOf(symbol, interval);
+        if (!klines) {
+          complete = false;
+          break;
+        }
+        timeframes[interval] = klines;
+      }
+      if (!complete) continue;
+      const refresh = timeframes[trader.filter.refreshInterval]!;
+      const hvnKey = `${symbol}|${trader.filter.refreshInterval}`;
+      if (!hvnCache.has(hvnKey)) hvnCache.set(hvnKey, HELPER_FUNCTIONS.calculateHighVolumeNodes(refresh));
+      const ticker = tickerFields(symbol, tick.market.ticker(symbol), tick.market.series(symbol, tick.interval)?.lastClosed()?.close);
+      let outcome;
+      try {
+        outcome = judgeResult(filter(ticker, timeframes, HELPER_FUNCTIONS, hvnCache.get(hvnKey)));
+      } catch (error) {
+        outcome = ['runtime', describeError(error)] as const;
+      }
+      if (outcome[0] === 'ok') {
+        result.evaluatedSymbols.push(symbol);
+        if (outcome[1]) result.matches.push({ symbol, conditions: outcome[2], price: refresh[refresh.length - 1]![4]! });
+      } else {
+        result.errors.push({ symbol, code: outcome[0] === 'runtime' ? 'TRADER_RUNTIME' : 'TRADER_CONTRACT', message: outcome[1] });
+      }
+    }
+    result.evaluationMs = performance.now() - started;
+    results.push(result);
+  }
+  return results;
+}

@@ -1,0 +1,188 @@
+// Entry of a screening thread: holds its traders' isolates and its copy of the market, evaluates ticks on request.
+import { parentPort, workerData } from 'node:worker_threads';
+import { TickMemo } from './memo.ts';
+import { seriesKey, SeriesMirror } from './mirror.ts';
+import type { FromThread, ThreadOptions, ThreadTraderResult, ToThread, TraderSpec } from './protocol.ts';
+import { TraderSandbox, type SandboxHost } from './sandbox.ts';
+import type { SymbolSpec } from './sandboxRuntime.ts';
+
+/** An isolate holding more than this after its tick is collected before the next trader runs. */
+const GC_THRESHOLD_BYTES = 4 * 1024 * 1024;
+
+/** Evaluates ticks for the traders assigned to this thread. Kept free of worker_threads so it can be driven directly. */
+export class ThreadScreener {
+  private readonly options: ThreadOptions;
+  private readonly traders = new Map<string, { spec: TraderSpec; sandbox: TraderSandbox }>();
+  private readonly mirror = new SeriesMirror();
+  private readonly onCatastrophicError: (message: string) => void;
+  /** The isolates' callbacks land here; it points at the current tick's memo while a tick runs. */
+  private currentMemo: TickMemo | null = null;
+  private readonly host: SandboxHost = {
+    attach: (seriesId) => this.currentMemo?.attach(seriesId),
+    memo: (seriesId, helper, args) => this.currentMemo?.memo(seriesId, helper, args),
+  };
+
+  constructor(options: ThreadOptions, onCatastrophicError: (message: string) => void) {
+    this.options = options;
+    this.onCatastrophicError = onCatastrophicError;
+  }
+
+  setTraders(upsert: TraderSpec[], remove: string[]): void {
+    for (const id of remove) {
+      this.traders.get(id)?.sandbox.dispose();
+      this.traders.delete(id);
+    }
+    for (const spec of upsert) {
+      this.traders.get(spec.id)?.sandbox.dispose();
+      const sandbox = new TraderSandbox({
+        traderId: spec.id,
+        code: spec.code,
+        timeoutMs: this.options.filterTimeoutMs,
+        memoryMb: this.options.filterMemoryMb,
+        host: this.host,
+        onCatastrophicError: this.onCatastrophicError,
+      });
+      this.traders.set(spec.id, { spec, sandbox });
+      // Compile now so the first tick pays nothing; a failure is reported by every tick until the row changes.
+      sandbox.prepare();
+    }
+  }
+
+  /**
+   * Symbol by symbol, every trader: the host-side helper memo then only ever holds one symbol's
+   * klines and results, so the thread's heap stays small whatever the size of the universe.
+   */
+  tick(message: Extract<ToThread, { type: 'tick' }>): Extract<FromThread, { type: 'tickResult' }> {
+    const drifted = this.mirror.apply(message.updates);
+    const { symbols } = message;
+    const tickersJson = JSON.stringify(symbols.map((symbol) => message.tickers[symbol] ?? { s: symbol }));
+    const memo = new TickMemo(this.mirror);
+    this.currentMemo = memo;
+    const runs: TraderRun[] = [];
+    try {
+      for (const traderId of message.traderIds) runs.push(this.beginTrader(traderId, symbols, tickersJson));
+      for (let s = 0; s < symbols.length; s++) {
+        memo.nextSymbol();
+        for (const run of runs) if (run.active) this.evaluateSymbol(run, symbols, s);
+      }
+      for (const run of runs) {
+        const started = performance.now();
+        run.sandbox?.endTick(GC_THRESHOLD_BYTES);
+        run.result.evaluationMs += performance.now() - started;
+      }
+    } finally {
+      this.currentMemo = null;
+    }
+    let heapBytes = 0;
+    for (const { sandbox } of this.traders.values()) heapBytes += sandbox.heapBytes();
+    return { type: 'tickResult', tickId: message.tickId, traders: runs.map((run) => run.result), drifted, memoHits: memo.hits, memoMisses: memo.misses, heapBytes };
+  }
+
+  stop(): void {
+    for (const { sandbox } of this.traders.values()) sandbox.dispose();
+    this.traders.clear();
+  }
+
+  /** Per symbol: [refresh-interval series id, then interval, series id, generation, length per timeframe]; null when a timeframe is missing. */
+  private specsFor(spec: TraderSpec, symbols: string[]): Array<SymbolSpec | null> {
+    return symbols.map((symbol) => {
+      const out: SymbolSpec = [-1];
+      for (const interval of spec.timeframes) {
+        const series = this.mirror.get(seriesKey(symbol, interval));
+        if (!series || series.length === 0) return null;
+        if (interval === spec.refreshInterval) out[0] = series.id;
+        out.push(interval, series.id, series.generation, series.length);
+      }
+      return out[0] === -1 ? null : out;
+    });
+  }
+
+  /** Bytes of the distinct series these specs name: what the isolate will hold views on. */
+  private sharedBytes(specs: Array<SymbolSpec | null>): number {
+    const seen = new Set<number>();
+    let total = 0;
+    for (const spec of specs) {
+      if (!spec) continue;
+      for (let i = 2; i < spec.length; i += 4) {
+        const id = spec[i] as number;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        total += this.mirror.byIdentity(id)?.rows.byteLength ?? 0;
+      }
+    }
+    return total;
+  }
+
+  private beginTrader(traderId: string, symbols: string[], tickersJson: string): TraderRun {
+    const result: ThreadTraderResult = { traderId, evaluated: [], matches: [], errors: [], evaluationMs: 0, severe: false };
+    const trader = this.traders.get(traderId);
+    if (!trader) {
+      result.errors.push({ symbol: null, code: 'TRADER_RUNTIME', message: 'trader is not loaded on its screening thread' });
+      result.severe = true;
+      return { result, sandbox: null, specs: [], active: false };
+    }
+    const started = performance.now();
+    const { spec, sandbox } = trader;
+    // A symbol missing one of the trader's timeframes is skipped, as the contract says.
+    const specs = this.specsFor(spec, symbols);
+    const setupError = sandbox.beginTick(tickersJson, JSON.stringify(specs.map((s) => s ?? [])), this.sharedBytes(specs));
+    result.evaluationMs = performance.now() - started;
+    if (setupError) {
+      result.errors.push({ symbol: null, ...setupError });
+      result.severe = true;
+      return { result, sandbox, specs, active: false };
+    }
+    return { result, sandbox, specs, active: true };
+  }
+
+  private evaluateSymbol(run: TraderRun, symbols: string[], s: number): void {
+    if (run.specs[s] === null) return;
+    const symbol = symbols[s]!;
+    const { result } = run;
+    const started = performance.now();
+    const outcome = run.sandbox!.evaluate(s);
+    result.evaluationMs += performance.now() - started;
+    if (outcome.kind === 'ok') {
+      result.evaluated.push(symbol);
+      if (outcome.match) result.matches.push({ symbol, conditions: outcome.conditions });
+      return;
+    }
+    result.errors.push({ symbol, code: outcome.code, message: outcome.message });
+    if (outcome.fatal) {
+      // One runaway evaluation costs one time budget per tick, not one per symbol.
+      result.severe = true;
+      run.active = false;
+      const skipped = symbols.length - s - 1;
+      if (skipped > 0) result.errors.push({ symbol: null, code: outcome.code, message: `stopped for this tick after ${outcome.code}; ${skipped} symbols not evaluated` });
+    }
+  }
+}
+
+interface TraderRun {
+  result: ThreadTraderResult;
+  sandbox: TraderSandbox | null;
+  specs: Array<SymbolSpec | null>;
+  /** False once the trader cannot run this tick (setup failed, or a runaway evaluation). */
+  active: boolean;
+}
+
+function post(message: FromThread, transfer?: ArrayBuffer[]): void {
+  parentPort!.postMessage(message, transfer);
+}
+
+if (parentPort) {
+  const screener = new ThreadScreener(workerData as ThreadOptions, (message) => {
+    // V8 lost control of an isolate: nothing in this thread can be trusted; the pool restarts it.
+    post({ type: 'catastrophic', message });
+    process.exit(70);
+  });
+  parentPort.on('message', (message: ToThread) => {
+    if (message.type === 'traders') screener.setTraders(message.upsert, message.remove);
+    else if (message.type === 'tick') post(screener.tick(message));
+    else if (message.type === 'stop') {
+      screener.stop();
+      parentPort!.close();
+    }
+  });
+  post({ type: 'ready' });
+}

@@ -1,0 +1,406 @@
+// The only code that talks to Supabase: loads traders, writes signals idempotently, writes status, and buffers writes through outages.
+import type { SupabaseClient } from '@supabase/supabase-js';
+import { backoffDelay } from '../backoff.ts';
+import type { Clock, TimerHandle } from '../clock.ts';
+import type { Signal, TraderStatus, WorkerStatus } from '../domain.ts';
+import { type DatabaseRejectedError, TransientError } from '../errors.ts';
+import { LifecycleGuard } from '../lifecycle.ts';
+import type { Logger } from '../logger.ts';
+import type {
+  LifecycleState,
+  SignalSink,
+  SignalWriteResult,
+  StatusSink,
+  TraderChanges,
+  TraderLoad,
+  TraderRepository,
+} from '../ports.ts';
+import { createWorkerClient } from './client.ts';
+import { type PostgrestFailure, toDatabaseError } from './dbErrors.ts';
+import { TRADER_COLUMNS, type TraderRow } from './parse.ts';
+import { SIGNAL_CONFLICT_KEY, signalRow, traderStatusFromRow, traderStatusRow, type TraderStatusRow, workerStatusRow } from './rows.ts';
+import { newTicket, SignalBuffer, ticketSettled } from './SignalBuffer.ts';
+import { TraderDiff } from './TraderDiff.ts';
+
+export interface StateSynchronizerOptions {
+  supabaseUrl: string;
+  /** The worker JWT or a service key. Never logged. */
+  supabaseKey: string;
+  userId: string;
+  machineId: string;
+  clock: Clock;
+  logger: Logger;
+  /** Signals held in memory while the database is unreachable. */
+  bufferSize?: number;
+  retry?: { baseMs?: number; maxMs?: number; random?: () => number };
+  requestTimeoutMs?: number;
+  /** Rows per insert request. */
+  chunkSize?: number;
+}
+
+export interface SynchronizerStats {
+  signalsWritten: number;
+  signalsBuffered: number;
+  signalsDropped: number;
+  /** Refused for good by the database (RLS, a deleted trader): logged as db_rejected, not retried. */
+  signalsRejected: number;
+  statusPending: number;
+  dbRetries: number;
+  dbUp: boolean;
+  lastError: string | null;
+}
+
+type Outcome = { ok: true } | { ok: false; error: TransientError | DatabaseRejectedError };
+
+const PAGE_SIZE = 1000;
+/** A floor under full jitter, so a failed retry never spins. */
+const MIN_RETRY_MS = 50;
+
+export class StateSynchronizer implements TraderRepository, SignalSink, StatusSink {
+  private readonly options: StateSynchronizerOptions;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly client: SupabaseClient;
+  private readonly lifecycle = new LifecycleGuard('StateSynchronizer');
+  private readonly chunkSize: number;
+  private readonly diff = new TraderDiff();
+  private readonly signals: SignalBuffer;
+  private pendingWorker: WorkerStatus | null = null;
+  private readonly pendingTraders = new Map<string, TraderStatus>();
+  /** Status writes the database refused, so the caller of that write hears about it. */
+  private readonly rejections = new WeakMap<object, DatabaseRejectedError>();
+  private draining: Promise<void> | null = null;
+  private retryTimer: TimerHandle | undefined;
+  private retryAttempt = 0;
+  /** After a permanent failure of a multi-row insert, this many rows go one at a time to find the culprits. */
+  private isolateRows = 0;
+  private downSince: number | null = null;
+  private closed = false;
+  private counters = { signalsWritten: 0, signalsRejected: 0, dbRetries: 0 };
+  private lastError: string | null = null;
+
+  constructor(options: StateSynchronizerOptions) {
+    this.options = options;
+    this.clock = options.clock;
+    this.log = options.logger.child({ component: 'state-synchronizer' });
+    this.chunkSize = options.chunkSize ?? 500;
+    this.signals = new SignalBuffer(options.bufferSize ?? 10_000);
+    this.client = createWorkerClient(options.supabaseUrl, options.supabaseKey, options.requestTimeoutMs ?? 10_000);
+  }
+
+  get state(): LifecycleState {
+    return this.lifecycle.state;
+  }
+
+  /** Checks that the database answers and accepts the key: a boot against a dead or refusing database fails here. */
+  start(): Promise<void> {
+    return this.lifecycle.start(async () => {
+      this.closed = false;
+      const { error, status } = await this.client.from('worker_status').select('user_id').eq('user_id', this.options.userId).limit(1).retry(false);
+      if (error) throw this.failed('probe', error, status);
+      this.markUp();
+    });
+  }
+
+  /** Stops retrying. Call flush() first: whatever is still buffered is reported and left behind. */
+  stop(): Promise<void> {
+    return this.lifecycle.stop(async () => {
+      this.closed = true;
+      this.clock.clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+      await this.draining;
+      const unflushed = this.signals.length;
+      if (unflushed > 0 || this.statusPending() > 0) {
+        this.log.error({ event: 'db_unflushed', signals: unflushed, statuses: this.statusPending() }, 'writes left unflushed at stop');
+      }
+    });
+  }
+
+  stats(): SynchronizerStats {
+    return {
+      signalsWritten: this.counters.signalsWritten,
+      signalsBuffered: this.signals.length,
+      signalsDropped: this.signals.droppedTotal,
+      signalsRejected: this.counters.signalsRejected,
+      statusPending: this.statusPending(),
+      dbRetries: this.counters.dbRetries,
+      dbUp: this.downSince === null,
+      lastError: this.lastError,
+    };
+  }
+
+  // ---- TraderRepository ----
+
+  async loadTraders(): Promise<TraderLoad> {
+    const rows = await this.fetchRunnableRows();
+    const load = this.diff.load(rows);
+    await this.reportRejected(load.rejected);
+    this.log.info({ event: 'traders_loaded', traders: load.traders.length, rejected: load.rejected.length }, 'traders loaded');
+    return load;
+  }
+
+  async changesSince(): Promise<TraderChanges> {
+    const rows = await this.fetchRunnableRows();
+    const changes = this.diff.diff(rows);
+    await this.reportRejected(changes.rejected);
+    return changes;
+  }
+
+  /** Rejected rows are logged and marked disabled in trader_status with the reason, where the web app shows it. */
+  private async reportRejected(rejected: TraderLoad['rejected']): Promise<void> {
+    if (rejected.length === 0) return;
+    for (const row of rejected) {
+      this.log.warn({ event: 'trader_rejected', traderId: row.id, traderName: row.name, reason: row.reason }, 'trader row rejected');
+    }
+    try {
+      await this.writeTraderStatus(
+        rejected.map((row) => ({
+          traderId: row.id,
+          userId: this.options.userId,
+          state: 'disabled' as const,
+          lastError: row.reason,
+          lastEvaluatedAt: null,
+          evaluations: 0,
+          matches: 0,
+          meanEvaluationMs: 0,
+          traderUpdatedAt: row.updatedAt,
+        })),
+      );
+    } catch (error) {
+      // The rejection is already logged; a refused status row must not stop the valid traders from loading.
+      this.log.warn({ event: 'db_rejected', table: 'trader_status', err: error }, 'rejected-trader status not written');
+    }
+  }
+
+  /** The user's enabled traders with execution_mode cloud or both, newest first, all pages. */
+  private async fetchRunnableRows(): Promise<TraderRow[]> {
+    const rows: TraderRow[] = [];
+    for (let offset = 0; ; offset += PAGE_SIZE) {
+      const { data, error, status } = await this.client
+        .from('traders')
+        .select(TRADER_COLUMNS)
+        .eq('user_id', this.options.userId)
+        .eq('enabled', true)
+        .in('execution_mode', ['cloud', 'both'])
+        .order('created_at', { ascending: false })
+        .order('id', { ascending: true })
+        .range(offset, offset + PAGE_SIZE - 1)
+        .retry(false);
+      if (error) throw this.failed('load traders', error, status);
+      this.markUp();
+      const page = (data ?? []) as unknown as TraderRow[];
+      rows.push(...page);
+      if (page.length < PAGE_SIZE) return rows;
+    }
+  }
+
+  // ---- SignalSink ----
+
+  async writeSignals(batch: Signal[]): Promise<SignalWriteResult> {
+    if (batch.length === 0) return { committed: 0, buffered: 0, committedAt: null };
+    const ticket = newTicket(batch.length);
+    const dropped = this.signals.push(batch, ticket);
+    if (dropped.length > 0) {
+      this.log.warn(
+        {
+          event: 'signal_buffer_overflow',
+          dropped: dropped.length,
+          droppedTotal: this.signals.droppedTotal,
+          bufferSize: this.options.bufferSize ?? 10_000,
+          oldestDroppedCandleOpenTime: dropped[0]!.signal.candleOpenTime,
+          traderIds: [...new Set(dropped.map((entry) => entry.signal.traderId))],
+        },
+        'signal buffer full: oldest signals dropped',
+      );
+    }
+    // During an outage the retry timer owns the next attempt; a new batch just joins the queue.
+    while (!ticketSettled(ticket) && this.retryTimer === undefined && !this.closed) await this.drain();
+    return { committed: ticket.committed, buffered: ticket.size - ticket.committed - ticket.rejected - ticket.dropped, committedAt: ticket.committedAt };
+  }
+
+  async flush(deadlineMs: number): Promise<void> {
+    const deadline = this.clock.now() + deadlineMs;
+    while (this.signals.length > 0 || this.statusPending() > 0) {
+      // Flushing means "now": skip whatever backoff was pending.
+      this.clock.clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+      await this.drain();
+      if (this.signals.length === 0 && this.statusPending() === 0) break;
+      const remaining = deadline - this.clock.now();
+      if (remaining <= 0) {
+        throw new TransientError(`flush deadline passed with ${this.signals.length} signals and ${this.statusPending()} statuses unwritten`);
+      }
+      await this.clock.sleep(Math.min(remaining, Math.max(MIN_RETRY_MS, backoffDelay(this.retryAttempt, this.options.retry))));
+    }
+  }
+
+  // ---- StatusSink ----
+
+  async writeWorkerStatus(status: WorkerStatus): Promise<void> {
+    this.pendingWorker = status;
+    while (this.pendingWorker === status && this.retryTimer === undefined && !this.closed) await this.drain();
+    const rejection = this.rejections.get(status);
+    if (rejection) throw rejection;
+  }
+
+  async writeTraderStatus(statuses: TraderStatus[]): Promise<void> {
+    // Coalesced per trader: only the latest status of each is worth writing.
+    for (const status of statuses) this.pendingTraders.set(status.traderId, status);
+    const waiting = () => statuses.some((status) => this.pendingTraders.get(status.traderId) === status);
+    while (waiting() && this.retryTimer === undefined && !this.closed) await this.drain();
+    const rejection = statuses.map((status) => this.rejections.get(status)).find((error) => error !== undefined);
+    if (rejection) throw rejection;
+  }
+
+  async readTraderStatuses(): Promise<TraderStatus[]> {
+    const { data, error, status } = await this.client
+      .from('trader_status')
+      .select('trader_id,user_id,state,last_error,last_evaluated_at,evaluations,matches,mean_evaluation_ms,trader_updated_at')
+      .eq('user_id', this.options.userId)
+      .retry(false);
+    if (error) throw this.failed('read trader statuses', error, status);
+    this.markUp();
+    return ((data ?? []) as unknown as TraderStatusRow[]).map(traderStatusFromRow);
+  }
+
+  // ---- the write loop ----
+
+  private statusPending(): number {
+    return this.pendingTraders.size + (this.pendingWorker === null ? 0 : 1);
+  }
+
+  /** One drain at a time: signals oldest first, then statuses. Ends empty, or with a retry scheduled. */
+  private drain(): Promise<void> {
+    this.draining ??= (async () => {
+      try {
+        if (await this.drainSignals()) await this.drainStatuses();
+      } finally {
+        this.draining = null;
+      }
+    })();
+    return this.draining;
+  }
+
+  /** Returns false when the database went away (a retry is scheduled). */
+  private async drainSignals(): Promise<boolean> {
+    while (this.signals.length > 0) {
+      const entries = this.signals.take(this.isolateRows > 0 ? 1 : this.chunkSize);
+      const handedAt = this.clock.now();
+      const outcome = await this.insert('signals', entries.map((entry) => signalRow(entry.signal, handedAt)), SIGNAL_CONFLICT_KEY, true);
+      if (outcome.ok) {
+        const committedAt = this.clock.now();
+        for (const entry of this.signals.settleInFlight()) {
+          entry.ticket.committed += 1;
+          entry.ticket.committedAt = committedAt;
+        }
+        this.counters.signalsWritten += entries.length;
+        if (this.isolateRows > 0) this.isolateRows -= 1;
+        continue;
+      }
+      if (outcome.error instanceof TransientError) {
+        this.signals.releaseInFlight();
+        this.scheduleRetry(outcome.error);
+        return false;
+      }
+      if (entries.length > 1) {
+        // One bad row fails the whole statement: resend this chunk row by row so only the bad ones are lost.
+        this.signals.releaseInFlight();
+        this.isolateRows = entries.length;
+        continue;
+      }
+      const [entry] = this.signals.settleInFlight();
+      if (this.isolateRows > 0) this.isolateRows -= 1;
+      entry!.ticket.rejected += 1;
+      this.counters.signalsRejected += 1;
+      this.log.error(
+        { event: 'db_rejected', table: 'signals', traderId: entry!.signal.traderId, symbol: entry!.signal.symbol, err: outcome.error },
+        'signal refused by the database',
+      );
+    }
+    return true;
+  }
+
+  private async drainStatuses(): Promise<void> {
+    const worker = this.pendingWorker;
+    if (worker !== null) {
+      const outcome = await this.insert('worker_status', [workerStatusRow(worker)], 'user_id', false);
+      if (!outcome.ok && outcome.error instanceof TransientError) return this.scheduleRetry(outcome.error);
+      if (!outcome.ok) this.reject('worker_status', worker, outcome.error as DatabaseRejectedError);
+      if (this.pendingWorker === worker) this.pendingWorker = null;
+    }
+    const traders = [...this.pendingTraders.values()];
+    for (let start = 0; start < traders.length; start += this.chunkSize) {
+      const chunk = traders.slice(start, start + this.chunkSize);
+      const outcome = await this.insert('trader_status', chunk.map(traderStatusRow), 'trader_id', false);
+      if (!outcome.ok && outcome.error instanceof TransientError) return this.scheduleRetry(outcome.error);
+      if (!outcome.ok) {
+        // Typically a trader deleted meanwhile: find which rows are refused, write the rest.
+        for (const status of chunk) {
+          const single = chunk.length === 1 ? outcome : await this.insert('trader_status', [traderStatusRow(status)], 'trader_id', false);
+          if (!single.ok && single.error instanceof TransientError) return this.scheduleRetry(single.error);
+          if (!single.ok) this.reject('trader_status', status, single.error as DatabaseRejectedError);
+          if (this.pendingTraders.get(status.traderId) === status) this.pendingTraders.delete(status.traderId);
+        }
+        continue;
+      }
+      for (const status of chunk) {
+        if (this.pendingTraders.get(status.traderId) === status) this.pendingTraders.delete(status.traderId);
+      }
+    }
+  }
+
+  private reject(table: string, status: WorkerStatus | TraderStatus, error: DatabaseRejectedError): void {
+    this.rejections.set(status, error);
+    const traderId = 'traderId' in status ? status.traderId : undefined;
+    this.log.error({ event: 'db_rejected', table, traderId, err: error }, 'status refused by the database');
+  }
+
+  /** An insert that ignores conflicts (signals) or updates the existing row (status upserts). */
+  private async insert(table: string, rows: object[], onConflict: string, ignoreDuplicates: boolean): Promise<Outcome> {
+    const { error, status } = await this.client.from(table).upsert(rows, { onConflict, ignoreDuplicates, defaultToNull: false });
+    if (!error) {
+      this.markUp();
+      return { ok: true };
+    }
+    return { ok: false, error: this.failed(`write ${table}`, error, status) };
+  }
+
+  private failed(operation: string, error: PostgrestFailure, status: number): TransientError | DatabaseRejectedError {
+    const wrapped = toDatabaseError(operation, error, status);
+    this.lastError = wrapped.message;
+    if (wrapped instanceof TransientError) {
+      this.counters.dbRetries += 1;
+      if (this.downSince === null) {
+        this.downSince = this.clock.now();
+        this.log.warn({ event: 'db_down', err: wrapped }, 'database unreachable');
+      }
+    }
+    return wrapped;
+  }
+
+  private markUp(): void {
+    this.retryAttempt = 0;
+    if (this.downSince === null) return;
+    this.log.info(
+      { event: 'db_recovered', downForMs: this.clock.now() - this.downSince, signalsBuffered: this.signals.length },
+      'database reachable again',
+    );
+    this.downSince = null;
+    // lastError describes the current trouble (it feeds worker_status.last_error); the logs keep the history.
+    this.lastError = null;
+  }
+
+  private scheduleRetry(error: TransientError): void {
+    if (this.retryTimer !== undefined || this.closed) return;
+    const delayMs = Math.max(MIN_RETRY_MS, error.retryAfterMs ?? backoffDelay(this.retryAttempt, this.options.retry));
+    this.log.warn(
+      { event: 'db_retry', attempt: this.retryAttempt + 1, delayMs, signalsBuffered: this.signals.length, statusPending: this.statusPending(), err: error },
+      'database write failed: retrying',
+    );
+    this.retryAttempt += 1;
+    this.retryTimer = this.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.drain();
+    }, delayMs);
+  }
+}

@@ -1,0 +1,75 @@
+// loadConfig: one schema, errors that name every bad variable and never echo a secret.
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
+import { ConfigError } from '../src/errors.ts';
+
+const KEY = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0ZXN0LXNlY3JldC12YWx1ZSJ9.c2lnbmF0dXJlLXZhbHVlLXRoYXQtaXMtc2VjcmV0';
+const VALID = {
+  USER_ID: '6b1f0c2e-8d7a-4c1e-9a55-3f0d2b9e7c11',
+  SUPABASE_URL: 'https://project.supabase.co/',
+  SUPABASE_KEY: KEY,
+};
+
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies the documented defaults to a minimal environment', () => {
+    const config = loadConfig({ ...VALID, USER_ID: VALID.USER_ID.toUpperCase() });
+    expect(config).toMatchObject({
+      userId: VALID.USER_ID,
+      supabaseUrl: 'https://project.supabase.co',
+      binanceWsUrl: 'wss://stream.binance.com:9443',
+      binanceRestUrl: 'https://api.binance.com',
+      port: 8080,
+      logLevel: 'info',
+      maxSymbols: 200,
+      klineHistory: 500,
+      symbols: undefined,
+    });
+  });
+
+  it('names a missing USER_ID', () => {
+    const error = configError({ ...VALID, USER_ID: undefined });
+    expect(error.variable).toBe('USER_ID');
+    expect(error.message).toBe('USER_ID: USER_ID is required');
+  });
+
+  it('names a USER_ID that is not a uuid without echoing it', () => {
+    const error = configError({ ...VALID, USER_ID: 'alice-the-trader' });
+    expect(error.message).toContain('USER_ID');
+    expect(error.message).toContain('must be a uuid');
+    expect(error.message).not.toContain('alice-the-trader');
+  });
+
+  it('names a missing SUPABASE_KEY', () => {
+    const error = configError({ ...VALID, SUPABASE_KEY: undefined });
+    expect(error.variable).toBe('SUPABASE_KEY');
+    expect(error.message).toContain('SUPABASE_KEY is required');
+  });
+
+  it('names a malformed SUPABASE_KEY and never prints its value', () => {
+    const broken = `${KEY} trailing`;
+    const error = configError({ ...VALID, SUPABASE_KEY: broken });
+    expect(error.message).toContain('SUPABASE_KEY');
+    expect(error.message).not.toContain(KEY.slice(0, 20));
+    expect(JSON.stringify(error)).not.toContain(KEY.slice(0, 20));
+  });
+
+  it('names a bad PORT with the reason', () => {
+    expect(configError({ ...VALID, PORT: 'http' }).message).toBe('PORT: PORT must be a number');
+    expect(configError({ ...VALID, PORT: '70000' }).message).toBe('PORT: PORT must be at most 65535');
+  });
+
+  it('names every bad variable at once', () => {
+    const error = configError({ SUPABASE_URL: 'ftp://nope', PORT: '-1' });
+    expect(error.variable.split(', ').sort()).toEqual(['PORT', 'SUPABASE_KEY', 'SUPABASE_URL', 'USER_ID']);
+  });
+});

@@ -1,0 +1,138 @@
+// What can be checked of the deployment without Docker: the image's shape, fly.toml, and the built worker's start path.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BinanceSimulator } from '../dev/binanceSim/index.ts';
+import { ROOT, buildWorker, spawnWorker, waitFor } from './e2e.support.ts';
+import { createTestUser, sharedStack } from './support/stack.ts';
+
+const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+const flyToml = readFileSync(join(ROOT, 'fly.toml'), 'utf8');
+
+/** Instructions of the last stage, continuation lines joined. */
+function finalStage(text: string): string[] {
+  const instructions = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+  const lastFrom = instructions.map((line) => /^FROM\s/i.test(line)).lastIndexOf(true);
+  return instructions.slice(lastFrom);
+}
+
+describe('Dockerfile', () => {
+  const stage = finalStage(dockerfile);
+
+  it('builds in one stage and runs production dependencies only in a Node 24 final stage', () => {
+    expect(dockerfile.match(/^FROM\s+node:24-slim\b/gim)?.length).toBeGreaterThanOrEqual(2);
+    expect(stage[0]).toMatch(/^FROM\s+node:24-slim/i);
+    expect(stage.some((line) => /^RUN\s.*npm ci\b.*--omit=dev/.test(line))).toBe(true);
+    expect(stage.some((line) => /^COPY\s+--from=build\s+\S*dist/.test(line))).toBe(true);
+  });
+
+  it('runs as a non-root user and starts node directly so SIGTERM reaches the worker', () => {
+    const users = stage.filter((line) => /^USER\s/i.test(line)).map((line) => line.split(/\s+/)[1]);
+    expect(users.length).toBeGreaterThan(0);
+    expect(users.at(-1)).not.toMatch(/^(root|0)(:|$)/);
+    const cmd = stage.filter((line) => /^CMD\s/i.test(line)).at(-1) ?? '';
+    expect(JSON.parse(cmd.replace(/^CMD\s+/i, ''))).toEqual(['node', 'dist/main.js']);
+  });
+
+  it('bakes no secret into the image', () => {
+    const instructions = dockerfile.split('\n').filter((line) => !line.trim().startsWith('#'));
+    for (const line of instructions) {
+      expect(line).not.toMatch(/^\s*(ENV|ARG)\s.*(SUPABASE_KEY|USER_ID|SECRET|TOKEN)/i);
+      expect(line).not.toMatch(/eyJ[A-Za-z0-9_-]{5,}\./);
+    }
+    expect(dockerfile).not.toMatch(/^\s*COPY\s.*\.env\b/m);
+  });
+});
+
+describe('fly.toml', () => {
+  it('keeps the machine running, checks /health, scrapes /metrics and leaves time to flush on SIGTERM', () => {
+    expect(flyToml).toMatch(/auto_stop_machines\s*=\s*("off"|false)/);
+    expect(flyToml).toMatch(/min_machines_running\s*=\s*[1-9]/);
+    expect(flyToml).toMatch(/kill_signal\s*=\s*"SIGTERM"/);
+    const killTimeout = Number(/kill_timeout\s*=\s*"?(\d+)s?"?/.exec(flyToml)?.[1]);
+    const shutdownMs = Number(/SHUTDOWN_TIMEOUT_MS\s*=\s*"(\d+)"/.exec(flyToml)?.[1] ?? 20_000);
+    expect(killTimeout * 1000).toBeGreaterThan(shutdownMs);
+    expect(flyToml).toMatch(/\[\[http_service\.checks\]\][^[]*path\s*=\s*"\/health"/);
+    expect(flyToml).toMatch(/\[metrics\][^[]*path\s*=\s*"\/metrics"/);
+    expect(flyToml).toMatch(/\[\[vm\]\][^[]*shared-cpu-1x[^[]*512mb/);
+  });
+});
+
+describe('built worker', () => {
+  let build: { dir: string; entry: string };
+  let simulator: BinanceSimulator | null = null;
+  beforeAll(() => {
+    build = buildWorker('deploy');
+  }, 120_000);
+  afterAll(async () => {
+    await simulator?.stop();
+  });
+
+  it('starts as the image does (node dist/main.js), answers /health and stops cleanly on SIGTERM', async () => {
+    simulator = new BinanceSimulator({ seed: 3, symbols: ['BTCUSDT', 'ETHUSDT'] });
+    await simulator.start();
+    const stack = sharedStack();
+    const user = await createTestUser(stack);
+    const worker = spawnWorker(
+      build.entry,
+      {
+        USER_ID: user.id,
+        SUPABASE_URL: stack.supabaseUrl,
+        SUPABASE_KEY: user.workerJwt,
+        BINANCE_REST_URL: simulator.restUrl,
+        BINANCE_WS_URL: simulator.wsUrl,
+        PORT: '0',
+        SYMBOLS: 'BTCUSDT,ETHUSDT',
+        KLINE_HISTORY: '50',
+        SCREENER_THREADS: '1',
+      },
+      build.dir,
+    );
+    try {
+      const listening = await waitFor('the ops server', () => worker.lines.find((line) => line.event === 'http_listening'), 30_000);
+      const health = await fetch(`http://127.0.0.1:${listening.port as number}/health`);
+      expect(health.status).toBe(200);
+      await waitFor('ready', () => worker.lines.some((line) => line.event === 'ready'), 30_000);
+      worker.child.kill('SIGTERM');
+      expect((await worker.exited).code).toBe(0);
+      expect(worker.stderr.join('')).toBe('');
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('ends a boot that cannot reach the database non-zero, naming the step', async () => {
+    const worker = spawnWorker(
+      build.entry,
+      {
+        USER_ID: '00000000-0000-4000-8000-000000000001',
+        // Nothing listens on port 1: the supabase step fails at once.
+        SUPABASE_URL: 'http://127.0.0.1:1',
+        SUPABASE_KEY: 'a-key-that-is-long-enough-0123456789',
+        PORT: '0',
+      },
+      build.dir,
+    );
+    const { code } = await worker.exited;
+    expect(code).toBe(1);
+    expect(worker.lines.find((line) => line.event === 'boot' && line.level === 'error')).toMatchObject({ step: 'supabase' });
+    expect(worker.lines.some((line) => line.event === 'boot_failed')).toBe(true);
+  });
+
+  it('exits 1 with one stderr line naming the bad variables, without echoing the key', async () => {
+    const key = 'not-a-real-key-but-long-enough-to-pass-0123456789';
+    const worker = spawnWorker(build.entry, { USER_ID: 'nope', SUPABASE_KEY: key, PORT: '0' }, build.dir);
+    const { code } = await worker.exited;
+    expect(code).toBe(1);
+    const stderr = worker.stderr.join('');
+    expect(stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(/USER_ID/);
+    expect(stderr).toMatch(/SUPABASE_URL/);
+    expect(stderr).not.toContain(key);
+    expect(worker.stdout.join('')).not.toContain(key);
+  });
+});

@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import { AcceleratedClock, systemClock } from '../src/clock.ts';
+import type { Candle, CandleOrigin, Interval } from '../src/domain.ts';
+import { candleCloseTime, intervalMs } from '../src/domain.ts';
+import { silentLogger } from '../src/logger.ts';
+import { type TickMarket, type TickRequest, TickScheduler } from '../src/orchestration/TickScheduler.ts';
+
+// The scheduler's market port is three questions about stored candles; this in-memory stand-in
+// answers them from a set of closed (symbol, interval, openTime) keys so each timing rule can be
+// driven precisely. The real MarketData is exercised by the orchestrator and end-to-end tests.
+class ClosedCandles implements TickMarket {
+  readonly closed = new Set<string>();
+  readonly fills: string[] = [];
+  onFill: (symbol: string, interval: Interval) => void = () => {};
+  private readonly universe: string[];
+  constructor(universe: string[]) {
+    this.universe = universe;
+  }
+  symbols(): string[] {
+    return this.universe;
+  }
+  isComplete(symbol: string, interval: Interval, openTime: number): boolean {
+    return this.closed.has(`${symbol}|${interval}|${openTime}`);
+  }
+  async fillSeries(symbol: string, interval: Interval): Promise<void> {
+    this.fills.push(`${symbol}|${interval}`);
+    this.onFill(symbol, interval);
+  }
+}
+
+function candle(interval: Interval, openTime: number): Candle {
+  return {
+    openTime,
+    open: 1,
+    high: 1,
+    low: 1,
+    close: 1,
+    volume: 1,
+    closeTime: candleCloseTime(interval, openTime),
+    quoteVolume: 1,
+    trades: 1,
+    takerBuyBaseVolume: 1,
+    takerBuyQuoteVolume: 1,
+  };
+}
+
+async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = systemClock.now() + timeoutMs;
+  while (!check()) {
+    if (systemClock.now() > deadline) throw new Error('condition not met before the deadline');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function setup(options: { symbols: string[]; graceMs: number; schedule: Map<Interval, Interval[]>; run?: (request: TickRequest) => Promise<void> }) {
+  // Ten clock milliseconds per real one: a 1 s grace is 100 ms of test time.
+  const clock = new AcceleratedClock({ speed: 10, originRealMs: systemClock.now(), originClockMs: Date.UTC(2026, 0, 5, 0, 0, 30) });
+  const market = new ClosedCandles(options.symbols);
+  const runs: TickRequest[] = [];
+  const backlog: Array<[TickRequest, string]> = [];
+  const scheduler = new TickScheduler({
+    clock,
+    logger: silentLogger(),
+    market,
+    graceMs: options.graceMs,
+    run: async (request) => {
+      runs.push({ ...request, symbols: [...request.symbols].sort() });
+      await options.run?.(request);
+    },
+    onBacklog: (request, outcome) => backlog.push([request, outcome]),
+  });
+  scheduler.setSchedule(options.schedule);
+  scheduler.start();
+  const close = (symbol: string, interval: Interval, openTime: number, origin: CandleOrigin = 'stream') => {
+    market.closed.add(`${symbol}|${interval}|${openTime}`);
+    scheduler.candleClosed({ symbol, interval, candle: candle(interval, openTime), origin, receivedAt: clock.now() });
+  };
+  return { clock, market, runs, backlog, scheduler, close };
+}
+
+const T = Date.UTC(2026, 0, 5, 0, 4);
+
+describe('tick scheduler', () => {
+  it('ticks as soon as every symbol of the universe has closed the candle', async () => {
+    const { runs, scheduler, close } = setup({ symbols: ['A', 'B', 'C'], graceMs: 60_000, schedule: new Map([['1m', []]]) });
+    close('A', '1m', T);
+    close('B', '1m', T);
+    expect(runs).toHaveLength(0);
+    close('C', '1m', T);
+    await until(() => runs.length === 1);
+    expect(runs[0]).toMatchObject({ kind: 'tick', interval: '1m', openTime: T, symbols: ['A', 'B', 'C'], expected: 3 });
+    await scheduler.stop();
+  });
+
+  it('waits for a higher timeframe that closes at the same instant before ticking', async () => {
+    const { runs, scheduler, close } = setup({ symbols: ['A'], graceMs: 60_000, schedule: new Map([['1m', ['5m']]]) });
+    // 00:04 + 1m = 00:05 is also the close of the 5m candle opened at 00:00.
+    close('A', '1m', T);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(runs).toHaveLength(0);
+    close('A', '5m', T + intervalMs('1m') - intervalMs('5m'));
+    await until(() => runs.length === 1);
+    expect(runs[0]!.symbols).toEqual(['A']);
+    await scheduler.stop();
+  });
+
+  it('screens a late symbol in a follow-up once its series is filled, never before', async () => {
+    const { runs, market, scheduler, close } = setup({ symbols: ['A', 'B'], graceMs: 1000, schedule: new Map([['1m', []]]) });
+    market.onFill = (symbol, interval) => setTimeout(() => close(symbol, interval, T, 'gapfill'), 20);
+    close('A', '1m', T);
+    await until(() => runs.length === 2);
+    expect(runs[0]).toMatchObject({ kind: 'tick', symbols: ['A'], expected: 2 });
+    expect(market.fills).toEqual(['B|1m']);
+    expect(runs[1]).toMatchObject({ kind: 'followup', openTime: T, symbols: ['B'] });
+    await scheduler.stop();
+  });
+
+  it('keeps at most one tick pending behind a slow one and skips the superseded candle', async () => {
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const { runs, backlog, scheduler, close } = setup({
+      symbols: ['A'],
+      graceMs: 60_000,
+      schedule: new Map([['1m', []]]),
+      run: (request) => (request.openTime === T ? gate : Promise.resolve()),
+    });
+    close('A', '1m', T);
+    await until(() => runs.length === 1);
+    close('A', '1m', T + 60_000);
+    close('A', '1m', T + 120_000);
+    expect(backlog.map(([request, outcome]) => [request.openTime, outcome])).toEqual([[T + 60_000, 'skipped']]);
+    release();
+    await until(() => runs.length === 2);
+    expect(runs.map((run) => run.openTime)).toEqual([T, T + 120_000]);
+    expect(scheduler.backlog()).toBe(0);
+    await scheduler.stop();
+  });
+});

@@ -1,0 +1,170 @@
+// The Orchestrator with every real part in-process: simulator-backed MarketData, the sandboxed Screener, a StateSynchronizer on the shared stack.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { BinanceSimulator } from '../dev/binanceSim/index.ts';
+import { AcceleratedClock, systemClock } from '../src/clock.ts';
+import { candleOpenTimeAt } from '../src/domain.ts';
+import { appendFileSync } from 'node:fs';
+import { createLogger, silentLogger } from '../src/logger.ts';
+import { BinanceRestClient } from '../src/market/BinanceRestClient.ts';
+import { BinanceWebSocketClient } from '../src/market/BinanceWebSocketClient.ts';
+import { MarketData } from '../src/market/MarketData.ts';
+import { MarketStore } from '../src/market/MarketStore.ts';
+import { Universe } from '../src/market/Universe.ts';
+import { Orchestrator } from '../src/Orchestrator.ts';
+import { HELPERS_VERSION } from '../src/screening/helpers.ts';
+import { Screener } from '../src/screening/Screener.ts';
+import { StateSynchronizer } from '../src/traders/StateSynchronizer.ts';
+import { type TestUser, createTestUser, insertTrader, sharedStack } from './support/stack.ts';
+import { waitFor } from './e2e.support.ts';
+
+/** A 1m candle closes every 3 s of real time. */
+const SPEED = 20;
+const MINUTE = 60_000;
+const SYMBOLS = ['BTCUSDT', 'ETHUSDT'];
+const MARKER_VOLUME = 777_777;
+const MARKER_FILTER = {
+  refreshInterval: '1m',
+  requiredTimeframes: ['1m'],
+  code: `const k = timeframes['1m']; return parseFloat(k[k.length - 1][5]) === ${MARKER_VOLUME};`,
+};
+
+const stack = sharedStack();
+let clock: AcceleratedClock;
+let simulator: BinanceSimulator;
+let user: TestUser;
+let traderId: string;
+const running: Orchestrator[] = [];
+
+/** One worker's parts, wired as src/main.ts wires them. */
+function createOrchestrator(options: { failureLimit?: number } = {}): Orchestrator {
+  const logger = process.env.DEBUG_LOG ? createLogger({ level: 'debug', userId: user.id, machineId: 'test', sink: { write: (line) => appendFileSync(process.env.DEBUG_LOG!, line) } }) : silentLogger();
+  const database = new StateSynchronizer({ supabaseUrl: stack.supabaseUrl, supabaseKey: user.workerJwt, userId: user.id, machineId: 'test', clock, logger });
+  const rest = new BinanceRestClient({ baseUrl: simulator.restUrl, clock, logger, timeoutMs: 600_000 });
+  const ws = new BinanceWebSocketClient({ baseUrl: simulator.wsUrl, clock, logger });
+  const store = new MarketStore({ history: 60, clock });
+  const universe = new Universe({ rest, symbols: SYMBOLS, maxSymbols: 10, clock, logger });
+  const market = new MarketData({ rest, ws, store, universe, history: 60, clock, logger });
+  const screener = new Screener({ threads: 1, filterTimeoutMs: 200, filterMemoryMb: 16, failureLimit: options.failureLimit ?? 3, clock, logger });
+  const orchestrator = new Orchestrator({
+    userId: user.id,
+    machineId: 'test',
+    workerVersion: 'test',
+    helpersVersion: HELPERS_VERSION,
+    tickGraceMs: SPEED * 100,
+    traderPollMs: 30_000,
+    readyMinCoverage: 0.95,
+    readyMaxLagMs: SPEED * 3000,
+    clock,
+    logger,
+    traders: database,
+    signals: database,
+    status: database,
+    database,
+    market,
+    store,
+    screener,
+  });
+  running.push(orchestrator);
+  return orchestrator;
+}
+
+const signalTimes = async () =>
+  (await stack.sql<{ symbol: string; candle_open_time: Date }[]>`
+    select symbol, candle_open_time from public.signals where trader_id = ${traderId} order by candle_open_time, symbol`).map(
+    (row) => [row.symbol, row.candle_open_time.getTime()] as const,
+  );
+const upcomingCandle = (ahead: number) => candleOpenTimeAt('1m', clock.now()) + ahead * MINUTE;
+const untilClock = (time: number) => waitFor(`clock ${new Date(time).toISOString()}`, () => clock.now() >= time, 60_000, 20);
+
+beforeAll(async () => {
+  const now = systemClock.now();
+  clock = new AcceleratedClock({ speed: SPEED, originRealMs: now, originClockMs: now });
+  simulator = new BinanceSimulator({ seed: 5, clock, symbols: SYMBOLS, klineUpdateMs: 3000, tickerUpdateMs: 10_000 });
+  await simulator.start();
+  user = await createTestUser(stack);
+  traderId = await insertTrader(stack, { userId: user.id, name: 'marker', filter: MARKER_FILTER });
+});
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((orchestrator) => orchestrator.stop(5_000)));
+});
+
+afterAll(async () => {
+  await simulator.stop();
+});
+
+describe('orchestrator with real parts', () => {
+  it('neither repeats nor drops a rising edge across restarts', async () => {
+    // Episode E..E+1 spans a restart: one signal at E. Candle D closes while no worker runs: still signalled.
+    const first = createOrchestrator();
+    await first.start();
+    expect(first.readiness()).toMatchObject({ ready: true, state: 'ready' });
+    const episode = upcomingCandle(2);
+    simulator.scriptCandle('BTCUSDT', '1m', episode, { volume: MARKER_VOLUME });
+    simulator.scriptCandle('BTCUSDT', '1m', episode + MINUTE, { volume: MARKER_VOLUME });
+    await waitFor('the episode signal', async () => (await signalTimes()).length === 1, 30_000, 100);
+    await first.stop(5_000);
+
+    const second = createOrchestrator();
+    await second.start();
+    // E+1 (still matching) is screened by the boot catch-up or its own close: no second signal.
+    await untilClock(episode + 2 * MINUTE + 5_000);
+    expect(await signalTimes()).toEqual([['BTCUSDT', episode]]);
+
+    const dark = upcomingCandle(2);
+    simulator.scriptCandle('ETHUSDT', '1m', dark, { volume: MARKER_VOLUME });
+    await untilClock(dark - 10_000);
+    await second.stop(5_000);
+    await untilClock(dark + MINUTE + 1_000);
+    const third = createOrchestrator();
+    await third.start();
+    await waitFor('the signal of the candle that closed while down', async () => (await signalTimes()).length === 2, 20_000, 100);
+    expect(await signalTimes()).toEqual([
+      ['BTCUSDT', episode],
+      ['ETHUSDT', dark],
+    ]);
+  });
+
+  it('keeps a trader disabled for errors across a restart until its row changes, then runs it again', async () => {
+    const brokenId = await insertTrader(stack, { userId: user.id, name: 'broken', filter: { ...MARKER_FILTER, code: "throw new Error('nope');" } });
+    const status = async () =>
+      (await stack.sql<{ state: string; last_error: string | null; evaluations: string }[]>`
+        select state, last_error, evaluations from public.trader_status where trader_id = ${brokenId}`)[0];
+    const first = createOrchestrator({ failureLimit: 1 });
+    await first.start();
+    await waitFor('the broken trader disabled', async () => (await status())?.state === 'disabled', 20_000, 100);
+    expect((await status())!.last_error).toMatch(/nope/);
+    await first.stop(5_000);
+
+    const second = createOrchestrator({ failureLimit: 1 });
+    await second.start();
+    await untilClock(upcomingCandle(2));
+    expect((await status())!.state).toBe('disabled');
+    const evaluationsWhileDisabled = Number((await status())!.evaluations);
+
+    await stack.sql`update public.traders set filter = ${stack.sql.json({ ...MARKER_FILTER })} where id = ${brokenId}`;
+    await waitFor('the fixed trader running again', async () => {
+      const row = await status();
+      return row?.state === 'running' && Number(row.evaluations) > evaluationsWhileDisabled;
+    }, 20_000, 100);
+    await stack.sql`delete from public.traders where id = ${brokenId}`;
+  });
+
+  it('reports degraded with a reason while the feed is silent, and ready again after', async () => {
+    const orchestrator = createOrchestrator();
+    await orchestrator.start();
+    const states: string[] = [];
+    orchestrator.on('state', (state) => states.push(state));
+    const close = upcomingCandle(1);
+    await untilClock(close - 1_000);
+    simulator.faults.stall(3 * MINUTE);
+    await waitFor('degraded', () => orchestrator.readiness().state === 'degraded', 20_000);
+    // A silent feed shows as lost coverage at the next close, or as a dead stream once the silence timeout hits.
+    expect(orchestrator.readiness().reasons.join(' ')).toMatch(/coverage 1m|streams down/);
+    simulator.faults.clearStall();
+    await waitFor('ready again', () => orchestrator.readiness().ready, 30_000);
+    // Reconnects during the stall may flip it more than once; it starts degraded and ends ready.
+    expect(states[0]).toBe('degraded');
+    expect(states.at(-1)).toBe('ready');
+  });
+});
