@@ -66,7 +66,12 @@ async function main(): Promise<void> {
   });
   const rest = new BinanceRestClient({ baseUrl: config.binanceRestUrl, clock, logger });
   const ws = new BinanceWebSocketClient({ baseUrl: config.binanceWsUrl, clock, logger });
-  const store = new MarketStore({ history: config.klineHistory, clock });
+  const store = new MarketStore({
+    history: config.klineHistory,
+    clock,
+    onListenerError: (error, event) =>
+      logger.error({ event: 'market_listener_failed', symbol: event.symbol, interval: event.interval, err: error }, 'a candle-close consumer failed'),
+  });
   const universe = new Universe({ rest, symbols: config.symbols, maxSymbols: config.maxSymbols, clock, logger });
   const market = new MarketData({ rest, ws, store, universe, history: config.klineHistory, clock, logger });
   const screener = new Screener({

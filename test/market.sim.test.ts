@@ -9,7 +9,7 @@ import { BinanceWebSocketClient } from '../src/market/BinanceWebSocketClient.ts'
 import { MarketData } from '../src/market/MarketData.ts';
 import { MarketStore } from '../src/market/MarketStore.ts';
 import { Universe } from '../src/market/Universe.ts';
-import type { GapFilledEvent } from '../src/ports.ts';
+import type { CandleClosedEvent, GapFilledEvent } from '../src/ports.ts';
 
 const SYMBOLS = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT'];
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -26,14 +26,22 @@ async function until(condition: () => boolean, what: string, deadlineMs = 10_000
 }
 
 /** 1 minute of market time per second of real time unless told otherwise. */
-async function stack(options: { speed?: number; history?: number; symbols?: string[]; rotateAfterMs?: number; silenceTimeoutMs?: number; refreshMs?: number } = {}) {
+async function stack(
+  options: { speed?: number; history?: number; symbols?: string[]; rotateAfterMs?: number; silenceTimeoutMs?: number; refreshMs?: number; restMaxRetries?: number } = {},
+) {
   const clock = new AcceleratedClock({ speed: options.speed ?? 60, originRealMs: Date.now(), originClockMs: 1_700_000_000_000 });
   const sim = new BinanceSimulator({ seed: 7, clock, symbols: SYMBOLS, klineUpdateMs: 2_000, restLatencyMs: 0 });
   await sim.start();
   cleanups.push(() => sim.stop());
   const logger = silentLogger();
   const store = new MarketStore({ history: options.history ?? 30, clock });
-  const rest = new BinanceRestClient({ baseUrl: sim.restUrl, clock, logger, timeoutMs: 600_000 });
+  const rest = new BinanceRestClient({
+    baseUrl: sim.restUrl,
+    clock,
+    logger,
+    timeoutMs: 600_000,
+    ...(options.restMaxRetries !== undefined ? { maxRetries: options.restMaxRetries } : {}),
+  });
   const ws = new BinanceWebSocketClient({
     baseUrl: sim.wsUrl,
     clock,
@@ -69,8 +77,13 @@ function lastClosedOpenTime(clock: AcceleratedClock, interval: Interval): number
 describe('MarketData against the simulator', () => {
   it('backfills every series exactly within the weight budget, then streams', async () => {
     const s = await stack({ history: 40 });
+    const announced: CandleClosedEvent[] = [];
+    s.store.on('candleClosed', (event) => announced.push(event));
     await s.market.start(['1m', '5m']);
     expect(s.market.status()).toMatchObject({ symbols: 3, intervals: 2, backfilled: true, pendingGaps: 0, connectionsExpected: 3, connectionsOpen: 3 });
+    // 240 candles were loaded, but history is not news: nothing downstream hears about backfilled candles.
+    expect(announced.filter((event) => event.origin === 'backfill')).toEqual([]);
+    expect(announced.length).toBeLessThanOrEqual(SYMBOLS.length * 2);
     for (const symbol of SYMBOLS) {
       expectExact(s, symbol, '1m', 40);
       expectExact(s, symbol, '5m', 40);
@@ -213,6 +226,23 @@ describe('MarketData against the simulator', () => {
     await s.market.setIntervals(['15m']);
     expect(s.store.series('BTCUSDT', '1m')).toBeUndefined();
     await until(() => s.ws.stats().streams === 6, 'the 1m streams unsubscribed');
+    expect(s.sim.stats().violations).toEqual([]);
+  });
+
+  it('keeps retrying the backfill of an interval added at run time until it loads, never calling it complete before', async () => {
+    const s = await stack({ restMaxRetries: 1 });
+    await s.market.start(['1m']);
+    // Every request fails twice (first try and its one retry): the first backfill attempt of each series fails.
+    s.sim.faults.failRest(2 * SYMBOLS.length, 503);
+    await s.market.setIntervals(['1m', '15m']);
+    const expected15m = lastClosedOpenTime(s.clock, '15m');
+    expect(s.sim.stats().faults.restFailures).toBeGreaterThanOrEqual(2);
+    expect(s.market.status().pendingGaps).toBeGreaterThan(0);
+    for (const symbol of SYMBOLS) {
+      if (s.store.series(symbol, '15m') === undefined) expect(s.market.isComplete(symbol, '15m', expected15m)).toBe(false);
+    }
+    await until(() => s.market.status().pendingGaps === 0, 'the retried backfills', 30_000);
+    for (const symbol of SYMBOLS) expectExact(s, symbol, '15m', 30);
     expect(s.sim.stats().violations).toEqual([]);
   });
 });

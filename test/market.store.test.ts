@@ -32,16 +32,36 @@ function closedOf(store: MarketStore): Candle[] {
 }
 
 describe('MarketStore', () => {
-  it('stores closed candles oldest first and announces each close after storing it', () => {
+  it('stores closed candles oldest first and announces each live close after storing it, backfilled history silently', () => {
     const store = new MarketStore({ history: 5, clock: systemClock });
     const seen: Array<{ event: CandleClosedEvent; lastStored: number | undefined }> = [];
     store.on('candleClosed', (event) => seen.push({ event, lastStored: store.series(event.symbol, event.interval)?.lastClosed()?.openTime }));
     expect(store.applyCandle('BTCUSDT', '1m', candle(0), true, 'backfill', 1)).toBe('closed');
     expect(store.applyCandle('BTCUSDT', '1m', candle(1), true, 'stream', 2)).toBe('closed');
-    expect(closedOf(store)).toEqual([candle(0), candle(1)]);
+    expect(store.applyCandle('BTCUSDT', '1m', candle(2), true, 'gapfill', 3)).toBe('closed');
+    expect(closedOf(store)).toEqual([candle(0), candle(1), candle(2)]);
     expect(seen.map((s) => [s.event.candle.openTime, s.event.origin, s.lastStored])).toEqual([
-      [candle(0).openTime, 'backfill', candle(0).openTime],
       [candle(1).openTime, 'stream', candle(1).openTime],
+      [candle(2).openTime, 'gapfill', candle(2).openTime],
+    ]);
+  });
+
+  it('isolates a listener that throws: the candle is stored, the other listeners hear it, ingest goes on', () => {
+    const failures: Array<{ error: unknown; openTime: number }> = [];
+    const store = new MarketStore({ history: 5, clock: systemClock, onListenerError: (error, event) => failures.push({ error, openTime: event.candle.openTime }) });
+    const heard: number[] = [];
+    store.on('candleClosed', () => {
+      throw new Error('listener bug');
+    });
+    store.on('candleClosed', (event) => heard.push(event.candle.openTime));
+    expect(store.applyCandle('BTCUSDT', '1m', candle(0), true, 'stream', 1)).toBe('closed');
+    expect(store.applyCandle('BTCUSDT', '1m', candle(1), true, 'stream', 2)).toBe('closed');
+    expect(closedOf(store)).toEqual([candle(0), candle(1)]);
+    expect(heard).toEqual([candle(0).openTime, candle(1).openTime]);
+    expect(store.listenerErrors).toBe(2);
+    expect(failures.map((f) => [(f.error as Error).message, f.openTime])).toEqual([
+      ['listener bug', candle(0).openTime],
+      ['listener bug', candle(1).openTime],
     ]);
   });
 

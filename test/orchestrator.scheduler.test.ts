@@ -115,6 +115,22 @@ describe('tick scheduler', () => {
     await scheduler.stop();
   });
 
+  it('ignores closes of history replayed by a long gap fill: no tick, no collector, no fill', async () => {
+    const { clock, runs, market, scheduler, close } = setup({ symbols: ['A', 'B'], graceMs: 100, schedule: new Map([['1m', []]]) });
+    const latestOpen = Math.floor(clock.now() / 60_000) * 60_000 - 60_000;
+    // Ten candles before the one before the latest: all history by the time they are filled.
+    for (let back = 12; back >= 2; back--) {
+      close('A', '1m', latestOpen - back * 60_000, 'gapfill');
+      close('B', '1m', latestOpen - back * 60_000, 'gapfill');
+    }
+    // Long enough for a grace period (10 real ms here) to have fired many times over.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(runs).toEqual([]);
+    expect(market.fills).toEqual([]);
+    expect(scheduler.backlog()).toBe(0);
+    await scheduler.stop();
+  });
+
   it('keeps at most one tick pending behind a slow one and skips the superseded candle', async () => {
     let release = () => {};
     const gate = new Promise<void>((resolve) => (release = resolve));

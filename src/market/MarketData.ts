@@ -37,6 +37,16 @@ type Events = {
   universeChanged: [UniverseChange];
 };
 
+/** A series not screenable until REST fills it: a missed stretch after a disconnect, or no history yet. */
+interface Gap {
+  symbol: string;
+  interval: Interval;
+  since: number;
+  attempt: number;
+  /** New series (an interval or symbol added at run time): load the whole history, not just the stretch after the last candle. */
+  needsBackfill: boolean;
+}
+
 /** REST returns at most 1000 klines per request. */
 const MAX_KLINES_PER_REQUEST = 1000;
 
@@ -48,7 +58,7 @@ export class MarketData extends EventEmitter<Events> {
   private currentIntervals: Interval[] = [];
   private backfilled = false;
   /** Series that missed stream data (or are not backfilled yet): not screenable until filled. */
-  private readonly gaps = new Map<string, { symbol: string; interval: Interval; since: number; attempt: number }>();
+  private readonly gaps = new Map<string, Gap>();
   private readonly fills = new Map<string, Promise<void>>();
   private readonly retryTimers = new Set<TimerHandle>();
   private readonly onKline = (event: KlineEvent) => {
@@ -125,10 +135,10 @@ export class MarketData extends EventEmitter<Events> {
       this.options.store.removeInterval(interval);
       for (const symbol of this.currentSymbols) this.gaps.delete(key(symbol, interval));
     }
-    for (const symbol of this.currentSymbols) for (const interval of added) this.markGap(symbol, interval);
+    for (const symbol of this.currentSymbols) for (const interval of added) this.markGap(symbol, interval, { needsBackfill: true });
     // Subscribe first, then backfill: the store merges both, and nothing closes unseen in between.
     await this.options.ws.setStreams({ symbols: this.currentSymbols, intervals: next });
-    await this.backfillAll(this.currentSymbols, added);
+    await this.backfillOrRetry(this.currentSymbols, added);
   }
 
   isComplete(symbol: string, interval: Interval, closedOpenTime: number): boolean {
@@ -198,6 +208,22 @@ export class MarketData extends EventEmitter<Events> {
     this.gaps.delete(key(symbol, interval));
   }
 
+  /**
+   * Backfills at run time (an interval or a symbol added): a series that fails stays marked as a gap,
+   * so it is never screened short, and is retried with backoff until it loads. Resolves once every
+   * series is either loaded or scheduled for a retry.
+   */
+  private async backfillOrRetry(symbols: readonly string[], intervals: readonly Interval[]): Promise<void> {
+    const pairs = symbols.flatMap((symbol) => intervals.map((interval) => [symbol, interval] as const));
+    const results = await Promise.allSettled(pairs.map(([symbol, interval]) => this.backfillSeries(symbol, interval)));
+    results.forEach((result, index) => {
+      if (result.status === 'fulfilled') return;
+      const [symbol, interval] = pairs[index]!;
+      const gap = this.gaps.get(key(symbol, interval));
+      if (gap) this.retryGap(symbol, interval, gap, result.reason);
+    });
+  }
+
   private async catchUp(symbols: readonly string[], intervals: readonly Interval[]): Promise<void> {
     const now = this.options.clock.now();
     const behind: Array<Promise<void>> = [];
@@ -217,26 +243,35 @@ export class MarketData extends EventEmitter<Events> {
     this.log.info({ event: 'stream_gap', connectionId: event.connectionId, symbols: symbols.length, intervals, since: event.disconnectedAt }, 'stream gap, filling by REST');
     for (const symbol of symbols) {
       for (const interval of intervals) {
-        this.markGap(symbol, interval, event.disconnectedAt);
+        this.markGap(symbol, interval, { since: event.disconnectedAt });
         void this.fillSeries(symbol, interval).catch(() => undefined);
       }
     }
   }
 
-  private markGap(symbol: string, interval: Interval, since = this.options.clock.now()): void {
+  private markGap(symbol: string, interval: Interval, options: { since?: number; needsBackfill?: boolean } = {}): void {
     const id = key(symbol, interval);
-    if (!this.gaps.has(id)) this.gaps.set(id, { symbol, interval, since, attempt: 0 });
+    const existing = this.gaps.get(id);
+    if (existing) {
+      existing.needsBackfill ||= options.needsBackfill ?? false;
+      return;
+    }
+    this.gaps.set(id, { symbol, interval, since: options.since ?? this.options.clock.now(), attempt: 0, needsBackfill: options.needsBackfill ?? false });
   }
 
   private async fillNow(symbol: string, interval: Interval): Promise<void> {
     const { rest, store, clock } = this.options;
-    const series = store.series(symbol, interval);
-    const last = series?.lastOpenTime();
-    if (last === undefined) {
-      await this.backfillSeries(symbol, interval);
+    const last = store.series(symbol, interval)?.lastOpenTime();
+    const gap = this.gaps.get(key(symbol, interval));
+    if (last === undefined || gap?.needsBackfill === true) {
+      try {
+        await this.backfillSeries(symbol, interval);
+      } catch (error) {
+        if (gap) this.retryGap(symbol, interval, gap, error);
+        throw error;
+      }
       return;
     }
-    const gap = this.gaps.get(key(symbol, interval));
     let filled = 0;
     let from = last + 1;
     let lastFilled = last;
@@ -265,10 +300,11 @@ export class MarketData extends EventEmitter<Events> {
     }
   }
 
-  private retryGap(symbol: string, interval: Interval, gap: { attempt: number }, error: unknown): void {
+  private retryGap(symbol: string, interval: Interval, gap: Gap, error: unknown): void {
     if (this.state === 'stopping' || this.state === 'stopped') return;
     const delay = backoffDelay(gap.attempt++, { baseMs: 1_000, maxMs: 60_000 });
-    this.log.warn({ event: 'stream_gap_fill_failed', symbol, interval, delay, error: (error as Error).message }, 'gap fill failed, retrying');
+    const event = gap.needsBackfill ? 'backfill_failed' : 'stream_gap_fill_failed';
+    this.log.warn({ event, symbol, interval, attempt: gap.attempt, delay, error: (error as Error).message }, 'series fill failed, retrying');
     const timer = this.options.clock.setTimeout(() => {
       this.retryTimers.delete(timer);
       if (this.gaps.has(key(symbol, interval))) void this.fillSeries(symbol, interval).catch(() => undefined);
@@ -281,11 +317,11 @@ export class MarketData extends EventEmitter<Events> {
     for (const symbol of change.removed) this.options.store.removeSymbol(symbol);
     for (const symbol of change.removed) for (const interval of INTERVALS) this.gaps.delete(key(symbol, interval));
     this.setSymbols(change.symbols);
-    for (const symbol of change.added) for (const interval of this.currentIntervals) this.markGap(symbol, interval);
+    for (const symbol of change.added) for (const interval of this.currentIntervals) this.markGap(symbol, interval, { needsBackfill: true });
     this.emit('universeChanged', change);
     try {
       await this.options.ws.setStreams({ symbols: this.currentSymbols, intervals: this.currentIntervals });
-      await this.backfillAll(change.added, this.currentIntervals);
+      await this.backfillOrRetry(change.added, this.currentIntervals);
     } catch (error) {
       this.log.warn({ event: 'universe_apply_failed', error: (error as Error).message }, 'universe change not fully applied');
     }

@@ -199,22 +199,40 @@ interface SymbolData {
 
 type CandleClosedListener = (event: CandleClosedEvent) => void;
 
+export interface MarketStoreOptions {
+  history: number;
+  clock: Clock;
+  /** Told about a 'candleClosed' listener that threw; the store itself carries on. */
+  onListenerError?: (error: unknown, event: CandleClosedEvent) => void;
+}
+
 export class MarketStore implements MarketView {
   private readonly history: number;
   private readonly clock: Clock;
+  private readonly onListenerError: ((error: unknown, event: CandleClosedEvent) => void) | undefined;
   private readonly data = new Map<string, SymbolData>();
   private readonly tickers = new Map<string, Ticker>();
   private readonly closedListeners = new Set<CandleClosedListener>();
+  private failedListenerCalls = 0;
 
-  constructor(options: { history: number; clock: Clock }) {
+  constructor(options: MarketStoreOptions) {
     if (!Number.isInteger(options.history) || options.history < 1) throw new RangeError(`history must be a positive integer, got ${options.history}`);
     this.history = options.history;
     this.clock = options.clock;
+    this.onListenerError = options.onListenerError;
+  }
+
+  /** 'candleClosed' listeners that threw since start: each one is isolated and counted, never fatal to ingest. */
+  get listenerErrors(): number {
+    return this.failedListenerCalls;
   }
 
   /**
    * Idempotent: the same candle twice, out of order, or from both REST and the stream ends as one
    * correct candle. A new closed candle is stored first, then announced once via 'candleClosed'.
+   * Backfilled candles are history and are stored silently: a boot backfill is hundreds of
+   * thousands of candles, and no consumer acts on a close that happened before it was listening.
+   * Stream closes and gap fills (the closes a disconnect hid) are announced.
    */
   applyCandle(symbol: string, interval: Interval, candle: Candle, closed: boolean, origin: CandleOrigin, receivedAt: number = this.clock.now()): ApplyResult {
     const entry = this.entry(symbol);
@@ -236,8 +254,21 @@ export class MarketStore implements MarketView {
     if (outcome === 'same') return 'duplicate';
     if (outcome === 'changed') return 'updated';
     if (forming && forming.openTime <= candle.openTime) entry.forming.delete(interval);
+    if (origin === 'backfill' || this.closedListeners.size === 0) return 'closed';
     const event: CandleClosedEvent = { symbol, interval, candle: { ...candle }, origin, receivedAt };
-    for (const listener of this.closedListeners) listener(event);
+    for (const listener of this.closedListeners) {
+      // One broken consumer must not cost the others their event, nor the ingest loop its frame.
+      try {
+        listener(event);
+      } catch (error) {
+        this.failedListenerCalls++;
+        try {
+          this.onListenerError?.(error, event);
+        } catch {
+          // The error reporter itself failed; the count above still records the failure.
+        }
+      }
+    }
     return 'closed';
   }
 
