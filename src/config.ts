@@ -104,6 +104,13 @@ export interface Config {
   clock: Clock;
 }
 
+/** What a required variable must hold, added to "is required" so the fix is in the same line. */
+const REQUIRED_HINTS: Record<string, string> = {
+  USER_ID: 'a uuid',
+  SUPABASE_URL: 'the project URL, http(s)://…',
+  SUPABASE_KEY: 'the user’s worker JWT from npm run mint-jwt, or a service key',
+};
+
 /** The names of variables whose values are secret: never echoed, never logged. */
 export const SECRET_VARIABLES = ['SUPABASE_KEY'] as const;
 
@@ -112,16 +119,20 @@ export const SECRET_VARIABLES = ['SUPABASE_KEY'] as const;
  * without ever echoing a value.
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const result = schema.safeParse(env);
+  // An empty variable (`PORT=` in a .env file) means unset: the default applies, or "is required".
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const result = schema.safeParse(present);
   if (!result.success) {
     const problems = new Map<string, string>();
     for (const issue of result.error.issues) {
       const variable = String(issue.path[0] ?? 'environment');
       if (problems.has(variable)) continue;
       const missing = env[variable] === undefined || env[variable] === '';
-      problems.set(variable, missing && issue.code === 'invalid_type' ? 'is required' : issue.message);
+      const hint = REQUIRED_HINTS[variable];
+      problems.set(variable, missing && issue.code === 'invalid_type' ? `is required${hint ? ` (${hint})` : ''}` : issue.message);
     }
     const variables = [...problems.keys()].join(', ');
+    // Messages are ours (the schema's `error` texts), never zod's echo of the input: no value can leak.
     const reasons = [...problems].map(([variable, reason]) => `${variable} ${reason}`).join('; ');
     throw new ConfigError(variables, reasons);
   }

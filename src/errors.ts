@@ -27,9 +27,11 @@ abstract class WorkerError extends Error {
 /** The configuration is wrong: fix it and restart. */
 export class ConfigError extends WorkerError {
   readonly code = 'CONFIG_INVALID' as const;
+  /** The bad variables, comma-separated. */
   readonly variable: string;
+  /** `reason` names each variable itself ("USER_ID is required (a uuid)"), so the message does not repeat it. */
   constructor(variable: string, reason: string) {
-    super(`${variable}: ${reason}`);
+    super(reason);
     this.variable = variable;
   }
 }

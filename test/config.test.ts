@@ -39,7 +39,12 @@ describe('loadConfig', () => {
   it('names a missing USER_ID', () => {
     const error = configError({ ...VALID, USER_ID: undefined });
     expect(error.variable).toBe('USER_ID');
-    expect(error.message).toBe('USER_ID: USER_ID is required');
+    expect(error.message).toBe('USER_ID is required (a uuid)');
+  });
+
+  it('treats an empty variable as unset: required ones are missing, optional ones take their default', () => {
+    expect(configError({ ...VALID, SUPABASE_URL: '' }).message).toBe('SUPABASE_URL is required (the project URL, http(s)://…)');
+    expect(loadConfig({ ...VALID, PORT: '', MACHINE_ID: '' })).toMatchObject({ port: 8080 });
   });
 
   it('names a USER_ID that is not a uuid without echoing it', () => {
@@ -64,12 +69,16 @@ describe('loadConfig', () => {
   });
 
   it('names a bad PORT with the reason', () => {
-    expect(configError({ ...VALID, PORT: 'http' }).message).toBe('PORT: PORT must be a number');
-    expect(configError({ ...VALID, PORT: '70000' }).message).toBe('PORT: PORT must be at most 65535');
+    expect(configError({ ...VALID, PORT: 'http' }).message).toBe('PORT must be a number');
+    expect(configError({ ...VALID, PORT: '70000' }).message).toBe('PORT must be at most 65535');
   });
 
   it('names every bad variable at once', () => {
     const error = configError({ SUPABASE_URL: 'ftp://nope', PORT: '-1' });
     expect(error.variable.split(', ').sort()).toEqual(['PORT', 'SUPABASE_KEY', 'SUPABASE_URL', 'USER_ID']);
+    // One line, each variable named once, in the order of the schema.
+    expect(error.message).not.toContain('\n');
+    for (const variable of ['PORT', 'SUPABASE_KEY', 'SUPABASE_URL', 'USER_ID']) expect(error.message.split(variable)).toHaveLength(2);
+    expect(error.message).toMatch(/^USER_ID is required \(a uuid\); SUPABASE_URL must be an http:\/\/ or https:\/\/ URL; /);
   });
 });
