@@ -50,8 +50,20 @@ function fail(field: string, value: unknown): never {
 function decimal(value: unknown, field: string): number {
   if (typeof value !== 'string' && typeof value !== 'number') fail(field, value);
   const parsed = typeof value === 'number' ? value : Number(value);
-  if (!Number.isFinite(parsed) || (typeof value === 'string' && value.length === 0)) fail(field, value);
+  if (!Number.isFinite(parsed) || (parsed === 0 && typeof value === 'string' && isBlank(value))) fail(field, value);
   return parsed;
+}
+
+/** Number('') and Number(' ') are 0: a blank numeral is a missing value, not a zero price. */
+function isBlank(text: string): boolean {
+  return !/[0-9]/.test(text);
+}
+
+/** A REST numeral (string or number) as a number; NaN when it is blank or not a finite numeral. */
+function numeral(value: string | number): number {
+  if (typeof value === 'number') return value;
+  const parsed = Number(value);
+  return parsed === 0 && isBlank(value) ? Number.NaN : parsed;
 }
 
 function integer(value: unknown, field: string): number {
@@ -234,6 +246,20 @@ const tickerRowSchema = z
   })
   .loose();
 
+const TICKER_NUMBERS = [
+  'eventTime',
+  'lastPrice',
+  'priceChange',
+  'priceChangePercent',
+  'weightedAvgPrice',
+  'openPrice',
+  'highPrice',
+  'lowPrice',
+  'volume',
+  'quoteVolume',
+  'tradeCount',
+] as const satisfies ReadonlyArray<keyof Ticker>;
+
 /** Body of `GET /api/v3/ticker/24hr` without a symbol: an array of every symbol's ticker. */
 export function parseTickers24h(body: unknown): Ticker[] {
   const rows = parseWith(z.array(z.unknown()), body, 'ticker/24hr');
@@ -242,23 +268,23 @@ export function parseTickers24h(body: unknown): Ticker[] {
     const result = tickerRowSchema.safeParse(raw);
     if (!result.success) continue;
     const row = result.data;
-    const lastPrice = Number(row.lastPrice);
-    const quoteVolume = Number(row.quoteVolume);
-    if (!Number.isFinite(lastPrice) || !Number.isFinite(quoteVolume)) continue;
-    tickers.push({
+    const ticker: Ticker = {
       symbol: row.symbol,
       eventTime: row.closeTime,
-      lastPrice,
-      priceChange: Number(row.priceChange),
-      priceChangePercent: Number(row.priceChangePercent),
-      weightedAvgPrice: Number(row.weightedAvgPrice),
-      openPrice: Number(row.openPrice),
-      highPrice: Number(row.highPrice),
-      lowPrice: Number(row.lowPrice),
-      volume: Number(row.volume),
-      quoteVolume,
+      lastPrice: numeral(row.lastPrice),
+      priceChange: numeral(row.priceChange),
+      priceChangePercent: numeral(row.priceChangePercent),
+      weightedAvgPrice: numeral(row.weightedAvgPrice),
+      openPrice: numeral(row.openPrice),
+      highPrice: numeral(row.highPrice),
+      lowPrice: numeral(row.lowPrice),
+      volume: numeral(row.volume),
+      quoteVolume: numeral(row.quoteVolume),
       tradeCount: row.count,
-    });
+    };
+    // One garbled field would reach filters as NaN ("NaN" in ticker.P): the row is skipped like any other broken entry.
+    if (!TICKER_NUMBERS.every((field) => Number.isFinite(ticker[field]))) continue;
+    tickers.push(ticker);
   }
   return tickers;
 }
