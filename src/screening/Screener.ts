@@ -9,6 +9,7 @@ import type { Lifecycle, LifecycleState, MarketView } from '../ports.ts';
 import { tickerFields } from './contract.ts';
 import { ScreenerThread, ThreadCrashedError } from './pool.ts';
 import type { ThreadTraderResult, TraderSpec } from './protocol.ts';
+import { seriesKey, SharedSeriesStore, type SeriesBuffer, type SeriesSlot } from './sharedSeries.ts';
 
 export interface ScreenerOptions {
   /** 0 = os.availableParallelism(). */
@@ -78,6 +79,9 @@ export class Screener implements Lifecycle {
   private readonly assignment = new Map<string, ScreenerThread>();
   private readonly failingTicks = new Map<string, number>();
   private readonly disabled = new Map<string, DisabledRecord>();
+  private readonly store = new SharedSeriesStore();
+  /** Ticks run one at a time: the shared rows are written only while no thread reads them. */
+  private queue: Promise<unknown> = Promise.resolve();
   private tickCounter = 0;
   private totals = { evaluations: 0, errors: 0 };
 
@@ -160,8 +164,18 @@ export class Screener implements Lifecycle {
     };
   }
 
-  /** Evaluate the tick's traders over its symbols. Same input, same output, whatever the thread count. */
-  async run(tick: ScreeningTick): Promise<TickResult> {
+  /**
+   * Evaluate the tick's traders over its symbols. Same input, same output, whatever the thread count.
+   * Calls queue behind each other; the threads work one tick at a time anyway.
+   */
+  run(tick: ScreeningTick): Promise<TickResult> {
+    if (this.lifecycle.state !== 'running') return Promise.reject(new IllegalStateError('Screener', this.lifecycle.state, 'run'));
+    const result = this.queue.then(() => this.runNow(tick));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async runNow(tick: ScreeningTick): Promise<TickResult> {
     if (this.lifecycle.state !== 'running') throw new IllegalStateError('Screener', this.lifecycle.state, 'run');
     const started = performance.now();
     const tickId = ++this.tickCounter;
@@ -178,18 +192,33 @@ export class Screener implements Lifecycle {
       tickers[symbol] = tickerFields(symbol, tick.market.ticker(symbol), tick.market.series(symbol, tick.interval)?.lastClosed()?.close);
     }
     const threadStats: Array<{ thread: number; memoHits: number; memoMisses: number; isolateHeapBytes: number }> = [];
+    // Every write to the shared rows happens here, before any thread is handed the tick.
+    const now = this.options.clock.now();
+    const slots = new Map<string, SeriesSlot | null>();
+    const plans = [...byThread].map(([thread, traders]) => {
+      const intervals = new Set(traders.flatMap((trader) => trader.timeframes));
+      const threadSlots: Record<string, SeriesSlot> = {};
+      const wanted: SeriesBuffer[] = [];
+      for (const symbol of symbols) {
+        for (const interval of intervals) {
+          const key = seriesKey(symbol, interval);
+          let slot = slots.get(key);
+          if (slot === undefined) {
+            slot = this.store.sync(tick.market, symbol, interval, now);
+            slots.set(key, slot);
+          }
+          if (slot === null) continue;
+          threadSlots[key] = slot;
+          wanted.push(this.store.buffer(slot[0])!);
+        }
+      }
+      return { thread, traders, threadSlots, wanted };
+    });
     const replies = await Promise.all(
-      [...byThread].map(async ([thread, traders]): Promise<ThreadTraderResult[]> => {
-        const intervals = new Set(traders.flatMap((trader) => trader.timeframes));
-        const series = symbols.flatMap((symbol) => [...intervals].map((interval) => ({ symbol, interval })));
-        const updates = thread.sync.updatesFor(tick.market, series);
+      plans.map(async ({ thread, traders, threadSlots, wanted }): Promise<ThreadTraderResult[]> => {
         const deadlineMs = THREAD_DEADLINE_MARGIN_MS + traders.length * symbols.length * this.options.filterTimeoutMs;
         try {
-          const reply = await thread.tick({ type: 'tick', tickId, traderIds: traders.map((t) => t.id), symbols, tickers, updates }, deadlineMs);
-          for (const key of reply.drifted) {
-            thread.sync.forget(key);
-            this.logger.warn({ event: 'screener_mirror_resync', thread: thread.index, series: key }, 'thread copy of a series drifted; resending it');
-          }
+          const reply = await thread.tick({ type: 'tick', tickId, traderIds: traders.map((t) => t.id), symbols, tickers, slots: threadSlots }, wanted, deadlineMs);
           threadStats.push({ thread: thread.index, memoHits: reply.memoHits, memoMisses: reply.memoMisses, isolateHeapBytes: reply.heapBytes });
           return reply.traders;
         } catch (error) {
@@ -206,6 +235,8 @@ export class Screener implements Lifecycle {
         }
       }),
     );
+    const dropped = this.store.prune(now);
+    if (dropped.length > 0) for (const thread of this.threads) thread.forgetBuffers(dropped);
     const results = replies.flat().map((reply) => this.account(reply, tick));
     results.sort((a, b) => compare(a.traderId, b.traderId));
     const evaluations = results.reduce((sum, r) => sum + r.evaluatedSymbols.length + r.errors.filter((e) => e.symbol !== null).length, 0);

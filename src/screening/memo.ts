@@ -1,6 +1,6 @@
 // One tick's shared work on a thread: the series table the isolates index into, and helper results computed once for every trader.
 import { HELPER_FUNCTIONS, KLINE_HELPERS, type Kline } from './helpers.ts';
-import type { MirrorSeries, SeriesMirror } from './mirror.ts';
+import type { SeriesRows, SeriesTable } from './sharedSeries.ts';
 import { ROW_FIELDS } from './sandboxRuntime.ts';
 import type { SandboxHost } from './sandbox.ts';
 
@@ -16,14 +16,14 @@ const MAX_ENTRIES = 200_000;
  * as a copy, so no trader can poison what another one sees.
  */
 export class TickMemo implements SandboxHost {
-  private readonly mirror: SeriesMirror;
+  private readonly table: SeriesTable;
   private readonly klines = new Map<number, Kline[]>();
   private readonly results = new Map<string, unknown>();
   hits = 0;
   misses = 0;
 
-  constructor(mirror: SeriesMirror) {
-    this.mirror = mirror;
+  constructor(table: SeriesTable) {
+    this.table = table;
   }
 
   /** The thread moves on to the next symbol: what was built for the previous one is no longer needed. */
@@ -58,13 +58,13 @@ export class TickMemo implements SandboxHost {
   }
 
   /** The series as klines, built once per tick and shared by every helper and trader of the tick. */
-  private klinesOf(entry: MirrorSeries): Kline[] {
+  private klinesOf(entry: SeriesRows): Kline[] {
     let klines = this.klines.get(entry.id);
     if (klines) return klines;
-    const { rows, length } = entry;
+    const { rows, start, length } = entry;
     const built: number[][] = new Array(length);
     for (let i = 0; i < length; i++) {
-      const o = i * ROW_FIELDS;
+      const o = (start + i) * ROW_FIELDS;
       built[i] = [rows[o]!, rows[o + 1]!, rows[o + 2]!, rows[o + 3]!, rows[o + 4]!, rows[o + 5]!, rows[o + 6]!, rows[o + 7]!, rows[o + 8]!, rows[o + 9]!, rows[o + 10]!, 0];
     }
     klines = built;
@@ -72,10 +72,9 @@ export class TickMemo implements SandboxHost {
     return klines;
   }
 
-  private entry(seriesId: unknown): MirrorSeries | undefined {
+  private entry(seriesId: unknown): SeriesRows | undefined {
     if (typeof seriesId !== 'number' || !Number.isInteger(seriesId) || seriesId < 0) return undefined;
-    const entry = this.mirror.byIdentity(seriesId);
-    return entry && entry.length > 0 ? entry : undefined;
+    return this.table.rows(seriesId);
   }
 }
 

@@ -1,7 +1,7 @@
 // The screening threads: spawn, hand out trader assignments, run tick requests, restart a thread that dies.
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../logger.ts';
-import { MirrorSync } from './mirror.ts';
+import type { SeriesBuffer } from './sharedSeries.ts';
 import type { FromThread, ThreadOptions, ToThread, TraderSpec } from './protocol.ts';
 
 type TickRequest = Extract<ToThread, { type: 'tick' }>;
@@ -30,12 +30,14 @@ export class ThreadCrashedError extends Error {
 
 /**
  * One screening thread and what the main thread knows about it: its traders (replayed after a
- * restart) and its copy of the market (resent in full after a restart).
+ * restart) and which shared row buffers it holds (handed again after a restart).
  */
 export class ScreenerThread {
   readonly index: number;
   readonly traders = new Map<string, TraderSpec>();
-  readonly sync = new MirrorSync();
+  /** Generation of each shared buffer this thread has been handed, by series id. */
+  private readonly handed = new Map<number, number>();
+  private dropped: number[] = [];
   restarts = 0;
   private worker: Worker | null = null;
   private readonly options: ThreadOptions;
@@ -95,11 +97,23 @@ export class ScreenerThread {
     if (upsert.length > 0 || remove.length > 0) this.post({ type: 'traders', upsert, remove });
   }
 
+  /** Series the main thread dropped: the thread forgets them with its next tick. */
+  forgetBuffers(ids: readonly number[]): void {
+    for (const id of ids) {
+      if (this.handed.delete(id)) this.dropped.push(id);
+    }
+  }
+
   /** Send a tick; rejects with ThreadCrashedError if the thread dies or misses the deadline. */
-  async tick(request: TickRequest, deadlineMs: number): Promise<TickReply> {
+  async tick(request: Omit<TickRequest, 'buffers' | 'dropped'>, wanted: readonly SeriesBuffer[], deadlineMs: number): Promise<TickReply> {
     await this.ready;
     const worker = this.worker;
     if (!worker) throw new ThreadCrashedError(this.index, 'not running');
+    // Decided against the worker that gets the message: a restarted thread holds no buffer yet.
+    const buffers = wanted.filter((buffer) => this.handed.get(buffer.id) !== buffer.generation);
+    for (const buffer of buffers) this.handed.set(buffer.id, buffer.generation);
+    const dropped = this.dropped;
+    this.dropped = [];
     return new Promise<TickReply>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(request.tickId);
@@ -117,8 +131,8 @@ export class ScreenerThread {
           reject(error);
         },
       });
-      const transfer = request.updates.map((update) => update.rows.buffer as ArrayBuffer);
-      worker.postMessage(request, transfer);
+      // SharedArrayBuffers are shared by postMessage, never copied.
+      worker.postMessage({ ...request, buffers, dropped } satisfies TickRequest);
     });
   }
 
@@ -143,7 +157,8 @@ export class ScreenerThread {
 
   private restart(reason: string): void {
     this.restarts++;
-    this.sync.forget();
+    this.handed.clear();
+    this.dropped = [];
     this.logger.error({ event: 'screener_thread_restarted', thread: this.index, reason, restarts: this.restarts }, 'screening thread restarted');
     // A thread that keeps dying at start must not spin: wait a little longer after each restart.
     const delayMs = Math.min(5000, 50 * 2 ** Math.min(this.restarts - 1, 7));

@@ -1,6 +1,6 @@
 // Messages between the Screener (main thread) and its screening threads.
 import type { Interval } from '../domain.ts';
-import type { SeriesUpdate } from './mirror.ts';
+import type { SeriesBuffer, SeriesSlot } from './sharedSeries.ts';
 
 /** What a thread needs to know of a trader. */
 export interface TraderSpec {
@@ -26,7 +26,12 @@ export type ToThread =
       symbols: string[];
       /** Binance 24h ticker fields per symbol, strings as the stream sends them. */
       tickers: Record<string, Record<string, string>>;
-      updates: SeriesUpdate[];
+      /** Shared row buffers the thread has not been handed yet (new series, or grown ones). */
+      buffers: SeriesBuffer[];
+      /** Series the main thread no longer keeps. */
+      dropped: number[];
+      /** Where each series of the tick is, by series key. */
+      slots: Record<string, SeriesSlot>;
     }
   | { type: 'stop' };
 
@@ -42,5 +47,5 @@ export interface ThreadTraderResult {
 
 export type FromThread =
   | { type: 'ready' }
-  | { type: 'tickResult'; tickId: number; traders: ThreadTraderResult[]; drifted: string[]; memoHits: number; memoMisses: number; heapBytes: number }
+  | { type: 'tickResult'; tickId: number; traders: ThreadTraderResult[]; memoHits: number; memoMisses: number; heapBytes: number }
   | { type: 'catastrophic'; message: string };

@@ -13,8 +13,9 @@ export const ROW_FIELDS = 11;
 export type RuntimeOutcome = ['ok', boolean, string[]] | ['runtime' | 'contract', string];
 
 /**
- * One timeframe of one symbol as the runtime needs it: [interval, seriesId, generation, length].
- * A symbol's spec is [hvnSeriesId or -1, ...timeframes flattened].
+ * One timeframe of one symbol as the runtime needs it: [interval, seriesId, generation, start, length]
+ * (`length` rows from row `start` of the series' shared buffer). A symbol's spec is
+ * [hvnSeriesId or -1, ...timeframes flattened].
  */
 export type SymbolSpec = Array<string | number>;
 
@@ -97,6 +98,7 @@ export function installRuntime(
   interface LazyState {
     seriesId: number;
     generation: number;
+    start: number;
     length: number;
     built: unknown[];
     full: unknown[] | null;
@@ -106,7 +108,7 @@ export function installRuntime(
     let candle = state.built[index];
     if (candle !== undefined) return candle;
     const r = rowsOf(state.seriesId, state.generation);
-    const o = index * FIELDS;
+    const o = (state.start + index) * FIELDS;
     candle = [r[o], r[o + 1], r[o + 2], r[o + 3], r[o + 4], r[o + 5], r[o + 6], r[o + 7], r[o + 8], r[o + 9], r[o + 10], 0];
     state.built[index] = candle;
     return candle;
@@ -197,9 +199,9 @@ export function installRuntime(
   };
 
   /** A kline array that builds its candles only when read, so helpers-only filters build nothing. */
-  function lazyKlines(seriesId: number, generation: number, length: number): unknown[] {
+  function lazyKlines(seriesId: number, generation: number, start: number, length: number): unknown[] {
     const target: unknown[] = [];
-    (target as unknown as Record<symbol, LazyState>)[STATE] = { seriesId, generation, length, built: [], full: null };
+    (target as unknown as Record<symbol, LazyState>)[STATE] = { seriesId, generation, start, length, built: [], full: null };
     const proxy = new ProxyCtor(target, handler);
     weakMapSetOn(proxy, seriesId);
     return proxy;
@@ -274,7 +276,7 @@ export function installRuntime(
       tickTickers = parseJson(tickersJson);
       tickSpecs = parseJson(specsJson);
       // Attach every series now, so the isolate's memory accounting does not move during the tick.
-      for (const spec of tickSpecs) for (let i = 1; i + 3 < spec.length; i += 4) rowsOf(spec[i + 1] as number, spec[i + 2] as number);
+      for (const spec of tickSpecs) for (let i = 1; i + 4 < spec.length; i += 5) rowsOf(spec[i + 1] as number, spec[i + 2] as number);
     },
     evaluate(symbol: number): boolean | string {
       if (filter === null) return stringifyJson(['runtime', 'filter is not compiled']);
@@ -283,8 +285,8 @@ export function installRuntime(
       const ticker: Record<string, string> = {};
       for (const key of ownKeys(source) as string[]) ticker[key] = source[key]!;
       const timeframes: Record<string, unknown> = {};
-      for (let i = 1; i + 3 < spec.length; i += 4) {
-        timeframes[spec[i] as string] = lazyKlines(spec[i + 1] as number, spec[i + 2] as number, spec[i + 3] as number);
+      for (let i = 1; i + 4 < spec.length; i += 5) {
+        timeframes[spec[i] as string] = lazyKlines(spec[i + 1] as number, spec[i + 2] as number, spec[i + 3] as number, spec[i + 4] as number);
       }
       let result: unknown;
       try {

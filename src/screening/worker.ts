@@ -1,10 +1,10 @@
-// Entry of a screening thread: holds its traders' isolates and its copy of the market, evaluates ticks on request.
+// Entry of a screening thread: holds its traders' isolates and views on the shared market rows, evaluates ticks on request.
 import { parentPort, workerData } from 'node:worker_threads';
 import { TickMemo } from './memo.ts';
-import { seriesKey, SeriesMirror } from './mirror.ts';
 import type { FromThread, ThreadOptions, ThreadTraderResult, ToThread, TraderSpec } from './protocol.ts';
 import { TraderSandbox, type SandboxHost } from './sandbox.ts';
 import type { SymbolSpec } from './sandboxRuntime.ts';
+import { seriesKey, SeriesTable } from './sharedSeries.ts';
 
 /** An isolate holding more than this after its tick is collected before the next trader runs. */
 const GC_THRESHOLD_BYTES = 4 * 1024 * 1024;
@@ -13,7 +13,7 @@ const GC_THRESHOLD_BYTES = 4 * 1024 * 1024;
 export class ThreadScreener {
   private readonly options: ThreadOptions;
   private readonly traders = new Map<string, { spec: TraderSpec; sandbox: TraderSandbox }>();
-  private readonly mirror = new SeriesMirror();
+  private readonly table = new SeriesTable();
   private readonly onCatastrophicError: (message: string) => void;
   /** The isolates' callbacks land here; it points at the current tick's memo while a tick runs. */
   private currentMemo: TickMemo | null = null;
@@ -53,10 +53,10 @@ export class ThreadScreener {
    * klines and results, so the thread's heap stays small whatever the size of the universe.
    */
   tick(message: Extract<ToThread, { type: 'tick' }>): Extract<FromThread, { type: 'tickResult' }> {
-    const drifted = this.mirror.apply(message.updates);
+    this.table.beginTick(message.buffers, message.dropped, message.slots);
     const { symbols } = message;
     const tickersJson = JSON.stringify(symbols.map((symbol) => message.tickers[symbol] ?? { s: symbol }));
-    const memo = new TickMemo(this.mirror);
+    const memo = new TickMemo(this.table);
     this.currentMemo = memo;
     const runs: TraderRun[] = [];
     try {
@@ -75,7 +75,7 @@ export class ThreadScreener {
     }
     let heapBytes = 0;
     for (const { sandbox } of this.traders.values()) heapBytes += sandbox.heapBytes();
-    return { type: 'tickResult', tickId: message.tickId, traders: runs.map((run) => run.result), drifted, memoHits: memo.hits, memoMisses: memo.misses, heapBytes };
+    return { type: 'tickResult', tickId: message.tickId, traders: runs.map((run) => run.result), memoHits: memo.hits, memoMisses: memo.misses, heapBytes };
   }
 
   stop(): void {
@@ -83,31 +83,31 @@ export class ThreadScreener {
     this.traders.clear();
   }
 
-  /** Per symbol: [refresh-interval series id, then interval, series id, generation, length per timeframe]; null when a timeframe is missing. */
+  /** Per symbol: [refresh-interval series id, then interval, series id, generation, start, length per timeframe]; null when a timeframe is missing. */
   private specsFor(spec: TraderSpec, symbols: string[]): Array<SymbolSpec | null> {
     return symbols.map((symbol) => {
       const out: SymbolSpec = [-1];
       for (const interval of spec.timeframes) {
-        const series = this.mirror.get(seriesKey(symbol, interval));
-        if (!series || series.length === 0) return null;
-        if (interval === spec.refreshInterval) out[0] = series.id;
-        out.push(interval, series.id, series.generation, series.length);
+        const slot = this.table.slot(seriesKey(symbol, interval));
+        if (!slot) return null;
+        if (interval === spec.refreshInterval) out[0] = slot[0];
+        out.push(interval, ...slot);
       }
       return out[0] === -1 ? null : out;
     });
   }
 
-  /** Bytes of the distinct series these specs name: what the isolate will hold views on. */
+  /** Bytes of the distinct shared buffers these specs name: what the isolate will hold views on. */
   private sharedBytes(specs: Array<SymbolSpec | null>): number {
     const seen = new Set<number>();
     let total = 0;
     for (const spec of specs) {
       if (!spec) continue;
-      for (let i = 2; i < spec.length; i += 4) {
+      for (let i = 2; i < spec.length; i += 5) {
         const id = spec[i] as number;
         if (seen.has(id)) continue;
         seen.add(id);
-        total += this.mirror.byIdentity(id)?.rows.byteLength ?? 0;
+        total += this.table.buffer(id)?.byteLength ?? 0;
       }
     }
     return total;

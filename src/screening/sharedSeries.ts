@@ -1,0 +1,202 @@
+// The one numeric copy of the screened series per process: SharedArrayBuffers written by the main thread, read in place by every thread and isolate.
+import type { Candle, Interval } from '../domain.ts';
+import { intervalMs } from '../domain.ts';
+import type { CandleSeriesView, MarketView } from '../ports.ts';
+import { ROW_FIELDS } from './sandboxRuntime.ts';
+
+/** Where one series' rows are for a tick: `length` rows from row `start` of buffer `id` at `generation`. */
+export type SeriesSlot = [id: number, generation: number, start: number, length: number];
+
+/** A buffer a thread has to be handed (once per id and generation); posting it shares the memory. */
+export interface SeriesBuffer {
+  id: number;
+  generation: number;
+  buffer: SharedArrayBuffer;
+}
+
+export function seriesKey(symbol: string, interval: Interval): string {
+  return `${symbol}|${interval}`;
+}
+
+interface StoredSeries {
+  id: number;
+  interval: Interval;
+  generation: number;
+  rows: Float64Array;
+  start: number;
+  length: number;
+  /** The view's version and last open time when last synced: an unchanged pair means nothing to write. */
+  version: number;
+  lastOpenTime: number;
+  lastSyncedAt: number;
+}
+
+/**
+ * Rows beyond the series' length, so an append writes after the last row and only every
+ * `slack` appends moves the rows back to the front.
+ */
+function slackFor(length: number): number {
+  return Math.max(16, Math.ceil(length / 8));
+}
+
+/**
+ * Main-thread side. Each series lives in its own SharedArrayBuffer, oldest row first from `start`.
+ * Writes happen only between ticks (the Screener runs one tick at a time), so no thread or isolate
+ * ever reads a half-written row. One copy serves every thread: per-thread copies cost a full copy
+ * of the market per core, plus the transfer garbage of the first sync.
+ *
+ * A pure append is recognised by the version moving by exactly the number of new candles
+ * (MarketStore bumps it once per inserted or changed candle); anything else (a candle rewritten by
+ * a gap fill, a late candle, a truncated view of the previous candle) rewrites the series.
+ */
+export class SharedSeriesStore {
+  private readonly byKey = new Map<string, StoredSeries>();
+  private readonly byId = new Map<number, StoredSeries>();
+  private nextId = 0;
+
+  /** The series' slot after bringing it up to date with `market`, or null when it has no closed candle. */
+  sync(market: MarketView, symbol: string, interval: Interval, now: number): SeriesSlot | null {
+    const view = market.series(symbol, interval);
+    const last = view?.lastClosed();
+    if (!view || !last || view.length === 0) return null;
+    const key = seriesKey(symbol, interval);
+    let stored = this.byKey.get(key);
+    if (stored && (stored.version !== view.version || stored.lastOpenTime !== last.openTime || stored.length !== view.length)) {
+      if (!this.append(stored, view)) this.rewrite(stored, view);
+    } else if (!stored) {
+      stored = { id: this.nextId++, interval, generation: 0, rows: sharedRows(0), start: 0, length: 0, version: 0, lastOpenTime: 0, lastSyncedAt: now };
+      this.byKey.set(key, stored);
+      this.byId.set(stored.id, stored);
+      this.rewrite(stored, view);
+    }
+    stored.version = view.version;
+    stored.lastOpenTime = last.openTime;
+    stored.lastSyncedAt = now;
+    return [stored.id, stored.generation, stored.start, stored.length];
+  }
+
+  buffer(id: number): SeriesBuffer | undefined {
+    const stored = this.byId.get(id);
+    return stored && { id, generation: stored.generation, buffer: stored.rows.buffer as SharedArrayBuffer };
+  }
+
+  /**
+   * Forget series no tick has asked for in two of their intervals (a delisted symbol, an interval
+   * no trader uses any more). Threads keep a stale buffer until told otherwise; it is never read.
+   */
+  prune(now: number): number[] {
+    const dropped: number[] = [];
+    for (const [key, stored] of this.byKey) {
+      if (now - stored.lastSyncedAt <= 2 * intervalMs(stored.interval) + 60_000) continue;
+      this.byKey.delete(key);
+      this.byId.delete(stored.id);
+      dropped.push(stored.id);
+    }
+    return dropped;
+  }
+
+  /** Bytes of row buffers held. */
+  bytes(): number {
+    let total = 0;
+    for (const stored of this.byId.values()) total += stored.rows.byteLength;
+    return total;
+  }
+
+  private append(stored: StoredSeries, view: CandleSeriesView): boolean {
+    if (view.version <= stored.version) return false;
+    const appended = view.since(stored.lastOpenTime);
+    if (appended.length === 0 || appended.length !== view.version - stored.version) return false;
+    const kept = view.length - appended.length;
+    if (kept < 0 || kept > stored.length) return false;
+    stored.start += stored.length - kept;
+    stored.length = kept;
+    const capacity = stored.rows.length / ROW_FIELDS;
+    if (stored.start + view.length > capacity) {
+      if (view.length > capacity) return false;
+      stored.rows.copyWithin(0, stored.start * ROW_FIELDS, (stored.start + kept) * ROW_FIELDS);
+      stored.start = 0;
+    }
+    for (const [i, candle] of appended.entries()) writeRow(stored.rows, stored.start + kept + i, candle);
+    stored.length = view.length;
+    return stored.rows[stored.start * ROW_FIELDS] === view.get(0).openTime;
+  }
+
+  private rewrite(stored: StoredSeries, view: CandleSeriesView): void {
+    const length = view.length;
+    if (stored.rows.length < length * ROW_FIELDS) {
+      stored.rows = sharedRows(length + slackFor(length));
+      stored.generation++;
+    }
+    for (let i = 0; i < length; i++) writeRow(stored.rows, i, view.get(i));
+    stored.start = 0;
+    stored.length = length;
+  }
+}
+
+function writeRow(rows: Float64Array, row: number, c: Candle): void {
+  const o = row * ROW_FIELDS;
+  rows[o] = c.openTime;
+  rows[o + 1] = c.open;
+  rows[o + 2] = c.high;
+  rows[o + 3] = c.low;
+  rows[o + 4] = c.close;
+  rows[o + 5] = c.volume;
+  rows[o + 6] = c.closeTime;
+  rows[o + 7] = c.quoteVolume;
+  rows[o + 8] = c.trades;
+  rows[o + 9] = c.takerBuyBaseVolume;
+  rows[o + 10] = c.takerBuyQuoteVolume;
+}
+
+function sharedRows(length: number): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(Math.max(1, length) * ROW_FIELDS * Float64Array.BYTES_PER_ELEMENT));
+}
+
+/** A series as a thread reads it this tick. */
+export interface SeriesRows {
+  id: number;
+  rows: Float64Array;
+  start: number;
+  length: number;
+}
+
+/**
+ * Thread side: the buffers handed over so far, and this tick's slots. Rows are read in place;
+ * nothing here copies market data.
+ */
+export class SeriesTable {
+  private readonly buffers = new Map<number, { generation: number; rows: Float64Array }>();
+  private slots = new Map<string, SeriesSlot>();
+  private rowsById = new Map<number, SeriesRows>();
+
+  /** Take newly handed buffers, forget dropped ones, and take this tick's slots (by series key). */
+  beginTick(buffers: readonly SeriesBuffer[], dropped: readonly number[], slots: Record<string, SeriesSlot>): void {
+    for (const id of dropped) this.buffers.delete(id);
+    for (const { id, generation, buffer } of buffers) this.buffers.set(id, { generation, rows: new Float64Array(buffer) });
+    this.slots = new Map();
+    this.rowsById = new Map();
+    for (const [key, slot] of Object.entries(slots)) {
+      const [id, generation, start, length] = slot;
+      const held = this.buffers.get(id);
+      // The pool hands every buffer before the tick that names it; a gap is a bug, and the thread restarts.
+      if (!held || held.generation !== generation) throw new Error(`series ${key} names buffer ${id}/${generation}, which this thread was never handed`);
+      if (length === 0) continue;
+      this.slots.set(key, slot);
+      this.rowsById.set(id, { id, rows: held.rows, start, length });
+    }
+  }
+
+  /** This tick's slot of a series, or undefined when the series is not part of the tick. */
+  slot(key: string): SeriesSlot | undefined {
+    return this.slots.get(key);
+  }
+
+  /** This tick's rows of a series by id. */
+  rows(id: number): SeriesRows | undefined {
+    return this.rowsById.get(id);
+  }
+
+  buffer(id: number): SharedArrayBuffer | undefined {
+    return this.buffers.get(id)?.rows.buffer as SharedArrayBuffer | undefined;
+  }
+}
