@@ -23,8 +23,24 @@ export const MAX_FILTER_CODE_LENGTH = 200_000;
 
 const EXECUTION_MODES = ['browser', 'cloud', 'both'] as const;
 
+/** Longest excerpt of a bad value quoted in a reason: reasons go to trader_status.last_error and the log. */
+const QUOTE_LIMIT = 60;
+
+/** A bad value as a short one-line JSON excerpt; a 1 MB string in a jsonb field must not become a 1 MB status row. */
+function quote(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  // JSON leaves U+2028/U+2029 raw, and some readers break lines there.
+  text = text.replace(/[\u2028\u2029]/g, (separator) => `\\u${separator.charCodeAt(0).toString(16)}`);
+  return text.length > QUOTE_LIMIT ? `${text.slice(0, QUOTE_LIMIT)}…` : text;
+}
+
 const interval = z.string({ error: 'must be an interval string' }).refine((value) => (INTERVALS as readonly string[]).includes(value), {
-  error: (issue) => `unknown interval ${JSON.stringify(issue.input)} (expected one of ${INTERVALS.join(', ')})`,
+  error: (issue) => `unknown interval ${quote(issue.input)} (expected one of ${INTERVALS.join(', ')})`,
 });
 
 const filterSchema = z.object(
@@ -76,7 +92,9 @@ export function parseFilter(raw: unknown): { ok: true; filter: TraderFilter } | 
     try {
       value = JSON.parse(raw);
     } catch (error) {
-      return { ok: false, reason: `filter: malformed JSON string (${error instanceof Error ? error.message : String(error)})` };
+      // V8 quotes the start of the bad text in its message, newlines and all: keep the reason to one short line.
+      const detail = (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ');
+      return { ok: false, reason: `filter: malformed JSON string (${detail.length > 120 ? `${detail.slice(0, 120)}…` : detail})` };
     }
   }
   if (value === null || value === undefined) return { ok: false, reason: 'filter: missing' };
@@ -92,10 +110,20 @@ export function parseFilter(raw: unknown): { ok: true; filter: TraderFilter } | 
 export function parseTraderRow(row: TraderRow): ParsedTrader {
   const reject = (reason: string): ParsedTrader => ({
     ok: false,
-    rejected: { id: row.id, name: row.name ?? null, updatedAt: row.updated_at ?? null, reason },
+    rejected: {
+      id: typeof row.id === 'string' ? row.id : '',
+      name: typeof row.name === 'string' ? row.name : null,
+      updatedAt: typeof row.updated_at === 'string' ? row.updated_at : null,
+      reason,
+    },
   });
+  // PostgREST sends what the table's types allow; anything else is a broken row (or schema), named rather than run.
+  if (typeof row.id !== 'string' || row.id.length === 0) return reject('id: missing');
+  if (typeof row.user_id !== 'string' || row.user_id.length === 0) return reject('user_id: missing');
+  if (row.name !== null && typeof row.name !== 'string') return reject(`name: must be text, got ${quote(row.name)}`);
+  if (typeof row.enabled !== 'boolean') return reject(`enabled: must be true or false, got ${quote(row.enabled)}`);
   if (!(EXECUTION_MODES as readonly string[]).includes(row.execution_mode)) {
-    return reject(`execution_mode: unknown value ${JSON.stringify(row.execution_mode)} (expected browser, cloud or both)`);
+    return reject(`execution_mode: unknown value ${quote(row.execution_mode)} (expected browser, cloud or both)`);
   }
   if (typeof row.updated_at !== 'string') return reject('updated_at: missing');
   const parsed = parseFilter(row.filter);
