@@ -37,6 +37,10 @@ let runtimeScript: string | null = null;
 function runtimeSource(): string {
   runtimeScript ??= [
     '"use strict";',
+    // WebAssembly memory lives outside the V8 heap and escapes the isolate's memory limit: one
+    // `new WebAssembly.Memory({ initial: 4096 })` commits 256 MB of the worker's RSS. Filters have
+    // no use for it, and the namespace object is the only way to its constructors.
+    'delete globalThis.WebAssembly;',
     'globalThis.__runtime = (function () {',
     `  const library = (function () { ${helpersSource()} })();`,
     runtimeFunctionsSource(),
