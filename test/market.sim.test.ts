@@ -48,6 +48,8 @@ async function stack(
     logger,
     streamsPerConnection: 4,
     silenceTimeoutMs: options.silenceTimeoutMs ?? 20_000,
+    // Opening sockets takes real time, which the accelerated clock multiplies.
+    openTimeoutMs: 30 * 60_000,
     ...(options.rotateAfterMs ? { rotateAfterMs: options.rotateAfterMs } : {}),
   });
   const universe = new Universe({ rest, symbols: options.symbols ?? SYMBOLS, maxSymbols: 10, clock, logger, ...(options.refreshMs ? { refreshMs: options.refreshMs } : {}) });
@@ -128,7 +130,8 @@ describe('MarketData against the simulator', () => {
   });
 
   it('rotates connections before 24 h without losing a candle', async () => {
-    const s = await stack({ speed: 600, rotateAfterMs: 3 * 60_000 });
+    // At 600× a 20 s silence timeout is 33 real ms, which a busy machine can miss: rotation is the subject here.
+    const s = await stack({ speed: 600, rotateAfterMs: 3 * 60_000, silenceTimeoutMs: 10 * 60_000 });
     await s.market.start(['1m']);
     const connectionsBefore = s.sim.stats().connectionsTotal;
     const target = lastClosedOpenTime(s.clock, '1m') + 8 * 60_000;

@@ -41,6 +41,8 @@ export interface BinanceWebSocketClientOptions {
   streamsPerConnection?: number;
   silenceTimeoutMs?: number;
   rotateAfterMs?: number;
+  /** Worker-clock ms a socket may take to open before the attempt counts as failed. Default 10 s. */
+  openTimeoutMs?: number;
   /**
    * New connections allowed per window. Binance allows 300 per 5 minutes per IP
    * (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams); we keep a margin.
@@ -66,7 +68,8 @@ export class BinanceWebSocketClient extends EventEmitter<Events> implements Life
   private readonly connections: StreamConnection[] = [];
   private desired = { symbols: [] as string[], intervals: [] as Interval[] };
   private nextConnectionId = 1;
-  private readonly connectTimes: number[] = [];
+  /** Recent connection attempts, each stamped when it was granted and re-stamped when it settled. */
+  private readonly connectAttempts: Array<{ at: number }> = [];
   private connectQueue: Promise<void> = Promise.resolve();
   private readonly counters = { messages: 0, malformed: 0, unknownEvents: 0 };
   private lastSkipLogAt = 0;
@@ -210,6 +213,7 @@ export class BinanceWebSocketClient extends EventEmitter<Events> implements Life
       streams,
       silenceTimeoutMs: this.options.silenceTimeoutMs ?? 10_000,
       rotateAfterMs: this.options.rotateAfterMs ?? 23 * 3_600_000,
+      openTimeoutMs: this.options.openTimeoutMs ?? 10_000,
       connectGate: () => this.connectGate(),
       onFrame: (text, receivedAt, connectionId) => this.handleFrame(text, receivedAt, connectionId),
       onState: (event) => this.emit('connection', event),
@@ -218,22 +222,36 @@ export class BinanceWebSocketClient extends EventEmitter<Events> implements Life
     return connection;
   }
 
-  /** Paces new connections under the per-IP connection-rate limit, one at a time. */
-  private connectGate(): Promise<void> {
+  /**
+   * Paces new connections under the per-IP connection-rate limit, one at a time. Resolves with a
+   * function to call once the attempt has settled (opened or failed): the server counts the attempt
+   * somewhere between our grant and that moment, so the later stamp keeps our window from expiring
+   * before the server's does. After a burst of slow opens, that difference alone would otherwise push
+   * the next burst over the limit.
+   */
+  private connectGate(): Promise<() => void> {
     const maxPerWindow = this.options.connectPacing?.maxPerWindow ?? 250;
     const windowMs = this.options.connectPacing?.windowMs ?? 300_000;
     const turn = this.connectQueue.then(async () => {
       while (true) {
         const now = this.clock.now();
-        while (this.connectTimes.length > 0 && this.connectTimes[0]! <= now - windowMs) this.connectTimes.shift();
-        if (this.connectTimes.length < maxPerWindow) {
-          this.connectTimes.push(now);
-          return;
+        let earliest = Number.POSITIVE_INFINITY;
+        for (let i = this.connectAttempts.length - 1; i >= 0; i--) {
+          const at = this.connectAttempts[i]!.at;
+          if (at <= now - windowMs) this.connectAttempts.splice(i, 1);
+          else earliest = Math.min(earliest, at);
         }
-        await this.clock.sleep(this.connectTimes[0]! + windowMs - now + 1);
+        if (this.connectAttempts.length < maxPerWindow) {
+          const attempt = { at: now };
+          this.connectAttempts.push(attempt);
+          return () => {
+            attempt.at = Math.max(attempt.at, this.clock.now());
+          };
+        }
+        await this.clock.sleep(earliest + windowMs - now + 1);
       }
     });
-    this.connectQueue = turn;
+    this.connectQueue = turn.then(() => undefined);
     return turn;
   }
 }

@@ -14,8 +14,12 @@ export interface StreamConnectionOptions {
   streams: readonly string[];
   silenceTimeoutMs: number;
   rotateAfterMs: number;
-  /** Resolves when opening one more connection keeps the IP under Binance's connection-rate limit. */
-  connectGate: () => Promise<void>;
+  openTimeoutMs: number;
+  /**
+   * Resolves when opening one more connection keeps the IP under Binance's connection-rate limit,
+   * with a function to call once the attempt has settled.
+   */
+  connectGate: () => Promise<() => void>;
   onFrame: (text: string, receivedAt: number, connectionId: string) => void;
   onState: (event: ConnectionStateEvent) => void;
   /** The connection came back after a loss: whatever was sent meanwhile is gone. */
@@ -27,7 +31,6 @@ export interface StreamConnectionOptions {
  * messages per second per connection (pings, pongs and control messages), or the server disconnects.
  */
 const CONTROL_INTERVAL_MS = 250;
-const OPEN_TIMEOUT_MS = 10_000;
 const MAX_PARAMS_PER_MESSAGE = 200;
 
 export class StreamConnection {
@@ -160,7 +163,7 @@ export class StreamConnection {
   }
 
   private async open(): Promise<WebSocket> {
-    await this.options.connectGate();
+    const settled = await this.options.connectGate();
     const streams = [...this.streamSet];
     this.options.onState({ connectionId: this.id, state: 'connecting', streams: streams.length });
     const socket = new WebSocket(combinedStreamUrl(this.options.baseUrl, streams));
@@ -177,20 +180,24 @@ export class StreamConnection {
     socket.on('pong', () => {
       if (this.socket === socket) this.lastFrameAt = this.options.clock.now();
     });
-    await new Promise<void>((resolve, reject) => {
-      const timer = this.options.clock.setTimeout(() => {
-        socket.terminate();
-        reject(new Error('open timed out'));
-      }, OPEN_TIMEOUT_MS);
-      socket.once('open', () => {
-        this.options.clock.clearTimeout(timer);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = this.options.clock.setTimeout(() => {
+          socket.terminate();
+          reject(new Error('open timed out'));
+        }, this.options.openTimeoutMs);
+        socket.once('open', () => {
+          this.options.clock.clearTimeout(timer);
+          resolve();
+        });
+        socket.once('error', (error) => {
+          this.options.clock.clearTimeout(timer);
+          reject(error);
+        });
       });
-      socket.once('error', (error) => {
-        this.options.clock.clearTimeout(timer);
-        reject(error);
-      });
-    });
+    } finally {
+      settled();
+    }
     socket.on('error', (error) => this.log.debug({ event: 'stream_error', error: error.message }, 'socket error'));
     return socket;
   }
