@@ -168,7 +168,9 @@ async function main(): Promise<void> {
     }
   }
 
-  const stack = await startLocalStack({ persistent: true });
+  // SCREENER_LOCAL_DIR moves the local data elsewhere (tests run the real demo in a temporary folder).
+  const dataDir = process.env.SCREENER_LOCAL_DIR;
+  const stack = await startLocalStack({ persistent: true, ...(dataDir ? { dataDir } : {}) });
   let simulator: BinanceSimulator | null = null;
   let worker: ChildProcess | null = null;
   let stopping = false;
