@@ -17,18 +17,21 @@ const MAX_ENTRIES = 200_000;
  */
 export class TickMemo implements SandboxHost {
   private readonly table: SeriesTable;
+  private readonly scratch: KlineScratch;
   private readonly klines = new Map<number, Kline[]>();
   private readonly results = new Map<string, unknown>();
   hits = 0;
   misses = 0;
 
-  constructor(table: SeriesTable) {
+  constructor(table: SeriesTable, scratch: KlineScratch) {
     this.table = table;
+    this.scratch = scratch;
   }
 
   /** The thread moves on to the next symbol: what was built for the previous one is no longer needed. */
   nextSymbol(): void {
     this.klines.clear();
+    this.scratch.release();
     this.results.clear();
   }
 
@@ -57,24 +60,61 @@ export class TickMemo implements SandboxHost {
     return result;
   }
 
-  /** The series as klines, built once per tick and shared by every helper and trader of the tick. */
+  /** The series as klines, filled once per symbol and shared by every helper and trader of the thread. */
   private klinesOf(entry: SeriesRows): Kline[] {
     let klines = this.klines.get(entry.id);
-    if (klines) return klines;
-    const { rows, start, length } = entry;
-    const built: number[][] = new Array(length);
-    for (let i = 0; i < length; i++) {
-      const o = (start + i) * ROW_FIELDS;
-      built[i] = [rows[o]!, rows[o + 1]!, rows[o + 2]!, rows[o + 3]!, rows[o + 4]!, rows[o + 5]!, rows[o + 6]!, rows[o + 7]!, rows[o + 8]!, rows[o + 9]!, rows[o + 10]!, 0];
+    if (!klines) {
+      klines = this.scratch.fill(entry);
+      this.klines.set(entry.id, klines);
     }
-    klines = built;
-    this.klines.set(entry.id, klines);
     return klines;
   }
 
   private entry(seriesId: unknown): SeriesRows | undefined {
     if (typeof seriesId !== 'number' || !Number.isInteger(seriesId) || seriesId < 0) return undefined;
     return this.table.rows(seriesId);
+  }
+}
+
+/**
+ * Kline arrays reused from symbol to symbol: building 500 fresh arrays per series and symbol made
+ * most of a thread's garbage, and it lived just long enough (every trader of the symbol) to reach
+ * the old generation. Safe to reuse because the trusted helpers never keep or return their input,
+ * and encodeResult copies whatever they return.
+ */
+export class KlineScratch {
+  private readonly sets: number[][][] = [];
+  private used = 0;
+
+  /** Klines of `entry` in the next free set, valid until release(). */
+  fill(entry: SeriesRows): Kline[] {
+    let klines = this.sets[this.used];
+    if (!klines) this.sets.push((klines = []));
+    this.used++;
+    const { rows, start, length } = entry;
+    if (klines.length > length) klines.length = length;
+    while (klines.length < length) klines.push(new Array<number>(12).fill(0));
+    for (let i = 0; i < length; i++) {
+      const o = (start + i) * ROW_FIELDS;
+      const k = klines[i]!;
+      k[0] = rows[o]!;
+      k[1] = rows[o + 1]!;
+      k[2] = rows[o + 2]!;
+      k[3] = rows[o + 3]!;
+      k[4] = rows[o + 4]!;
+      k[5] = rows[o + 5]!;
+      k[6] = rows[o + 6]!;
+      k[7] = rows[o + 7]!;
+      k[8] = rows[o + 8]!;
+      k[9] = rows[o + 9]!;
+      k[10] = rows[o + 10]!;
+    }
+    return klines;
+  }
+
+  /** Every set is free again (the next symbol). */
+  release(): void {
+    this.used = 0;
   }
 }
 

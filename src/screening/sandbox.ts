@@ -1,5 +1,4 @@
 // One trader's isolate: no Node, no network, no env, a CPU budget per evaluation and a memory budget per trader.
-import { setFlagsFromString } from 'node:v8';
 import ivm from 'isolated-vm';
 import { helpersSource, KLINE_HELPERS } from './helpers.ts';
 import { runtimeFunctionsSource, type RuntimeOutcome } from './sandboxRuntime.ts';
@@ -60,10 +59,11 @@ export class TraderSandbox {
   private context: ivm.Context | null = null;
   private evaluateRef: ivm.Reference<IsolateFunction> | null = null;
   private beginTickRef: ivm.Reference<IsolateFunction> | null = null;
-  private collectRef: ivm.Reference<IsolateFunction> | null = null;
   private compileError: string | null = null;
   /** Shared market bytes the current isolate's limit makes room for (see beginTick). */
   private sharedAllowance = 0;
+  /** The shared bytes the isolate was last built for. */
+  private sharedBytes = 0;
 
   constructor(options: SandboxOptions) {
     this.traderId = options.traderId;
@@ -86,6 +86,7 @@ export class TraderSandbox {
     // isolated-vm charges every SharedArrayBuffer an isolate holds against its limit, although the
     // memory is the thread's and shared by all. The runtime attaches all of its series up front, so
     // a limit of own budget + shared rows still leaves the filter exactly its own budget.
+    this.sharedBytes = sharedBytes;
     this.sharedAllowance = Math.ceil(sharedBytes * 1.25);
     const isolate = new ivm.Isolate({
       memoryLimit: Math.max(8, this.options.memoryMb) + Math.ceil(this.sharedAllowance / 1048576),
@@ -93,7 +94,7 @@ export class TraderSandbox {
     });
     this.isolate = isolate;
     try {
-      const context = createContextWithGc(isolate);
+      const context = isolate.createContextSync();
       this.context = context;
       const host = this.options.host;
       context.global.setSync('__attach', new ivm.Callback((seriesId: number) => host.attach(seriesId)));
@@ -112,7 +113,6 @@ export class TraderSandbox {
       }
       this.evaluateRef = runtime.getSync('evaluate', { reference: true }) as ivm.Reference<IsolateFunction>;
       this.beginTickRef = runtime.getSync('beginTick', { reference: true }) as ivm.Reference<IsolateFunction>;
-      this.collectRef = runtime.getSync('collect', { reference: true }) as ivm.Reference<IsolateFunction>;
       runtime.release();
       return null;
     } catch (error) {
@@ -156,8 +156,6 @@ export class TraderSandbox {
     this.evaluateRef = null;
     this.beginTickRef?.release();
     this.beginTickRef = null;
-    this.collectRef?.release();
-    this.collectRef = null;
     this.context?.release();
     this.context = null;
     if (this.isolate && !this.isolate.isDisposed) this.isolate.dispose();
@@ -165,20 +163,20 @@ export class TraderSandbox {
   }
 
   /**
-   * End of the trader's tick: collect garbage once the heap holds more than `thresholdBytes`. V8
-   * grows an idle isolate's heap towards its limit before collecting; with one isolate per trader
-   * that would multiply into hundreds of MB of garbage, so the thread collects between ticks.
+   * Rebuild the isolate when its heap holds more than `thresholdBytes`; true when it did. V8 sizes
+   * an isolate's old generation from its limit (tens of MB) and rarely runs a full collection in
+   * these short bursts, so garbage promoted tick after tick (each tick's tickers and specs live
+   * through the whole tick) would grow every trader's heap by ~25 kB a tick towards that limit,
+   * times 20 traders. A fresh isolate costs a few ms, off the tick's path. Filters keep no state
+   * between evaluations by contract (an error rebuilds the isolate the same way).
    */
-  endTick(thresholdBytes: number): void {
-    if (!this.ready || !this.isolate) return;
-    try {
-      if (this.isolate.getHeapStatisticsSync().used_heap_size > thresholdBytes) {
-        this.collectRef!.applySync(undefined, [], { timeout: SETUP_TIMEOUT_MS });
-      }
-    } catch (error) {
-      this.failure(error);
-      this.dispose();
-    }
+  recycleAbove(thresholdBytes: number): boolean {
+    if (!this.ready || !this.isolate || this.isolate.isDisposed) return false;
+    if (this.isolate.getHeapStatisticsSync().used_heap_size <= thresholdBytes) return false;
+    const sharedBytes = this.sharedBytes;
+    this.dispose();
+    this.prepare(sharedBytes);
+    return true;
   }
 
   /** Heap in use by this trader's isolate, in bytes (0 when it is not built). */
@@ -199,19 +197,6 @@ export class TraderSandbox {
 }
 
 type IsolateFunction = (...args: unknown[]) => unknown;
-
-/**
- * A context whose global has V8's gc(), for endTick. V8 flags are process-wide, so the flag is on
- * only while this (synchronous) call creates the context.
- */
-function createContextWithGc(isolate: ivm.Isolate): ivm.Context {
-  setFlagsFromString('--expose-gc');
-  try {
-    return isolate.createContextSync();
-  } finally {
-    setFlagsFromString('--no-expose-gc');
-  }
-}
 
 /** The isolate's answer is data from an untrusted heap: check its shape before believing it. */
 function checkOutcome(json: unknown): EvaluationOutcome {

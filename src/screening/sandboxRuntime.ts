@@ -29,8 +29,6 @@ export interface IsolateRuntime {
   beginTick(tickersJson: string, specsJson: string): void;
   /** Run the filter for the tick's symbol number `symbol`: a boolean, or a RuntimeOutcome as JSON. */
   evaluate(symbol: number): boolean | string;
-  /** Drop this tick's inputs and run a full garbage collection when the isolate offers one. */
-  collect(): void;
 }
 
 /** Returns the shared buffer holding a series' rows, or undefined when the id is unknown. */
@@ -63,10 +61,6 @@ export function installRuntime(
   const mapGet = Map.prototype.get;
   const mapSet = Map.prototype.set;
   const freeze = Object.freeze;
-  // The sandbox creates the context with V8's gc() exposed; keep it for the host and hide it from filters.
-  // V8 makes that global non-configurable, so it is overwritten rather than deleted.
-  const collectGarbage = (globalThis as { gc?: () => void }).gc;
-  (globalThis as { gc?: () => void }).gc = undefined;
   const parseJson = JSON.parse;
   const stringifyJson = JSON.stringify;
   const seriesHandles = new WeakMap();
@@ -297,11 +291,6 @@ export function installRuntime(
       }
       if (result === true || result === false) return result;
       return stringifyJson(judgeResult(result));
-    },
-    collect(): void {
-      tickTickers = [];
-      tickSpecs = [];
-      if (collectGarbage !== undefined) collectGarbage();
     },
   };
 }

@@ -1,19 +1,20 @@
 // Entry of a screening thread: holds its traders' isolates and views on the shared market rows, evaluates ticks on request.
 import { parentPort, workerData } from 'node:worker_threads';
-import { TickMemo } from './memo.ts';
+import { KlineScratch, TickMemo } from './memo.ts';
 import type { FromThread, ThreadOptions, ThreadTraderResult, ToThread, TraderSpec } from './protocol.ts';
 import { TraderSandbox, type SandboxHost } from './sandbox.ts';
 import type { SymbolSpec } from './sandboxRuntime.ts';
 import { seriesKey, SeriesTable } from './sharedSeries.ts';
 
-/** An isolate holding more than this after its tick is collected before the next trader runs. */
-const GC_THRESHOLD_BYTES = 4 * 1024 * 1024;
+/** An isolate past this much heap after a tick is rebuilt; a fresh one holds about 0.7 MB, 1.1 MB after a tick. */
+const RECYCLE_HEAP_BYTES = 4 * 1024 * 1024;
 
 /** Evaluates ticks for the traders assigned to this thread. Kept free of worker_threads so it can be driven directly. */
 export class ThreadScreener {
   private readonly options: ThreadOptions;
   private readonly traders = new Map<string, { spec: TraderSpec; sandbox: TraderSandbox }>();
   private readonly table = new SeriesTable();
+  private readonly scratch = new KlineScratch();
   private readonly onCatastrophicError: (message: string) => void;
   /** The isolates' callbacks land here; it points at the current tick's memo while a tick runs. */
   private currentMemo: TickMemo | null = null;
@@ -56,7 +57,7 @@ export class ThreadScreener {
     this.table.beginTick(message.buffers, message.dropped, message.slots);
     const { symbols } = message;
     const tickersJson = JSON.stringify(symbols.map((symbol) => message.tickers[symbol] ?? { s: symbol }));
-    const memo = new TickMemo(this.table);
+    const memo = new TickMemo(this.table, this.scratch);
     this.currentMemo = memo;
     const runs: TraderRun[] = [];
     try {
@@ -65,17 +66,19 @@ export class ThreadScreener {
         memo.nextSymbol();
         for (const run of runs) if (run.active) this.evaluateSymbol(run, symbols, s);
       }
-      for (const run of runs) {
-        const started = performance.now();
-        run.sandbox?.endTick(GC_THRESHOLD_BYTES);
-        run.result.evaluationMs += performance.now() - started;
-      }
     } finally {
       this.currentMemo = null;
     }
     let heapBytes = 0;
     for (const { sandbox } of this.traders.values()) heapBytes += sandbox.heapBytes();
     return { type: 'tickResult', tickId: message.tickId, traders: runs.map((run) => run.result), memoHits: memo.hits, memoMisses: memo.misses, heapBytes };
+  }
+
+  /** Between ticks: rebuild isolates whose heaps grew (see TraderSandbox.recycleAbove). Returns how many. */
+  recycleGrownIsolates(): number {
+    let recycled = 0;
+    for (const { sandbox } of this.traders.values()) if (sandbox.recycleAbove(RECYCLE_HEAP_BYTES)) recycled++;
+    return recycled;
   }
 
   stop(): void {
@@ -178,7 +181,11 @@ if (parentPort) {
   });
   parentPort.on('message', (message: ToThread) => {
     if (message.type === 'traders') screener.setTraders(message.upsert, message.remove);
-    else if (message.type === 'tick') post(screener.tick(message));
+    else if (message.type === 'tick') {
+      post(screener.tick(message));
+      // After the reply, so the rebuild costs no tick any latency.
+      screener.recycleGrownIsolates();
+    }
     else if (message.type === 'stop') {
       screener.stop();
       parentPort!.close();
