@@ -254,6 +254,23 @@ describe('a filter cannot outlive or outgrow its budget through the back doors',
     await runWithHealthy();
   });
 
+  it('callbacks V8 runs later (FinalizationRegistry, Atomics.waitAsync) cannot run unbounded outside an evaluation', async () => {
+    const finalizer = makeTrader(`
+      if (!globalThis.registry) globalThis.registry = new FinalizationRegistry(() => { while (true) {} });
+      for (let i = 0; i < 2000; i++) globalThis.registry.register({ payload: new Array(100).fill(i) }, i);
+      const churn = []; for (let i = 0; i < 20000; i++) churn.push({ i }); 
+      return true;`);
+    const waiter = makeTrader(`
+      const cell = new Int32Array(new SharedArrayBuffer(16));
+      if (typeof Atomics.waitAsync === 'function') Atomics.waitAsync(cell, 0, 0, 5).value.then(() => { while (true) {} });
+      return true;`);
+    // Several ticks: whatever V8 scheduled in one tick has had its chance to run by the later ones.
+    for (let tick = 0; tick < 4; tick++) {
+      const results = await runWithHealthy(finalizer, waiter);
+      for (const result of results) for (const error of result.errors) expect(['TRADER_TIMEOUT', 'TRADER_MEMORY']).toContain(error.code);
+    }
+  });
+
   it('a getter or thrown value that loops is judged under the time limit', async () => {
     const getterLoop = makeTrader(`return { get match() { while (true) {} } };`);
     const throwLoop = makeTrader(`throw { get message() { while (true) {} } };`);
