@@ -73,25 +73,31 @@ export class BinanceRestClient {
     return parseTickers24h(await this.request('/api/v3/ticker/24hr', WEIGHT.tickers24h));
   }
 
-  /** Klines oldest first; `closed` when the candle's close time has passed on our clock. */
+  /**
+   * Klines oldest first; `closed` when the candle had closed before the request was sent. Binance
+   * includes the forming candle with its values so far, and a response can arrive after that candle's
+   * close time: judged by the arrival time, a half-formed candle would pass for the closed one.
+   */
   async klines(symbol: string, interval: Interval, range: { startTime?: number; endTime?: number; limit?: number } = {}): Promise<Array<{ candle: Candle; closed: boolean }>> {
     const query = new URLSearchParams({ symbol, interval });
     if (range.startTime !== undefined) query.set('startTime', String(range.startTime));
     if (range.endTime !== undefined) query.set('endTime', String(range.endTime));
     if (range.limit !== undefined) query.set('limit', String(Math.min(1000, Math.max(1, range.limit))));
-    const candles = parseKlineRows(await this.request(`/api/v3/klines?${query}`, WEIGHT.klines));
-    const now = this.options.clock.now();
-    return candles.map((candle) => ({ candle, closed: candle.closeTime < now }));
+    const requested = { sentAt: 0 };
+    const candles = parseKlineRows(await this.request(`/api/v3/klines?${query}`, WEIGHT.klines, requested));
+    return candles.map((candle) => ({ candle, closed: candle.closeTime < requested.sentAt }));
   }
 
   stats(): RestStats {
     return { ...this.counters };
   }
 
-  private async request(path: string, weight: number): Promise<unknown> {
+  /** `sent.sentAt` is set to the clock time the successful attempt was sent (retries and waits excluded). */
+  private async request(path: string, weight: number, sent: { sentAt: number } = { sentAt: 0 }): Promise<unknown> {
     for (let attempt = 0; ; attempt++) {
       await this.acquire(weight);
       let response: Response;
+      sent.sentAt = this.options.clock.now();
       const controller = new AbortController();
       const timer = this.options.clock.setTimeout(() => controller.abort(new TransientError(`timeout after ${this.options.timeoutMs} ms: ${path}`, { code: 'TIMEOUT' })), this.options.timeoutMs);
       try {
