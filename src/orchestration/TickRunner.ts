@@ -63,9 +63,12 @@ export class TickRunner {
     const symbols: string[] = [];
     const incomplete: string[] = [];
     for (const symbol of request.symbols) {
-      if (this.options.isComplete(symbol, request.interval, request.openTime)) symbols.push(symbol);
+      if (this.hasCandle(symbol, request.interval, request.openTime)) symbols.push(symbol);
       else if ((store.series(symbol, request.interval)?.lastClosed()?.openTime ?? 0) <= request.openTime) incomplete.push(symbol);
     }
+    // Filters see the market as it stood when this candle closed, even if the tick waited and newer
+    // candles have arrived since: the signal belongs to this candle, its price and provenance too.
+    const market = new TruncatedMarketView(store, request.openTime + intervalMs(request.interval));
     const summary: TickSummary = {
       kind: request.kind,
       interval: request.interval,
@@ -94,7 +97,7 @@ export class TickRunner {
       candleOpenTime: request.openTime,
       traderIds: traders.map((trader) => trader.id),
       symbols,
-      market: store,
+      market,
     });
     const byId = new Map(traders.map((trader) => [trader.id, trader]));
     const batch: Signal[] = [];
@@ -106,7 +109,7 @@ export class TickRunner {
       summary.errors += outcome.errors.length;
       summary.matches += outcome.matches.length;
       const edges = await this.risingEdges(trader, request, symbols, outcome);
-      for (const match of edges) batch.push(this.signal(trader, request, match.symbol, match.price, match.conditions));
+      for (const match of edges) batch.push(this.signal(trader, request, market, match.symbol, match.price, match.conditions));
       this.options.health.recordOutcome(outcome);
     }
     if (batch.length > 0) await this.write(batch, summary);
@@ -162,10 +165,22 @@ export class TickRunner {
     return matchedBefore;
   }
 
-  private signal(trader: Trader, request: TickRequest, symbol: string, price: number, conditions: string[]): Signal {
+  /**
+   * Whether the series holds this candle with nothing missing up to its newest one: complete now, or
+   * complete and already past it (the tick waited behind another), which the truncated view screens as it was.
+   */
+  private hasCandle(symbol: string, interval: Interval, openTime: number): boolean {
+    const series = this.options.store.series(symbol, interval);
+    const last = series?.lastClosed()?.openTime;
+    if (series === undefined || last === undefined || last < openTime) return false;
+    if (last > openTime && !series.since(openTime - intervalMs(interval)).some((candle) => candle.openTime === openTime)) return false;
+    return this.options.isComplete(symbol, interval, last);
+  }
+
+  private signal(trader: Trader, request: TickRequest, market: MarketView, symbol: string, price: number, conditions: string[]): Signal {
     const timeframes: SignalProvenance['timeframes'] = {};
     for (const timeframe of trader.timeframes) {
-      const series = this.options.store.series(symbol, timeframe);
+      const series = market.series(symbol, timeframe);
       const last = series?.lastClosed();
       if (series === undefined || last === undefined) continue;
       timeframes[timeframe] = {
