@@ -1,0 +1,34 @@
+// The chaos suite's short profile inside `npm test`: the real worker process, a handful of faults, and the independent oracle.
+import { describe, expect, it } from 'vitest';
+import { assertRun, summarize } from './chaos/support/report.ts';
+import { ChaosRun, type ChaosProfile } from './chaos/support/run.ts';
+
+const MINUTE = 60_000;
+
+/** About 40 s of real time: 40 simulated minutes at ×60, eight symbols, faults every few simulated minutes. */
+export const SHORT_PROFILE: ChaosProfile = {
+  name: 'short (npm test)',
+  seed: Number(process.env.CHAOS_SEED ?? 7),
+  speed: 60,
+  durationMs: 40 * MINUTE,
+  symbols: 8,
+  klineHistory: 120,
+  traderIntervals: ['1m', '1m', '1m', '1m', '5m', '15m'],
+  crowd: null,
+  hostile: true,
+  faults: ['ws_drop_across_close', 'ws_malformed', 'rest_5xx', 'postgrest_down_1m', 'db_half_batch', 'sigkill_restart', 'clock_jump'],
+  randomFaults: 0,
+  churnMs: 40 * MINUTE,
+  editEveryRealMs: 3_000,
+  screenerThreads: 1,
+  klineUpdateMs: 4_000,
+};
+
+describe('chaos, short profile', () => {
+  it('under drops, REST and database faults, SIGKILL and a clock jump, the signals table holds exactly the signals the oracle derives', async () => {
+    const report = await new ChaosRun(SHORT_PROFILE).run();
+    console.log(summarize(report));
+    expect(report.generations - report.bootFailures.length).toBe(2);
+    assertRun(report);
+  }, 150_000);
+});

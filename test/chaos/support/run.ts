@@ -1,0 +1,555 @@
+// One chaos run: own stack, simulator and worker process on a shared accelerated clock; faults by schedule; oracle at the end.
+import { BinanceSimulator } from '../../../dev/binanceSim/index.ts';
+import { type LocalStack, startLocalStack } from '../../../dev/localStack.ts';
+import { AcceleratedClock, systemClock } from '../../../src/clock.ts';
+import { type Interval, candleOpenTimeAt } from '../../../src/domain.ts';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, buildWorker, waitFor } from '../../e2e.support.ts';
+import { failHalfBatches, halfBatchFailuresFired, installDbFaults, setSlowWrites } from './dbFaults.ts';
+import { type FaultKind, type ScheduledFault, buildSchedule } from './faults.ts';
+import { type Exclusion, type OracleVerdict, type SignalRow, runOracle } from './oracle.ts';
+import { Rng } from './rng.ts';
+import { type HostileTrader, type OracleTrader, hostileTraders, oracleTrader } from './traders.ts';
+import { type ClockedLine, WorkerUnderTest } from './worker.ts';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+export interface ChaosProfile {
+  name: string;
+  seed: number;
+  /** Simulated ms per real ms. */
+  speed: number;
+  /** Simulated run length from the first boot. */
+  durationMs: number;
+  /** TRADING USDT pairs in the simulator (the universe is all of them). */
+  symbols: number;
+  klineHistory: number;
+  /** Refresh intervals of the oracle traders, one trader per entry. */
+  traderIntervals: Interval[];
+  /** Extra oracle traders on a slow interval: many traders on one user. */
+  crowd: { count: number; interval: Interval } | null;
+  hostile: boolean;
+  /** Fault kinds scheduled once each; [] for none. */
+  faults: readonly FaultKind[];
+  randomFaults: number;
+  /** Simulated span for connection and process faults; after it only connection-safe faults (so a connection reaches its 24 h rotation). */
+  churnMs: number;
+  /** Real ms between edits of a trader row (0: none). */
+  editEveryRealMs: number;
+  screenerThreads: number;
+  /** Simulated ms between kline updates of a forming candle. */
+  klineUpdateMs: number;
+}
+
+export interface HourlySample {
+  hour: number;
+  rssMb: number;
+  heapUsedMb: number;
+  eventLoopLagP99Ms: number;
+  tickMeanMs: number;
+  tickMaxMs: number;
+  messagesPerSecond: number;
+}
+
+export interface RunReport {
+  profile: ChaosProfile;
+  realMs: number;
+  simulatedMs: number;
+  generations: number;
+  faults: Record<string, number>;
+  simulatorFaults: Record<string, number>;
+  halfBatchFailures: number;
+  traderEdits: number;
+  verdict: OracleVerdict;
+  hostile: Array<{ name: string; expect: HostileTrader['expect']; state: string | null; lastError: string | null; signals: number; maxConditionsBytes: number }>;
+  samples: HourlySample[];
+  peakRssMb: number;
+  streamRotations: number;
+  ticksSkipped: number;
+  secretLeaks: number;
+  exitCodes: Array<number | null | undefined>;
+  bootFailures: string[];
+  violations: string[];
+  problems: string[];
+}
+
+interface Timeline {
+  exclusions: Exclusion[];
+  membership: Map<string, { from: number; to: number }>;
+}
+
+export class ChaosRun {
+  readonly profile: ChaosProfile;
+  private stack!: LocalStack;
+  private simulator!: BinanceSimulator;
+  private clock!: AcceleratedClock;
+  private worker!: WorkerUnderTest;
+  private userId!: string;
+  private workerJwt!: string;
+  private readonly oracleTraders: Array<OracleTrader & { id: string }> = [];
+  private readonly hostileTraders: Array<HostileTrader & { id: string }> = [];
+  private readonly faultCounts: Record<string, number> = {};
+  private readonly timeline: Timeline = { exclusions: [], membership: new Map() };
+  private readonly problems: string[] = [];
+  private startedAt = 0;
+  private firstSpawnAt = 0;
+  private realStartedAt = 0;
+  private edits = 0;
+  private editing = false;
+  private editLoop: Promise<void> | null = null;
+  private baseRestLatency = 20;
+  private listedCount = 0;
+
+  constructor(profile: ChaosProfile) {
+    this.profile = profile;
+  }
+
+  /** The whole run; always releases what it started. */
+  async run(): Promise<RunReport> {
+    this.realStartedAt = systemClock.now();
+    try {
+      await this.setUp();
+      await this.worker.start();
+      this.startedAt = this.worker.current.marketReadyAt!;
+      this.firstSpawnAt = this.worker.generations[0]!.spawnedAt;
+      this.startEdits();
+      await this.executeFaults();
+      await this.untilClock(this.startedAt + this.profile.durationMs);
+      this.editing = false;
+      await this.editLoop;
+      return await this.finish();
+    } finally {
+      await this.tearDown();
+    }
+  }
+
+  // ---- set-up ----
+
+  private async setUp(): Promise<void> {
+    const build = buildWorker('chaos');
+    this.stack = await startLocalStack();
+    await installDbFaults(this.stack.sql);
+    this.userId = await this.stack.createUser();
+    this.workerJwt = this.stack.mintUserJwt(this.userId, { worker: true });
+    const now = systemClock.now();
+    this.clock = new AcceleratedClock({ speed: this.profile.speed, originRealMs: now, originClockMs: now });
+    this.simulator = new BinanceSimulator({
+      seed: this.profile.seed,
+      clock: this.clock,
+      symbols: this.profile.symbols,
+      klineUpdateMs: this.profile.klineUpdateMs,
+      tickerUpdateMs: Math.max(5_000, this.profile.klineUpdateMs),
+      // Pings keep a connection provably alive between sparse kline updates (the worker calls 10 s of silence dead).
+      pingIntervalMs: 3_000,
+      restLatencyMs: this.baseRestLatency,
+    });
+    await this.simulator.start();
+    await this.insertTraders();
+    const speed = this.profile.speed;
+    this.worker = new WorkerUnderTest({
+      entry: build.entry,
+      cwd: build.dir,
+      clock: this.clock,
+      env: {
+        USER_ID: this.userId,
+        SUPABASE_URL: this.stack.supabaseUrl,
+        SUPABASE_KEY: this.workerJwt,
+        BINANCE_REST_URL: this.simulator.restUrl,
+        BINANCE_WS_URL: this.simulator.wsUrl,
+        PORT: '0',
+        MAX_SYMBOLS: String(Math.min(1000, this.profile.symbols + 10)),
+        KLINE_HISTORY: String(this.profile.klineHistory),
+        CLOCK: this.clock.spec(),
+        MACHINE_ID: `chaos-${this.profile.name}`,
+        SCREENER_THREADS: String(this.profile.screenerThreads),
+        // Worker-clock thresholds, scaled so they mean the same real time at any speed.
+        FILTER_TIMEOUT_MS: '200',
+        TRADER_FAILURE_LIMIT: '3',
+        TRADER_POLL_MS: String(Math.min(30_000, Math.max(1_000, speed * 500))),
+        TICK_GRACE_MS: String(Math.min(60_000, speed * 250)),
+        READY_MAX_LAG_MS: String(Math.min(600_000, speed * 3_000)),
+        SHUTDOWN_TIMEOUT_MS: String(Math.min(300_000, speed * 8_000)),
+      },
+    });
+  }
+
+  private async insertTraders(): Promise<void> {
+    const rng = new Rng(this.profile.seed ^ 0x5eed);
+    const intervals = [...new Set([...this.profile.traderIntervals, ...(this.profile.crowd ? [this.profile.crowd.interval] : [])])];
+    const specs: OracleTrader[] = this.profile.traderIntervals.map((interval, index) => oracleTrader(rng, `oracle ${index + 1} ${interval}`, interval, intervals));
+    for (let i = 0; i < (this.profile.crowd?.count ?? 0); i++) specs.push(oracleTrader(rng, `crowd ${i + 1}`, this.profile.crowd!.interval, intervals));
+    for (const spec of specs) this.oracleTraders.push({ ...spec, id: await this.insertRow(spec.name, spec.filter) });
+    if (this.profile.hostile) {
+      for (const spec of hostileTraders(this.profile.traderIntervals[0] ?? '1m')) this.hostileTraders.push({ ...spec, id: await this.insertRow(spec.name, spec.filter) });
+    }
+  }
+
+  private async insertRow(name: string, filter: unknown): Promise<string> {
+    const [row] = await this.stack.sql<{ id: string }[]>`
+      insert into public.traders (user_id, name, enabled, execution_mode, filter)
+      values (${this.userId}, ${name}, true, 'cloud', ${this.stack.sql.json(filter as never)}) returning id`;
+    return row!.id;
+  }
+
+  private async tearDown(): Promise<void> {
+    this.editing = false;
+    if (this.worker) {
+      // Kept for a failing run: the worker's own account of what happened.
+      const dir = join(ROOT, '.tmp', 'chaos');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `${this.profile.name.replace(/\W+/g, '-')}.log`), this.worker.output.join(''));
+    }
+    for (const generation of this.worker?.generations ?? []) {
+      if (generation.exitCode === undefined) {
+        generation.child.kill('SIGCONT');
+        generation.child.kill('SIGKILL');
+        await generation.exit;
+      }
+    }
+    await this.simulator?.stop().catch(() => {});
+    await this.stack?.stop().catch(() => {});
+  }
+
+  // ---- time ----
+
+  private async untilClock(time: number): Promise<void> {
+    await waitFor(`clock ${new Date(time).toISOString()}`, () => this.clock.now() >= time, Math.max(60_000, (time - this.clock.now()) / this.profile.speed + 60_000), 20);
+  }
+
+  private sleepClock(ms: number): Promise<void> {
+    return this.untilClock(this.clock.now() + ms);
+  }
+
+  /** Simulated ms for `realMs` of real time at this speed. */
+  private real(realMs: number): number {
+    return realMs * this.profile.speed;
+  }
+
+  // ---- trader edits ----
+
+  /** Rows edited every few seconds: name, description and a comment in the code, never what the filter computes. */
+  private startEdits(): void {
+    if (this.profile.editEveryRealMs <= 0 || this.oracleTraders.length === 0) return;
+    this.editing = true;
+    const rng = new Rng(this.profile.seed ^ 0xed17);
+    this.editLoop = (async () => {
+      while (this.editing) {
+        await new Promise((resolve) => setTimeout(resolve, this.profile.editEveryRealMs));
+        if (!this.editing) break;
+        const trader = rng.pick(this.oracleTraders);
+        this.edits += 1;
+        const filter = { ...trader.filter, code: `// edit ${this.edits}\n${trader.filter.code}`, description: [`edited ${this.edits} times`] };
+        try {
+          await this.stack.sql`update public.traders set name = ${`${trader.name} (edit ${this.edits})`}, filter = ${this.stack.sql.json(filter as never)} where id = ${trader.id}`;
+        } catch {
+          // Postgres may be restarting as part of the schedule; the next edit tries again.
+        }
+      }
+    })();
+  }
+
+  // ---- faults ----
+
+  private async executeFaults(): Promise<void> {
+    const schedule = buildSchedule({
+      seed: this.profile.seed,
+      churnMs: this.profile.churnMs,
+      totalMs: this.profile.durationMs,
+      kinds: this.profile.faults,
+      randomFaults: this.profile.randomFaults,
+      spacingMs: Math.max(5 * MINUTE, this.real(3_000)),
+    });
+    for (const fault of schedule) {
+      if (this.startedAt + fault.at >= this.startedAt + this.profile.durationMs - this.real(4_000)) break;
+      await this.untilClock(this.startedAt + fault.at);
+      await this.inject(fault);
+      this.faultCounts[fault.kind] = (this.faultCounts[fault.kind] ?? 0) + 1;
+    }
+  }
+
+  private async inject(fault: ScheduledFault): Promise<void> {
+    const faults = this.simulator.faults;
+    const restoreLatency = () => faults.setRestLatency(this.baseRestLatency);
+    switch (fault.kind) {
+      case 'ws_drop':
+        faults.dropConnections('all');
+        return;
+      case 'ws_drop_across_close': {
+        // Dropped just before a 1m close and kept silent past it: the closing kline never arrives by stream.
+        const close = candleOpenTimeAt('1m', this.clock.now()) + 2 * MINUTE;
+        await this.untilClock(close - 1_500);
+        faults.stall(15_000);
+        faults.dropConnections('all');
+        return;
+      }
+      case 'ws_stall':
+        faults.stall(45_000);
+        await this.sleepClock(45_000);
+        return;
+      case 'ws_malformed':
+        faults.sendMalformed(6);
+        return;
+      case 'ws_unknown_events':
+        faults.sendUnknownEvents(6);
+        return;
+      case 'ws_server_shutdown':
+        faults.serverShutdown(5_000);
+        return;
+      case 'rest_5xx':
+        faults.failRest(4, new Rng(fault.at).pick([500, 502, 503] as const));
+        faults.dropConnections('all');
+        return;
+      case 'rest_hang':
+        faults.failRest(2, 'hang');
+        faults.dropConnections('all');
+        return;
+      case 'rest_429':
+        faults.rateLimit(3, 5);
+        faults.dropConnections('all');
+        return;
+      case 'rest_418':
+        faults.ban(30);
+        faults.dropConnections('all');
+        return;
+      case 'rest_slow_gap_fill':
+        faults.setRestLatency(this.real(300));
+        faults.dropConnections('all');
+        await this.sleepClock(this.real(3_000));
+        restoreLatency();
+        return;
+      case 'symbol_suspended':
+      case 'symbol_delisted':
+        return this.removeSymbol(fault.kind === 'symbol_suspended' ? 'BREAK' : 'HALT', fault.kind);
+      case 'symbol_listed':
+        return this.listSymbol();
+      case 'postgrest_down_1m':
+      case 'postgrest_down_5m':
+      case 'postgrest_down_15m': {
+        const minutes = fault.kind === 'postgrest_down_1m' ? 1 : fault.kind === 'postgrest_down_5m' ? 5 : 15;
+        await this.stack.stopPostgrest();
+        await this.sleepClock(minutes * MINUTE);
+        await this.stack.startPostgrest();
+        await this.untilBufferEmpty();
+        return;
+      }
+      case 'postgres_restart':
+        await this.stack.restartPostgres();
+        await this.untilBufferEmpty();
+        return;
+      case 'db_slow':
+        await setSlowWrites(this.stack.sql, 300);
+        await this.sleepClock(this.real(2_000));
+        await setSlowWrites(this.stack.sql, 0);
+        return;
+      case 'db_half_batch':
+        await failHalfBatches(this.stack.sql, 3);
+        return;
+      case 'sigterm_during_flush':
+        return this.sigtermDuringFlush();
+      case 'sigkill_restart':
+        return this.sigkillRestart();
+      case 'clock_jump':
+        return this.clockJump();
+    }
+  }
+
+  private async untilBufferEmpty(): Promise<void> {
+    await waitFor(
+      'the signal buffer to drain',
+      async () => {
+        const port = this.worker.port;
+        if (port === null) return false;
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return /^screener_signals_buffered 0$/m.test(text);
+      },
+      60_000,
+      100,
+    );
+  }
+
+  private async removeSymbol(status: 'BREAK' | 'HALT', kind: FaultKind): Promise<void> {
+    const candidates = this.simulator.symbols().filter((symbol) => !this.timeline.membership.has(symbol));
+    const symbol = new Rng(this.profile.seed + this.clock.now()).pick(candidates.slice(Math.floor(candidates.length / 2)));
+    const at = this.clock.now();
+    this.simulator.faults.setSymbolStatus(symbol, status);
+    const removed = await this.universeChange((line) => (line.removed as string[] | undefined)?.includes(symbol) === true);
+    // Until the worker's hourly universe refresh drops it, a silent symbol is still screened on REST-filled series:
+    // its signals there may exist (and must then be right), but are not required. After the drop there must be none.
+    this.timeline.membership.set(symbol, { from: Number.NEGATIVE_INFINITY, to: removed });
+    this.timeline.exclusions.push({ symbol, from: at - this.real(1_000), to: removed, reason: `${kind}: closes between the status change and the worker's universe refresh` });
+  }
+
+  private async listSymbol(): Promise<void> {
+    this.listedCount += 1;
+    const symbol = `CHAOSNEW${this.listedCount}USDT`;
+    const at = this.clock.now();
+    this.simulator.faults.addSymbol(symbol);
+    const added = await this.universeChange((line) => (line.added as string[] | undefined)?.includes(symbol) === true);
+    this.timeline.membership.set(symbol, { from: at, to: Number.POSITIVE_INFINITY });
+    // The symbol is screened once its backfill is done, shortly after the universe refresh that added it.
+    this.timeline.exclusions.push({ symbol, from: at, to: added + HOUR / 12 + this.real(2_000), reason: 'symbol_listed: closes before the universe refresh and backfill took it in' });
+  }
+
+  /** Wait for the worker's universe refresh (hourly, simulated) to report a change; returns its clock time. */
+  private async universeChange(match: (line: ClockedLine) => boolean): Promise<number> {
+    const line = await waitFor('a universe change', () => this.worker.events('universe_changed').find(match), this.real(0) + (2 * HOUR) / this.profile.speed + 30_000, 50);
+    return line.at;
+  }
+
+  private async sigtermDuringFlush(): Promise<void> {
+    // Signals pile up in the buffer while PostgREST is away; SIGTERM arrives as the flush starts.
+    await this.stack.stopPostgrest();
+    await this.sleepClock(4 * MINUTE);
+    await this.stack.startPostgrest();
+    const { code } = await this.worker.end('SIGTERM');
+    if (code !== 0) this.problems.push(`SIGTERM during a flush exited ${code}`);
+    await this.restart('restart after SIGTERM');
+  }
+
+  private async sigkillRestart(): Promise<void> {
+    await this.untilBufferEmpty().catch(() => this.problems.push('buffer not empty before SIGKILL'));
+    await this.worker.end('SIGKILL');
+    await this.restart('SIGKILL and restart');
+  }
+
+  private async restart(reason: string): Promise<void> {
+    const previous = this.worker.current;
+    const generation = await this.worker.start();
+    // A failed boot in between is downtime too: the span below covers it.
+    // Candles that closed while no process was screening: only the latest of each is caught up at boot.
+    this.timeline.exclusions.push({
+      from: previous.endedAt! - this.real(1_500),
+      to: generation.marketReadyAt! + this.real(500),
+      reason: `${reason}: closes while no worker was screening (boot catches up only the latest)`,
+    });
+  }
+
+  private async clockJump(): Promise<void> {
+    const { from, to } = await this.worker.freeze(2_000);
+    this.timeline.exclusions.push({
+      from: from - this.real(500),
+      to: to + this.real(1_500),
+      reason: 'clock_jump: closes while the process was frozen (the scheduler screens only the latest on waking)',
+    });
+  }
+
+  // ---- the end ----
+
+  private async finish(): Promise<RunReport> {
+    const endAt = this.clock.now();
+    const last = this.worker.current;
+    const { code } = await this.worker.end('SIGTERM');
+    if (code !== 0) this.problems.push(`final SIGTERM exited ${code}`);
+    // The last candles closed as the worker was told to stop.
+    this.timeline.exclusions.push({ from: last.endedAt! - this.real(1_500), to: Number.POSITIVE_INFINITY, reason: 'end of run: closes during the final shutdown' });
+    const rows = await this.stack.sql<SignalRow[]>`select trader_id, symbol, interval, candle_open_time, price, provenance from public.signals where user_id = ${this.userId}`;
+    const initialSymbols = new Set(this.simulator.symbols());
+    for (const symbol of this.timeline.membership.keys()) initialSymbols.delete(symbol);
+    const verdict = runOracle(
+      {
+        source: this.simulator,
+        history: this.profile.klineHistory,
+        traders: this.oracleTraders.map((trader) => ({
+          id: trader.id,
+          name: trader.name,
+          code: trader.filter.code,
+          refreshInterval: trader.filter.refreshInterval,
+          timeframes: [...new Set([trader.filter.refreshInterval, ...trader.filter.requiredTimeframes])],
+        })),
+        symbols: [...initialSymbols],
+        membership: this.timeline.membership,
+        // From before the first boot: its catch-up candles may carry signals too (optional, but they must be right).
+        from: this.firstSpawnAt - 4 * HOUR,
+        to: endAt,
+        exclusions: [
+          // Boot: the first candle of each interval is the catch-up one; before it nothing ran.
+          { from: Number.NEGATIVE_INFINITY, to: this.startedAt + this.real(500), reason: 'start of run: closes before the first boot finished' },
+          ...this.timeline.exclusions,
+        ],
+      },
+      rows,
+    );
+    const hostile = await this.hostileOutcome();
+    const statsLines = this.worker.events('stats');
+    const samples = hourlySamples(statsLines, this.startedAt);
+    const output = this.worker.output.join('');
+    const signature = this.workerJwt.split('.')[2]!;
+    const simStats = this.simulator.stats();
+    return {
+      profile: this.profile,
+      realMs: systemClock.now() - this.realStartedAt,
+      simulatedMs: endAt - this.startedAt,
+      generations: this.worker.generations.length,
+      faults: { ...this.faultCounts },
+      simulatorFaults: simStats.faults,
+      halfBatchFailures: await halfBatchFailuresFired(this.stack.sql),
+      traderEdits: this.edits,
+      verdict,
+      hostile,
+      samples,
+      peakRssMb: Math.max(0, ...statsLines.map((line) => Number(line.rssMb ?? 0))),
+      streamRotations: this.worker.events('stream_rotate').filter((line) => String(line.reason ?? '').includes('24') || String(line.reason ?? '').includes('lifetime')).length,
+      ticksSkipped: this.worker.events('tick_skipped').length,
+      secretLeaks: (output.split(this.workerJwt).length - 1) + (output.split(signature).length - 1),
+      exitCodes: this.worker.generations.map((generation) => generation.exitCode),
+      bootFailures: [...this.worker.bootFailures],
+      violations: simStats.violations,
+      problems: this.problems.filter(Boolean),
+    };
+  }
+
+  private async hostileOutcome(): Promise<RunReport['hostile']> {
+    const results: RunReport['hostile'] = [];
+    for (const trader of this.hostileTraders) {
+      const [status] = await this.stack.sql<{ state: string; last_error: string | null }[]>`select state, last_error from public.trader_status where trader_id = ${trader.id}`;
+      const [signals] = await this.stack.sql<{ count: string; bytes: string | null }[]>`
+        select count(*) as count, max(octet_length(matched_conditions::text)) as bytes from public.signals where trader_id = ${trader.id}`;
+      results.push({
+        name: trader.name,
+        expect: trader.expect,
+        state: status?.state ?? null,
+        lastError: status?.last_error ?? null,
+        signals: Number(signals!.count),
+        maxConditionsBytes: Number(signals!.bytes ?? 0),
+      });
+    }
+    return results;
+  }
+}
+
+/** One sample per simulated hour: the stats line closest after each hour mark (the first hour is warm-up and still reported). */
+export function hourlySamples(lines: ClockedLine[], startedAt: number): HourlySample[] {
+  const samples: HourlySample[] = [];
+  let nextHour = 1;
+  for (const line of lines) {
+    if (line.at < startedAt + nextHour * HOUR) continue;
+    samples.push({
+      hour: nextHour,
+      rssMb: Number(line.rssMb),
+      heapUsedMb: Number(line.heapUsedMb),
+      eventLoopLagP99Ms: Number(line.eventLoopLagP99Ms),
+      tickMeanMs: Number(line.tickMeanMs),
+      tickMaxMs: Number(line.tickMaxMs),
+      messagesPerSecond: Number(line.messagesPerSecond),
+    });
+    nextHour = Math.floor((line.at - startedAt) / HOUR) + 1;
+  }
+  return samples;
+}
+
+/** Least-squares slope of `values` against their index. */
+export function slope(values: number[]): number {
+  const n = values.length;
+  if (n < 2) return 0;
+  const meanX = (n - 1) / 2;
+  const meanY = values.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  values.forEach((value, index) => {
+    num += (index - meanX) * (value - meanY);
+    den += (index - meanX) ** 2;
+  });
+  return num / den;
+}
