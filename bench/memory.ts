@@ -1,0 +1,53 @@
+// Benchmark 3, memory: RSS of the running worker process with 200 symbols × 4 intervals × 500 candles and 20 traders, after ticks ran.
+import { type Benchmark, type BenchContext, distribution, goal, medianFigure } from './benchmark.ts';
+import { standardSize } from './support/environment.ts';
+import { MB, measureFootprint } from './support/footprint.ts';
+import { metricValue } from './support/workerRun.ts';
+
+const GOAL_MB = 256;
+
+export const memory: Benchmark = {
+  name: 'memory',
+  title: 'Memory: RSS of the worker with the standard load, after ticks',
+  async run(context: BenchContext) {
+    const full = context.mode === 'full';
+    const size = standardSize(context.mode);
+    const plan = full ? { warmupTicks: 3, samples: 6 } : { warmupTicks: 1, samples: 2 };
+    context.progress(`memory: worker with ${size.symbols} symbols × 4 intervals × ${size.history} candles, ${size.traders} traders`);
+    const run = await context.environment.standardWorker();
+    await run.waitForLine('ready', (line) => line.event === 'ready', 180_000);
+    const samples: Array<{ rss: number; heapUsed: number; external: number }> = [];
+    for (let tick = 1; tick <= plan.warmupTicks + plan.samples; tick++) {
+      await run.waitUntil(`1m tick ${tick}`, () => run.ticks('1m').length >= tick, 120_000);
+      if (tick <= plan.warmupTicks) continue;
+      const metrics = await run.metrics();
+      const { rss } = run.memory();
+      samples.push({ rss, heapUsed: metricValue(metrics, 'screener_nodejs_heap_size_used_bytes'), external: metricValue(metrics, 'screener_nodejs_external_memory_bytes') });
+    }
+    const { peakRss } = run.memory();
+    const rss = distribution(samples.map((sample) => sample.rss / MB));
+    const heap = distribution(samples.map((sample) => sample.heapUsed / MB));
+    const external = distribution(samples.map((sample) => sample.external / MB));
+    context.progress('memory: breakdown in a child process at the same size');
+    const parts = await measureFootprint({ symbols: size.symbols, traders: size.traders, higher: ['5m', '15m', '1h'], history: size.history, warmupTicks: 2, ticks: 2 });
+    const ticksSeen = run.ticks('1m');
+    return {
+      name: 'memory',
+      title: memory.title,
+      figures: [
+        medianFigure('worker RSS after ticks', rss, 'MB', { goal: goal(context.mode, `≤ ${GOAL_MB} MB`, rss.median <= GOAL_MB) }),
+        { label: 'worker peak RSS (VmHWM, boot included)', value: peakRss / MB, unit: 'MB' },
+        medianFigure('main-thread V8 heap in use', heap, 'MB'),
+        medianFigure('main-thread external memory (ArrayBuffers: the store)', external, 'MB'),
+        { label: 'breakdown: Node + modules (fresh process, no data)', value: parts.baselineRss / MB, unit: 'MB' },
+        { label: 'breakdown: MarketStore (RSS growth; exact buffer bytes in detail)', value: (parts.filledRss - parts.baselineRss) / MB, unit: 'MB', detail: `${(parts.storeBytes / MB).toFixed(1)} MB of Float64Array rings` },
+        { label: 'breakdown: Screener (threads, isolates, their series copies)', value: (parts.afterTicksRss - parts.filledRss) / MB, unit: 'MB', detail: `${parts.threads} threads, ${size.traders} trader isolates` },
+      ],
+      tables: [],
+      notes: [
+        `The real worker (src/main.ts) against the local stack and the simulator on an accelerated clock (×${size.speed}); ${size.symbols} symbols × 1m/5m/15m/1h × ${size.history} candles, ${size.traders} traders. RSS from /proc/<pid>/status (all threads), heap and external from its /metrics, read after each of ${plan.samples} 1m ticks once ${plan.warmupTicks} had run (${ticksSeen.length} 1m ticks by the end); median with min–max.`,
+        `The breakdown comes from a fresh child process holding the same MarketStore and Screener without the network, database and HTTP parts (bench/support/footprintChild.ts): RSS before data, after filling the store, after starting the Screener and running ticks (each after a GC). It adds up to ${(parts.afterTicksRss / MB).toFixed(0)} MB; the rest of the worker's RSS is supabase-js, ws, pino, prom-client and their buffers.`,
+      ],
+    };
+  },
+};

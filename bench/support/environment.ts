@@ -1,0 +1,64 @@
+// What benchmarks share within one run: the local stack, and one standard worker session that memory and latency both observe.
+import { type LocalStack, startLocalStack } from '../../dev/localStack.ts';
+import type { BenchMode } from '../benchmark.ts';
+import { benchFilters } from './filters.ts';
+import { WorkerRun } from './workerRun.ts';
+
+/** The size the issue fixes for memory and latency: 200 symbols × 4 intervals × 500 candles, 20 traders. */
+export function standardSize(mode: BenchMode): { symbols: number; history: number; traders: number; speed: number } {
+  // Speed: a 1m candle closes every 3 s (full) or 1 s (quick) of real time; latency is converted back to real ms.
+  return mode === 'full' ? { symbols: 200, history: 500, traders: 20, speed: 20 } : { symbols: 10, history: 60, traders: 20, speed: 60 };
+}
+
+export class BenchEnvironment {
+  private readonly mode: BenchMode;
+  private stackStart: Promise<LocalStack> | null = null;
+  private standard: Promise<WorkerRun> | null = null;
+
+  constructor(mode: BenchMode) {
+    this.mode = mode;
+  }
+
+  /** The run's local stack; each worker gets its own user, so runs never see each other's rows. */
+  stack(): Promise<LocalStack> {
+    this.stackStart ??= startLocalStack();
+    return this.stackStart;
+  }
+
+  /**
+   * The worker at the standard size on an accelerated clock, launched once per run: the memory
+   * benchmark reads its RSS after ticks, the latency benchmark its signals; neither disturbs the other.
+   */
+  standardWorker(): Promise<WorkerRun> {
+    this.standard ??= (async () => {
+      const size = standardSize(this.mode);
+      return WorkerRun.launch({
+        stack: await this.stack(),
+        symbols: size.symbols,
+        history: size.history,
+        filters: benchFilters(size.traders, ['5m', '15m', '1h']),
+        speed: size.speed,
+        restLatencyMs: 0,
+        // Binance's cadence is 2 s / 1 s; slower here so the real message rate stays near production's
+        // at this speed, yet every connection still hears something well inside the 10 s silence timeout.
+        klineUpdateMs: 4000,
+        tickerUpdateMs: 5000,
+      });
+    })();
+    return this.standard;
+  }
+
+  /** Stop the standard worker, so later benchmarks do not share the cores with it. */
+  async releaseStandardWorker(): Promise<void> {
+    const standard = this.standard;
+    this.standard = null;
+    if (standard) await (await standard.catch(() => null))?.stop();
+  }
+
+  async close(): Promise<void> {
+    await this.releaseStandardWorker();
+    const starting = this.stackStart;
+    this.stackStart = null;
+    if (starting) await (await starting).stop();
+  }
+}

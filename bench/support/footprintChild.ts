@@ -1,0 +1,43 @@
+// Child process entry: load a market of a given size into a MarketStore, run the Screener on it, report tick times and memory by stage.
+// A fresh process per size, so each reading holds nothing from another size or from the harness.
+import type { Interval } from '../../src/domain.ts';
+import type { FootprintOptions, FootprintReport } from './footprint.ts';
+import { TickLoad } from './tickLoad.ts';
+
+const options = JSON.parse(process.argv[2] ?? '{}') as FootprintOptions;
+
+function settledRss(): number {
+  // --expose-gc is passed by the parent: collect first so the reading is what is kept, not garbage.
+  (globalThis as { gc?: () => void }).gc?.();
+  return process.memoryUsage().rss;
+}
+
+
+const baselineRss = settledRss();
+let filledRss = 0;
+const load = await TickLoad.start({ symbols: options.symbols, traders: options.traders, higher: options.higher as Interval[], history: options.history }, () => {
+  filledRss = settledRss();
+});
+const storeBytes = load.store.memoryBytes();
+const tickMs: number[] = [];
+for (let i = 0; i < options.warmupTicks + options.ticks; i++) {
+  load.advance();
+  const result = await load.sandboxed();
+  if (result.evaluations === 0) throw new Error(`footprint: nothing evaluated (${JSON.stringify(result.errorCodes)})`);
+  if (i >= options.warmupTicks) tickMs.push(result.ms);
+}
+const memory = process.memoryUsage();
+const afterTicksRss = settledRss();
+await load.stop();
+const report: FootprintReport = {
+  baselineRss,
+  filledRss,
+  afterTicksRss,
+  peakRss: process.resourceUsage().maxRSS * 1024,
+  heapUsed: memory.heapUsed,
+  arrayBuffers: memory.arrayBuffers,
+  storeBytes,
+  threads: load.screener.stats().threads,
+  tickMs,
+};
+process.send!(report, () => process.exit(0));

@@ -1,0 +1,157 @@
+// The real worker process (src/main.ts) against the local stack and a Binance simulator: launch, watch its log, read its memory, stop.
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BinanceSimulator } from '../../dev/binanceSim/index.ts';
+import type { LocalStack } from '../../dev/localStack.ts';
+import { AcceleratedClock, type Clock, systemClock } from '../../src/clock.ts';
+import { type LogLine, ROOT, type WorkerProcess, spawnWorker, waitFor } from '../../test/e2e.support.ts';
+import type { BenchFilter } from './filters.ts';
+
+export interface WorkerRunOptions {
+  stack: LocalStack;
+  /** Universe size (MAX_SYMBOLS); the simulator lists a few more, so the worker ranks and picks. */
+  symbols: number;
+  history: number;
+  filters: BenchFilter[];
+  /** Worker-clock ms per real ms; 1 runs on the system clock. */
+  speed: number;
+  /** Real ms added to every REST response. */
+  restLatencyMs: number;
+  /** Simulator cadences in worker-clock ms (Binance: 2000 and 1000). */
+  klineUpdateMs?: number;
+  tickerUpdateMs?: number;
+  seed?: number;
+}
+
+export class WorkerRun {
+  readonly simulator: BinanceSimulator;
+  readonly clock: Clock;
+  readonly speed: number;
+  readonly userId: string;
+  readonly spawnedAt: number;
+  private readonly worker: WorkerProcess;
+  private httpBase: string | null = null;
+
+  private constructor(parts: { simulator: BinanceSimulator; clock: Clock; speed: number; userId: string; worker: WorkerProcess; spawnedAt: number }) {
+    this.simulator = parts.simulator;
+    this.clock = parts.clock;
+    this.speed = parts.speed;
+    this.userId = parts.userId;
+    this.worker = parts.worker;
+    this.spawnedAt = parts.spawnedAt;
+  }
+
+  static async launch(options: WorkerRunOptions): Promise<WorkerRun> {
+    const { stack, speed } = options;
+    const userId = await stack.createUser();
+    for (const [index, filter] of options.filters.entries()) {
+      await stack.sql`
+        insert into public.traders (user_id, name, enabled, execution_mode, filter)
+        values (${userId}, ${`bench ${index + 1}: ${filter.name}`}, true, 'cloud',
+                ${stack.sql.json({ code: filter.code, refreshInterval: filter.refreshInterval, requiredTimeframes: filter.requiredTimeframes })})`;
+    }
+    const now = systemClock.now();
+    const clock = speed === 1 ? systemClock : new AcceleratedClock({ speed, originRealMs: now, originClockMs: now });
+    const simulator = new BinanceSimulator({
+      seed: options.seed ?? 7,
+      clock,
+      symbols: options.symbols + 10,
+      restLatencyMs: options.restLatencyMs * speed,
+      klineUpdateMs: options.klineUpdateMs ?? 2000,
+      tickerUpdateMs: options.tickerUpdateMs ?? 1000,
+    });
+    await simulator.start();
+    // Durations the worker reads in its own clock's ms, scaled so they last as long in real time as in production.
+    const scaled = (ms: number, max: number) => String(Math.min(max, ms * speed));
+    const env: Record<string, string> = {
+      USER_ID: userId,
+      SUPABASE_URL: stack.supabaseUrl,
+      SUPABASE_KEY: stack.mintUserJwt(userId, { worker: true }),
+      BINANCE_REST_URL: simulator.restUrl,
+      BINANCE_WS_URL: simulator.wsUrl,
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      MAX_SYMBOLS: String(options.symbols),
+      KLINE_HISTORY: String(options.history),
+      MACHINE_ID: 'bench',
+      TICK_GRACE_MS: scaled(1500, 60_000),
+      READY_MAX_LAG_MS: scaled(5000, 600_000),
+      TRADER_POLL_MS: scaled(10_000, 30_000),
+      SHUTDOWN_TIMEOUT_MS: scaled(20_000, 300_000),
+      ...(speed === 1 ? {} : { CLOCK: (clock as AcceleratedClock).spec() }),
+    };
+    const spawnedAt = Date.now();
+    // Run from a neutral folder: the worker reads `.env` from its working directory.
+    const worker = spawnWorker(join(ROOT, 'src', 'main.ts'), env, tmpdir());
+    return new WorkerRun({ simulator, clock, speed, userId, worker, spawnedAt });
+  }
+
+  get pid(): number {
+    return this.worker.child.pid!;
+  }
+
+  lines(event?: string): LogLine[] {
+    return event === undefined ? this.worker.lines : this.worker.lines.filter((line) => line.event === event);
+  }
+
+  /** The first log line matching `test`; fails early if the worker exits. */
+  waitForLine(what: string, test: (line: LogLine) => boolean, timeoutMs: number): Promise<LogLine> {
+    return waitFor(
+      what,
+      () => {
+        const exit = this.worker.exitCode();
+        if (exit !== undefined) throw new Error(`worker exited with ${exit}: ${this.worker.stderr.join('').slice(-2000)}`);
+        return this.worker.lines.find(test);
+      },
+      timeoutMs,
+      20,
+    );
+  }
+
+  /** Poll until `check` holds; fails early if the worker exits. */
+  async waitUntil(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
+    await this.waitForLine(what, () => check(), timeoutMs);
+  }
+
+  /** Screening ticks of `interval` logged so far (first runs, not follow-ups or catch-ups). */
+  ticks(interval: string): LogLine[] {
+    return this.lines('tick').filter((line) => line.interval === interval);
+  }
+
+  /** Real ms from spawn to a log line (pino stamps lines with the system time). */
+  sinceSpawn(line: LogLine): number {
+    return Date.parse(String(line.time)) - this.spawnedAt;
+  }
+
+  async metrics(): Promise<string> {
+    if (this.httpBase === null) {
+      const listening = await this.waitForLine('the ops server', (line) => line.event === 'http_listening', 30_000);
+      this.httpBase = `http://127.0.0.1:${listening.port as number}`;
+    }
+    return (await fetch(`${this.httpBase}/metrics`)).text();
+  }
+
+  /** Resident and peak resident memory of the whole process (all its threads), from the kernel. */
+  memory(): { rss: number; peakRss: number } {
+    const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+    return { rss: kb('VmRSS'), peakRss: kb('VmHWM') };
+  }
+
+  /** For a failed run: the end of the worker's output. */
+  tail(): string {
+    return [...this.worker.stdout.slice(-20), this.worker.stderr.join('').slice(-2000)].join('\n');
+  }
+
+  async stop(): Promise<void> {
+    await this.worker.stop();
+    await this.simulator.stop();
+  }
+}
+
+/** A Prometheus sample's value by metric name (first series), NaN when absent. */
+export function metricValue(text: string, name: string): number {
+  const match = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
+  return match ? Number(match[1]) : NaN;
+}
