@@ -1,7 +1,7 @@
 // Owns the worker's lifecycle: ordered boot, screening ticks, trader hot reload, worker status, clean shutdown.
 import { EventEmitter } from 'node:events';
 import type { Clock, TimerHandle } from './clock.ts';
-import { INTERVALS, type Interval, type Trader, type WorkerState } from './domain.ts';
+import { INTERVALS, type Interval, type Trader, type WorkerState, candleOpenTimeAt, intervalMs } from './domain.ts';
 import { TransientError } from './errors.ts';
 import { LifecycleGuard } from './lifecycle.ts';
 import type { Logger } from './logger.ts';
@@ -15,6 +15,8 @@ import { StatusWriter } from './orchestration/StatusWriter.ts';
 import { TraderHealth } from './orchestration/TraderHealth.ts';
 
 export const HEARTBEAT_MS = 15_000;
+/** A worker down for longer than this many candles of an interval resumes that far back, no further. */
+export const MAX_CATCH_UP_CANDLES = 60;
 
 /** The database side's health, as the state synchronizer reports it. */
 export interface DatabaseHealth {
@@ -75,6 +77,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private reportedState: WorkerState = 'starting';
   private lastError: string | null = null;
   private readonly statusWriter: StatusWriter;
+  /** Per trader unchanged since the previous run: when that run last evaluated it (from trader_status). */
+  private readonly resumeFrom = new Map<string, number>();
 
   constructor(options: OrchestratorOptions) {
     super();
@@ -176,6 +180,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         return { ...this.options.market.status() };
       });
       if (this.stopping) throw new TransientError('boot interrupted by shutdown');
+      await this.step('catchup', () => this.catchUpMissedCandles());
+      if (this.stopping) throw new TransientError('boot interrupted by shutdown');
       this.options.store.on('candleClosed', this.onCandleClosed);
       this.scheduler.setSchedule(this.schedule());
       this.scheduler.start();
@@ -224,6 +230,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     let restored = 0;
     for (const status of statuses) {
       const trader = this.traders.get(status.traderId);
+      // Candles that closed while no worker ran are screened at boot, for the filter that was running then.
+      if (trader !== undefined && status.lastEvaluatedAt !== null && status.traderUpdatedAt === trader.updatedAt && status.state !== 'disabled') {
+        this.resumeFrom.set(trader.id, status.lastEvaluatedAt);
+      }
       // A disable survives a restart only while the row it judged is unchanged.
       if (status.state !== 'disabled' || trader === undefined || status.traderUpdatedAt !== trader.updatedAt) continue;
       this.options.screener.disable(trader.id, status.lastError ?? 'disabled', trader.updatedAt);
@@ -260,10 +270,55 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return new Map([...schedule].map(([interval, timeframes]) => [interval, [...timeframes]]));
   }
 
-  private async runTick(request: TickRequest): Promise<string[]> {
+  /**
+   * Screen, oldest first, the candles that closed between the previous run's last evaluation and the
+   * one before the latest (the latest itself is the scheduler's boot catch-up). Each trader only from
+   * its own resume point: a trader that is new or changed since starts, as in the browser, at the
+   * latest candle. A candle evaluated twice (status written a tick late before a crash) is harmless:
+   * its signal row already exists and the insert ignores the conflict.
+   */
+  private async catchUpMissedCandles(): Promise<object> {
+    const { clock } = this.options;
+    const screened: Record<string, number> = {};
+    for (const interval of this.schedule().keys()) {
+      const step = intervalMs(interval);
+      const resume = new Map<string, number>();
+      for (const trader of this.traders.values()) {
+        const evaluatedAt = this.resumeFrom.get(trader.id);
+        // The tick that ran at `evaluatedAt` screened the candle before the one open then; the next one is due.
+        if (trader.filter.refreshInterval === interval && evaluatedAt !== undefined) resume.set(trader.id, candleOpenTimeAt(interval, evaluatedAt));
+      }
+      if (resume.size === 0) continue;
+      let openTime = Math.max(Math.min(...resume.values()), candleOpenTimeAt(interval, clock.now()) - MAX_CATCH_UP_CANDLES * step);
+      // The latest closed candle moves on while we screen: keep going until only it is left.
+      while (!this.stopping && openTime < candleOpenTimeAt(interval, clock.now()) - step) {
+        const due = new Set([...resume].filter(([, from]) => from <= openTime).map(([id]) => id));
+        if (due.size > 0) await this.runTick(
+          {
+            kind: 'catchup',
+            interval,
+            openTime,
+            symbols: this.options.market.symbols(),
+            expected: this.options.market.symbols().length,
+            closeReceivedAt: new Map(),
+            arrivalLagsMs: [],
+            queuedAt: clock.now(),
+          },
+          due,
+        );
+        if (due.size > 0) screened[interval] = (screened[interval] ?? 0) + 1;
+        openTime += step;
+      }
+    }
+    this.resumeFrom.clear();
+    return { candles: screened };
+  }
+
+  private async runTick(request: TickRequest, only?: ReadonlySet<string>): Promise<string[]> {
     if (this.stopping) return [];
     const traders = [...this.traders.values()].filter(
-      (trader) => trader.filter.refreshInterval === request.interval && !this.health.isDisabled(trader.id),
+      (trader) =>
+        trader.filter.refreshInterval === request.interval && !this.health.isDisabled(trader.id) && (only === undefined || only.has(trader.id)),
     );
     const summary = await this.runner.run(request, traders);
     const closeToCommitMaxMs = summary.closeToCommitMs.length > 0 ? Math.max(...summary.closeToCommitMs) : null;

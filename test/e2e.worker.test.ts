@@ -136,7 +136,7 @@ describe('worker process end to end', () => {
     await waitFor('/ready 200', async () => (await fetch(`${baseUrl}/ready`)).status === 200, 60_000, 100);
     expect((await fetch(`${baseUrl}/health`)).status).toBe(200);
     const steps = worker.lines.filter((line) => line.event === 'boot').map((line) => line.step);
-    expect(steps).toEqual(['config', 'supabase', 'traders', 'market']);
+    expect(steps).toEqual(['config', 'supabase', 'traders', 'market', 'catchup']);
     const market = worker.lines.find((line) => line.event === 'boot' && line.step === 'market')!;
     expect(market).toMatchObject({ symbols: 3, backfilled: true, pendingGaps: 0 });
     expect(await workerState()).toMatch(/ready|degraded/);

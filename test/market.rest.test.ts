@@ -31,15 +31,17 @@ function fastClock(speed: number): AcceleratedClock {
 
 describe('BinanceRestClient', () => {
   it('marks klines closed by close time and never spends more weight per minute than its budget', async () => {
-    const clock = fastClock(600);
+    // Slow enough that a few real milliseconds of latency are not a large share of a simulated minute.
+    const clock = fastClock(120);
     const weightByMinute = new Map<number, number>();
     const url = await serve((_request, response, now) => {
       const minute = Math.floor(now / 60_000);
       const used = (weightByMinute.get(minute) ?? 0) + 2;
       weightByMinute.set(minute, used);
       response.writeHead(200, { 'content-type': 'application/json', 'x-mbx-used-weight-1m': String(used) });
+      // One candle long closed and one that closes a day from now: neither can change state while in flight.
       const openTime = Math.floor(now / 60_000) * 60_000;
-      response.end(JSON.stringify([klineRow(openTime - 60_000), klineRow(openTime)]));
+      response.end(JSON.stringify([klineRow(openTime - 600_000), klineRow(openTime + 86_400_000)]));
     }, clock);
     const rest = new BinanceRestClient({ baseUrl: url, clock, logger: silentLogger(), weightLimitPerMinute: 60, maxConcurrency: 4, timeoutMs: 3_600_000 });
     const results = await Promise.all(Array.from({ length: 60 }, () => rest.klines('BTCUSDT', '1m', { limit: 2 })));

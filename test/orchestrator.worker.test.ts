@@ -111,14 +111,16 @@ describe('orchestrator with real parts', () => {
     await untilClock(episode + 2 * MINUTE + 5_000);
     expect(await signalTimes()).toEqual([['BTCUSDT', episode]]);
 
+    // Candle D matches and D+1 does not; both close while no worker runs (a slow redeploy), so the
+    // latest closed candle at the next boot is D+1 and D's edge must come from the boot catch-up.
     const dark = upcomingCandle(2);
     simulator.scriptCandle('ETHUSDT', '1m', dark, { volume: MARKER_VOLUME });
     await untilClock(dark - 10_000);
     await second.stop(5_000);
-    await untilClock(dark + MINUTE + 1_000);
+    await untilClock(dark + 2 * MINUTE + 1_000);
     const third = createOrchestrator();
     await third.start();
-    await waitFor('the signal of the candle that closed while down', async () => (await signalTimes()).length === 2, 20_000, 100);
+    await waitFor('the signal of the candle that closed while down', async () => (await signalTimes()).length === 2, 30_000, 100);
     expect(await signalTimes()).toEqual([
       ['BTCUSDT', episode],
       ['ETHUSDT', dark],
