@@ -150,6 +150,8 @@ describe('worker process end to end', () => {
     simulator.scriptCandle('ETHUSDT', '1m', scripted, { volume: MARKER_VOLUME });
     simulator.scriptCandle('BTCUSDT', '1m', scripted, { volume: MARKER_VOLUME });
     simulator.scriptCandle('BTCUSDT', '1m', scripted + MINUTE, { volume: MARKER_VOLUME });
+    // Poll for the rows (a busy machine may tick late), then give a repeat every chance to appear.
+    await waitFor('both signals', async () => (await signalsOf(traders.marker!)).length >= 2, 60_000, 200);
     await untilClock(scripted + 3 * MINUTE + 5000);
     const signals = await signalsOf(traders.marker!);
     expect(signals.map((signal) => [signal.symbol, signal.candle_open_time.getTime()])).toEqual([
@@ -171,17 +173,17 @@ describe('worker process end to end', () => {
       const status = await waitFor(`${name} disabled`, async () => {
         const row = await traderStatus(traders[name]!);
         return row?.state === 'disabled' ? row : null;
-      });
+      }, 60_000, 200);
       expect(status.last_error, name).toBeTruthy();
     }
     expect((await traderStatus(traders['invalid row']!))?.state).toBe('disabled');
     const before = Number((await traderStatus(traders['browser style']!))!.evaluations);
-    const mark = upcomingCandle(1);
-    await untilClock(mark + 2 * MINUTE + 5000);
-    const after = await traderStatus(traders['browser style']!);
-    expect(after!.state).toBe('running');
-    // Every 1m close screens all three symbols.
-    expect(Number(after!.evaluations) - before).toBeGreaterThanOrEqual(2 * SYMBOLS.length);
+    // Every 1m close screens all three symbols: two more closes, two more rounds.
+    const after = await waitFor('two more ticks of the good trader', async () => {
+      const row = await traderStatus(traders['browser style']!);
+      return row && Number(row.evaluations) - before >= 2 * SYMBOLS.length ? row : null;
+    }, 60_000, 200);
+    expect(after.state).toBe('running');
   });
 
   it('runs a trader inserted at run time within the poll period, subscribing a new interval if it needs one', async () => {
@@ -210,8 +212,10 @@ describe('worker process end to end', () => {
     // Dropped, and the server stays silent past the close: the closing kline never arrives by stream.
     simulator.faults.stall(15_000);
     simulator.faults.dropConnections('all');
+    const solana = async () => (await signalsOf(traders.marker!)).filter((row) => row.symbol === 'SOLUSDT');
+    await waitFor('the signal of the candle that closed during the drop', async () => (await solana()).some((row) => row.candle_open_time.getTime() === scripted), 60_000, 200);
     await untilClock(scripted + 3 * MINUTE);
-    const rows = (await signalsOf(traders.marker!)).filter((row) => row.symbol === 'SOLUSDT');
+    const rows = await solana();
     expect(rows.map((row) => row.candle_open_time.getTime())).toEqual([scripted]);
   });
 
