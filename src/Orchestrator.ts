@@ -230,6 +230,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     let restored = 0;
     for (const status of statuses) {
       const trader = this.traders.get(status.traderId);
+      this.health.restoreTotals(status);
       // Candles that closed while no worker ran are screened at boot, for the filter that was running then.
       if (trader !== undefined && status.lastEvaluatedAt !== null && status.traderUpdatedAt === trader.updatedAt && status.state !== 'disabled') {
         this.resumeFrom.set(trader.id, status.lastEvaluatedAt);

@@ -104,9 +104,18 @@ describe('orchestrator with real parts', () => {
     simulator.scriptCandle('BTCUSDT', '1m', episode + MINUTE, { volume: MARKER_VOLUME });
     await waitFor('the episode signal', async () => (await signalTimes()).length === 1, 30_000, 100);
     await first.stop(5_000);
+    const totals = async () =>
+      (await stack.sql<{ evaluations: string; last_evaluated_at: Date | null }[]>`
+        select evaluations, last_evaluated_at from public.trader_status where trader_id = ${traderId}`)[0]!;
+    const beforeRestart = await totals();
+    expect(Number(beforeRestart.evaluations)).toBeGreaterThan(0);
 
     const second = createOrchestrator();
     await second.start();
+    // The status the new run wrote at boot carries the totals on: a restart is not a reset.
+    const afterRestart = await totals();
+    expect(Number(afterRestart.evaluations)).toBeGreaterThanOrEqual(Number(beforeRestart.evaluations));
+    expect(afterRestart.last_evaluated_at!.getTime()).toBeGreaterThanOrEqual(beforeRestart.last_evaluated_at!.getTime());
     // E+1 (still matching) is screened by the boot catch-up or its own close: no second signal.
     await untilClock(episode + 2 * MINUTE + 5_000);
     expect(await signalTimes()).toEqual([['BTCUSDT', episode]]);

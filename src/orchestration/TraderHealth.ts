@@ -74,6 +74,19 @@ export class TraderHealth {
     this.logger.warn({ event: 'trader_disabled', traderId: rejected.id, reason: rejected.reason }, 'trader rejected');
   }
 
+  /**
+   * Carry the totals of the previous run over (boot): a restart must not reset `evaluations` to zero,
+   * nor forget `last_evaluated_at`, which the next boot resumes from.
+   */
+  restoreTotals(status: TraderStatus): void {
+    const record = this.records.get(status.traderId);
+    if (record === undefined || record.evaluations > 0) return;
+    record.lastEvaluatedAt = status.lastEvaluatedAt;
+    record.evaluations = status.evaluations;
+    record.matches = status.matches;
+    record.totalEvaluationMs = status.meanEvaluationMs * status.evaluations;
+  }
+
   /** Restore a disable that survived a restart (its row did not change since). */
   restoreDisabled(traderId: string, reason: string | null): void {
     const record = this.records.get(traderId);
