@@ -1,0 +1,131 @@
+// The shared market rows: one copy per process, kept in step incrementally, read in place by isolates; grown isolates are rebuilt.
+import { describe, expect, it } from 'vitest';
+import type { Interval } from '../src/domain.ts';
+import { intervalMs } from '../src/domain.ts';
+import { TruncatedMarketView } from '../src/orchestration/TruncatedMarketView.ts';
+import type { MarketView } from '../src/ports.ts';
+import { TraderSandbox } from '../src/screening/sandbox.ts';
+import { ROW_FIELDS } from '../src/screening/sandboxRuntime.ts';
+import { SharedSeriesStore, type SeriesSlot } from '../src/screening/sharedSeries.ts';
+import { ThreadScreener } from '../src/screening/worker.ts';
+import { makeTrader, randomWalk, TestMarket } from './screening.support.ts';
+
+const LAST_CLOSE = Date.UTC(2026, 0, 10) - 1;
+
+/** The rows a slot points at, as candles' open and close times: what a thread would read. */
+function rowsOf(store: SharedSeriesStore, slot: SeriesSlot): number[][] {
+  const rows = new Float64Array(store.buffer(slot[0])!.buffer);
+  const [, , start, length] = slot;
+  return Array.from({ length }, (_, i) => [rows[(start + i) * ROW_FIELDS]!, rows[(start + i) * ROW_FIELDS + 4]!]);
+}
+
+function expected(market: MarketView, symbol: string, interval: Interval): number[][] {
+  const view = market.series(symbol, interval)!;
+  return Array.from({ length: view.length }, (_, i) => [view.get(i).openTime, view.get(i).close]);
+}
+
+describe('SharedSeriesStore', () => {
+  it('follows appends in place, past its slack, and rewrites on a gap fill or a truncated view', () => {
+    const market = TestMarket.build({ symbols: ['AAAUSDT'], intervals: ['1m'], candles: 120, lastCloseTime: LAST_CLOSE });
+    const store = new SharedSeriesStore();
+    const first = store.sync(market, 'AAAUSDT', '1m', 0)!;
+    expect(rowsOf(store, first)).toEqual(expected(market, 'AAAUSDT', '1m'));
+    const buffer = store.buffer(first[0])!.buffer;
+    let openTime = LAST_CLOSE + 1 - intervalMs('1m');
+    // More appends than the slack behind the rows: the rows move to the front of the same buffer.
+    for (let step = 0; step < 40; step++) {
+      openTime += intervalMs('1m');
+      market.append('AAAUSDT', '1m', randomWalk({ seed: step, count: 1, interval: '1m', lastOpenTime: openTime })[0]!);
+      const slot = store.sync(market, 'AAAUSDT', '1m', 0)!;
+      expect(rowsOf(store, slot)).toEqual(expected(market, 'AAAUSDT', '1m'));
+      expect(store.buffer(slot[0])!.buffer).toBe(buffer);
+      expect(slot[1]).toBe(first[1]);
+    }
+    // The previous candle's view (rising-edge priming), then the live series again.
+    const truncated = new TruncatedMarketView(market, openTime);
+    expect(rowsOf(store, store.sync(truncated, 'AAAUSDT', '1m', 0)!)).toEqual(expected(truncated, 'AAAUSDT', '1m'));
+    expect(rowsOf(store, store.sync(market, 'AAAUSDT', '1m', 0)!)).toEqual(expected(market, 'AAAUSDT', '1m'));
+    // A longer rewritten history needs a bigger buffer: a new generation the threads must be handed.
+    market.setSeries('AAAUSDT', '1m', randomWalk({ seed: 99, count: 400, interval: '1m', lastOpenTime: openTime }));
+    const grown = store.sync(market, 'AAAUSDT', '1m', 0)!;
+    expect(rowsOf(store, grown)).toEqual(expected(market, 'AAAUSDT', '1m'));
+    expect(grown[1]).toBeGreaterThan(first[1]);
+  });
+
+  it('forgets a series no tick asked for in two of its intervals', () => {
+    const market = TestMarket.build({ symbols: ['AAAUSDT', 'BBBUSDT'], intervals: ['1h'], candles: 10, lastCloseTime: LAST_CLOSE });
+    const store = new SharedSeriesStore();
+    const a = store.sync(market, 'AAAUSDT', '1h', 0)!;
+    store.sync(market, 'BBBUSDT', '1h', 0);
+    expect(store.prune(2 * intervalMs('1h'))).toEqual([]);
+    store.sync(market, 'BBBUSDT', '1h', 2 * intervalMs('1h'));
+    expect(store.prune(2 * intervalMs('1h') + 60_001)).toEqual([a[0]]);
+    expect(store.buffer(a[0])).toBeUndefined();
+  });
+});
+
+describe('isolates and the shared rows', () => {
+  it('an isolate reads the shared buffer in place: a later write shows without attaching again', () => {
+    const rows = new Float64Array(new SharedArrayBuffer(2 * ROW_FIELDS * 8));
+    rows[4] = 101.5;
+    rows[ROW_FIELDS + 4] = 102.5;
+    let attached = 0;
+    const sandbox = new TraderSandbox({
+      traderId: 'reader',
+      code: `const k = timeframes['1m']; return { match: true, conditions: [String(k[0][4]), String(k[1][4])] };`,
+      timeoutMs: 1000,
+      memoryMb: 16,
+      host: {
+        attach: () => {
+          attached++;
+          return rows.buffer as SharedArrayBuffer;
+        },
+        memo: () => undefined,
+      },
+      onCatastrophicError: (message) => {
+        throw new Error(message);
+      },
+    });
+    const specs = JSON.stringify([[0, '1m', 0, 0, 0, 2]]);
+    try {
+      expect(sandbox.beginTick('[{"c":"1"}]', specs, rows.byteLength)).toBeNull();
+      expect(sandbox.evaluate(0)).toEqual({ kind: 'ok', match: true, conditions: ['101.5', '102.5'] });
+      rows[4] = 201.5;
+      expect(sandbox.beginTick('[{"c":"1"}]', specs, rows.byteLength)).toBeNull();
+      expect(sandbox.evaluate(0)).toEqual({ kind: 'ok', match: true, conditions: ['201.5', '102.5'] });
+      expect(attached).toBe(1);
+    } finally {
+      sandbox.dispose();
+    }
+  });
+
+  it('an isolate whose heap keeps growing is rebuilt between ticks and keeps answering', () => {
+    const symbols = ['AAAUSDT', 'BBBUSDT', 'CCCUSDT'];
+    const market = TestMarket.build({ symbols, intervals: ['1m'], candles: 100, lastCloseTime: LAST_CLOSE });
+    // Keeps about 1.6 MB per symbol in its global scope, tick after tick.
+    const hoarder = makeTrader(`(globalThis.hoard ??= []).push(new Array(200000).fill(1.5)); return { match: true, conditions: [String(globalThis.hoard.length)] };`);
+    const thread = new ThreadScreener({ filterTimeoutMs: 1000, filterMemoryMb: 64 }, (message) => {
+      throw new Error(message);
+    });
+    const store = new SharedSeriesStore();
+    thread.setTraders([{ id: hoarder.id, code: hoarder.filter.code, codeHash: hoarder.codeHash, updatedAt: hoarder.updatedAt, refreshInterval: '1m', timeframes: ['1m'] }], []);
+    try {
+      const hoardSizes: number[] = [];
+      let recycled = 0;
+      for (let tick = 0; tick < 4; tick++) {
+        const slots: Record<string, SeriesSlot> = {};
+        for (const symbol of symbols) slots[`${symbol}|1m`] = store.sync(market, symbol, '1m', 0)!;
+        const buffers = tick === 0 ? Object.values(slots).map((slot) => store.buffer(slot[0])!) : [];
+        const reply = thread.tick({ type: 'tick', tickId: tick, traderIds: [hoarder.id], symbols, tickers: {}, buffers, dropped: [], slots });
+        expect(reply.traders[0]!.errors).toEqual([]);
+        hoardSizes.push(Number(reply.traders[0]!.matches.at(-1)!.conditions[0]));
+        recycled += thread.recycleGrownIsolates();
+      }
+      // Rebuilt after every tick (about 5 MB is past the threshold), so the hoard never outlives a tick.
+      expect(recycled).toBe(4);
+      expect(hoardSizes).toEqual([3, 3, 3, 3]);
+    } finally {
+      thread.stop();
+    }
+  });
+});
