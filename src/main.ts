@@ -146,7 +146,15 @@ async function main(): Promise<void> {
 
   eventLoop.start();
   // Up before boot, so the platform's health checks pass during a long backfill.
-  await ops.start();
+  try {
+    await ops.start();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    // `npm run local` on a machine where 8080 is taken is the usual way to get here.
+    logger.fatal({ event: 'boot_failed', step: 'http', port: config.port }, 'port in use');
+    process.stderr.write(`screener-worker: PORT ${config.port} is already in use: stop what listens there or set PORT to a free port\n`);
+    process.exit(1);
+  }
   try {
     await orchestrator.start();
   } catch (error) {

@@ -1,6 +1,8 @@
 // What can be checked of the deployment without Docker: the Dockerfile (linted and read), fly.toml, and the image's
 // two steps replayed outside Docker: `npm ci --omit=dev` in an empty folder, then `node dist/main.js` from there.
 import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cpSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -160,6 +162,23 @@ describe('built worker', () => {
     expect(code).toBe(1);
     expect(worker.lines.find((line) => line.event === 'boot' && line.level === 'error')).toMatchObject({ step: 'supabase' });
     expect(worker.lines.some((line) => line.event === 'boot_failed')).toBe(true);
+  });
+
+  it('exits 1 with one stderr line when PORT is taken, naming it', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '0.0.0.0', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const worker = spawnWorker(
+        build.entry,
+        { USER_ID: '00000000-0000-4000-8000-000000000001', SUPABASE_URL: 'http://127.0.0.1:1', SUPABASE_KEY: 'a-key-that-is-long-enough-0123456789', PORT: String(port) },
+        build.dir,
+      );
+      expect((await worker.exited).code).toBe(1);
+      expect(worker.stderr.join('').trimEnd()).toBe(`screener-worker: PORT ${port} is already in use: stop what listens there or set PORT to a free port`);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 
   it('exits 1 with one stderr line naming the bad variables, without echoing the key', async () => {
