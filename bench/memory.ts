@@ -16,17 +16,26 @@ export const memory: Benchmark = {
     context.progress(`memory: worker with ${size.symbols} symbols × 4 intervals × ${size.history} candles, ${size.traders} traders`);
     const run = await context.environment.standardWorker();
     await run.waitForLine('ready', (line) => line.event === 'ready', 180_000);
-    const samples: Array<{ rss: number; heapUsed: number; external: number }> = [];
+    // Right after ready, before any tick: what boot (backfill above all) left behind.
+    const atReady = run.ticks('1m').length === 0 ? run.memory().rss : null;
+    const samples: Array<{ rss: number; heapUsed: number; heapTotal: number; external: number }> = [];
     for (let tick = 1; tick <= plan.warmupTicks + plan.samples; tick++) {
       await run.waitUntil(`1m tick ${tick}`, () => run.ticks('1m').length >= tick, 120_000);
       if (tick <= plan.warmupTicks) continue;
       const metrics = await run.metrics();
       const { rss } = run.memory();
-      samples.push({ rss, heapUsed: metricValue(metrics, 'screener_nodejs_heap_size_used_bytes'), external: metricValue(metrics, 'screener_nodejs_external_memory_bytes') });
+      samples.push({
+        rss,
+        heapUsed: metricValue(metrics, 'screener_nodejs_heap_size_used_bytes'),
+        heapTotal: metricValue(metrics, 'screener_nodejs_heap_size_total_bytes'),
+        external: metricValue(metrics, 'screener_nodejs_external_memory_bytes'),
+      });
     }
     const { peakRss } = run.memory();
     const rss = distribution(samples.map((sample) => sample.rss / MB));
     const heap = distribution(samples.map((sample) => sample.heapUsed / MB));
+    const heapTotal = distribution(samples.map((sample) => sample.heapTotal / MB));
+    const growthPerTick = (samples.at(-1)!.rss - samples[0]!.rss) / MB / Math.max(1, samples.length - 1);
     const external = distribution(samples.map((sample) => sample.external / MB));
     context.progress('memory: breakdown in a child process at the same size');
     const parts = await measureFootprint({ symbols: size.symbols, traders: size.traders, higher: ['5m', '15m', '1h'], history: size.history, warmupTicks: 2, ticks: 2 });
@@ -35,9 +44,12 @@ export const memory: Benchmark = {
       name: 'memory',
       title: memory.title,
       figures: [
-        medianFigure('worker RSS after ticks', rss, 'MB', { goal: goal(context.mode, `≤ ${GOAL_MB} MB`, rss.median <= GOAL_MB) }),
-        { label: 'worker peak RSS (VmHWM, boot included)', value: peakRss / MB, unit: 'MB' },
-        medianFigure('main-thread V8 heap in use', heap, 'MB'),
+        medianFigure('worker RSS after ticks', rss, 'MB', {
+          goal: goal(context.mode, `≤ ${GOAL_MB} MB`, rss.median <= GOAL_MB),
+          detail: `${growthPerTick >= 0 ? '+' : ''}${growthPerTick.toFixed(1)} MB per tick from the first sample to the last`,
+        }),
+        { label: 'worker peak RSS (VmHWM, boot included)', value: peakRss / MB, unit: 'MB', detail: atReady === null ? '' : `${(atReady / MB).toFixed(0)} MB at ready, before the first tick` },
+        medianFigure('main-thread V8 heap in use', heap, 'MB', { detail: `${heapTotal.median.toFixed(0)} MB reserved (heapTotal)` }),
         medianFigure('main-thread external memory (ArrayBuffers: the store)', external, 'MB'),
         { label: 'breakdown: Node + modules (fresh process, no data)', value: parts.baselineRss / MB, unit: 'MB' },
         { label: 'breakdown: MarketStore (RSS growth; exact buffer bytes in detail)', value: (parts.filledRss - parts.baselineRss) / MB, unit: 'MB', detail: `${(parts.storeBytes / MB).toFixed(1)} MB of Float64Array rings` },
