@@ -105,6 +105,7 @@ async function main(): Promise<void> {
     stream: () => ws.stats(),
     rest: () => rest.stats(),
     sink: () => database.stats(),
+    worker: () => orchestrator.readiness(),
   };
 
   const eventLoop = new EventLoopMonitor();

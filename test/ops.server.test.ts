@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { WorkerState } from '../src/domain.ts';
 import { createLogger, silentLogger } from '../src/logger.ts';
 import { EventLoopMonitor } from '../src/ops/EventLoopMonitor.ts';
 import { WorkerMetrics } from '../src/ops/metrics.ts';
@@ -81,7 +82,11 @@ describe('ops server', () => {
     const sink = { signalsWritten: 2, signalsBuffered: 5, signalsDropped: 0, dbRetries: 3 };
     const eventLoop = new EventLoopMonitor();
     eventLoop.start();
-    const metrics = new WorkerMetrics({ sources: { stream: () => stream, sink: () => sink, rest: () => ({ weightUsed: 40, rateLimited: 0 }) }, eventLoop });
+    const worker = { state: 'ready' as WorkerState };
+    const metrics = new WorkerMetrics({
+      sources: { stream: () => stream, sink: () => sink, rest: () => ({ weightUsed: 40, rateLimited: 0 }), worker: () => worker },
+      eventLoop,
+    });
     const ticks = new EventEmitter();
     metrics.observeTicks(ticks as never);
     const gaps = new EventEmitter();
@@ -89,7 +94,11 @@ describe('ops server', () => {
     const server = await startServer({ metrics: () => metrics.render() });
     const scrape = async () => (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
 
-    expect(await scrape()).toMatch(/screener_stream_messages_total 10\b/);
+    const first = await scrape();
+    expect(first).toMatch(/screener_stream_messages_total 10\b/);
+    expect(first).toMatch(/screener_worker_state\{state="ready"\} 1\b/);
+    expect(first).toMatch(/screener_worker_state\{state="degraded"\} 0\b/);
+    worker.state = 'degraded';
     stream.messages = 25;
     const level: TickServiceLevel = {
       interval: '1m',
@@ -119,6 +128,8 @@ describe('ops server', () => {
     expect(text).toMatch(/screener_close_to_commit_seconds_count 1\b/);
     expect(text).toMatch(/screener_process_resident_memory_bytes/);
     expect(text).toMatch(/screener_event_loop_lag_p99_seconds/);
+    expect(text).toMatch(/screener_worker_state\{state="degraded"\} 1\b/);
+    expect(text).toMatch(/screener_worker_state\{state="ready"\} 0\b/);
   });
 });
 

@@ -1,5 +1,6 @@
 // The worker's Prometheus registry: every metric is `screener_`-prefixed and registered here, nowhere else.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { WorkerState } from '../domain.ts';
 import type { GapFilledEvent } from '../ports.ts';
 import type { TickServiceLevel } from '../orchestration/ServiceLevel.ts';
 import type { TickRequest } from '../orchestration/TickScheduler.ts';
@@ -11,7 +12,11 @@ export interface MetricsSources {
   stream?: () => { messages: number; malformed: number; reconnects: number };
   rest?: () => { weightUsed: number; rateLimited: number };
   sink?: () => { signalsWritten: number; signalsBuffered: number; signalsDropped: number; dbRetries: number };
+  /** The worker's state as /ready judges it. */
+  worker?: () => { state: WorkerState };
 }
+
+const WORKER_STATES: readonly WorkerState[] = ['starting', 'ready', 'degraded', 'stopping', 'stopped'];
 
 export interface TickEvents {
   on(event: 'tick', listener: (summary: TickSummary, level: TickServiceLevel) => void): unknown;
@@ -67,6 +72,18 @@ export class WorkerMetrics {
       collect() {
         const buffered = sink()?.signalsBuffered;
         if (buffered !== undefined) this.set(buffered);
+      },
+    });
+    const worker = () => this.sources.worker?.();
+    new Gauge({
+      name: `${PREFIX}worker_state`,
+      help: 'The worker state (1 for the current one): alert on degraded, or on ready staying 0 past boot',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const current = worker()?.state;
+        if (current === undefined) return;
+        for (const state of WORKER_STATES) this.set({ state }, state === current ? 1 : 0);
       },
     });
     const eventLoop = options.eventLoop;
