@@ -32,6 +32,8 @@ export class WorkerRun {
   readonly spawnedAt: number;
   private readonly worker: WorkerProcess;
   private httpBase: string | null = null;
+  /** A harness that dies must not leave a worker behind (the local stack has its own watchdog). */
+  private readonly killOnExit = () => this.worker.child.kill('SIGKILL');
 
   private constructor(parts: { simulator: BinanceSimulator; clock: Clock; speed: number; userId: string; worker: WorkerProcess; spawnedAt: number }) {
     this.simulator = parts.simulator;
@@ -40,6 +42,7 @@ export class WorkerRun {
     this.userId = parts.userId;
     this.worker = parts.worker;
     this.spawnedAt = parts.spawnedAt;
+    process.once('exit', this.killOnExit);
   }
 
   static async launch(options: WorkerRunOptions): Promise<WorkerRun> {
@@ -145,6 +148,7 @@ export class WorkerRun {
   }
 
   async stop(): Promise<void> {
+    process.off('exit', this.killOnExit);
     await this.worker.stop();
     await this.simulator.stop();
   }
