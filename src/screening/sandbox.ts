@@ -64,6 +64,8 @@ export class TraderSandbox {
   private sharedAllowance = 0;
   /** The shared bytes the isolate was last built for. */
   private sharedBytes = 0;
+  /** Heap in use after the isolate's first tick; null until then. */
+  private baselineHeapBytes: number | null = null;
 
   constructor(options: SandboxOptions) {
     this.traderId = options.traderId;
@@ -87,6 +89,7 @@ export class TraderSandbox {
     // memory is the thread's and shared by all. The runtime attaches all of its series up front, so
     // a limit of own budget + shared rows still leaves the filter exactly its own budget.
     this.sharedBytes = sharedBytes;
+    this.baselineHeapBytes = null;
     this.sharedAllowance = Math.ceil(sharedBytes * 1.25);
     const isolate = new ivm.Isolate({
       memoryLimit: Math.max(8, this.options.memoryMb) + Math.ceil(this.sharedAllowance / 1048576),
@@ -163,16 +166,23 @@ export class TraderSandbox {
   }
 
   /**
-   * Rebuild the isolate when its heap holds more than `thresholdBytes`; true when it did. V8 sizes
-   * an isolate's old generation from its limit (tens of MB) and rarely runs a full collection in
-   * these short bursts, so garbage promoted tick after tick (each tick's tickers and specs live
-   * through the whole tick) would grow every trader's heap by ~25 kB a tick towards that limit,
-   * times 20 traders. A fresh isolate costs a few ms, off the tick's path. Filters keep no state
-   * between evaluations by contract (an error rebuilds the isolate the same way).
+   * Rebuild the isolate when its heap has grown by more than `growthBytes` since the end of its
+   * first tick; true when it did. V8 sizes an isolate's old generation from its limit (tens of MB)
+   * and rarely runs a full collection in these short bursts, so garbage promoted tick after tick
+   * (each tick's tickers and specs live through the whole tick) grows every trader's heap by about
+   * 25 kB a tick towards that limit, times 20 traders. A fresh isolate costs a few ms, off the
+   * tick's path. Filters keep no state between evaluations by contract (an error rebuilds the
+   * isolate the same way). Measured from the first tick so a filter with a large working set is
+   * not rebuilt every tick.
    */
-  recycleAbove(thresholdBytes: number): boolean {
+  recycleAfterGrowth(growthBytes: number): boolean {
     if (!this.ready || !this.isolate || this.isolate.isDisposed) return false;
-    if (this.isolate.getHeapStatisticsSync().used_heap_size <= thresholdBytes) return false;
+    const used = this.isolate.getHeapStatisticsSync().used_heap_size;
+    if (this.baselineHeapBytes === null) {
+      this.baselineHeapBytes = used;
+      return false;
+    }
+    if (used <= this.baselineHeapBytes + growthBytes) return false;
     const sharedBytes = this.sharedBytes;
     this.dispose();
     this.prepare(sharedBytes);
