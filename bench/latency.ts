@@ -48,7 +48,7 @@ export const latency: Benchmark = {
       tables: [],
       notes: [
         `The real worker against the simulator and the local stack (PostgREST), clock ×${size.speed} (a 1m candle every ${(60 / size.speed).toFixed(0)} s of real time); ${size.traders} traders refreshing on 1m over ${size.symbols} symbols × 4 intervals × ${size.history} candles. Each signal's latency is the worker's own measure, from its closing kline's arrival on the socket to the insert's commit, converted to real ms.`,
-        `The first ${WARMUP_TICKS} ticks after ready are warm-up; every signal of the following ${ticks.length} ticks counts. A tick's signals share one batched insert, so its symbols' latencies are not independent samples; the tick count says how many batches they span.`,
+        `It observes the same worker process as the memory benchmark (launched once per run), so after that one its own running time can be near zero. The first ${WARMUP_TICKS} ticks after ready are warm-up; every signal of the following ${ticks.length} ticks counts. A tick's signals share one batched insert, so its symbols' latencies are not independent samples; the tick count says how many batches they span.`,
       ],
     };
   },

@@ -53,12 +53,12 @@ export const memory: Benchmark = {
         medianFigure('main-thread external memory (ArrayBuffers: the store)', external, 'MB'),
         { label: 'breakdown: Node + modules (fresh process, no data)', value: parts.baselineRss / MB, unit: 'MB' },
         { label: 'breakdown: MarketStore (RSS growth; exact buffer bytes in detail)', value: (parts.filledRss - parts.baselineRss) / MB, unit: 'MB', detail: `${(parts.storeBytes / MB).toFixed(1)} MB of Float64Array rings` },
-        { label: 'breakdown: Screener (threads, isolates, their series copies)', value: (parts.afterTicksRss - parts.filledRss) / MB, unit: 'MB', detail: `${parts.threads} threads, ${size.traders} trader isolates` },
+        { label: 'breakdown: Screener (threads, isolates, the series they read)', value: (parts.afterTicksRss - parts.filledRss) / MB, unit: 'MB', detail: `${parts.threads} threads, ${size.traders} trader isolates` },
       ],
       tables: [],
       notes: [
         `The real worker (src/main.ts) against the local stack and the simulator on an accelerated clock (×${size.speed}); ${size.symbols} symbols × 1m/5m/15m/1h × ${size.history} candles, ${size.traders} traders. RSS from /proc/<pid>/status (all threads), heap and external from its /metrics, read after each of ${plan.samples} 1m ticks once ${plan.warmupTicks} had run (${ticksSeen.length} 1m ticks by the end); median with min–max.`,
-        `The breakdown comes from a fresh child process holding the same MarketStore and Screener without the network, database and HTTP parts (bench/support/footprintChild.ts): RSS before data, after filling the store, after starting the Screener and running ticks (each after a GC). It adds up to ${(parts.afterTicksRss / MB).toFixed(0)} MB; the rest of the worker's RSS is supabase-js, ws, pino, prom-client and their buffers.`,
+        `The breakdown comes from a fresh child process holding the same MarketStore and Screener without the network, database and HTTP parts (bench/support/footprintChild.ts): RSS before data, after filling the store, after starting the Screener and running ticks (each after a GC). It adds up to ${(parts.afterTicksRss / MB).toFixed(0)} MB; the other ${(rss.median - parts.afterTicksRss / MB).toFixed(0)} MB of the worker's RSS are mostly its main-thread V8 heap (${heapTotal.median.toFixed(0)} MB reserved in the worker against ${(parts.heapUsed / MB).toFixed(0)} MB in use in the child), then supabase-js, ws, pino, prom-client and their buffers.`,
       ],
     };
   },

@@ -51,7 +51,7 @@ export const scaling: Benchmark = {
       tables: [bySymbols, byTraders],
       notes: [
         `Each size in a fresh child process (bench/support/footprintChild.ts): a MarketStore with 1m, 5m, 15m and 1h × ${history} candles per symbol, the Screener with the worker's defaults (${base.threads} threads), each trader seeing 1m plus one higher timeframe; ${ticks.warmupTicks} warm-up and ${ticks.ticks} measured 1m ticks, each after a new candle closed.`,
-        `RSS after the ticks and a GC; "store" is the RSS growth from filling the store, "Screener" the growth from starting it and running the ticks (threads, isolates, their copies of the series). Baseline RSS of the child before any data: ${(base.baselineRss / MB).toFixed(0)} MB.`,
+        `RSS after the ticks and a GC; "store" is the RSS growth from filling the store, "Screener" the growth from starting it and running the ticks (threads, isolates, the series they read). Baseline RSS of the child before any data: ${(base.baselineRss / MB).toFixed(0)} MB.`,
       ],
     };
   },
