@@ -139,7 +139,8 @@ describe('worker process end to end', () => {
     expect(steps).toEqual(['config', 'supabase', 'traders', 'market', 'catchup']);
     const market = worker.lines.find((line) => line.event === 'boot' && line.step === 'market')!;
     expect(market).toMatchObject({ symbols: 3, backfilled: true, pendingGaps: 0 });
-    expect(await workerState()).toMatch(/ready|degraded/);
+    // The status row is written right after /ready turns 200: poll for it.
+    await waitFor('worker_status ready', async () => /ready|degraded/.test((await workerState()) ?? ''), 30_000, 100);
     const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/screener_stream_messages_total \d+/);
   });
