@@ -101,7 +101,7 @@ function cell(text: string): string {
 
 function machineLine(stored: StoredResult): string {
   const m = stored.machine;
-  const loaded = Math.max(m.loadBefore, m.loadAfter) > m.cores ? ': **measured under load** (more runnable work than cores; expect slower, wider figures on a quiet machine)' : '';
+  const loaded = Math.max(m.loadBefore, m.loadAfter) > m.cores ? ': **measured under load** (more runnable work than cores; expect faster, tighter figures on a quiet machine)' : '';
   return `${m.cores} cores (${m.cpu}), ${m.memoryGb} GB, Node ${m.node}; load average ${m.loadBefore.toFixed(1)} before, ${m.loadAfter.toFixed(1)} after${loaded}`;
 }
 
