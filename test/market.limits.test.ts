@@ -130,10 +130,10 @@ describe('Binance connection limits', () => {
   it('the client paces more than 300 new connections over 5 minutes instead of breaking the limit', async () => {
     // Symbols the simulator does not list are valid stream names that carry no data: 155 of them with
     // one kline stream and a ticker each, one stream per connection, is 310 connections to open.
-    const speed = 20;
+    const speed = 60;
     const { sim, clock } = await simulator(speed, { pingIntervalMs: HOUR });
     const symbols = Array.from({ length: 155 }, (_, i) => `ZZ${i}USDT`);
-    // Opening a few hundred sockets at once takes real time, which this clock multiplies by 20.
+    // Opening a few hundred sockets at once takes real time, which this clock multiplies by 60.
     const ws = streamClient(sim.wsUrl, clock, { streamsPerConnection: 1, silenceTimeoutMs: HOUR, openTimeoutMs: HOUR });
     await ws.setStreams({ symbols, intervals: ['1h'] });
     const started = clock.now();
