@@ -122,6 +122,12 @@ export class WorkerRun {
     return this.lines('tick').filter((line) => line.interval === interval);
   }
 
+  /** The real time (epoch ms) at which the worker's clock reads `clockMs`. */
+  realTimeOf(clockMs: number): number {
+    if (!(this.clock instanceof AcceleratedClock)) return clockMs;
+    return this.clock.originRealMs + (clockMs - this.clock.originClockMs) / this.clock.speed;
+  }
+
   /** Real ms from spawn to a log line (pino stamps lines with the system time). */
   sinceSpawn(line: LogLine): number {
     return Date.parse(String(line.time)) - this.spawnedAt;
