@@ -120,7 +120,7 @@ export const ingest: Benchmark = {
         ],
         tables: [],
         notes: [
-          `${spec.frames.toLocaleString('en-US')} combined-stream frames per pass (${spec.symbols} symbols × ${spec.intervals.join('/')} klines every 2 s, closes at candle ends, @ticker every second: Binance's cadence), ${Math.round(server.bytes / spec.frames)} bytes each on average, pre-encoded by a replay server in a child process on loopback; one client connection (1000 streams), events applied to a MarketStore as MarketData does.`,
+          `${spec.frames.toLocaleString('en-US')} combined-stream frames per pass (${spec.symbols} symbols × ${spec.intervals.join('/')} klines every 2 s, closes at candle ends, @ticker every second: Binance's cadence), ${Math.round(server.bytes / spec.frames)} bytes each on average, pre-encoded by a replay server in a child process on loopback; one client connection (1000 streams), events applied to a MarketStore as MarketData does. The server waits 100 ms after the handshake before sending: frames that arrive before the client has adopted its new socket are dropped uncounted (src/market/connection.ts), which would stall a pass.`,
           `${plan.warmup} warm-up and ${plan.repetitions} measured passes; median with min–max. ${closes} candle closes stored per pass.`,
         ],
       };
