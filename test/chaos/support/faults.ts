@@ -34,7 +34,6 @@ export interface ScheduledFault {
 }
 
 const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
 
 /** Faults that leave the Binance connections alone: safe while a connection must live to its 24 h rotation. */
 export const CONNECTION_SAFE: readonly FaultKind[] = [
@@ -90,7 +89,8 @@ export function buildSchedule(options: ScheduleOptions): ScheduledFault[] {
   };
   const scheduledInChurn = churn.length - options.randomFaults;
   place(churn, 10 * MINUTE, options.churnMs, (index) => index >= scheduledInChurn);
-  if (calm.length > 0) place(calm, options.churnMs + HOUR, options.totalMs - 2 * HOUR, () => false);
+  // Calm faults early enough that an hourly universe refresh and the outages' recovery fit before the end.
+  if (calm.length > 0) place(calm, options.churnMs + 10 * MINUTE, options.totalMs - 90 * MINUTE, () => false);
   return schedule.sort((a, b) => a.at - b.at);
 }
 

@@ -40,7 +40,7 @@ export interface OracleInput {
   symbols: string[];
   /** Extra symbols and the clock span in which they belong to the universe at all (outside it, any signal is extra). */
   membership: Map<string, { from: number; to: number }>;
-  /** Candles closing in [from, to] are in scope: expected signals there must exist unless excluded. */
+  /** Candles closing in [from, to] are in scope (and the one that closed last before `from`): expected signals there must exist unless excluded. */
   from: number;
   to: number;
   exclusions: Exclusion[];
@@ -61,6 +61,8 @@ export interface OracleVerdict {
   required: number;
   excluded: number;
   excludedByReason: Record<string, number>;
+  /** Excluded (not required) signals the worker wrote anyway, correctly. */
+  excludedFound: number;
   found: number;
   missing: string[];
   extra: string[];
@@ -108,27 +110,30 @@ export function runOracle(input: OracleInput, rows: SignalRow[]): OracleVerdict 
   const expected = new Map<string, { price: number; reason: string | null }>();
   let evaluations = 0;
   const allSymbols = [...new Set([...input.symbols, ...input.membership.keys()])];
-  const series = new Map<string, Candle[]>();
-  const candlesOf = (symbol: string, interval: Interval, firstBoundary: number): Candle[] => {
+  // Each series is fetched and turned into klines once; an evaluation gets a slice of references to them.
+  const series = new Map<string, { candles: Candle[]; klines: number[][] }>();
+  const candlesOf = (symbol: string, interval: Interval, firstBoundary: number) => {
     const key = `${symbol}|${interval}`;
-    let candles = series.get(key);
-    if (!candles) {
+    let entry = series.get(key);
+    if (!entry) {
       const length = intervalMs(interval);
       const from = Math.floor(firstBoundary / length) * length - (input.history + 2) * length;
-      candles = input.source.candles(symbol, interval, from, input.to);
-      series.set(key, candles);
+      const candles = input.source.candles(symbol, interval, from, input.to);
+      entry = { candles, klines: candles.map(toKline) };
+      series.set(key, entry);
     }
-    return candles;
+    return entry;
   };
 
   for (const trader of input.traders) {
     const filter = new Function('ticker', 'timeframes', 'helpers', 'hvnNodes', trader.code) as Filter;
     const length = intervalMs(trader.refreshInterval);
-    // Closes at boundaries in [from, to]; the one before the first is evaluated for its verdict only.
-    const firstBoundary = Math.ceil(input.from / length) * length;
+    // Closes from the last boundary at or before `from` (a boot's catch-up candle) to `to`; the one
+    // before the first is evaluated for its verdict only.
+    const firstBoundary = Math.floor(input.from / length) * length;
     for (const symbol of allSymbols) {
       const member = input.membership.get(symbol);
-      const timeframeCandles = trader.timeframes.map((interval) => ({ interval, candles: candlesOf(symbol, interval, firstBoundary - length), hint: 0 }));
+      const timeframeCandles = trader.timeframes.map((interval) => ({ interval, ...candlesOf(symbol, interval, firstBoundary - length), hint: 0 }));
       let previous: boolean | null = null;
       for (let boundary = firstBoundary - length; boundary <= input.to; boundary += length) {
         const timeframes: Record<string, number[][]> = {};
@@ -140,7 +145,7 @@ export function runOracle(input: OracleInput, rows: SignalRow[]): OracleVerdict 
             complete = false;
             break;
           }
-          timeframes[entry.interval] = entry.candles.slice(Math.max(0, last - input.history + 1), last + 1).map(toKline);
+          timeframes[entry.interval] = entry.klines.slice(Math.max(0, last - input.history + 1), last + 1);
         }
         if (!complete) {
           previous = null;
@@ -175,6 +180,7 @@ export function runOracle(input: OracleInput, rows: SignalRow[]): OracleVerdict 
     required: 0,
     excluded: 0,
     excludedByReason: {},
+    excludedFound: 0,
     found: 0,
     missing: [],
     extra: [],
@@ -203,6 +209,7 @@ export function runOracle(input: OracleInput, rows: SignalRow[]): OracleVerdict 
     if (present) verdict.found += 1;
     if (want.reason !== null) {
       verdict.excluded += 1;
+      if (present) verdict.excludedFound += 1;
       verdict.excludedByReason[want.reason] = (verdict.excludedByReason[want.reason] ?? 0) + 1;
       continue;
     }

@@ -2,7 +2,7 @@
 import { BinanceSimulator } from '../../../dev/binanceSim/index.ts';
 import { type LocalStack, startLocalStack } from '../../../dev/localStack.ts';
 import { AcceleratedClock, systemClock } from '../../../src/clock.ts';
-import { type Interval, candleOpenTimeAt } from '../../../src/domain.ts';
+import { type Interval, candleOpenTimeAt, intervalMs } from '../../../src/domain.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, buildWorker, waitFor } from '../../e2e.support.ts';
@@ -92,6 +92,7 @@ export class ChaosRun {
   private readonly hostileTraders: Array<HostileTrader & { id: string }> = [];
   private readonly faultCounts: Record<string, number> = {};
   private readonly timeline: Timeline = { exclusions: [], membership: new Map() };
+  private readonly pendingUniverse: Promise<void>[] = [];
   private readonly problems: string[] = [];
   private startedAt = 0;
   private firstSpawnAt = 0;
@@ -117,6 +118,7 @@ export class ChaosRun {
       this.startEdits();
       await this.executeFaults();
       await this.untilClock(this.startedAt + this.profile.durationMs);
+      await Promise.all(this.pendingUniverse);
       this.editing = false;
       await this.editLoop;
       return await this.finish();
@@ -146,6 +148,7 @@ export class ChaosRun {
       restLatencyMs: this.baseRestLatency,
     });
     await this.simulator.start();
+    if (this.profile.symbols > 50) this.prewarm();
     await this.insertTraders();
     const speed = this.profile.speed;
     this.worker = new WorkerUnderTest({
@@ -173,6 +176,22 @@ export class ChaosRun {
         SHUTDOWN_TIMEOUT_MS: String(Math.min(300_000, speed * 8_000)),
       },
     });
+  }
+
+  /**
+   * Generate, before the worker asks, what its boot will fetch: the 24 h tickers and the backfill of every
+   * series. The simulator runs in this process; done on demand, a full universe stalls it for longer than
+   * the worker's REST timeout lasts on an accelerated clock.
+   */
+  private prewarm(): void {
+    const now = this.clock.now();
+    const intervals = [...new Set([...this.profile.traderIntervals, ...(this.profile.crowd ? [this.profile.crowd.interval] : [])])];
+    for (const symbol of this.simulator.symbols()) {
+      for (const interval of intervals) {
+        const length = intervalMs(interval);
+        this.simulator.candles(symbol, interval, candleOpenTimeAt(interval, now) - (this.profile.klineHistory + 1) * length, now);
+      }
+    }
   }
 
   private async insertTraders(): Promise<void> {
@@ -374,11 +393,15 @@ export class ChaosRun {
     const symbol = new Rng(this.profile.seed + this.clock.now()).pick(candidates.slice(Math.floor(candidates.length / 2)));
     const at = this.clock.now();
     this.simulator.faults.setSymbolStatus(symbol, status);
-    const removed = await this.universeChange((line) => (line.removed as string[] | undefined)?.includes(symbol) === true);
     // Until the worker's hourly universe refresh drops it, a silent symbol is still screened on REST-filled series:
     // its signals there may exist (and must then be right), but are not required. After the drop there must be none.
-    this.timeline.membership.set(symbol, { from: Number.NEGATIVE_INFINITY, to: removed });
-    this.timeline.exclusions.push({ symbol, from: at - this.real(1_000), to: removed, reason: `${kind}: closes between the status change and the worker's universe refresh` });
+    const reason = `${kind}: closes between the status change and the worker's universe refresh`;
+    this.timeline.membership.set(symbol, { from: Number.NEGATIVE_INFINITY, to: Number.POSITIVE_INFINITY });
+    this.timeline.exclusions.push({ symbol, from: at - this.real(1_000), to: Number.POSITIVE_INFINITY, reason });
+    this.afterUniverseChange((line) => (line.removed as string[] | undefined)?.includes(symbol) === true, `${symbol} dropped`, (removed) => {
+      this.timeline.membership.set(symbol, { from: Number.NEGATIVE_INFINITY, to: removed });
+      this.timeline.exclusions = this.timeline.exclusions.map((exclusion) => (exclusion.symbol === symbol ? { ...exclusion, to: removed } : exclusion));
+    });
   }
 
   private async listSymbol(): Promise<void> {
@@ -386,16 +409,31 @@ export class ChaosRun {
     const symbol = `CHAOSNEW${this.listedCount}USDT`;
     const at = this.clock.now();
     this.simulator.faults.addSymbol(symbol);
-    const added = await this.universeChange((line) => (line.added as string[] | undefined)?.includes(symbol) === true);
     this.timeline.membership.set(symbol, { from: at, to: Number.POSITIVE_INFINITY });
-    // The symbol is screened once its backfill is done, shortly after the universe refresh that added it.
-    this.timeline.exclusions.push({ symbol, from: at, to: added + HOUR / 12 + this.real(2_000), reason: 'symbol_listed: closes before the universe refresh and backfill took it in' });
+    const reason = 'symbol_listed: closes before the universe refresh and backfill took it in';
+    this.timeline.exclusions.push({ symbol, from: at, to: Number.POSITIVE_INFINITY, reason });
+    this.afterUniverseChange((line) => (line.added as string[] | undefined)?.includes(symbol) === true, `${symbol} added`, (added) => {
+      // The symbol is screened once its backfill is done, shortly after the universe refresh that added it.
+      this.timeline.exclusions = this.timeline.exclusions.map((exclusion) =>
+        exclusion.symbol === symbol ? { ...exclusion, to: added + HOUR / 12 + this.real(2_000) } : exclusion,
+      );
+    });
   }
 
-  /** Wait for the worker's universe refresh (hourly, simulated) to report a change; returns its clock time. */
-  private async universeChange(match: (line: ClockedLine) => boolean): Promise<number> {
-    const line = await waitFor('a universe change', () => this.worker.events('universe_changed').find(match), this.real(0) + (2 * HOUR) / this.profile.speed + 30_000, 50);
-    return line.at;
+  /**
+   * In the background, wait for the worker's universe refresh (hourly, simulated) to report a change,
+   * then narrow the timeline with its clock time. The run waits for these before its oracle.
+   */
+  private afterUniverseChange(match: (line: ClockedLine) => boolean, what: string, apply: (at: number) => void): void {
+    const deadline = (2 * HOUR) / this.profile.speed + 30_000;
+    this.pendingUniverse.push(
+      waitFor(what, () => this.worker.events('universe_changed').find(match), deadline, 50).then(
+        (line) => apply(line.at),
+        () => {
+          this.problems.push(`the worker's universe never reported ${what}`);
+        },
+      ),
+    );
   }
 
   private async sigtermDuringFlush(): Promise<void> {
@@ -460,8 +498,8 @@ export class ChaosRun {
         })),
         symbols: [...initialSymbols],
         membership: this.timeline.membership,
-        // From before the first boot: its catch-up candles may carry signals too (optional, but they must be right).
-        from: this.firstSpawnAt - 4 * HOUR,
+        // From the first boot: its catch-up candles may carry signals too (optional, but they must be right).
+        from: this.firstSpawnAt,
         to: endAt,
         exclusions: [
           // Boot: the first candle of each interval is the catch-up one; before it nothing ran.

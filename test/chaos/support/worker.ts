@@ -157,7 +157,7 @@ export class WorkerUnderTest {
       return;
     }
     const line: ClockedLine = { ...parsed, at: this.clock.now(), generation: generation.index };
-    if (line.event === 'boot' && line.step === 'market' && generation.marketReadyAt === null) generation.marketReadyAt = line.at;
+    if (line.event === 'boot' && line.step === 'market' && line.err === undefined && generation.marketReadyAt === null) generation.marketReadyAt = line.at;
     // Keep what the assertions read; drop per-signal and per-tick chatter once the cap is near.
     if (this.lines.length >= this.maxLines && line.event !== 'stats' && line.event !== 'universe_changed') return;
     this.lines.push(line);
