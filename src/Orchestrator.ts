@@ -2,7 +2,7 @@
 import { EventEmitter } from 'node:events';
 import type { Clock, TimerHandle } from './clock.ts';
 import { INTERVALS, type Interval, type Trader, type WorkerState, candleOpenTimeAt, intervalMs } from './domain.ts';
-import { TransientError } from './errors.ts';
+import { BootFailedError, TransientError } from './errors.ts';
 import { LifecycleGuard } from './lifecycle.ts';
 import type { Logger } from './logger.ts';
 import type { LifecycleState, SignalSink, StatusSink, TraderChanges, TraderRepository } from './ports.ts';
@@ -213,7 +213,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     } catch (error) {
       this.log.error({ event: 'boot', step, durationMs: this.options.clock.now() - started, err: error }, 'boot step failed');
       // Boot is the recovery path: a failed step ends the process so the platform restarts it.
-      throw new TransientError(`boot step ${step} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      throw new BootFailedError(step, error);
     }
   }
 

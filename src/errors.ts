@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'TRADER_CONTRACT'
   | 'PROTOCOL'
   | 'DB_REJECTED'
+  | 'BOOT_FAILED'
   | 'ILLEGAL_STATE';
 
 abstract class WorkerError extends Error {
@@ -91,5 +92,27 @@ export class IllegalStateError extends WorkerError {
   readonly code = 'ILLEGAL_STATE' as const;
   constructor(component: string, from: string, to: string) {
     super(`${component}: cannot go from ${from} to ${to}`);
+  }
+}
+
+/**
+ * A boot step failed: the process exits non-zero and the platform restarts it. `causeCode` keeps what the step's own
+ * error said, so an operator can tell "retrying may help" (TRANSIENT) from "fix the key" (DB_REJECTED).
+ */
+export class BootFailedError extends WorkerError {
+  readonly code = 'BOOT_FAILED' as const;
+  readonly step: string;
+  readonly causeCode: string | undefined;
+  constructor(step: string, cause: unknown) {
+    const causeCode = cause instanceof WorkerError ? cause.code : undefined;
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    const status = cause instanceof DatabaseRejectedError ? cause.status : undefined;
+    const hint =
+      status === 401 || status === 403
+        ? ' (the database refused SUPABASE_KEY: mint a new worker JWT for this USER_ID and check SUPABASE_URL)'
+        : '';
+    super(`boot step ${step} failed: ${detail}${hint}`, { cause });
+    this.step = step;
+    this.causeCode = causeCode;
   }
 }

@@ -227,6 +227,9 @@ describe('the worker key never leaks', () => {
       // A refused key ends the boot (non-zero) rather than running blind.
       expect(code, name).not.toBe(0);
       expect(worker.lines.length, name).toBeGreaterThan(0);
+      // The operator is told what to do: the boot failure says the key was refused, not "retry later".
+      const bootFailed = worker.lines.find((line) => line.event === 'boot_failed');
+      expect(JSON.stringify(bootFailed?.err), name).toContain('refused SUPABASE_KEY');
       outputOf(name, worker);
       expectNoLeak(
         [
