@@ -206,8 +206,8 @@ describe('Screener', () => {
 
   it('restarts a thread that dies mid-tick, reports its in-flight work as errors, and carries on', async () => {
     const market = TestMarket.build({ symbols: SYMBOLS, intervals: ['1m'], candles: 60, lastCloseTime: LAST_CLOSE });
-    // Slow enough that the tick is still running when the thread is killed.
-    const slow = [0, 1].map(() => makeTrader(`const end = Date.now() + 20; while (Date.now() < end) {} return true;`));
+    // Slow enough (12 symbols × 60 ms) that the tick is still running when the thread is killed, even on a loaded machine.
+    const slow = [0, 1].map(() => makeTrader(`const end = Date.now() + 60; while (Date.now() < end) {} return true;`));
     const screener = await startScreener({ threads: 2 });
     screener.setTraders(slow);
     const tick = tickOver(market, slow);
@@ -232,14 +232,43 @@ describe('Screener', () => {
     expect(recovered!.traders.every((t) => t.matches.length === SYMBOLS.length)).toBe(true);
   });
 
+  it('a filter that changes its klines gets helper results on what it changed, as unsandboxed', async () => {
+    const market = TestMarket.build({ symbols: SYMBOLS, intervals: ['1m'], candles: 200, lastCloseTime: LAST_CLOSE, seed: 4 });
+    const changer = makeTrader(`
+      const k = timeframes['1m'];
+      const before = helpers.getLatestRSI(k, 14);
+      const recent = k.slice(-60);
+      recent.push(recent[0]);
+      k.reverse();
+      return { match: true, conditions: [String(before), String(helpers.getLatestRSI(k, 14)), String(helpers.calculateAvgVolume(recent, 20)), String(helpers.getLatestEMA(k.slice(-30), 9))] };`);
+    const screener = await startScreener({ threads: 1 });
+    screener.setTraders([changer]);
+    const tick = tickOver(market, [changer]);
+    const result = await screener.run(tick);
+    expect(result.traders[0]!.errors).toEqual([]);
+    // Prices aside: the reference reads its price from the filter's own (here reversed) klines.
+    const withoutPrices = (results: TraderTickResult[]) => results.map((r) => ({ ...r, evaluationMs: 0, matches: r.matches.map(({ price: _price, ...m }) => m) }));
+    expect(withoutPrices(result.traders)).toEqual(withoutPrices(evaluateUnsandboxed([changer], tick)));
+    // The reversed series really gives another RSI, so the comparison above could fail.
+    expect(result.traders[0]!.matches.some((m) => m.conditions[0] !== m.conditions[1])).toBe(true);
+  });
+
   it('memoized helper results equal the ones computed on a copy inside the isolate', async () => {
     const market = TestMarket.build({ symbols: SYMBOLS, intervals: ['1m'], candles: 300, lastCloseTime: LAST_CLOSE, seed: 3 });
     const same = makeTrader(`
       const k = timeframes['1m'];
-      const copy = k.slice();
+      // Array.from gives a plain array the runtime does not know: helpers run on it inside the isolate.
+      const copy = Array.from(k);
       const checks = ['calculateRSI', 'calculateMACDValues', 'calculateBollingerBands', 'calculateVWAPBands', 'calculateHighVolumeNodes', 'calculateStochRSI', 'getLatestEMA']
         .map((name) => JSON.stringify(helpers[name](k, 14)) === JSON.stringify(helpers[name](copy, 14)));
       checks.push(JSON.stringify(hvnNodes) === JSON.stringify(helpers.calculateHighVolumeNodes(copy)));
+      // Slices of the series are memoized by range; the same slices of the copy are not.
+      for (const [from, to] of [[0, -1], [-100, undefined], [10, 60], [-5, -5]]) {
+        checks.push(JSON.stringify(helpers.calculateRSI(k.slice(from, to), 14)) === JSON.stringify(helpers.calculateRSI(copy.slice(from, to), 14)));
+        checks.push(helpers.calculateAvgVolume(k.slice(from, to), 20) === helpers.calculateAvgVolume(copy.slice(from, to), 20));
+      }
+      // A slice holds the same candle objects as the series, as Array.prototype.slice would.
+      checks.push(k.slice(-3)[0] === k[k.length - 3] && k.slice(1, 4).length === 3 && Array.isArray(k.slice(2)));
       return { match: checks.every(Boolean), conditions: checks.map(String) };`);
     const screener = await startScreener({ threads: 1 });
     screener.setTraders([same]);

@@ -18,7 +18,8 @@ const MAX_ENTRIES = 200_000;
 export class TickMemo implements SandboxHost {
   private readonly table: SeriesTable;
   private readonly scratch: KlineScratch;
-  private readonly klines = new Map<number, Kline[]>();
+  /** This symbol's klines by series id, and by `id@offset:length` for ranges of a series. */
+  private readonly klines = new Map<string, Kline[]>();
   private readonly results = new Map<string, unknown>();
   hits = 0;
   misses = 0;
@@ -39,10 +40,13 @@ export class TickMemo implements SandboxHost {
     return this.entry(seriesId)?.rows.buffer as SharedArrayBuffer | undefined;
   }
 
-  memo(seriesId: unknown, helper: unknown, args: unknown): unknown {
+  memo(seriesId: unknown, helper: unknown, args: unknown, offset?: unknown, length?: unknown): unknown {
     const entry = this.entry(seriesId);
     if (!entry || typeof helper !== 'string' || !KLINE_HELPERS.has(helper) || !Array.isArray(args)) return undefined;
-    const key = memoKey(entry.id, helper, args);
+    const range = rangeOf(entry, offset, length);
+    if (range === null) return undefined;
+    const seriesKey = range.whole ? String(entry.id) : `${entry.id}@${range.offset}:${range.length}`;
+    const key = memoKey(seriesKey, helper, args);
     if (key === null) return undefined;
     if (this.results.has(key)) {
       this.hits++;
@@ -52,7 +56,7 @@ export class TickMemo implements SandboxHost {
     const fn = HELPER_FUNCTIONS[helper as keyof typeof HELPER_FUNCTIONS] as (klines: Kline[], ...rest: unknown[]) => unknown;
     let result: unknown;
     try {
-      result = encodeResult(fn(this.klinesOf(entry), ...args));
+      result = encodeResult(fn(this.klinesOf(entry, range, seriesKey), ...args));
     } catch {
       return undefined;
     }
@@ -60,14 +64,20 @@ export class TickMemo implements SandboxHost {
     return result;
   }
 
-  /** The series as klines, filled once per symbol and shared by every helper and trader of the thread. */
-  private klinesOf(entry: SeriesRows): Kline[] {
-    let klines = this.klines.get(entry.id);
-    if (!klines) {
-      klines = this.scratch.fill(entry);
-      this.klines.set(entry.id, klines);
+  /** The series (or a range of it) as klines, filled once per symbol and shared by every helper and trader of the thread. */
+  private klinesOf(entry: SeriesRows, range: CandleRange, seriesKey: string): Kline[] {
+    let whole = this.klines.get(String(entry.id));
+    if (!whole) {
+      whole = this.scratch.fill(entry);
+      this.klines.set(String(entry.id), whole);
     }
-    return klines;
+    if (range.whole) return whole;
+    let part = this.klines.get(seriesKey);
+    if (!part) {
+      part = whole.slice(range.offset, range.offset + range.length);
+      this.klines.set(seriesKey, part);
+    }
+    return part;
   }
 
   private entry(seriesId: unknown): SeriesRows | undefined {
@@ -118,10 +128,26 @@ export class KlineScratch {
   }
 }
 
-/** A stable key for (series, helper, arguments), or null when the arguments are not worth trusting to the host. */
-function memoKey(series: number, helper: string, args: unknown[]): string | null {
+interface CandleRange {
+  offset: number;
+  length: number;
+  whole: boolean;
+}
+
+/** The candles a call names: the whole series when both are omitted, else a range that must lie inside it. */
+function rangeOf(entry: SeriesRows, offset: unknown, length: unknown): CandleRange | null {
+  if (offset === undefined && length === undefined) return { offset: 0, length: entry.length, whole: true };
+  if (!Number.isInteger(offset) || !Number.isInteger(length)) return null;
+  const from = offset as number;
+  const count = length as number;
+  if (from < 0 || count < 0 || from + count > entry.length) return null;
+  return { offset: from, length: count, whole: from === 0 && count === entry.length };
+}
+
+/** A stable key for (series or range, helper, arguments), or null when the arguments are not worth trusting to the host. */
+function memoKey(series: string, helper: string, args: unknown[]): string | null {
   if (args.length > 6) return null;
-  const parts: string[] = [String(series), helper];
+  const parts: string[] = [series, helper];
   for (const arg of args) {
     if (arg === undefined) parts.push('u');
     else if (arg === null) parts.push('n');

@@ -14,7 +14,8 @@ export type EvaluationOutcome =
 export interface SandboxHost {
   /** The shared buffer of a series' rows (the isolate reads it without a copy), or undefined. */
   attach(seriesId: number): SharedArrayBuffer | undefined;
-  memo(seriesId: number, helper: string, args: unknown[]): unknown;
+  /** A helper's result on `length` candles from `offset` of the series (all of it when omitted). */
+  memo(seriesId: number, helper: string, args: unknown[], offset?: number, length?: number): unknown;
 }
 
 export interface SandboxOptions {
@@ -101,7 +102,7 @@ export class TraderSandbox {
       this.context = context;
       const host = this.options.host;
       context.global.setSync('__attach', new ivm.Callback((seriesId: number) => host.attach(seriesId)));
-      context.global.setSync('__memo', new ivm.Callback((seriesId: number, helper: string, args: unknown[]) => host.memo(seriesId, helper, args)));
+      context.global.setSync('__memo', new ivm.Callback((seriesId: number, helper: string, args: unknown[], offset?: number, length?: number) => host.memo(seriesId, helper, args, offset, length)));
       context.evalSync(runtimeSource(), { timeout: SETUP_TIMEOUT_MS, filename: 'file:///screener/runtime.js' });
       const runtime = context.global.getSync('__runtime', { reference: true }) as ivm.Reference<Record<string, IsolateFunction>>;
       context.global.deleteSync('__runtime');

@@ -24,7 +24,7 @@ export class ThreadScreener {
   private currentMemo: TickMemo | null = null;
   private readonly host: SandboxHost = {
     attach: (seriesId) => this.currentMemo?.attach(seriesId),
-    memo: (seriesId, helper, args) => this.currentMemo?.memo(seriesId, helper, args),
+    memo: (seriesId, helper, args, offset, length) => this.currentMemo?.memo(seriesId, helper, args, offset, length),
   };
 
   constructor(options: ThreadOptions, onCatastrophicError: (message: string) => void) {
