@@ -13,8 +13,10 @@ const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './
 // speed the worker's clock runs at in tests.
 
 /**
- * A thread's own heap holds one symbol's helper work at a time (see ThreadScreener.tick); without
- * a cap V8 lets a worker's heap grow to hundreds of MB of garbage before collecting it.
+ * A thread's own heap holds one symbol's helper work at a time (see ThreadScreener.tick), about
+ * 10-20 MB live; without a cap V8 lets each worker's heap fill with garbage before collecting it.
+ * Measured with 20 traders over 200 symbols x 4 intervals: 493-593 MB process RSS after 40 ticks
+ * uncapped, 363-374 MB with this cap; a 32/4 MB cap saved nothing more (308 vs 317 MB).
  */
 const THREAD_HEAP_LIMITS = { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 8 };
 
