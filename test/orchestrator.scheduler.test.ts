@@ -3,7 +3,7 @@ import { AcceleratedClock, systemClock } from '../src/clock.ts';
 import type { Candle, CandleOrigin, Interval } from '../src/domain.ts';
 import { candleCloseTime, intervalMs } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
-import { type TickMarket, type TickRequest, TickScheduler } from '../src/orchestration/TickScheduler.ts';
+import { MAX_PENDING_CANDLES, type TickMarket, type TickRequest, TickScheduler } from '../src/orchestration/TickScheduler.ts';
 
 // The scheduler's market port is three questions about stored candles; this in-memory stand-in
 // answers them from a set of closed (symbol, interval, openTime) keys so each timing rule can be
@@ -131,7 +131,7 @@ describe('tick scheduler', () => {
     await scheduler.stop();
   });
 
-  it('keeps at most one tick pending behind a slow one and skips the superseded candle', async () => {
+  it('screens candles that closed behind a slow tick oldest first, and sheds only past MAX_PENDING_CANDLES', async () => {
     let release = () => {};
     const gate = new Promise<void>((resolve) => (release = resolve));
     const { runs, backlog, scheduler, close } = setup({
@@ -142,12 +142,13 @@ describe('tick scheduler', () => {
     });
     close('A', '1m', T);
     await until(() => runs.length === 1);
-    close('A', '1m', T + 60_000);
-    close('A', '1m', T + 120_000);
-    expect(backlog.map(([request, outcome]) => [request.openTime, outcome])).toEqual([[T + 60_000, 'skipped']]);
+    const behind = Array.from({ length: MAX_PENDING_CANDLES + 1 }, (_, i) => T + (i + 1) * 60_000);
+    for (const openTime of behind) close('A', '1m', openTime);
+    // One candle too many waited: the oldest of them is shed, every other one is screened in order.
+    expect(backlog.map(([request, outcome]) => [request.openTime, outcome])).toEqual([[behind[0], 'skipped']]);
     release();
-    await until(() => runs.length === 2);
-    expect(runs.map((run) => run.openTime)).toEqual([T, T + 120_000]);
+    await until(() => runs.length === 1 + MAX_PENDING_CANDLES);
+    expect(runs.map((run) => run.openTime)).toEqual([T, ...behind.slice(1)]);
     expect(scheduler.backlog()).toBe(0);
     await scheduler.stop();
   });

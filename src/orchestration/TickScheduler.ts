@@ -39,7 +39,7 @@ export interface TickSchedulerOptions {
    * symbols it found incomplete after all (a gap opened meanwhile): they are filled and followed up.
    */
   run: (request: TickRequest) => Promise<string[] | void>;
-  /** A queued request was dropped (superseded by a newer candle) or merged into a queued one. */
+  /** A queued request was dropped (more than MAX_PENDING_CANDLES waiting) or merged into a queued one. */
   onBacklog?: (request: TickRequest, outcome: 'skipped' | 'coalesced') => void;
 }
 
@@ -61,6 +61,12 @@ interface Collector {
 }
 
 const MAX_FOLLOW_UP_ROUNDS = 3;
+/**
+ * Candles of one interval that may wait behind a running tick. Each is screened, oldest first, on the
+ * market as it stood at its close, so waiting costs latency, not correctness; past this many the oldest
+ * is dropped, so a worker that cannot keep up sheds its backlog instead of falling ever further behind.
+ */
+export const MAX_PENDING_CANDLES = 5;
 
 interface IntervalSlot {
   timeframes: Interval[];
@@ -68,7 +74,8 @@ interface IntervalSlot {
   fired: Collector | null;
   boundaryTimer: TimerHandle | undefined;
   running: boolean;
-  queued: TickRequest | null;
+  /** Requests waiting behind the running one, one per candle, oldest first. */
+  queued: TickRequest[];
   idle: Promise<void>;
   markIdle: () => void;
 }
@@ -83,7 +90,8 @@ interface IntervalSlot {
 export class TickScheduler {
   private readonly options: TickSchedulerOptions;
   private readonly slots = new Map<Interval, IntervalSlot>();
-  private readonly fillsInFlight = new Set<string>();
+  /** Per (symbol, timeframe) fill in flight, the collectors waiting on it: every candle it was late for is followed up. */
+  private readonly fillsInFlight = new Map<string, Set<Collector>>();
   private accepting = false;
 
   constructor(options: TickSchedulerOptions) {
@@ -115,7 +123,7 @@ export class TickScheduler {
         fired: null,
         boundaryTimer: undefined,
         running: false,
-        queued: null,
+        queued: [],
         idle,
         markIdle,
       };
@@ -134,7 +142,7 @@ export class TickScheduler {
     this.accepting = false;
     for (const slot of this.slots.values()) {
       this.clearSlotTimers(slot);
-      slot.queued = null;
+      slot.queued = [];
       slot.collecting = null;
     }
     await Promise.all([...this.slots.values()].map((slot) => slot.idle));
@@ -180,7 +188,7 @@ export class TickScheduler {
   /** Number of ticks running or queued, for stats. */
   backlog(): number {
     let count = 0;
-    for (const slot of this.slots.values()) count += (slot.running ? 1 : 0) + (slot.queued ? 1 : 0);
+    for (const slot of this.slots.values()) count += (slot.running ? 1 : 0) + slot.queued.length;
     return count;
   }
 
@@ -265,8 +273,14 @@ export class TickScheduler {
     if (missing === undefined) return;
     for (const timeframe of missing) {
       const key = `${symbol}\u0000${timeframe}`;
-      if (this.fillsInFlight.has(key)) continue;
-      this.fillsInFlight.add(key);
+      const waiting = this.fillsInFlight.get(key);
+      if (waiting !== undefined) {
+        // A fill started for an earlier candle brings this one's close too: follow up both when it lands.
+        waiting.add(collector);
+        continue;
+      }
+      const collectors = new Set([collector]);
+      this.fillsInFlight.set(key, collectors);
       this.options.market
         .fillSeries(symbol, timeframe)
         .catch((error: unknown) => {
@@ -274,14 +288,26 @@ export class TickScheduler {
         })
         .finally(() => {
           this.fillsInFlight.delete(key);
-          if (!this.accepting || slot.fired !== collector || !collector.late.has(symbol)) return;
-          const stillMissing = collector.waiting.get(symbol);
-          if (stillMissing === undefined || !this.completeNow(collector, symbol, stillMissing)) return;
-          if (!this.options.market.isComplete(symbol, collector.interval, collector.openTime)) return;
-          collector.late.delete(symbol);
-          this.enqueueFollowUp(collector, [symbol]);
+          for (const waiter of collectors) this.filled(slot, waiter, symbol);
         });
     }
+  }
+
+  /** A fill for a late symbol of `collector` ended: follow it up if the candle is now screenable. */
+  private filled(slot: IntervalSlot, collector: Collector, symbol: string): void {
+    if (!this.accepting || this.slots.get(collector.interval) !== slot || !collector.late.has(symbol)) return;
+    if (slot.fired !== collector) {
+      // A newer candle has fired since. This one is still owed its screening: the tick runner screens it
+      // on the market as it stood at its close if the series now holds it, and leaves it out otherwise.
+      collector.late.delete(symbol);
+      this.enqueueFollowUp(collector, [symbol]);
+      return;
+    }
+    const stillMissing = collector.waiting.get(symbol);
+    if (stillMissing === undefined || !this.completeNow(collector, symbol, stillMissing)) return;
+    if (!this.options.market.isComplete(symbol, collector.interval, collector.openTime)) return;
+    collector.late.delete(symbol);
+    this.enqueueFollowUp(collector, [symbol]);
   }
 
   /** Symbols a run found incomplete although their close had arrived: fill them and follow up. */
@@ -324,10 +350,8 @@ export class TickScheduler {
       this.runLoop(slot, request);
       return;
     }
-    const queued = slot.queued;
-    if (queued === null) {
-      slot.queued = request;
-    } else if (queued.openTime === request.openTime) {
+    const queued = slot.queued.find((waiting) => waiting.openTime === request.openTime);
+    if (queued !== undefined) {
       // Same candle: one run covers both (a tick still waiting absorbs its own follow-ups).
       queued.symbols = [...new Set([...queued.symbols, ...request.symbols])];
       if (request.kind === 'tick' || queued.kind === 'followup') {
@@ -335,13 +359,11 @@ export class TickScheduler {
         queued.arrivalLagsMs = request.arrivalLagsMs;
       }
       this.options.onBacklog?.(request, 'coalesced');
-    } else if (queued.openTime < request.openTime) {
-      // The older candle would be screened too late to matter: the newer one replaces it.
-      slot.queued = request;
-      this.options.onBacklog?.(queued, 'skipped');
-    } else {
-      this.options.onBacklog?.(request, 'skipped');
+      return;
     }
+    slot.queued.push(request);
+    slot.queued.sort((a, b) => a.openTime - b.openTime);
+    while (slot.queued.length > MAX_PENDING_CANDLES) this.options.onBacklog?.(slot.queued.shift()!, 'skipped');
   }
 
   private runLoop(slot: IntervalSlot, first: TickRequest): void {
@@ -358,8 +380,7 @@ export class TickScheduler {
         } catch (error) {
           this.options.logger.error({ event: 'tick_failed', interval: next.interval, openTime: next.openTime, err: error }, 'tick failed');
         }
-        next = slot.queued;
-        slot.queued = null;
+        next = slot.queued.shift() ?? null;
       }
       slot.running = false;
       slot.markIdle();
