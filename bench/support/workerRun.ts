@@ -22,6 +22,8 @@ export interface WorkerRunOptions {
   klineUpdateMs?: number;
   tickerUpdateMs?: number;
   seed?: number;
+  /** Extra environment for the worker (NODE_OPTIONS for a profile, say). */
+  env?: Record<string, string>;
 }
 
 export class WorkerRun {
@@ -83,6 +85,7 @@ export class WorkerRun {
       TRADER_POLL_MS: scaled(10_000, 30_000),
       SHUTDOWN_TIMEOUT_MS: scaled(20_000, 300_000),
       ...(speed === 1 ? {} : { CLOCK: (clock as AcceleratedClock).spec() }),
+      ...options.env,
     };
     const spawnedAt = Date.now();
     // Run from a neutral folder: the worker reads `.env` from its working directory.
