@@ -54,6 +54,7 @@ const schema = z.object({
   SCREENER_THREADS: integer(0, 64).default(0),
   FILTER_TIMEOUT_MS: integer(5, 10_000).default(50),
   FILTER_MEMORY_MB: integer(8, 1024).default(32),
+  FILTER_TICK_BUDGET_MS: integer(10, 600_000).default(500),
   TRADER_FAILURE_LIMIT: integer(1, 1000).default(5),
   TRADER_POLL_MS: integer(1000, 30_000).default(10_000),
   TICK_GRACE_MS: integer(0, 60_000).default(1500),
@@ -94,6 +95,8 @@ export interface Config {
   screenerThreads: number;
   filterTimeoutMs: number;
   filterMemoryMb: number;
+  /** Evaluation time one trader may spend on one screening thread per tick before its remaining symbols are skipped. */
+  filterTickBudgetMs: number;
   traderFailureLimit: number;
   traderPollMs: number;
   tickGraceMs: number;
@@ -153,6 +156,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     screenerThreads: parsed.SCREENER_THREADS,
     filterTimeoutMs: parsed.FILTER_TIMEOUT_MS,
     filterMemoryMb: parsed.FILTER_MEMORY_MB,
+    filterTickBudgetMs: parsed.FILTER_TICK_BUDGET_MS,
     traderFailureLimit: parsed.TRADER_FAILURE_LIMIT,
     traderPollMs: parsed.TRADER_POLL_MS,
     tickGraceMs: parsed.TICK_GRACE_MS,

@@ -78,6 +78,7 @@ async function main(): Promise<void> {
     threads: config.screenerThreads,
     filterTimeoutMs: config.filterTimeoutMs,
     filterMemoryMb: config.filterMemoryMb,
+    filterTickBudgetMs: config.filterTickBudgetMs,
     failureLimit: config.traderFailureLimit,
     clock,
     logger,

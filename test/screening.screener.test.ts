@@ -190,6 +190,37 @@ describe('Screener', () => {
     expect(screener.stats().errors).toBeGreaterThanOrEqual(14);
   });
 
+  it('a trader that spends its tick budget has its remaining symbols skipped with an error while the others still run', async () => {
+    const market = TestMarket.build({ symbols: SYMBOLS, intervals: ['1m', '1h'], candles: 200, lastCloseTime: LAST_CLOSE, seed: 3 });
+    // Each evaluation stays under the 100 ms timeout, so only the per-tick budget can stop it.
+    const slow = makeTrader(`const end = Date.now() + 45; while (Date.now() < end) {} return true;`);
+    const healthy = browserTraders()[0]!;
+    const screener = await startScreener({ threads: 1, filterTimeoutMs: 100, filterTickBudgetMs: 120, failureLimit: 2 });
+    screener.setTraders([slow, healthy]);
+    const tick = tickOver(market, [slow, healthy]);
+    const byId = (result: TickResult, id: string) => result.traders.find((t) => t.traderId === id)!;
+
+    const first = await screener.run(tick);
+    const slowResult = byId(first, slow.id);
+    expect(slowResult.evaluatedSymbols.length).toBeGreaterThan(0);
+    expect(slowResult.evaluatedSymbols.length).toBeLessThan(SYMBOLS.length);
+    expect(slowResult.evaluatedSymbols).toEqual(SYMBOLS.slice(0, slowResult.evaluatedSymbols.length));
+    const skipped = SYMBOLS.length - slowResult.evaluatedSymbols.length;
+    expect(slowResult.errors).toEqual([
+      { symbol: null, code: 'TRADER_TIMEOUT', message: expect.stringMatching(new RegExp(`120 ms tick budget \\(FILTER_TICK_BUDGET_MS\\).*; ${skipped} symbols not evaluated this tick$`)) },
+    ]);
+    // The healthy trader on the same thread saw every symbol and answers as the unsandboxed reference does.
+    const reference = evaluateUnsandboxed([healthy], { ...tick, traderIds: [healthy.id] });
+    expect(comparable([byId(first, healthy.id)])).toEqual(comparable(reference));
+    expect(byId(first, healthy.id).evaluatedSymbols).toEqual(SYMBOLS);
+    expect(byId(first, healthy.id).matches.length).toBeGreaterThan(0);
+
+    // A spent budget is a failing tick: failureLimit of them disable the slow trader, not the healthy one.
+    const second = await screener.run(tick);
+    expect(byId(second, slow.id).disabled!.reason).toMatch(/2 failing ticks in a row; last error TRADER_TIMEOUT: .*tick budget/);
+    expect(byId(second, healthy.id).disabled).toBeNull();
+  });
+
   it('keeps a disable restored from before a restart until the row changes', async () => {
     const market = TestMarket.build({ symbols: SYMBOLS.slice(0, 2), intervals: ['1m'], candles: 30, lastCloseTime: LAST_CLOSE });
     const trader = makeTrader(`return true;`, { updatedAt: '2026-03-01T00:00:00.000Z' });
@@ -208,7 +239,8 @@ describe('Screener', () => {
     const market = TestMarket.build({ symbols: SYMBOLS, intervals: ['1m'], candles: 60, lastCloseTime: LAST_CLOSE });
     // Slow enough (12 symbols × 60 ms) that the tick is still running when the thread is killed, even on a loaded machine.
     const slow = [0, 1].map(() => makeTrader(`const end = Date.now() + 60; while (Date.now() < end) {} return true;`));
-    const screener = await startScreener({ threads: 2 });
+    // A budget well past 12 × 60 ms: this test is about the crash, not about slow traders being cut short.
+    const screener = await startScreener({ threads: 2, filterTickBudgetMs: 60_000 });
     screener.setTraders(slow);
     const tick = tickOver(market, slow);
     const inFlight = screener.run(tick);

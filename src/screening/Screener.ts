@@ -8,7 +8,7 @@ import type { Logger } from '../logger.ts';
 import type { Lifecycle, LifecycleState, MarketView } from '../ports.ts';
 import { tickerFields } from './contract.ts';
 import { ScreenerThread, ThreadCrashedError } from './pool.ts';
-import type { ThreadTraderResult, TraderSpec } from './protocol.ts';
+import { DEFAULT_FILTER_TICK_BUDGET_MS, type ThreadTraderResult, type TraderSpec } from './protocol.ts';
 import { seriesKey, SharedSeriesStore, type SeriesBuffer, type SeriesSlot } from './sharedSeries.ts';
 
 export interface ScreenerOptions {
@@ -16,6 +16,8 @@ export interface ScreenerOptions {
   threads: number;
   filterTimeoutMs: number;
   filterMemoryMb: number;
+  /** Evaluation ms one trader may spend per thread per tick (see ThreadScreener); DEFAULT_FILTER_TICK_BUDGET_MS when absent. */
+  filterTickBudgetMs?: number;
   failureLimit: number;
   clock: Clock;
   logger: Logger;
@@ -89,7 +91,11 @@ export class Screener implements Lifecycle {
     this.options = options;
     this.logger = options.logger;
     const count = options.threads > 0 ? options.threads : availableParallelism();
-    const threadOptions = { filterTimeoutMs: options.filterTimeoutMs, filterMemoryMb: options.filterMemoryMb };
+    const threadOptions = {
+      filterTimeoutMs: options.filterTimeoutMs,
+      filterMemoryMb: options.filterMemoryMb,
+      filterTickBudgetMs: options.filterTickBudgetMs ?? DEFAULT_FILTER_TICK_BUDGET_MS,
+    };
     this.threads = Array.from({ length: count }, (_, index) => new ScreenerThread(index, threadOptions, this.logger));
   }
 

@@ -15,7 +15,17 @@ export interface TraderSpec {
 export interface ThreadOptions {
   filterTimeoutMs: number;
   filterMemoryMb: number;
+  /** Evaluation ms one trader may spend on this thread per tick; DEFAULT_FILTER_TICK_BUDGET_MS when absent. */
+  filterTickBudgetMs?: number;
 }
+
+/**
+ * A healthy trader costs about 40 µs per symbol (200 symbols: ~8 ms a tick); 500 ms is 60 times
+ * that, room for heavy but honest filters, and is the close-to-commit latency goal: a trader that
+ * needs more cannot answer within it anyway, and it holds every other trader on its thread back by
+ * at most this much.
+ */
+export const DEFAULT_FILTER_TICK_BUDGET_MS = 500;
 
 export type ToThread =
   | { type: 'traders'; upsert: TraderSpec[]; remove: string[] }

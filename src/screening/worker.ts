@@ -1,7 +1,7 @@
 // Entry of a screening thread: holds its traders' isolates and views on the shared market rows, evaluates ticks on request.
 import { parentPort, workerData } from 'node:worker_threads';
 import { KlineScratch, TickMemo } from './memo.ts';
-import type { FromThread, ThreadOptions, ThreadTraderResult, ToThread, TraderSpec } from './protocol.ts';
+import { DEFAULT_FILTER_TICK_BUDGET_MS, type FromThread, type ThreadOptions, type ThreadTraderResult, type ToThread, type TraderSpec } from './protocol.ts';
 import { TraderSandbox, type SandboxHost } from './sandbox.ts';
 import type { SymbolSpec } from './sandboxRuntime.ts';
 import { seriesKey, SeriesTable } from './sharedSeries.ts';
@@ -16,6 +16,7 @@ const RECYCLE_GROWTH_BYTES = 1024 * 1024;
 /** Evaluates ticks for the traders assigned to this thread. Kept free of worker_threads so it can be driven directly. */
 export class ThreadScreener {
   private readonly options: ThreadOptions;
+  private readonly tickBudgetMs: number;
   private readonly traders = new Map<string, { spec: TraderSpec; sandbox: TraderSandbox }>();
   private readonly table = new SeriesTable();
   private readonly scratch = new KlineScratch();
@@ -29,6 +30,7 @@ export class ThreadScreener {
 
   constructor(options: ThreadOptions, onCatastrophicError: (message: string) => void) {
     this.options = options;
+    this.tickBudgetMs = options.filterTickBudgetMs ?? DEFAULT_FILTER_TICK_BUDGET_MS;
     this.onCatastrophicError = onCatastrophicError;
   }
 
@@ -152,16 +154,41 @@ export class ThreadScreener {
     if (outcome.kind === 'ok') {
       result.evaluated.push(symbol);
       if (outcome.match) result.matches.push({ symbol, conditions: outcome.conditions });
+      this.enforceTickBudget(run, s);
       return;
     }
     result.errors.push({ symbol, code: outcome.code, message: outcome.message });
-    if (outcome.fatal) {
+    if (!outcome.fatal) {
+      this.enforceTickBudget(run, s);
+    } else {
       // One runaway evaluation costs one time budget per tick, not one per symbol.
       result.severe = true;
       run.active = false;
       const skipped = symbols.length - s - 1;
       if (skipped > 0) result.errors.push({ symbol: null, code: outcome.code, message: `stopped for this tick after ${outcome.code}; ${skipped} symbols not evaluated` });
     }
+  }
+
+  /**
+   * Every evaluation stays under FILTER_TIMEOUT_MS, yet one just under it on every symbol would hold
+   * every other trader of this thread back for symbols × timeout. Once a trader has spent its budget
+   * this tick, its remaining symbols are skipped and the tick counts as failing for it (toward
+   * disabling); the other traders run on time. Per thread: symbols are split across threads, which
+   * run in parallel, so the budget bounds the wait of each thread's traders.
+   */
+  private enforceTickBudget(run: TraderRun, s: number): void {
+    const { result } = run;
+    if (result.evaluationMs < this.tickBudgetMs) return;
+    let skipped = 0;
+    for (let next = s + 1; next < run.specs.length; next++) if (run.specs[next] !== null) skipped++;
+    if (skipped === 0) return;
+    run.active = false;
+    result.severe = true;
+    result.errors.push({
+      symbol: null,
+      code: 'TRADER_TIMEOUT',
+      message: `spent its ${this.tickBudgetMs} ms tick budget (FILTER_TICK_BUDGET_MS) after ${result.evaluated.length + result.errors.length} symbols in ${Math.round(result.evaluationMs)} ms; ${skipped} symbols not evaluated this tick`,
+    });
   }
 }
 
