@@ -96,7 +96,7 @@ export function summarize(report: RunReport): string {
   return [
     `${report.profile.name}: ${(report.simulatedMs / HOUR).toFixed(2)} simulated h in ${(report.realMs / 1000).toFixed(0)} s, ${report.generations} processes, exits ${report.exitCodes.join(',')}`,
     `faults ${JSON.stringify(report.faults)} simulator ${JSON.stringify(report.simulatorFaults)} halfBatch ${report.halfBatchFailures} edits ${report.traderEdits}`,
-    `oracle: evaluations ${verdict.evaluations} expected ${verdict.expected} required ${verdict.required} excluded ${verdict.excluded} found ${verdict.found} missing ${verdict.missing.length} extra ${verdict.extra.length} duplicated ${verdict.duplicated.length} mismatched ${verdict.mismatched.length}`,
+    `oracle: evaluations ${verdict.evaluations} expected ${verdict.expected} required ${verdict.required} excluded ${verdict.excluded} (present anyway ${verdict.excludedFound}) found ${verdict.found} missing ${verdict.missing.length} extra ${verdict.extra.length} duplicated ${verdict.duplicated.length} mismatched ${verdict.mismatched.length}`,
     `excluded: ${JSON.stringify(verdict.excludedByReason)}`,
     ...verdict.missing.slice(0, 10).map((entry) => `missing ${entry}`),
     ...verdict.extra.slice(0, 10).map((entry) => `extra ${entry}`),
