@@ -85,6 +85,19 @@ export interface CandleSeriesView {
   lastClosed(): Candle | undefined;
   /** Origin of the closed candle with this open time. */
   originOf(openTime: number): CandleOrigin | undefined;
+  /**
+   * The closed candles where they are stored, when that is shared memory: `length` rows of 11
+   * numbers (Candle's fields in declaration order) from row `start`. Readers (screening threads)
+   * read them in place while the owner keeps writing: the owner only ever writes rows past the
+   * ones it has handed out, and moves to a new buffer for anything else. Absent: read via get().
+   */
+  sharedRows?(): SharedCandleRows | undefined;
+}
+
+export interface SharedCandleRows {
+  buffer: SharedArrayBuffer;
+  start: number;
+  length: number;
 }
 
 export interface MarketView {

@@ -2,6 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Interval } from '../src/domain.ts';
 import { intervalMs } from '../src/domain.ts';
+import { systemClock } from '../src/clock.ts';
+import { MarketStore } from '../src/market/MarketStore.ts';
 import { TruncatedMarketView } from '../src/orchestration/TruncatedMarketView.ts';
 import type { MarketView } from '../src/ports.ts';
 import { TraderSandbox } from '../src/screening/sandbox.ts';
@@ -50,6 +52,53 @@ describe('SharedSeriesStore', () => {
     const grown = store.sync(market, 'AAAUSDT', '1m', 0)!;
     expect(rowsOf(store, grown)).toEqual(expected(market, 'AAAUSDT', '1m'));
     expect(grown[1]).toBeGreaterThan(first[1]);
+  });
+
+  it("hands out the market store's own rows, and a slot once handed out keeps its rows while the store appends, corrects and inserts", () => {
+    const market = new MarketStore({ history: 50, clock: systemClock });
+    const candles = randomWalk({ seed: 4, count: 200, interval: '1m', lastOpenTime: LAST_CLOSE + 1 - intervalMs('1m') });
+    for (const candle of candles.slice(0, 50)) market.applyCandle('AAAUSDT', '1m', candle, true, 'backfill', 0);
+    const store = new SharedSeriesStore();
+    const first = store.sync(market, 'AAAUSDT', '1m', 0)!;
+    // No copy: the threads are handed the store's buffer itself.
+    expect(store.buffer(first[0])!.buffer).toBe(market.series('AAAUSDT', '1m')!.sharedRows().buffer);
+    expect(store.bytes()).toBe(0);
+    expect(rowsOf(store, first)).toEqual(expected(market, 'AAAUSDT', '1m'));
+    const handedOut: Array<{ slot: SeriesSlot; buffer: SharedArrayBuffer; rows: number[][] }> = [];
+    const check = () => {
+      const slot = store.sync(market, 'AAAUSDT', '1m', 0)!;
+      expect(rowsOf(store, slot)).toEqual(expected(market, 'AAAUSDT', '1m'));
+      handedOut.push({ slot, buffer: store.buffer(slot[0])!.buffer, rows: rowsOf(store, slot) });
+      // What a thread still reading an earlier tick sees: exactly what it was handed.
+      for (const earlier of handedOut) {
+        const rows = new Float64Array(earlier.buffer);
+        const [, , start, length] = earlier.slot;
+        expect(Array.from({ length }, (_, i) => [rows[(start + i) * ROW_FIELDS]!, rows[(start + i) * ROW_FIELDS + 4]!])).toEqual(earlier.rows);
+      }
+      return slot;
+    };
+    check();
+    // Appends (the oldest dropping out) well past the slack; candle 120 arrives late, after 121.
+    for (let i = 50; i < 150; i++) {
+      if (i === 120) continue;
+      market.applyCandle('AAAUSDT', '1m', candles[i]!, true, 'stream', 0);
+      check();
+      if (i === 121) {
+        market.applyCandle('AAAUSDT', '1m', candles[120]!, true, 'gapfill', 0);
+        check();
+      }
+    }
+    // A correction of a candle already handed out.
+    market.applyCandle('AAAUSDT', '1m', { ...candles[140]!, close: candles[140]!.close * 1.5 }, true, 'gapfill', 0);
+    const last = check();
+    expect(last[1]).toBeGreaterThan(first[1]);
+    expect(new Set(handedOut.map((h) => h.buffer)).size).toBeGreaterThan(2);
+    // The previous candle's view is the same rows, one fewer.
+    const truncated = new TruncatedMarketView(market, candles[149]!.openTime);
+    const slot = store.sync(truncated, 'AAAUSDT', '1m', 0)!;
+    expect(rowsOf(store, slot)).toEqual(expected(truncated, 'AAAUSDT', '1m'));
+    expect(slot[3]).toBe(49);
+    expect(store.bytes()).toBe(0);
   });
 
   it('forgets a series no tick asked for in two of its intervals', () => {

@@ -1,7 +1,7 @@
-// The only owner of market data: bounded numeric ring buffers of closed candles per (symbol, interval), the forming candle, tickers.
+// The only owner of market data: bounded numeric rows of closed candles per (symbol, interval) in shared memory, the forming candle, tickers.
 import type { Clock } from '../clock.ts';
 import type { Candle, CandleOrigin, Interval, Ticker } from '../domain.ts';
-import type { CandleClosedEvent, CandleSeriesView, MarketView } from '../ports.ts';
+import type { CandleClosedEvent, CandleSeriesView, MarketView, SharedCandleRows } from '../ports.ts';
 
 export type ApplyResult = 'closed' | 'updated' | 'duplicate' | 'stale';
 
@@ -9,18 +9,29 @@ const FIELDS = 11;
 const ORIGINS: readonly CandleOrigin[] = ['stream', 'backfill', 'gapfill'];
 const ORIGIN_CODE: Record<CandleOrigin, number> = { stream: 0, backfill: 1, gapfill: 2 };
 
+/** Rows past the history, so an append writes after the last row and only every `slack` appends moves the rows to a new buffer. */
+function slackFor(history: number): number {
+  return Math.max(16, Math.ceil(history / 8));
+}
+
 /**
- * Closed candles of one (symbol, interval), oldest first, in one Float64Array of rows (11 numbers
- * each) used as a ring. Rows beat per-candle objects by about 5× in memory (200 × 4 × 500 candles:
- * ~35 MB versus ~180 MB) and keep the GC out of the ingest path.
+ * Closed candles of one (symbol, interval), oldest first, as rows of 11 numbers from row `start`
+ * of a Float64Array over a SharedArrayBuffer. Rows beat per-candle objects by about 5× in memory
+ * (200 × 4 × 500 candles: ~39 MB versus ~180 MB) and keep the GC out of the ingest path; shared
+ * memory lets the screening threads read these very rows (sharedRows) instead of a second copy.
+ *
+ * Threads read while ingest writes, so a row once handed out is never rewritten: an append writes
+ * past the last row (dropping the oldest only moves `start`); a full buffer, a changed candle or a
+ * late one in the middle move the rows to a fresh buffer first (once per `slack` appends, or rarely).
  */
 export class CandleSeries implements CandleSeriesView {
   readonly symbol: string;
   readonly interval: Interval;
   private readonly capacity: number;
-  private readonly rows: Float64Array;
-  private readonly origins: Uint8Array;
-  private head = 0;
+  private readonly rowCapacity: number;
+  private rows: Float64Array;
+  private origins: Uint8Array;
+  private start = 0;
   private count = 0;
   private changes = 0;
 
@@ -28,8 +39,9 @@ export class CandleSeries implements CandleSeriesView {
     this.symbol = symbol;
     this.interval = interval;
     this.capacity = capacity;
-    this.rows = new Float64Array(capacity * FIELDS);
-    this.origins = new Uint8Array(capacity);
+    this.rowCapacity = capacity + slackFor(capacity);
+    this.rows = sharedRows(this.rowCapacity);
+    this.origins = new Uint8Array(this.rowCapacity);
   }
 
   get length(): number {
@@ -73,6 +85,10 @@ export class CandleSeries implements CandleSeriesView {
     return this.indexOf(openTime) >= 0;
   }
 
+  sharedRows(): SharedCandleRows {
+    return { buffer: this.rows.buffer as SharedArrayBuffer, start: this.start, length: this.count };
+  }
+
   get bytes(): number {
     return this.rows.byteLength + this.origins.byteLength;
   }
@@ -81,42 +97,55 @@ export class CandleSeries implements CandleSeriesView {
   put(candle: Candle, origin: CandleOrigin): 'inserted' | 'same' | 'changed' | 'stale' {
     const existing = this.indexOf(candle.openTime);
     if (existing >= 0) {
-      const slot = this.slot(existing);
-      if (this.equals(slot, candle)) return 'same';
-      this.write(slot, candle);
+      if (this.equals(this.slot(existing), candle)) return 'same';
+      this.moveToFreshBuffer();
+      this.write(this.slot(existing), candle);
       this.changes++;
       return 'changed';
     }
-    const position = this.indexAfter(candle.openTime);
+    let position = this.indexAfter(candle.openTime);
     if (this.count === this.capacity) {
       // Full: a candle older than everything held has no place in the window.
       if (position === 0) return 'stale';
-      this.head = (this.head + 1) % this.capacity;
+      // Dropping the oldest row only moves `start`: the row stays as it was for whoever reads it.
+      this.start++;
       this.count--;
-      this.insertAt(position - 1, candle, origin);
-    } else {
-      this.insertAt(position, candle, origin);
+      position--;
     }
-    this.changes++;
-    return 'inserted';
-  }
-
-  private insertAt(position: number, candle: Candle, origin: CandleOrigin): void {
-    // Appending is the common case; an older candle arriving late shifts the newer ones by one.
-    for (let i = this.count; i > position; i--) {
-      const to = this.slot(i);
-      const from = this.slot(i - 1);
-      this.rows.copyWithin(to * FIELDS, from * FIELDS, from * FIELDS + FIELDS);
-      this.origins[to] = this.origins[from]!;
+    if (position === this.count) {
+      // Appending, the common case: written past every row handed out.
+      if (this.start + this.count === this.rowCapacity) this.moveToFreshBuffer();
+    } else {
+      // A late candle shifts the newer ones, which readers may hold.
+      this.moveToFreshBuffer();
+      for (let i = this.count; i > position; i--) {
+        const to = this.slot(i);
+        const from = this.slot(i - 1);
+        this.rows.copyWithin(to * FIELDS, from * FIELDS, from * FIELDS + FIELDS);
+        this.origins[to] = this.origins[from]!;
+      }
     }
     const slot = this.slot(position);
     this.write(slot, candle);
     this.origins[slot] = ORIGIN_CODE[origin];
     this.count++;
+    this.changes++;
+    return 'inserted';
+  }
+
+  /** The held rows copied to the front of a new buffer; the old one is left as it was for its readers. */
+  private moveToFreshBuffer(): void {
+    const rows = sharedRows(this.rowCapacity);
+    rows.set(this.rows.subarray(this.start * FIELDS, (this.start + this.count) * FIELDS));
+    const origins = new Uint8Array(this.rowCapacity);
+    origins.set(this.origins.subarray(this.start, this.start + this.count));
+    this.rows = rows;
+    this.origins = origins;
+    this.start = 0;
   }
 
   private slot(i: number): number {
-    return (this.head + i) % this.capacity;
+    return this.start + i;
   }
 
   private openTimeAt(i: number): number {
@@ -333,4 +362,8 @@ export class MarketStore implements MarketView {
     }
     return entry;
   }
+}
+
+function sharedRows(rows: number): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(rows * FIELDS * Float64Array.BYTES_PER_ELEMENT));
 }

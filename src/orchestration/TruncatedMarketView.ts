@@ -1,6 +1,6 @@
 // A MarketView as it looked just before a cutoff: hides every candle that closed at or after it.
 import type { Candle, CandleOrigin, Interval, Ticker } from '../domain.ts';
-import type { CandleSeriesView, MarketView } from '../ports.ts';
+import type { CandleSeriesView, MarketView, SharedCandleRows } from '../ports.ts';
 
 /**
  * A series view that ends before `cutoff`. Used to re-evaluate the previous candle (priming the
@@ -15,9 +15,11 @@ class TruncatedSeriesView implements CandleSeriesView {
   // that syncs by version cannot mistake the truncated series for the live one.
   readonly version: number;
   private readonly source: CandleSeriesView;
+  private readonly cutoff: number;
 
   constructor(source: CandleSeriesView, cutoff: number) {
     this.source = source;
+    this.cutoff = cutoff;
     this.symbol = source.symbol;
     this.interval = source.interval;
     let length = source.length;
@@ -49,6 +51,18 @@ class TruncatedSeriesView implements CandleSeriesView {
     const last = this.lastClosed();
     if (last === undefined || openTime > last.openTime) return undefined;
     return this.source.originOf(openTime);
+  }
+
+  /**
+   * The source's rows up to the cutoff, judged now: candles may have closed (and the oldest been
+   * dropped) since this view was made, which moves where the visible rows start.
+   */
+  sharedRows(): SharedCandleRows | undefined {
+    const rows = this.source.sharedRows?.();
+    if (rows === undefined) return undefined;
+    let length = rows.length;
+    while (length > 0 && this.source.get(length - 1).closeTime >= this.cutoff) length -= 1;
+    return { ...rows, length };
   }
 }
 

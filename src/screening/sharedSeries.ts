@@ -1,7 +1,7 @@
-// The one numeric copy of the screened series per process: SharedArrayBuffers written by the main thread, read in place by every thread and isolate.
+// The screened series as SharedArrayBuffers read in place by every thread and isolate: the market store's own rows, or one copy of them.
 import type { Candle, Interval } from '../domain.ts';
 import { intervalMs } from '../domain.ts';
-import type { CandleSeriesView, MarketView } from '../ports.ts';
+import type { CandleSeriesView, MarketView, SharedCandleRows } from '../ports.ts';
 import { ROW_FIELDS } from './sandboxRuntime.ts';
 
 /** Where one series' rows are for a tick: `length` rows from row `start` of buffer `id` at `generation`. */
@@ -29,6 +29,8 @@ interface StoredSeries {
   version: number;
   lastOpenTime: number;
   lastSyncedAt: number;
+  /** The rows are this store's copy (written here); false while they are the market store's own buffer. */
+  owned: boolean;
 }
 
 /**
@@ -41,9 +43,13 @@ function slackFor(length: number): number {
 
 /**
  * Main-thread side. Each series lives in its own SharedArrayBuffer, oldest row first from `start`.
- * Writes happen only between ticks (the Screener runs one tick at a time), so no thread or isolate
- * ever reads a half-written row. One copy serves every thread: per-thread copies cost a full copy
- * of the market per core, plus the transfer garbage of the first sync.
+ * When the market's view offers its own rows in shared memory (MarketStore does), those are handed
+ * to the threads as they are: no copy at all, and its writers never touch a row once handed out
+ * (see CandleSeriesView.sharedRows). 200 symbols x 4 intervals x 500 candles: 35 MB less than a copy.
+ *
+ * Otherwise this store keeps one copy. Its writes happen only between ticks (the Screener runs one
+ * tick at a time), so no thread or isolate ever reads a half-written row. One copy serves every
+ * thread: per-thread copies cost a full copy of the market per core, plus the transfer garbage.
  *
  * A pure append is recognised by the version moving by exactly the number of new candles
  * (MarketStore bumps it once per inserted or changed candle); anything else (a candle rewritten by
@@ -57,22 +63,44 @@ export class SharedSeriesStore {
   /** The series' slot after bringing it up to date with `market`, or null when it has no closed candle. */
   sync(market: MarketView, symbol: string, interval: Interval, now: number): SeriesSlot | null {
     const view = market.series(symbol, interval);
-    const last = view?.lastClosed();
-    if (!view || !last || view.length === 0) return null;
+    if (!view) return null;
     const key = seriesKey(symbol, interval);
+    const shared = view.sharedRows?.();
+    if (shared) return shared.length === 0 ? null : this.adopt(key, interval, shared, now);
+    const last = view.lastClosed();
+    if (!last || view.length === 0) return null;
     let stored = this.byKey.get(key);
-    if (stored && (stored.version !== view.version || stored.lastOpenTime !== last.openTime || stored.length !== view.length)) {
+    if (stored && (!stored.owned || stored.version !== view.version || stored.lastOpenTime !== last.openTime || stored.length !== view.length)) {
       if (!this.append(stored, view)) this.rewrite(stored, view);
     } else if (!stored) {
-      stored = { id: this.nextId++, interval, generation: 0, rows: sharedRows(0), start: 0, length: 0, version: 0, lastOpenTime: 0, lastSyncedAt: now };
-      this.byKey.set(key, stored);
-      this.byId.set(stored.id, stored);
+      stored = this.create(key, interval, now);
       this.rewrite(stored, view);
     }
     stored.version = view.version;
     stored.lastOpenTime = last.openTime;
     stored.lastSyncedAt = now;
     return [stored.id, stored.generation, stored.start, stored.length];
+  }
+
+  /** The market's own rows as the series' buffer; a different buffer than last time is a new generation. */
+  private adopt(key: string, interval: Interval, shared: SharedCandleRows, now: number): SeriesSlot {
+    const stored = this.byKey.get(key) ?? this.create(key, interval, now);
+    if (stored.owned || stored.rows.buffer !== shared.buffer) {
+      stored.rows = new Float64Array(shared.buffer);
+      stored.owned = false;
+      stored.generation++;
+    }
+    stored.start = shared.start;
+    stored.length = shared.length;
+    stored.lastSyncedAt = now;
+    return [stored.id, stored.generation, stored.start, stored.length];
+  }
+
+  private create(key: string, interval: Interval, now: number): StoredSeries {
+    const stored = { id: this.nextId++, interval, generation: 0, rows: sharedRows(0), start: 0, length: 0, version: 0, lastOpenTime: 0, lastSyncedAt: now, owned: true };
+    this.byKey.set(key, stored);
+    this.byId.set(stored.id, stored);
+    return stored;
   }
 
   buffer(id: number): SeriesBuffer | undefined {
@@ -95,15 +123,15 @@ export class SharedSeriesStore {
     return dropped;
   }
 
-  /** Bytes of row buffers held. */
+  /** Bytes of row buffers held as copies (the market's own rows are counted by the market). */
   bytes(): number {
     let total = 0;
-    for (const stored of this.byId.values()) total += stored.rows.byteLength;
+    for (const stored of this.byId.values()) if (stored.owned) total += stored.rows.byteLength;
     return total;
   }
 
   private append(stored: StoredSeries, view: CandleSeriesView): boolean {
-    if (view.version <= stored.version) return false;
+    if (!stored.owned || view.version <= stored.version) return false;
     const appended = view.since(stored.lastOpenTime);
     if (appended.length === 0 || appended.length !== view.version - stored.version) return false;
     const kept = view.length - appended.length;
@@ -123,8 +151,9 @@ export class SharedSeriesStore {
 
   private rewrite(stored: StoredSeries, view: CandleSeriesView): void {
     const length = view.length;
-    if (stored.rows.length < length * ROW_FIELDS) {
+    if (!stored.owned || stored.rows.length < length * ROW_FIELDS) {
       stored.rows = sharedRows(length + slackFor(length));
+      stored.owned = true;
       stored.generation++;
     }
     for (let i = 0; i < length; i++) writeRow(stored.rows, i, view.get(i));
