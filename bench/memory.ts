@@ -50,7 +50,7 @@ export const memory: Benchmark = {
         }),
         { label: 'worker peak RSS (VmHWM, boot included)', value: peakRss / MB, unit: 'MB', detail: atReady === null ? '' : `${(atReady / MB).toFixed(0)} MB at ready, before the first tick` },
         medianFigure('main-thread V8 heap in use', heap, 'MB', { detail: `${heapTotal.median.toFixed(0)} MB reserved (heapTotal)` }),
-        medianFigure('main-thread external memory (ArrayBuffers: the store)', external, 'MB'),
+        medianFigure('main-thread external memory (off-heap buffers)', external, 'MB'),
         { label: 'breakdown: Node + modules (fresh process, no data)', value: parts.baselineRss / MB, unit: 'MB' },
         { label: 'breakdown: MarketStore (RSS growth; exact buffer bytes in detail)', value: (parts.filledRss - parts.baselineRss) / MB, unit: 'MB', detail: `${(parts.storeBytes / MB).toFixed(1)} MB of Float64Array rings` },
         { label: 'breakdown: Screener (threads, isolates, the series they read)', value: (parts.afterTicksRss - parts.filledRss) / MB, unit: 'MB', detail: `${parts.threads} threads, ${size.traders} trader isolates` },
