@@ -1,10 +1,47 @@
 // Benchmark 3, memory: RSS of the running worker process with 200 symbols × 4 intervals × 500 candles and 20 traders, after ticks ran.
 import { type Benchmark, type BenchContext, distribution, goal, medianFigure } from './benchmark.ts';
-import { standardSize } from './support/environment.ts';
+import { launchStandardWorker, standardSize } from './support/environment.ts';
 import { MB, measureFootprint } from './support/footprint.ts';
-import { metricValue } from './support/workerRun.ts';
+import { metricValue, type WorkerRun } from './support/workerRun.ts';
 
 const GOAL_MB = 256;
+const LEVER_OPTIONS = '--max-semi-space-size=4';
+
+/** One sample after each of `samples` new 1m ticks, once at least `warmupTicks` have run since the worker started. */
+async function sampleAfterTicks(run: WorkerRun, plan: { warmupTicks: number; samples: number }): Promise<Array<{ rss: number; heapUsed: number; heapTotal: number; external: number }>> {
+  const samples: Array<{ rss: number; heapUsed: number; heapTotal: number; external: number }> = [];
+  const from = Math.max(plan.warmupTicks, run.ticks('1m').length);
+  for (let tick = from + 1; tick <= from + plan.samples; tick++) {
+    await run.waitUntil(`1m tick ${tick}`, () => run.ticks('1m').length >= tick, 120_000);
+    const metrics = await run.metrics();
+    samples.push({
+      rss: run.memory().rss,
+      heapUsed: metricValue(metrics, 'screener_nodejs_heap_size_used_bytes'),
+      heapTotal: metricValue(metrics, 'screener_nodejs_heap_size_total_bytes'),
+      external: metricValue(metrics, 'screener_nodejs_external_memory_bytes'),
+    });
+  }
+  return samples;
+}
+
+async function leverRun(
+  context: BenchContext,
+  size: ReturnType<typeof standardSize>,
+  plan: { warmupTicks: number; samples: number },
+): Promise<{ rss: ReturnType<typeof distribution>; heapTotal: number; tickMs: number }> {
+  const run = await launchStandardWorker(await context.environment.stack(), context.mode, { NODE_OPTIONS: LEVER_OPTIONS });
+  try {
+    await run.waitForLine('ready', (line) => line.event === 'ready', 180_000);
+    const samples = await sampleAfterTicks(run, plan);
+    return {
+      rss: distribution(samples.map((sample) => sample.rss / MB)),
+      heapTotal: distribution(samples.map((sample) => sample.heapTotal / MB)).median,
+      tickMs: distribution(run.ticks('1m').slice(plan.warmupTicks).map((line) => Number(line.durationMs) / size.speed)).median,
+    };
+  } finally {
+    await run.stop();
+  }
+}
 
 export const memory: Benchmark = {
   name: 'memory',
@@ -18,28 +55,23 @@ export const memory: Benchmark = {
     await run.waitForLine('ready', (line) => line.event === 'ready', 180_000);
     // Right after ready, before any tick: what boot (backfill above all) left behind.
     const atReady = run.ticks('1m').length === 0 ? run.memory().rss : null;
-    const samples: Array<{ rss: number; heapUsed: number; heapTotal: number; external: number }> = [];
-    for (let tick = 1; tick <= plan.warmupTicks + plan.samples; tick++) {
-      await run.waitUntil(`1m tick ${tick}`, () => run.ticks('1m').length >= tick, 120_000);
-      if (tick <= plan.warmupTicks) continue;
-      const metrics = await run.metrics();
-      const { rss } = run.memory();
-      samples.push({
-        rss,
-        heapUsed: metricValue(metrics, 'screener_nodejs_heap_size_used_bytes'),
-        heapTotal: metricValue(metrics, 'screener_nodejs_heap_size_total_bytes'),
-        external: metricValue(metrics, 'screener_nodejs_external_memory_bytes'),
-      });
-    }
+    const samples = await sampleAfterTicks(run, plan);
     const { peakRss } = run.memory();
     const rss = distribution(samples.map((sample) => sample.rss / MB));
     const heap = distribution(samples.map((sample) => sample.heapUsed / MB));
     const heapTotal = distribution(samples.map((sample) => sample.heapTotal / MB));
     const growthPerTick = (samples.at(-1)!.rss - samples[0]!.rss) / MB / Math.max(1, samples.length - 1);
     const external = distribution(samples.map((sample) => sample.external / MB));
+    const workerTickMs = distribution(run.ticks('1m').slice(plan.warmupTicks).map((line) => Number(line.durationMs) / size.speed)).median;
+    const ticksSeen = run.ticks('1m').length;
+    // Nothing after this benchmark needs the standard worker; the lever below runs alone.
+    await context.environment.releaseStandardWorker();
+    // The lever beside the figure: the same worker with a small young generation (V8 otherwise grows
+    // its semi-spaces during the backfill and keeps them), so the note can say what it would move.
+    context.progress('memory: the same worker with NODE_OPTIONS=--max-semi-space-size=4');
+    const lever = await leverRun(context, size, plan);
     context.progress('memory: breakdown in a child process at the same size');
     const parts = await measureFootprint({ symbols: size.symbols, traders: size.traders, higher: ['5m', '15m', '1h'], history: size.history, warmupTicks: 2, ticks: 2 });
-    const ticksSeen = run.ticks('1m');
     return {
       name: 'memory',
       title: memory.title,
@@ -51,13 +83,16 @@ export const memory: Benchmark = {
         { label: 'worker peak RSS (VmHWM, boot included)', value: peakRss / MB, unit: 'MB', detail: atReady === null ? '' : `${(atReady / MB).toFixed(0)} MB at ready, before the first tick` },
         medianFigure('main-thread V8 heap in use', heap, 'MB', { detail: `${heapTotal.median.toFixed(0)} MB reserved (heapTotal)` }),
         medianFigure('main-thread external memory (off-heap buffers)', external, 'MB'),
+        medianFigure(`same worker with ${LEVER_OPTIONS} (not the production setting)`, lever.rss, 'MB', {
+          detail: `${lever.heapTotal.toFixed(0)} MB heap reserved; its 1m tick median ${lever.tickMs.toFixed(0)} ms vs ${workerTickMs.toFixed(0)} ms without`,
+        }),
         { label: 'breakdown: Node + modules (fresh process, no data)', value: parts.baselineRss / MB, unit: 'MB' },
         { label: 'breakdown: MarketStore (RSS growth; exact buffer bytes in detail)', value: (parts.filledRss - parts.baselineRss) / MB, unit: 'MB', detail: `${(parts.storeBytes / MB).toFixed(1)} MB of Float64Array rings` },
         { label: 'breakdown: Screener (threads, isolates, the series they read)', value: (parts.afterTicksRss - parts.filledRss) / MB, unit: 'MB', detail: `${parts.threads} threads, ${size.traders} trader isolates` },
       ],
       tables: [],
       notes: [
-        `The real worker (src/main.ts) against the local stack and the simulator on an accelerated clock (×${size.speed}); ${size.symbols} symbols × 1m/5m/15m/1h × ${size.history} candles, ${size.traders} traders. RSS from /proc/<pid>/status (all threads), heap and external from its /metrics, read after each of ${plan.samples} 1m ticks once ${plan.warmupTicks} had run (${ticksSeen.length} 1m ticks by the end); median with min–max.`,
+        `The real worker (src/main.ts) against the local stack and the simulator on an accelerated clock (×${size.speed}); ${size.symbols} symbols × 1m/5m/15m/1h × ${size.history} candles, ${size.traders} traders. RSS from /proc/<pid>/status (all threads), heap and external from its /metrics, read after each of ${plan.samples} new 1m ticks, at least ${plan.warmupTicks} ticks after boot (${ticksSeen} 1m ticks by then); median with min–max.`,
         `The breakdown comes from a fresh child process holding the same MarketStore and Screener without the network, database and HTTP parts (bench/support/footprintChild.ts): RSS before data, after filling the store, after starting the Screener and running ticks (each after a GC). It adds up to ${(parts.afterTicksRss / MB).toFixed(0)} MB; the other ${(rss.median - parts.afterTicksRss / MB).toFixed(0)} MB of the worker's RSS are mostly its main-thread V8 heap (${heapTotal.median.toFixed(0)} MB reserved in the worker against ${(parts.heapUsed / MB).toFixed(0)} MB in use in the child), then supabase-js, ws, pino, prom-client and their buffers.`,
       ],
     };

@@ -18,10 +18,10 @@ const RESULTS_PATH = join(ROOT, 'bench', 'results.json');
 const MARKDOWN_PATH = join(ROOT, 'BENCHMARKS.md');
 
 /**
- * Run order: in-process benchmarks first; memory and latency share one worker; boot last, once that
- * worker is gone, so nothing else competes for the cores while it is timed.
+ * Run order: in-process benchmarks first; latency, then memory, observe one shared worker (memory
+ * stops it before its own second worker starts); boot last, with no other worker competing for the cores.
  */
-const BENCHMARKS: Benchmark[] = [ingest, tick, scaling, memory, latency, boot];
+const BENCHMARKS: Benchmark[] = [ingest, tick, scaling, latency, memory, boot];
 
 interface Arguments {
   mode: BenchMode;

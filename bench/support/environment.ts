@@ -11,6 +11,24 @@ export function standardSize(mode: BenchMode): { symbols: number; history: numbe
   return mode === 'full' ? { symbols: 200, history: 500, traders: 20, speed: 20 } : { symbols: 10, history: 60, traders: 20, speed: 30 };
 }
 
+/** A new worker at the standard size; `env` adds to its environment (NODE_OPTIONS for a lever, say). */
+export function launchStandardWorker(stack: LocalStack, mode: BenchMode, env: Record<string, string> = {}): Promise<WorkerRun> {
+  const size = standardSize(mode);
+  return WorkerRun.launch({
+    stack,
+    symbols: size.symbols,
+    history: size.history,
+    filters: benchFilters(size.traders, ['5m', '15m', '1h']),
+    speed: size.speed,
+    restLatencyMs: 0,
+    // Binance's cadence is 2 s / 1 s; slower here so the real message rate stays near production's
+    // at this speed, yet every connection still hears something well inside the 10 s silence timeout.
+    klineUpdateMs: 4000,
+    tickerUpdateMs: 5000,
+    env,
+  });
+}
+
 export class BenchEnvironment {
   private readonly mode: BenchMode;
   private stackStart: Promise<LocalStack> | null = null;
@@ -31,21 +49,7 @@ export class BenchEnvironment {
    * benchmark reads its RSS after ticks, the latency benchmark its signals; neither disturbs the other.
    */
   standardWorker(): Promise<WorkerRun> {
-    this.standard ??= (async () => {
-      const size = standardSize(this.mode);
-      return WorkerRun.launch({
-        stack: await this.stack(),
-        symbols: size.symbols,
-        history: size.history,
-        filters: benchFilters(size.traders, ['5m', '15m', '1h']),
-        speed: size.speed,
-        restLatencyMs: 0,
-        // Binance's cadence is 2 s / 1 s; slower here so the real message rate stays near production's
-        // at this speed, yet every connection still hears something well inside the 10 s silence timeout.
-        klineUpdateMs: 4000,
-        tickerUpdateMs: 5000,
-      });
-    })();
+    this.standard ??= (async () => launchStandardWorker(await this.stack(), this.mode))();
     return this.standard;
   }
 
