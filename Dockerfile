@@ -14,6 +14,13 @@ RUN npm run build
 # ---- runtime: production dependencies and the built worker only ----
 FROM node:24-slim AS runtime
 ENV NODE_ENV=production
+# Memory (machine: 512 MB). The boot backfill (800 REST responses) allocates fast enough that V8
+# grows the main thread's young generation to its 64 MB semi-spaces and keeps them committed; 8 MB
+# semi-spaces hold it near 16 MB at no measured cost to tick time, ingest rate or backfill time.
+# glibc gives every thread its own malloc arena (up to 8 per core) that it never shrinks; 2 arenas
+# serve the screening threads as well. Real worker, 200 symbols x 4 intervals x 500 candles, 20
+# traders, 2 threads: RSS 486 -> 429 MB (semi-space) -> 398 MB (both); 1 thread: 381 MB.
+ENV NODE_OPTIONS="--max-semi-space-size=8" MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
