@@ -16,7 +16,8 @@ const env = (name: string, fallback: number) => (process.env[name] === undefined
  */
 const churnHours = env('CHAOS_CHURN_HOURS', 3);
 const PROFILE: ChaosProfile = {
-  name: 'chaos',
+  // A run longer than the default is reported in a section of its own.
+  name: process.env.CHAOS_CALM_HOURS === undefined ? 'chaos' : `chaos (${churnHours} + ${env('CHAOS_CALM_HOURS', 2.5)} simulated hours)`,
   seed: env('CHAOS_SEED', 20261126),
   speed: env('CHAOS_SPEED', 60),
   durationMs: (churnHours + env('CHAOS_CALM_HOURS', 2.5)) * HOUR,

@@ -13,7 +13,8 @@ const env = (name: string, fallback: number) => (process.env[name] === undefined
  * Traders refresh on 5m to 4h, so a tick over 400 symbols ends well within the 5 real seconds between 5m closes.
  */
 const PROFILE: ChaosProfile = {
-  name: 'soak',
+  // A run longer than the default is reported in a section of its own.
+  name: process.env.SOAK_HOURS === undefined ? 'soak' : `soak (${env('SOAK_HOURS', 8)} simulated hours)`,
   seed: env('SOAK_SEED', 4242),
   speed: env('SOAK_SPEED', 60),
   durationMs: env('SOAK_HOURS', 8) * HOUR,

@@ -80,12 +80,14 @@ export function writeResults(report: RunReport, command: string, extra: string[]
     ...(exclusions.length > 0 ? ['- exclusions (expected signals not required, each by a named fault):', ...exclusions] : []),
     `- hostile traders: ${report.hostile.map((h) => `${h.name.replace('hostile: ', '')} → ${h.state ?? 'no status'}${h.signals > 0 ? ` (${h.signals} signals)` : ''}`).join('; ') || 'none'}`,
     `- peak RSS ${report.peakRssMb} MB; RSS ${rss.firstMb} → ${rss.lastMb} MB over ${report.samples.length} hourly samples, fitted trend ${rss.perHourMb} MB/h (${rss.fittedGrowthMb} MB over the run after the warm-up hour); heap ${heap.firstMb} → ${heap.lastMb} MB, trend ${heap.perHourMb} MB/h`,
-    `- tick mean per hourly sample (ms): ${report.samples.map((sample) => sample.tickMeanMs).join(' ') || 'n/a'}; event-loop lag p99 (ms): ${report.samples.map((sample) => sample.eventLoopLagP99Ms).join(' ') || 'n/a'}`,
+    `- hourly samples: RSS MB ${report.samples.map((sample) => sample.rssMb).join(' ') || 'n/a'}; heap MB ${report.samples.map((sample) => sample.heapUsedMb).join(' ') || 'n/a'}`,
+    `- hourly samples: tick mean / max (real ms) ${report.samples.map((sample) => `${sample.tickMeanMs}/${sample.tickMaxMs}`).join(' ') || 'n/a'}; worst event-loop lag p99 (ms) ${report.samples.map((sample) => sample.eventLoopLagP99Ms).join(' ') || 'n/a'}`,
     ...extra,
     '',
   ];
   const section = lines.join('\n');
-  const pattern = new RegExp(`## ${profile.name}\\n[\\s\\S]*?(?=\\n## |$)`);
+  const escaped = profile.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = new RegExp(`## ${escaped}\\n[\\s\\S]*?(?=\\n## |$)`);
   const next = pattern.test(existing) ? existing.replace(pattern, section.trimEnd() + '\n') : `${existing.trimEnd()}\n\n${section}`;
   writeFileSync(file, next.endsWith('\n') ? next : `${next}\n`);
 }

@@ -511,7 +511,7 @@ export class ChaosRun {
     );
     const hostile = await this.hostileOutcome();
     const statsLines = this.worker.events('stats');
-    const samples = hourlySamples(statsLines, this.startedAt);
+    const samples = hourlySamples(statsLines, this.startedAt, this.profile.speed);
     const output = this.worker.output.join('');
     const signature = this.workerJwt.split('.')[2]!;
     const simStats = this.simulator.stats();
@@ -557,22 +557,35 @@ export class ChaosRun {
   }
 }
 
-/** One sample per simulated hour: the stats line closest after each hour mark (the first hour is warm-up and still reported). */
-export function hourlySamples(lines: ClockedLine[], startedAt: number): HourlySample[] {
-  const samples: HourlySample[] = [];
-  let nextHour = 1;
+/**
+ * One sample per simulated hour from that hour's stats lines (one per simulated minute): memory as at the
+ * hour's end, event-loop lag and tick time at their worst, tick time also as a mean over the hour's ticks.
+ * Tick times are converted to real milliseconds: the worker measures them on its accelerated clock.
+ */
+export function hourlySamples(lines: ClockedLine[], startedAt: number, speed: number): HourlySample[] {
+  const byHour = new Map<number, ClockedLine[]>();
   for (const line of lines) {
-    if (line.at < startedAt + nextHour * HOUR) continue;
+    const hour = Math.floor((line.at - startedAt) / HOUR) + 1;
+    if (hour < 1) continue;
+    byHour.set(hour, [...(byHour.get(hour) ?? []), line]);
+  }
+  const samples: HourlySample[] = [];
+  const last = Math.floor((Math.max(startedAt, ...lines.map((line) => line.at)) - startedAt) / HOUR);
+  for (let hour = 1; hour <= last; hour++) {
+    const hourLines = byHour.get(hour);
+    if (!hourLines || hourLines.length === 0) continue;
+    const end = hourLines.at(-1)!;
+    const ticks = hourLines.reduce((sum, line) => sum + Number(line.ticks ?? 0), 0);
+    const tickTime = hourLines.reduce((sum, line) => sum + Number(line.tickMeanMs ?? 0) * Number(line.ticks ?? 0), 0);
     samples.push({
-      hour: nextHour,
-      rssMb: Number(line.rssMb),
-      heapUsedMb: Number(line.heapUsedMb),
-      eventLoopLagP99Ms: Number(line.eventLoopLagP99Ms),
-      tickMeanMs: Number(line.tickMeanMs),
-      tickMaxMs: Number(line.tickMaxMs),
-      messagesPerSecond: Number(line.messagesPerSecond),
+      hour,
+      rssMb: Number(end.rssMb),
+      heapUsedMb: Number(end.heapUsedMb),
+      eventLoopLagP99Ms: Math.max(...hourLines.map((line) => Number(line.eventLoopLagP99Ms ?? 0))),
+      tickMeanMs: ticks === 0 ? 0 : Math.round(tickTime / ticks / speed),
+      tickMaxMs: Math.round(Math.max(...hourLines.map((line) => Number(line.tickMaxMs ?? 0))) / speed),
+      messagesPerSecond: Math.round(hourLines.reduce((sum, line) => sum + Number(line.messagesPerSecond ?? 0), 0) / hourLines.length),
     });
-    nextHour = Math.floor((line.at - startedAt) / HOUR) + 1;
   }
   return samples;
 }
