@@ -3,7 +3,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { ROOT } from '../../e2e.support.ts';
-import { type RunReport, slope } from './run.ts';
+import type { RunReport } from './run.ts';
+import { slope } from './samples.ts';
 
 const HOUR = 3_600_000;
 
@@ -88,7 +89,7 @@ export function writeResults(report: RunReport, command: string, extra: string[]
   const section = lines.join('\n');
   const escaped = profile.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const pattern = new RegExp(`## ${escaped}\\n[\\s\\S]*?(?=\\n## |$)`);
-  const next = pattern.test(existing) ? existing.replace(pattern, section.trimEnd() + '\n') : `${existing.trimEnd()}\n\n${section}`;
+  const next = pattern.test(existing) ? existing.replace(pattern, () => section.trimEnd() + '\n') : `${existing.trimEnd()}\n\n${section}`;
   writeFileSync(file, next.endsWith('\n') ? next : `${next}\n`);
 }
 
