@@ -2,10 +2,10 @@
 import { type Benchmark, type BenchContext, distribution, goal, medianFigure } from './benchmark.ts';
 import { launchStandardWorker, standardSize } from './support/environment.ts';
 import { MB, measureFootprint } from './support/footprint.ts';
+import { imageRuntimeEnv } from './support/image.ts';
 import { metricValue, type WorkerRun } from './support/workerRun.ts';
 
 const GOAL_MB = 256;
-const LEVER_OPTIONS = '--max-semi-space-size=4';
 
 /** One sample after each of `samples` new 1m ticks, once at least `warmupTicks` have run since the worker started. */
 async function sampleAfterTicks(run: WorkerRun, plan: { warmupTicks: number; samples: number }): Promise<Array<{ rss: number; heapUsed: number; heapTotal: number; external: number }>> {
@@ -24,12 +24,13 @@ async function sampleAfterTicks(run: WorkerRun, plan: { warmupTicks: number; sam
   return samples;
 }
 
-async function leverRun(
+/** The same worker on Node's defaults, without the image's runtime settings: what those settings buy. */
+async function nodeDefaultsRun(
   context: BenchContext,
   size: ReturnType<typeof standardSize>,
   plan: { warmupTicks: number; samples: number },
 ): Promise<{ rss: ReturnType<typeof distribution>; heapTotal: number; tickMs: number }> {
-  const run = await launchStandardWorker(await context.environment.stack(), context.mode, { NODE_OPTIONS: LEVER_OPTIONS });
+  const run = await launchStandardWorker(await context.environment.stack(), context.mode, { imageRuntime: false });
   try {
     await run.waitForLine('ready', (line) => line.event === 'ready', 180_000);
     const samples = await sampleAfterTicks(run, plan);
@@ -64,12 +65,10 @@ export const memory: Benchmark = {
     const external = distribution(samples.map((sample) => sample.external / MB));
     const workerTickMs = distribution(run.ticks('1m').slice(plan.warmupTicks).map((line) => Number(line.durationMs) / size.speed)).median;
     const ticksSeen = run.ticks('1m').length;
-    // Nothing after this benchmark needs the standard worker; the lever below runs alone.
+    // Nothing after this benchmark needs the standard worker; the comparison below runs alone.
     await context.environment.releaseStandardWorker();
-    // The lever beside the figure: the same worker with a small young generation (V8 otherwise grows
-    // its semi-spaces during the backfill and keeps them), so the note can say what it would move.
-    context.progress('memory: the same worker with NODE_OPTIONS=--max-semi-space-size=4');
-    const lever = await leverRun(context, size, plan);
+    context.progress("memory: the same worker on Node's defaults");
+    const defaults = await nodeDefaultsRun(context, size, plan);
     context.progress('memory: breakdown in a child process at the same size');
     const parts = await measureFootprint({ symbols: size.symbols, traders: size.traders, higher: ['5m', '15m', '1h'], history: size.history, warmupTicks: 2, ticks: 2 });
     return {
@@ -83,8 +82,8 @@ export const memory: Benchmark = {
         { label: 'worker peak RSS (VmHWM, boot included)', value: peakRss / MB, unit: 'MB', detail: atReady === null ? '' : `${(atReady / MB).toFixed(0)} MB at ready, before the first tick` },
         medianFigure('main-thread V8 heap in use', heap, 'MB', { detail: `${heapTotal.median.toFixed(0)} MB reserved (heapTotal)` }),
         medianFigure('main-thread external memory (off-heap buffers)', external, 'MB'),
-        medianFigure(`same worker with ${LEVER_OPTIONS} (not the production setting)`, lever.rss, 'MB', {
-          detail: `${lever.heapTotal.toFixed(0)} MB heap reserved; its 1m tick median ${lever.tickMs.toFixed(0)} ms vs ${workerTickMs.toFixed(0)} ms without`,
+        medianFigure("same worker on Node's defaults (without the image's runtime settings)", defaults.rss, 'MB', {
+          detail: `${defaults.heapTotal.toFixed(0)} MB heap reserved against ${heapTotal.median.toFixed(0)} MB; 1m tick median ${defaults.tickMs.toFixed(0)} ms against ${workerTickMs.toFixed(0)} ms`,
         }),
         { label: 'breakdown: Node + modules (fresh process, no data)', value: parts.baselineRss / MB, unit: 'MB' },
         { label: 'breakdown: MarketStore (RSS growth; exact buffer bytes in detail)', value: (parts.filledRss - parts.baselineRss) / MB, unit: 'MB', detail: `${(parts.storeBytes / MB).toFixed(1)} MB of Float64Array rings` },
@@ -92,7 +91,7 @@ export const memory: Benchmark = {
       ],
       tables: [],
       notes: [
-        `The real worker (src/main.ts) against the local stack and the simulator on an accelerated clock (×${size.speed}); ${size.symbols} symbols × 1m/5m/15m/1h × ${size.history} candles, ${size.traders} traders. RSS from /proc/<pid>/status (all threads), heap and external from its /metrics, read after each of ${plan.samples} new 1m ticks, at least ${plan.warmupTicks} ticks after boot (${ticksSeen} 1m ticks by then); median with min–max.`,
+        `The real worker (src/main.ts) with the production image's runtime environment (${Object.entries(imageRuntimeEnv()).map(([key, value]) => `${key}=${value}`).join(' ')}, read from the Dockerfile) against the local stack and the simulator on an accelerated clock (×${size.speed}); ${size.symbols} symbols × 1m/5m/15m/1h × ${size.history} candles, ${size.traders} traders. RSS from /proc/<pid>/status (all threads), heap and external from its /metrics, read after each of ${plan.samples} new 1m ticks, at least ${plan.warmupTicks} ticks after boot (${ticksSeen} 1m ticks by then); median with min–max.`,
         `The breakdown comes from a fresh child process holding the same MarketStore and Screener without the network, database and HTTP parts (bench/support/footprintChild.ts): RSS before data, after filling the store, after starting the Screener and running ticks (each after a GC). It adds up to ${(parts.afterTicksRss / MB).toFixed(0)} MB; the other ${(rss.median - parts.afterTicksRss / MB).toFixed(0)} MB of the worker's RSS are mostly its main-thread V8 heap (${heapTotal.median.toFixed(0)} MB reserved in the worker against ${(parts.heapUsed / MB).toFixed(0)} MB in use in the child), then supabase-js, ws, pino, prom-client and their buffers.`,
       ],
     };

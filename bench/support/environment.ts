@@ -2,7 +2,7 @@
 import { type LocalStack, startLocalStack } from '../../dev/localStack.ts';
 import type { BenchMode } from '../benchmark.ts';
 import { benchFilters } from './filters.ts';
-import { WorkerRun } from './workerRun.ts';
+import { WorkerRun, type WorkerRunOptions } from './workerRun.ts';
 
 /** The size the issue fixes for memory and latency: 200 symbols × 4 intervals × 500 candles, 20 traders. */
 export function standardSize(mode: BenchMode): { symbols: number; history: number; traders: number; speed: number } {
@@ -11,8 +11,8 @@ export function standardSize(mode: BenchMode): { symbols: number; history: numbe
   return mode === 'full' ? { symbols: 200, history: 500, traders: 20, speed: 20 } : { symbols: 10, history: 60, traders: 20, speed: 30 };
 }
 
-/** A new worker at the standard size; `env` adds to its environment (NODE_OPTIONS for a lever, say). */
-export function launchStandardWorker(stack: LocalStack, mode: BenchMode, env: Record<string, string> = {}): Promise<WorkerRun> {
+/** A new worker at the standard size, run as the image runs it unless `overrides` say otherwise. */
+export function launchStandardWorker(stack: LocalStack, mode: BenchMode, overrides: Pick<WorkerRunOptions, 'env' | 'imageRuntime'> = {}): Promise<WorkerRun> {
   const size = standardSize(mode);
   return WorkerRun.launch({
     stack,
@@ -25,7 +25,7 @@ export function launchStandardWorker(stack: LocalStack, mode: BenchMode, env: Re
     // at this speed, yet every connection still hears something well inside the 10 s silence timeout.
     klineUpdateMs: 4000,
     tickerUpdateMs: 5000,
-    env,
+    ...overrides,
   });
 }
 

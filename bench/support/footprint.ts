@@ -1,6 +1,7 @@
 // Tick time and memory of the store plus the Screener at one size, measured in a fresh child process (bench/support/footprintChild.ts).
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
+import { imageRuntimeEnv } from './image.ts';
 
 export interface FootprintOptions {
   symbols: number;
@@ -33,6 +34,8 @@ export interface FootprintReport {
 export function measureFootprint(options: FootprintOptions): Promise<FootprintReport> {
   const child = fork(join(import.meta.dirname, 'footprintChild.ts'), [JSON.stringify(options)], {
     execArgv: [...process.execArgv, '--expose-gc'],
+    // The image's runtime settings (NODE_OPTIONS, MALLOC_ARENA_MAX) shape memory as much as the code does.
+    env: { ...process.env, ...imageRuntimeEnv() },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   return new Promise((resolve, reject) => {

@@ -7,6 +7,7 @@ import type { LocalStack } from '../../dev/localStack.ts';
 import { AcceleratedClock, type Clock, systemClock } from '../../src/clock.ts';
 import { type LogLine, ROOT, type WorkerProcess, spawnWorker, waitFor } from '../../test/e2e.support.ts';
 import type { BenchFilter } from './filters.ts';
+import { imageRuntimeEnv } from './image.ts';
 
 export interface WorkerRunOptions {
   stack: LocalStack;
@@ -22,8 +23,10 @@ export interface WorkerRunOptions {
   klineUpdateMs?: number;
   tickerUpdateMs?: number;
   seed?: number;
-  /** Extra environment for the worker (NODE_OPTIONS for a profile, say). */
+  /** Extra environment for the worker (NODE_OPTIONS for a profile, say); wins over the image's. */
   env?: Record<string, string>;
+  /** Run with the production image's runtime environment (NODE_OPTIONS, MALLOC_ARENA_MAX…). Default true. */
+  imageRuntime?: boolean;
 }
 
 export class WorkerRun {
@@ -85,6 +88,7 @@ export class WorkerRun {
       TRADER_POLL_MS: scaled(10_000, 30_000),
       SHUTDOWN_TIMEOUT_MS: scaled(20_000, 300_000),
       ...(speed === 1 ? {} : { CLOCK: (clock as AcceleratedClock).spec() }),
+      ...(options.imageRuntime === false ? {} : imageRuntimeEnv()),
       ...options.env,
     };
     const spawnedAt = Date.now();
