@@ -10,6 +10,7 @@ import type { BinanceRestClient } from './BinanceRestClient.ts';
 import type { BinanceWebSocketClient, KlineEvent, ReconnectedEvent } from './BinanceWebSocketClient.ts';
 import type { MarketStore } from './MarketStore.ts';
 import type { Universe, UniverseChange } from './Universe.ts';
+import type { MarketDataSource, MarketDataStatus } from '../orchestration/ports.ts';
 
 export interface MarketDataOptions {
   rest: Pick<BinanceRestClient, 'klines'>;
@@ -19,16 +20,6 @@ export interface MarketDataOptions {
   history: number;
   clock: Clock;
   logger: Logger;
-}
-
-export interface MarketDataStatus {
-  symbols: number;
-  intervals: number;
-  streams: number;
-  connectionsOpen: number;
-  connectionsExpected: number;
-  backfilled: boolean;
-  pendingGaps: number;
 }
 
 type Events = {
@@ -50,7 +41,7 @@ interface Gap {
 /** REST returns at most 1000 klines per request. */
 const MAX_KLINES_PER_REQUEST = 1000;
 
-export class MarketData extends EventEmitter<Events> {
+export class MarketData extends EventEmitter<Events> implements MarketDataSource {
   private readonly options: MarketDataOptions;
   private readonly log: Logger;
   private readonly lifecycle = new LifecycleGuard('MarketData');
