@@ -11,19 +11,13 @@ import postgres from 'postgres';
 import { inject } from 'vitest';
 import ws from 'ws';
 import { mintUserJwt } from '../../dev/jwt.ts';
+import type { LocalStack } from '../../dev/localStack.ts';
 
 /** Serializable connection info of a running stack. */
-export interface StackInfo {
-  supabaseUrl: string;
-  restUrl: string;
-  databaseUrl: string;
-  jwtSecret: string;
-  anonKey: string;
-  serviceKey: string;
-  gatewayPort: number;
-  postgrestPort: number;
-  postgresPort: number;
-}
+export type StackInfo = Pick<
+  LocalStack,
+  'supabaseUrl' | 'restUrl' | 'databaseUrl' | 'jwtSecret' | 'anonKey' | 'serviceKey' | 'gatewayPort' | 'postgrestPort' | 'postgresPort'
+>;
 
 declare module 'vitest' {
   export interface ProvidedContext {
