@@ -1,25 +1,15 @@
 // The Binance simulator speaks Binance's wire format, enforces its limits and injects faults on demand.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { BinanceSimulator, type SimulatorOptions } from '../dev/binanceSim/index.ts';
 import { AcceleratedClock } from '../src/clock.ts';
 import { candleOpenTimeAt, intervalMs } from '../src/domain.ts';
+import { cleanupsAfterEach, until } from './support/wait.ts';
 
 const MINUTE = 60_000;
 /** A minute boundary, so tests can place "now" exactly relative to candle closes. */
 const T0 = 1_700_000_040_000;
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function until(condition: () => boolean, what: string, deadlineMs = 10_000): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+const cleanups = cleanupsAfterEach();
 
 async function simulator(options: SimulatorOptions & { speed?: number; originClockMs?: number } = {}) {
   const clock = new AcceleratedClock({ speed: options.speed ?? 1, originRealMs: Date.now(), originClockMs: options.originClockMs ?? T0 + 1_000 });

@@ -2,7 +2,7 @@
 // The full fault matrix runs against the Binance simulator in market.sim.test.ts.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AcceleratedClock } from '../src/clock.ts';
 import { candleOpenTimeAt, intervalMs, isInterval, type Candle, type Interval } from '../src/domain.ts';
@@ -13,19 +13,9 @@ import { MarketData } from '../src/market/MarketData.ts';
 import { MarketStore } from '../src/market/MarketStore.ts';
 import { Universe } from '../src/market/Universe.ts';
 import type { CandleClosedEvent, GapFilledEvent } from '../src/ports.ts';
+import { cleanupsAfterEach, until } from './support/wait.ts';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function until(condition: () => boolean, what: string, deadlineMs = 10_000): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const cleanups = cleanupsAfterEach();
 
 /** The exchange's truth: a pure function of symbol, interval and open time. */
 function truth(symbol: string, interval: Interval, openTime: number): Candle {

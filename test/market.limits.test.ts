@@ -1,32 +1,21 @@
 // Binance's connection limits, enforced by the simulator and respected by the stream client: the 24 h
 // connection lifetime, the one-minute pong deadline and 300 new connections per 5 minutes per IP.
 // https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { BinanceSimulator, type SimulatorOptions } from '../dev/binanceSim/index.ts';
 import { AcceleratedClock } from '../src/clock.ts';
 import { intervalMs } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
 import { BinanceWebSocketClient, type KlineEvent } from '../src/market/BinanceWebSocketClient.ts';
+import { cleanupsAfterEach, until } from './support/wait.ts';
 
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
 /** A whole hour, so the 1h candles of the 24 h test line up with the start. */
 const T0 = 1_700_002_800_000;
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-/** Polls in real time; deadlines are generous because the machine is shared and the clocks run fast. */
-async function until(condition: () => boolean, what: string, deadlineMs = 20_000): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const cleanups = cleanupsAfterEach();
 
 async function simulator(speed: number, options: SimulatorOptions = {}) {
   const clock = new AcceleratedClock({ speed, originRealMs: Date.now(), originClockMs: T0 + 1_000 });

@@ -1,5 +1,5 @@
 // Market data against the Binance simulator: backfill, gaps, faults and limits, on a clock shared by both.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BinanceSimulator } from '../dev/binanceSim/index.ts';
 import { AcceleratedClock } from '../src/clock.ts';
 import { candleOpenTimeAt, intervalMs, type Interval } from '../src/domain.ts';
@@ -10,20 +10,10 @@ import { MarketData } from '../src/market/MarketData.ts';
 import { MarketStore } from '../src/market/MarketStore.ts';
 import { Universe } from '../src/market/Universe.ts';
 import type { CandleClosedEvent, GapFilledEvent } from '../src/ports.ts';
+import { cleanupsAfterEach, until } from './support/wait.ts';
 
 const SYMBOLS = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT'];
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function until(condition: () => boolean, what: string, deadlineMs = 10_000): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const cleanups = cleanupsAfterEach();
 
 /** 1 minute of market time per second of real time unless told otherwise. */
 async function stack(

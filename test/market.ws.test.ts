@@ -1,9 +1,10 @@
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { systemClock } from '../src/clock.ts';
 import { silentLogger } from '../src/logger.ts';
 import { BinanceWebSocketClient, type KlineEvent, type ReconnectedEvent } from '../src/market/BinanceWebSocketClient.ts';
+import { cleanupsAfterEach, until } from './support/wait.ts';
 
 // A bare loopback stream server for the connection-upkeep paths; data fidelity is covered against the simulator.
 interface Peer {
@@ -15,10 +16,7 @@ interface Peer {
   openAtArrival: number;
 }
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 async function streamServer(): Promise<{ url: string; peers: Peer[] }> {
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
@@ -40,14 +38,6 @@ async function streamServer(): Promise<{ url: string; peers: Peer[] }> {
       }),
   );
   return { url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`, peers };
-}
-
-async function until(condition: () => boolean, what: string, deadlineMs = 5_000): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 function klineFrame(symbol: string, openTime: number, closed: boolean): string {
