@@ -71,7 +71,10 @@ describe('fly.toml', () => {
     expect(killTimeout * 1000).toBeGreaterThan(shutdownMs);
     expect(flyToml).toMatch(/\[\[http_service\.checks\]\][^[]*path\s*=\s*"\/health"/);
     expect(flyToml).toMatch(/\[metrics\][^[]*path\s*=\s*"\/metrics"/);
-    expect(flyToml).toMatch(/\[\[vm\]\][^[]*shared-cpu-1x[^[]*512mb/);
+    // Memory: at least the 400 MB RSS BENCHMARKS.md measures for the standard load, with headroom.
+    const vmMemory = /\[\[vm\]\][^[]*shared-cpu-1x[^[]*memory\s*=\s*"(\d+)(mb|gb)"/.exec(flyToml);
+    expect(vmMemory).not.toBeNull();
+    expect(Number(vmMemory?.[1]) * (vmMemory?.[2] === 'gb' ? 1024 : 1)).toBeGreaterThanOrEqual(512);
   });
 });
 
