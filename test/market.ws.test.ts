@@ -18,8 +18,22 @@ interface Peer {
 
 const cleanups = cleanupsAfterEach();
 
-async function streamServer(): Promise<{ url: string; peers: Peer[] }> {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+/**
+ * `onConnection` runs in the same tick as the upgrade, so what it sends can share a TCP packet with
+ * the handshake response, as Binance may do.
+ */
+async function streamServer(
+  onConnection?: (peer: Peer, peers: readonly Peer[]) => void,
+  /** Holds each upgrade until it resolves. */
+  admit: () => Promise<void> = () => Promise.resolve(),
+): Promise<{ url: string; peers: Peer[] }> {
+  const server = new WebSocketServer({
+    host: '127.0.0.1',
+    port: 0,
+    verifyClient: (_info, done) => {
+      void admit().then(() => done(true));
+    },
+  });
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const peers: Peer[] = [];
   server.on('connection', (socket, request) => {
@@ -29,6 +43,7 @@ async function streamServer(): Promise<{ url: string; peers: Peer[] }> {
       peer.closed = true;
     });
     peers.push(peer);
+    onConnection?.(peer, peers);
   });
   cleanups.push(
     () =>
@@ -148,5 +163,89 @@ describe('BinanceWebSocketClient', () => {
     expect(server.peers.filter((peer) => !peer.closed).length).toBe(1);
     expect(server.peers.slice(1).every((peer) => peer.openAtArrival === 1)).toBe(true);
     expect(reconnected).toEqual([]);
+  });
+
+  describe('frames sent right after the upgrade', () => {
+    const T0 = 1_700_000_000_000;
+    const opens = (from: number, count: number): number[] => Array.from({ length: count }, (_, i) => T0 + (from + i) * 60_000);
+    const sendKlines = (peer: Peer, openTimes: readonly number[]): void => {
+      for (const openTime of openTimes) peer.socket.send(klineFrame('BTCUSDT', openTime, true));
+    };
+    const received = (klines: KlineEvent[]): number[] => klines.map((event) => event.candle.openTime);
+
+    it('delivers, in order, what a first connection receives before the client has taken it on', async () => {
+      const server = await streamServer((peer) => sendKlines(peer, opens(0, 10)));
+      const ws = client(server.url);
+      const klines: KlineEvent[] = [];
+      ws.on('kline', (event) => klines.push(event));
+      await ws.setStreams({ symbols: ['BTCUSDT'], intervals: ['1m'] });
+      await ws.start();
+      // A marker sent once the client holds the socket: when it has arrived, so has everything before it.
+      sendKlines(server.peers[0]!, opens(10, 1));
+      await until(() => received(klines).includes(opens(10, 1)[0]!), 'the marker');
+      expect(received(klines)).toEqual(opens(0, 11));
+      expect(ws.stats()).toMatchObject({ messages: 11, duplicates: 0, discarded: 0 });
+    });
+
+    it('delivers, in order, what a reconnected socket receives before the client has taken it on', async () => {
+      const server = await streamServer((peer, peers) => {
+        if (peers.length === 2) sendKlines(peer, opens(0, 10));
+      });
+      const ws = client(server.url);
+      const klines: KlineEvent[] = [];
+      const reconnected: ReconnectedEvent[] = [];
+      ws.on('kline', (event) => klines.push(event));
+      ws.on('reconnected', (event) => reconnected.push(event));
+      await ws.setStreams({ symbols: ['BTCUSDT'], intervals: ['1m'] });
+      await ws.start();
+      server.peers[0]!.socket.terminate();
+      await until(() => reconnected.length === 1, 'reconnected');
+      sendKlines(server.peers[1]!, opens(10, 1));
+      await until(() => received(klines).includes(opens(10, 1)[0]!), 'the marker');
+      expect(received(klines)).toEqual(opens(0, 11));
+      expect(ws.stats()).toMatchObject({ reconnects: 1, duplicates: 0, discarded: 0 });
+    });
+
+    it('keeps each frame once while an old and a new socket overlap, including one only the old socket carried', async () => {
+      // Both sockets get the same five events the moment the new one is up; the old one also has one the new one missed.
+      const server = await streamServer((peer, peers) => {
+        if (peers.length !== 2) return;
+        sendKlines(peer, opens(0, 5));
+        sendKlines(peers[0]!, opens(0, 5));
+        sendKlines(peers[0]!, opens(5, 1));
+      });
+      const ws = client(server.url, { rotateAfterMs: 60_000 });
+      const klines: KlineEvent[] = [];
+      ws.on('kline', (event) => klines.push(event));
+      await ws.setStreams({ symbols: ['BTCUSDT'], intervals: ['1m'] });
+      await ws.start();
+      const old = server.peers[0]!;
+      old.socket.send(JSON.stringify({ e: 'serverShutdown', E: Date.now() }));
+      await until(() => old.closed && server.peers.length === 2, 'the switch');
+      sendKlines(server.peers[1]!, opens(6, 1));
+      await until(() => received(klines).includes(opens(6, 1)[0]!), 'the marker');
+      expect(received(klines)).toEqual(opens(0, 7));
+      expect(ws.stats()).toMatchObject({ duplicates: 5, connectionsOpen: 1 });
+    });
+
+    it('subscribes a replacement socket to streams added while it was opening', async () => {
+      let upgrades = 0;
+      let release = (): void => undefined;
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      // The first upgrade goes through; the replacement's waits until the streams have changed underneath it.
+      const server = await streamServer(undefined, () => (++upgrades === 1 ? Promise.resolve() : held));
+      const ws = client(server.url, { rotateAfterMs: 60_000 });
+      await ws.setStreams({ symbols: ['BTCUSDT'], intervals: ['1m'] });
+      await ws.start();
+      server.peers[0]!.socket.send(JSON.stringify({ e: 'serverShutdown', E: Date.now() }));
+      await until(() => upgrades === 2, 'the replacement upgrade');
+      await ws.setStreams({ symbols: ['BTCUSDT', 'ETHUSDT'], intervals: ['1m'] });
+      release();
+      await until(() => server.peers.length === 2 && server.peers[1]!.received.length > 0, 'a control message on the replacement');
+      expect(server.peers[1]!.url).not.toContain('ethusdt');
+      expect(JSON.parse(server.peers[1]!.received[0]!)).toMatchObject({ method: 'SUBSCRIBE', params: ['ethusdt@ticker', 'ethusdt@kline_1m'] });
+    });
   });
 });

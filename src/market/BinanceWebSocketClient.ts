@@ -30,6 +30,10 @@ export interface WebSocketStats {
   malformed: number;
   unknownEvents: number;
   reconnects: number;
+  /** Frames dropped as exact copies of what an overlapping socket of the same connection delivered. */
+  duplicates: number;
+  /** Frames dropped because their socket was no longer wanted (stopped, or closed before it was adopted). */
+  discarded: number;
   connectionsOpen: number;
   streams: number;
 }
@@ -74,6 +78,8 @@ export class BinanceWebSocketClient extends EventEmitter<Events> implements Life
   private readonly counters = { messages: 0, malformed: 0, unknownEvents: 0 };
   private lastSkipLogAt = 0;
   private applying: Promise<void> = Promise.resolve();
+  /** Dropped frames of connections already removed, so the totals never go backwards. */
+  private readonly retiredDrops = { duplicates: 0, discarded: 0 };
 
   constructor(options: BinanceWebSocketClientOptions) {
     super();
@@ -96,7 +102,7 @@ export class BinanceWebSocketClient extends EventEmitter<Events> implements Life
     return this.lifecycle.stop(async () => {
       await this.applying.catch(() => undefined);
       const connections = this.connections.splice(0);
-      await Promise.all(connections.map((connection) => connection.stop()));
+      await Promise.all(connections.map((connection) => this.retire(connection)));
     });
   }
 
@@ -111,12 +117,15 @@ export class BinanceWebSocketClient extends EventEmitter<Events> implements Life
     let streams = 0;
     let connectionsOpen = 0;
     let reconnects = 0;
+    let { duplicates, discarded } = this.retiredDrops;
     for (const connection of this.connections) {
       streams += connection.streams.size;
       if (connection.isOpen) connectionsOpen++;
       reconnects += connection.reconnects;
+      duplicates += connection.duplicates;
+      discarded += connection.discarded;
     }
-    return { ...this.counters, reconnects, connectionsOpen, streams };
+    return { ...this.counters, reconnects, duplicates, discarded, connectionsOpen, streams };
   }
 
   /** Connections expected to be open for the current streams. */
@@ -195,12 +204,19 @@ export class BinanceWebSocketClient extends EventEmitter<Events> implements Life
     for (const connection of emptied) this.connections.splice(this.connections.indexOf(connection), 1);
     const opened = plan.newConnections.map((streams) => this.createConnection(streams));
     this.connections.push(...opened);
-    const results = await Promise.allSettled([...emptied.map((connection) => connection.stop()), ...opened.map((connection) => connection.start())]);
+    const results = await Promise.allSettled([...emptied.map((connection) => this.retire(connection)), ...opened.map((connection) => connection.start())]);
     const failed = results.find((result) => result.status === 'rejected');
     if (!failed) return;
     // Failed connections keep retrying on their own; at boot the caller must know, later a log is enough.
     if (this.state === 'starting') throw failed.reason;
     this.log.warn({ event: 'stream_connect_failed', error: String((failed.reason as Error)?.message ?? failed.reason) }, 'stream connection failed, retrying');
+  }
+
+  /** Stop a connection that is no longer listed, keeping its drop counts in the totals. */
+  private async retire(connection: StreamConnection): Promise<void> {
+    await connection.stop();
+    this.retiredDrops.duplicates += connection.duplicates;
+    this.retiredDrops.discarded += connection.discarded;
   }
 
   private createConnection(streams: string[]): StreamConnection {

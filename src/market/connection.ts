@@ -32,6 +32,17 @@ export interface StreamConnectionOptions {
  */
 const CONTROL_INTERVAL_MS = 250;
 const MAX_PARAMS_PER_MESSAGE = 200;
+/**
+ * Bound on the texts remembered for de-duplication while two sockets overlap. Past it the oldest are
+ * forgotten, which can only let a duplicate through (the store is idempotent), never lose a frame.
+ */
+const MAX_REMEMBERED_FRAMES = 20_000;
+
+/** A socket opened but not yet adopted: what it was opened for, and what it received meanwhile. */
+interface PendingSocket {
+  streams: ReadonlySet<string>;
+  frames: Array<{ text: string; receivedAt: number }>;
+}
 
 export class StreamConnection {
   readonly id: string;
@@ -40,6 +51,17 @@ export class StreamConnection {
   private readonly streamSet: Set<string>;
   private socket: WebSocket | null = null;
   private readonly intentionallyClosed = new WeakSet<WebSocket>();
+  /**
+   * Every socket of this connection from creation until its 'close'. Binance may send right after
+   * the upgrade, before we adopt the socket, so each socket's frames are listened to from creation.
+   */
+  private readonly sockets = new Set<WebSocket>();
+  /** Opened, not yet adopted: frames are held here and delivered in order on adoption. */
+  private readonly pending = new Map<WebSocket, PendingSocket>();
+  /** Replaced by a newer socket and closing: its stream frames still count unless the newer one had them. */
+  private readonly retiring = new Set<WebSocket>();
+  /** While sockets overlap: each delivered frame's text and the socket it came from. */
+  private readonly recentFrames = new Map<string, WebSocket>();
   private stopped = false;
   private attempt = 0;
   private lastFrameAt = 0;
@@ -55,6 +77,10 @@ export class StreamConnection {
   private rotateTimer: TimerHandle | undefined;
   /** Counters for stats. */
   reconnects = 0;
+  /** Frames not delivered because another socket of this connection already delivered the same text. */
+  duplicates = 0;
+  /** Frames not delivered because their socket was no longer wanted (stopped, or closed before adoption). */
+  discarded = 0;
 
   constructor(options: StreamConnectionOptions) {
     this.id = options.id;
@@ -71,7 +97,6 @@ export class StreamConnection {
     return this.socket?.readyState === WebSocket.OPEN;
   }
 
-  /** Resolves once the first socket is open. */
   /** Resolves once the first socket is open; if that fails, keeps retrying in the background and rejects. */
   async start(): Promise<void> {
     this.stopped = false;
@@ -95,7 +120,7 @@ export class StreamConnection {
     this.silenceTimer = this.reconnectTimer = this.controlTimer = this.rotateTimer = undefined;
     const socket = this.socket;
     this.socket = null;
-    if (socket) await closeSocket(socket, this.intentionallyClosed);
+    if (socket) await this.discard(socket);
     this.options.onState({ connectionId: this.id, state: 'closed', streams: this.streamSet.size, reason: 'stopped' });
   }
 
@@ -120,7 +145,7 @@ export class StreamConnection {
     this.replacing = this.open()
       .then(
         (fresh) => {
-          if (this.stopped) void closeSocket(fresh, this.intentionallyClosed);
+          if (this.stopped) void this.discard(fresh);
           else this.adopt(fresh);
         },
         (error: unknown) => {
@@ -167,12 +192,10 @@ export class StreamConnection {
     const streams = [...this.streamSet];
     this.options.onState({ connectionId: this.id, state: 'connecting', streams: streams.length });
     const socket = new WebSocket(combinedStreamUrl(this.options.baseUrl, streams));
-    socket.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
-      if (this.socket !== socket && !this.replacing) return;
-      const receivedAt = this.options.clock.now();
-      this.lastFrameAt = receivedAt;
-      this.options.onFrame(isBinary ? data.toString() : (data as Buffer).toString(), receivedAt, this.id);
-    });
+    this.sockets.add(socket);
+    this.pending.set(socket, { streams: new Set(streams), frames: [] });
+    socket.on('message', (data: WebSocket.RawData) => this.onMessage(socket, (data as Buffer).toString(), this.options.clock.now()));
+    socket.on('close', (code: number, reason: Buffer) => this.onClose(socket, code, reason.toString()));
     // Any frame proves liveness; ws answers pings with a pong by itself (autoPong, default true).
     socket.on('ping', () => {
       if (this.socket === socket) this.lastFrameAt = this.options.clock.now();
@@ -195,6 +218,9 @@ export class StreamConnection {
           reject(error);
         });
       });
+    } catch (error) {
+      this.pending.delete(socket);
+      throw error;
     } finally {
       settled();
     }
@@ -202,18 +228,26 @@ export class StreamConnection {
     return socket;
   }
 
-  /** Make `socket` the live one; any previous socket (rotation, or a race with a reconnect) is closed. */
+  /**
+   * Make `socket` the live one and deliver, in order, what it received before now; any previous
+   * socket (rotation, or a race with a reconnect) is retired.
+   */
   private adopt(socket: WebSocket): void {
     const previous = this.socket;
+    const early = this.pending.get(socket);
+    this.pending.delete(socket);
     this.options.clock.clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     this.socket = socket;
-    if (previous && previous !== socket) void closeSocket(previous, this.intentionallyClosed);
+    if (previous && previous !== socket) {
+      // Frames already on their way on the old socket may predate the new one's subscription: keep them, minus duplicates.
+      this.retiring.add(previous);
+      void closeSocket(previous, this.intentionallyClosed);
+    }
     const now = this.options.clock.now();
     this.lastFrameAt = now;
     this.openedAt = now;
     this.attempt = 0;
-    socket.on('close', (code: number, reason: Buffer) => this.onClose(socket, code, reason.toString()));
     this.options.onState({ connectionId: this.id, state: 'open', streams: this.streamSet.size });
     this.log.info({ event: 'stream_connected', streams: this.streamSet.size }, 'stream connected');
     this.armRotation();
@@ -222,6 +256,58 @@ export class StreamConnection {
       this.disconnectedAt = null;
       this.options.onReconnected(disconnectedAt);
     }
+    for (const frame of early?.frames ?? []) this.deliver(socket, frame.text, frame.receivedAt);
+    if (early) this.catchUpStreams(early.streams);
+    // It may have closed before we adopted it, when nobody was listening for that: handle it as a loss now.
+    if (socket.readyState === WebSocket.CLOSED) this.onClose(socket, 1006, 'closed before adoption');
+  }
+
+  /** Streams (un)subscribed while the socket was opening are missing from its URL: send them now. */
+  private catchUpStreams(opened: ReadonlySet<string>): void {
+    // Anything still queued was meant for the previous socket; the difference below covers it.
+    this.controlQueue.length = 0;
+    const added = [...this.streamSet].filter((stream) => !opened.has(stream));
+    const removed = [...opened].filter((stream) => !this.streamSet.has(stream));
+    if (removed.length > 0) this.enqueue('UNSUBSCRIBE', removed);
+    if (added.length > 0) this.enqueue('SUBSCRIBE', added);
+  }
+
+  private onMessage(socket: WebSocket, text: string, receivedAt: number): void {
+    if (socket === this.socket) return this.deliver(socket, text, receivedAt);
+    const early = this.pending.get(socket);
+    if (early) {
+      early.frames.push({ text, receivedAt });
+      return;
+    }
+    // A retiring socket's control replies and serverShutdown concern only that socket; its stream data may still be news.
+    if (this.retiring.has(socket) && text.startsWith('{"stream":')) return this.deliver(socket, text, receivedAt);
+    this.discarded++;
+  }
+
+  /**
+   * While two sockets overlap both carry the same events: a text another socket already delivered
+   * is a duplicate. Only exact copies are dropped, so a frame one socket alone carried still goes through.
+   */
+  private deliver(socket: WebSocket, text: string, receivedAt: number): void {
+    if (this.sockets.size > 1) {
+      const from = this.recentFrames.get(text);
+      if (from !== undefined && from !== socket) {
+        this.recentFrames.delete(text);
+        this.duplicates++;
+        return;
+      }
+      this.recentFrames.set(text, socket);
+      if (this.recentFrames.size > MAX_REMEMBERED_FRAMES) this.recentFrames.delete(this.recentFrames.keys().next().value!);
+    }
+    if (socket === this.socket) this.lastFrameAt = receivedAt;
+    this.options.onFrame(text, receivedAt, this.id);
+  }
+
+  /** Close a socket nobody will adopt; whatever it held back is counted, not delivered. */
+  private discard(socket: WebSocket): Promise<void> {
+    this.discarded += this.pending.get(socket)?.frames.length ?? 0;
+    this.pending.delete(socket);
+    return closeSocket(socket, this.intentionallyClosed);
   }
 
   private armRotation(): void {
@@ -248,6 +334,10 @@ export class StreamConnection {
   }
 
   private onClose(socket: WebSocket, code: number, reason: string): void {
+    this.sockets.delete(socket);
+    this.retiring.delete(socket);
+    if (this.sockets.size <= 1) this.recentFrames.clear();
+    // A socket that closes before adoption keeps its frames: adopt() delivers them, then handles the close.
     if (this.intentionallyClosed.has(socket) || this.socket !== socket) return;
     this.socket = null;
     this.disconnectedAt ??= this.options.clock.now();
@@ -267,7 +357,7 @@ export class StreamConnection {
       this.reconnects++;
       this.open().then(
         (socket) => {
-          if (this.stopped) void closeSocket(socket, this.intentionallyClosed);
+          if (this.stopped) void this.discard(socket);
           else this.adopt(socket);
         },
         (error: unknown) => this.scheduleReconnect((error as Error).message),
