@@ -31,13 +31,19 @@ const MARKER_FILTER = {
 const stack = sharedStack();
 let clock: AcceleratedClock;
 let simulator: BinanceSimulator;
-let user: TestUser;
+let defaultUser: TestUser;
 let traderId: string;
 const running: Orchestrator[] = [];
 
 /** One worker's parts, wired as src/main.ts wires them. */
-function createOrchestrator(options: { failureLimit?: number } = {}): Orchestrator {
-  const logger = process.env.DEBUG_LOG ? createLogger({ level: 'debug', userId: user.id, machineId: 'test', sink: { write: (line) => appendFileSync(process.env.DEBUG_LOG!, line) } }) : silentLogger();
+function createOrchestrator(options: { failureLimit?: number; user?: TestUser; logLines?: string[] } = {}): Orchestrator {
+  const user = options.user ?? defaultUser;
+  const lines = options.logLines;
+  const logger = process.env.DEBUG_LOG
+    ? createLogger({ level: 'debug', userId: user.id, machineId: 'test', sink: { write: (line) => appendFileSync(process.env.DEBUG_LOG!, line) } })
+    : lines !== undefined
+      ? createLogger({ level: 'debug', userId: user.id, machineId: 'test', sink: { write: (line) => void lines.push(line) } })
+      : silentLogger();
   const database = new StateSynchronizer({ supabaseUrl: stack.supabaseUrl, supabaseKey: user.workerJwt, userId: user.id, machineId: 'test', clock, logger });
   const rest = new BinanceRestClient({ baseUrl: simulator.restUrl, clock, logger, timeoutMs: 600_000 });
   const ws = new BinanceWebSocketClient({ baseUrl: simulator.wsUrl, clock, logger });
@@ -81,8 +87,8 @@ beforeAll(async () => {
   clock = new AcceleratedClock({ speed: SPEED, originRealMs: now, originClockMs: now });
   simulator = new BinanceSimulator({ seed: 5, clock, symbols: SYMBOLS, klineUpdateMs: 3000, tickerUpdateMs: 10_000 });
   await simulator.start();
-  user = await createTestUser(stack);
-  traderId = await insertTrader(stack, { userId: user.id, name: 'marker', filter: MARKER_FILTER });
+  defaultUser = await createTestUser(stack);
+  traderId = await insertTrader(stack, { userId: defaultUser.id, name: 'marker', filter: MARKER_FILTER });
 });
 
 afterEach(async () => {
@@ -137,7 +143,7 @@ describe('orchestrator with real parts', () => {
   });
 
   it('keeps a trader disabled for errors across a restart until its row changes, then runs it again', async () => {
-    const brokenId = await insertTrader(stack, { userId: user.id, name: 'broken', filter: { ...MARKER_FILTER, code: "throw new Error('nope');" } });
+    const brokenId = await insertTrader(stack, { userId: defaultUser.id, name: 'broken', filter: { ...MARKER_FILTER, code: "throw new Error('nope');" } });
     const status = async () =>
       (await stack.sql<{ state: string; last_error: string | null; evaluations: string }[]>`
         select state, last_error, evaluations from public.trader_status where trader_id = ${brokenId}`)[0];
@@ -161,6 +167,29 @@ describe('orchestrator with real parts', () => {
     await stack.sql`delete from public.traders where id = ${brokenId}`;
   });
 
+  it('primes the rising edges of every trader in one screener run, so a match that continues is no new signal', async () => {
+    // Two traders that match every candle, new to the worker: the boot catch-up has no verdict for the
+    // candle before, for either. One priming run evaluates both; each must end "continuing", not "rising".
+    const user = await createTestUser(stack);
+    const always = { refreshInterval: '1m', requiredTimeframes: ['1m'], code: 'return true;' };
+    const ids = [await insertTrader(stack, { userId: user.id, name: 'always a', filter: always }), await insertTrader(stack, { userId: user.id, name: 'always b', filter: always })];
+    const lines: string[] = [];
+    const orchestrator = createOrchestrator({ user, logLines: lines });
+    await orchestrator.start();
+    const events = () => lines.map((line) => JSON.parse(line) as { event?: string; interval?: string });
+    await waitFor('the boot catch-up', () => events().some((line) => line.event === 'tick_catchup'), 20_000);
+    const catchUp = events().findIndex((line) => line.event === 'tick_catchup');
+    const runs = events().slice(0, catchUp).filter((line) => line.event === 'screener_tick');
+    // The candle itself, then the candle before for both traders at once (trader by trader would be three).
+    expect(runs).toHaveLength(2);
+    // A tick on its own close sees verdicts for both traders from then on: still nothing new.
+    await untilClock(upcomingCandle(1) + 5_000);
+    await waitFor('a tick after the catch-up', () => events().some((line) => line.event === 'tick'), 20_000);
+    const signals = await stack.sql`select 1 from public.signals where trader_id in ${stack.sql(ids)}`;
+    expect(signals).toHaveLength(0);
+    await stack.sql`delete from public.traders where id in ${stack.sql(ids)}`;
+  });
+
   it('reports degraded with a reason while the feed is silent, and ready again after', async () => {
     const orchestrator = createOrchestrator();
     await orchestrator.start();
@@ -173,7 +202,8 @@ describe('orchestrator with real parts', () => {
     // A silent feed shows as lost coverage at the next close, or as a dead stream once the silence timeout hits.
     expect(orchestrator.readiness().reasons.join(' ')).toMatch(/coverage 1m|streams down/);
     simulator.faults.clearStall();
-    await waitFor('ready again', () => orchestrator.readiness().ready, 30_000);
+    // The 'state' event follows the next tick or heartbeat, a moment after readiness() itself turns.
+    await waitFor('ready again', () => orchestrator.readiness().ready && states.at(-1) === 'ready', 30_000);
     // Reconnects during the stall may flip it more than once; it starts degraded and ends ready.
     expect(states[0]).toBe('degraded');
     expect(states.at(-1)).toBe('ready');
