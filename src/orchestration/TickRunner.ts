@@ -33,7 +33,7 @@ export interface TickSummary {
   arrivalLagsMs: number[];
   closeToCommitMs: number[];
   outcomes: TraderTickOutcome[];
-  /** Symbols left out because their series was not complete after all (not because it moved past the candle). */
+  /** Symbols left out because their series was not complete after all (behind, or a gap being filled). */
   incomplete: string[];
 }
 
@@ -63,12 +63,13 @@ export class TickRunner {
     const { clock, screener, store } = this.options;
     const startedAt = clock.now();
     // Never screen a stale or incomplete series. A symbol already past this candle (the request waited)
-    // is simply covered by the next tick; one still behind it (a gap opened) is handed back to be filled.
+    // is screened as it stood at the close (below); one behind it or with a gap is handed back to be filled.
     const symbols: string[] = [];
     const incomplete: string[] = [];
+    // A symbol not screenable now (its series behind, or a gap being filled) goes back to be filled and followed up.
     for (const symbol of request.symbols) {
       if (this.hasCandle(symbol, request.interval, request.openTime)) symbols.push(symbol);
-      else if ((store.series(symbol, request.interval)?.lastClosed()?.openTime ?? 0) <= request.openTime) incomplete.push(symbol);
+      else incomplete.push(symbol);
     }
     // Filters see the market as it stood when this candle closed, even if the tick waited and newer
     // candles have arrived since: the signal belongs to this candle, its price and provenance too.

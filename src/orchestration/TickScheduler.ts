@@ -72,6 +72,8 @@ interface IntervalSlot {
   timeframes: Interval[];
   collecting: Collector | null;
   fired: Collector | null;
+  /** The last few fired collectors, newest last: a late symbol of any of them can still be followed up. */
+  recent: Collector[];
   boundaryTimer: TimerHandle | undefined;
   running: boolean;
   /** Requests waiting behind the running one, one per candle, oldest first. */
@@ -121,6 +123,7 @@ export class TickScheduler {
         timeframes: merged,
         collecting: null,
         fired: null,
+        recent: [],
         boundaryTimer: undefined,
         running: false,
         queued: [],
@@ -249,6 +252,7 @@ export class TickScheduler {
     this.options.clock.clearTimeout(collector.graceTimer);
     if (slot.collecting === collector) slot.collecting = null;
     slot.fired = collector;
+    slot.recent = [...slot.recent.filter((recent) => recent !== collector), collector].slice(-(MAX_PENDING_CANDLES + 1));
     const ready: string[] = [];
     for (const [symbol, missing] of collector.waiting) {
       if (missing.size === 0 || this.completeNow(collector, symbol, missing)) ready.push(symbol);
@@ -313,8 +317,9 @@ export class TickScheduler {
   /** Symbols a run found incomplete although their close had arrived: fill them and follow up. */
   private requeueIncomplete(request: TickRequest, symbols: readonly string[]): void {
     const slot = this.slots.get(request.interval);
-    const collector = slot?.fired;
-    if (slot === undefined || collector == null || collector.openTime !== request.openTime || !this.accepting) return;
+    // Not only the latest candle: a tick that ran late finds its symbols incomplete while a newer one has fired.
+    const collector = slot?.recent.find((recent) => recent.openTime === request.openTime);
+    if (slot === undefined || collector === undefined || !this.accepting) return;
     for (const symbol of symbols) {
       const rounds = collector.rounds.get(symbol) ?? 0;
       if (rounds >= MAX_FOLLOW_UP_ROUNDS) continue;
