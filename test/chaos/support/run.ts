@@ -473,6 +473,12 @@ export class ChaosRun {
     if (code !== 0) this.problems.push(`final SIGTERM exited ${code}`);
     // The last candles closed as the worker was told to stop.
     this.timeline.exclusions.push({ from: last.endedAt! - this.real(1_500), to: Number.POSITIVE_INFINITY, reason: 'end of run: closes during the final shutdown' });
+    // A candle the scheduler shed (more than MAX_PENDING_CANDLES waited behind slow ticks) is never screened, by design.
+    for (const line of this.worker.events('tick_skipped')) {
+      const interval = line.interval as Interval;
+      const boundary = Number(line.openTime) + intervalMs(interval);
+      this.timeline.exclusions.push({ interval, from: boundary, to: boundary, reason: 'tick shed under overload: too many candles waited behind slow ticks' });
+    }
     const rows = await this.stack.sql<SignalRow[]>`select trader_id, symbol, interval, candle_open_time, price, provenance from public.signals where user_id = ${this.userId}`;
     const initialSymbols = new Set(this.simulator.symbols());
     for (const symbol of this.timeline.membership.keys()) initialSymbols.delete(symbol);
