@@ -10,7 +10,7 @@ import { createTestUser, insertTrader, sharedStack, type TestUser } from './supp
 const stack = sharedStack();
 const synchronizers: StateSynchronizer[] = [];
 
-function synchronizerFor(user: TestUser, options: { key?: string; clock?: AcceleratedClock } = {}) {
+function synchronizerFor(user: TestUser, options: { key?: string; clock?: AcceleratedClock; chunkSize?: number } = {}) {
   const logs = collectingLogger();
   const synchronizer = new StateSynchronizer({
     supabaseUrl: stack.supabaseUrl,
@@ -21,6 +21,7 @@ function synchronizerFor(user: TestUser, options: { key?: string; clock?: Accele
     logger: logs.logger,
     bufferSize: 1000,
     retry: { baseMs: 20, maxMs: 200 },
+    chunkSize: options.chunkSize,
   });
   synchronizers.push(synchronizer);
   return { synchronizer, logs };
@@ -139,6 +140,28 @@ describe('writing signals and status', () => {
     expect(rows[0]!.provenance.closeToCommitMs).toBeGreaterThanOrEqual(250);
     expect(rows[0]!.provenance.closeToCommitMs).toBeLessThan(10_000);
     expect(synchronizer.stats()).toMatchObject({ signalsWritten: 8, signalsBuffered: 0, signalsDropped: 0, dbUp: true });
+  });
+
+  it('commits a batch of signals before the status writes queued ahead of it, which all land after', async () => {
+    const user = await createTestUser(stack);
+    const traders = [];
+    for (let index = 0; index < 6; index += 1) traders.push(await insertTrader(stack, { userId: user.id, name: `t${index}` }));
+    // One status row per request: six writes queued when the batch arrives.
+    const { synchronizer } = synchronizerFor(user, { chunkSize: 1 });
+    let statusesDoneAt = Number.POSITIVE_INFINITY;
+    const statuses = synchronizer.writeTraderStatus(traders.map((id) => traderStatus(user.id, id))).then(() => {
+      statusesDoneAt = systemClock.now();
+    });
+
+    const result = await synchronizer.writeSignals(signalSeries(user.id, traders[0]!, 2));
+    await statuses;
+
+    // A signal waits for at most the status write in flight, not for the whole backlog of them.
+    expect(result).toMatchObject({ committed: 2, buffered: 0 });
+    expect(result.committedAt!).toBeLessThan(statusesDoneAt);
+    const written = await stack.sql`select trader_id from public.trader_status where user_id = ${user.id}`;
+    expect(written).toHaveLength(6);
+    expect(await stack.sql`select 1 from public.signals where trader_id = ${traders[0]!}`).toHaveLength(2);
   });
 
   it('drops only the signals the database refuses, without retrying them', async () => {

@@ -269,11 +269,15 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
     return this.pendingTraders.size + (this.pendingWorker === null ? 0 : 1);
   }
 
-  /** One drain at a time: signals oldest first, then statuses. Ends empty, or with a retry scheduled. */
+  /**
+   * One drain at a time: signals oldest first, then statuses. Ends empty, or with a retry scheduled.
+   * A signal batch that arrives while statuses are being written goes before the next status write:
+   * a signal then waits for at most the one status write in flight, never for the whole status backlog.
+   */
   private drain(): Promise<void> {
     this.draining ??= (async () => {
       try {
-        if (await this.drainSignals()) await this.drainStatuses();
+        while ((await this.drainSignals()) && (await this.drainStatuses()) === 'yielded');
       } finally {
         this.draining = null;
       }
@@ -320,24 +324,26 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
     return true;
   }
 
-  private async drainStatuses(): Promise<void> {
+  /** 'yielded' when signals arrived meanwhile and should go first; 'retry' when a retry is scheduled. */
+  private async drainStatuses(): Promise<'done' | 'yielded' | 'retry'> {
     const worker = this.pendingWorker;
     if (worker !== null) {
       const outcome = await this.insert('worker_status', [workerStatusRow(worker)], 'user_id', false);
-      if (!outcome.ok && outcome.error instanceof TransientError) return this.scheduleRetry(outcome.error);
+      if (!outcome.ok && outcome.error instanceof TransientError) return this.retryLater(outcome.error);
       if (!outcome.ok) this.reject('worker_status', worker, outcome.error as DatabaseRejectedError);
       if (this.pendingWorker === worker) this.pendingWorker = null;
     }
     const traders = [...this.pendingTraders.values()];
     for (let start = 0; start < traders.length; start += this.chunkSize) {
+      if (this.signals.length > 0) return 'yielded';
       const chunk = traders.slice(start, start + this.chunkSize);
       const outcome = await this.insert('trader_status', chunk.map(traderStatusRow), 'trader_id', false);
-      if (!outcome.ok && outcome.error instanceof TransientError) return this.scheduleRetry(outcome.error);
+      if (!outcome.ok && outcome.error instanceof TransientError) return this.retryLater(outcome.error);
       if (!outcome.ok) {
         // Typically a trader deleted meanwhile: find which rows are refused, write the rest.
         for (const status of chunk) {
           const single = chunk.length === 1 ? outcome : await this.insert('trader_status', [traderStatusRow(status)], 'trader_id', false);
-          if (!single.ok && single.error instanceof TransientError) return this.scheduleRetry(single.error);
+          if (!single.ok && single.error instanceof TransientError) return this.retryLater(single.error);
           if (!single.ok) this.reject('trader_status', status, single.error as DatabaseRejectedError);
           if (this.pendingTraders.get(status.traderId) === status) this.pendingTraders.delete(status.traderId);
         }
@@ -347,6 +353,12 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
         if (this.pendingTraders.get(status.traderId) === status) this.pendingTraders.delete(status.traderId);
       }
     }
+    return 'done';
+  }
+
+  private retryLater(error: TransientError): 'retry' {
+    this.scheduleRetry(error);
+    return 'retry';
   }
 
   private reject(table: string, status: WorkerStatus | TraderStatus, error: DatabaseRejectedError): void {
