@@ -121,12 +121,15 @@ export class TickRunner {
       summary.matches += outcome.matches.length;
       const edges = this.risingEdges(trader, request, symbols, outcome, matchedBefore.get(trader.id));
       for (const match of edges) batch.push(this.signal(trader, request, market, match.symbol, match.price, match.conditions));
-      this.options.health.recordOutcome(outcome);
     }
     const edgedAt = clock.now();
     summary.edgesMs = edgedAt - screenedAt;
     if (batch.length > 0) await this.write(batch, summary);
     summary.writeMs = clock.now() - edgedAt;
+    // Only now, with this tick's signals committed or buffered ahead of any status write, may trader_status say the
+    // candle was evaluated: a restart resumes after it, so saying it earlier could lose a signal to a crash.
+    const candleCloseTime = request.openTime + intervalMs(request.interval);
+    for (const outcome of outcomes) this.options.health.recordOutcome(outcome, candleCloseTime);
     summary.durationMs = clock.now() - startedAt;
     return summary;
   }

@@ -104,15 +104,18 @@ export class TraderHealth {
   }
 
   /** Fold one tick's outcome for a trader into its totals. */
-  recordOutcome(outcome: TraderTickOutcome): void {
+  /**
+   * `candleCloseTime` is the close time of the candle the tick screened: `last_evaluated_at` records it rather than the
+   * wall time, so a restart resumes exactly at the next candle however late the tick ran.
+   */
+  recordOutcome(outcome: TraderTickOutcome, candleCloseTime: number = this.clock.now()): void {
     const record = this.records.get(outcome.traderId);
     if (record === undefined) return;
-    const now = this.clock.now();
     const evaluations = outcome.evaluatedSymbols.length + outcome.errors.filter((error) => error.symbol !== null).length;
     if (evaluations > 0) {
       record.evaluations += evaluations;
       record.totalEvaluationMs += outcome.evaluationMs;
-      record.lastEvaluatedAt = now;
+      record.lastEvaluatedAt = candleCloseTime;
     }
     record.matches += outcome.matches.length;
     record.dirty = true;
