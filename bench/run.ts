@@ -1,5 +1,6 @@
-// `npm run bench [-- <name>…] [--quick] [--json <file>]`: runs the benchmarks, prints a table, and in full mode updates BENCHMARKS.md.
-import { writeFileSync } from 'node:fs';
+// `npm run bench [-- <name>…] [--quick] [--json <file>] [--render]`: runs the benchmarks, prints a table, and in full
+// mode updates BENCHMARKS.md; `--render` only rewrites BENCHMARKS.md from the stored results and the chaos suite's.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Benchmark, BenchmarkResult, BenchMode } from './benchmark.ts';
@@ -16,6 +17,13 @@ import { tick } from './tick.ts';
 const ROOT = resolve(import.meta.dirname, '..');
 const RESULTS_PATH = join(ROOT, 'bench', 'results.json');
 const MARKDOWN_PATH = join(ROOT, 'BENCHMARKS.md');
+const CHAOS_RESULTS_PATH = join(ROOT, 'test', 'chaos', 'RESULTS.md');
+
+function writeMarkdown(results: ReturnType<typeof loadResults>): void {
+  const chaos = existsSync(CHAOS_RESULTS_PATH) ? readFileSync(CHAOS_RESULTS_PATH, 'utf8') : undefined;
+  writeFileSync(MARKDOWN_PATH, renderMarkdown(results, COMMENTARY, chaos));
+  process.stderr.write(`[bench] wrote ${MARKDOWN_PATH}\n`);
+}
 
 /**
  * Run order: in-process benchmarks first; latency, then memory, observe one shared worker (memory
@@ -27,14 +35,16 @@ interface Arguments {
   mode: BenchMode;
   names: string[];
   jsonPath: string | null;
+  renderOnly: boolean;
 }
 
 function parseArguments(argv: string[]): Arguments {
   const known = BENCHMARKS.map((benchmark) => benchmark.name);
-  const parsed: Arguments = { mode: 'full', names: [], jsonPath: null };
+  const parsed: Arguments = { mode: 'full', names: [], jsonPath: null, renderOnly: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick') parsed.mode = 'quick';
+    else if (arg === '--render') parsed.renderOnly = true;
     else if (arg === '--json') {
       const path = argv[++i];
       if (path === undefined) throw new UsageError('--json needs a file path');
@@ -67,8 +77,12 @@ async function main(argv: string[]): Promise<number> {
     args = parseArguments(argv);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`bench: ${error.message}\nusage: npm run bench [-- <name>…] [--quick] [--json <file>]\n`);
+    process.stderr.write(`bench: ${error.message}\nusage: npm run bench [-- <name>…] [--quick] [--json <file>] [--render]\n`);
     return 2;
+  }
+  if (args.renderOnly) {
+    writeMarkdown(loadResults(RESULTS_PATH));
+    return 0;
   }
   const selected = BENCHMARKS.filter((benchmark) => args.names.length === 0 || args.names.includes(benchmark.name));
   const command = `npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}`;
@@ -110,8 +124,7 @@ async function main(argv: string[]): Promise<number> {
     const results = loadResults(RESULTS_PATH);
     for (const { name, stored } of outcomes) results[name] = stored;
     saveResults(RESULTS_PATH, results);
-    writeFileSync(MARKDOWN_PATH, renderMarkdown(results, COMMENTARY));
-    process.stderr.write(`[bench] wrote ${MARKDOWN_PATH}\n`);
+    writeMarkdown(results);
   }
   return outcomes.some(({ stored }) => stored.result === null) ? 1 : 0;
 }
