@@ -14,8 +14,8 @@ export interface HourlySample {
 }
 
 /**
- * One sample per simulated hour from that hour's stats lines (one per simulated minute): memory as at the
- * hour's end, event-loop lag and tick time at their worst, tick time also as a mean over the hour's ticks.
+ * One sample per simulated hour from that hour's stats lines (one per simulated minute): RSS as the hour's
+ * median, heap as its floor, event-loop lag and tick time at their worst, tick time also as a mean.
  * Tick times are converted to real milliseconds: the worker measures them on its accelerated clock.
  */
 export function hourlySamples(lines: ClockedLine[], startedAt: number, speed: number): HourlySample[] {
@@ -30,13 +30,14 @@ export function hourlySamples(lines: ClockedLine[], startedAt: number, speed: nu
   for (let hour = 1; hour <= last; hour++) {
     const hourLines = byHour.get(hour);
     if (!hourLines || hourLines.length === 0) continue;
-    const end = hourLines.at(-1)!;
+    const rss = hourLines.map((line) => Number(line.rssMb)).sort((a, b) => a - b);
     const ticks = hourLines.reduce((sum, line) => sum + Number(line.ticks ?? 0), 0);
     const tickTime = hourLines.reduce((sum, line) => sum + Number(line.tickMeanMs ?? 0) * Number(line.ticks ?? 0), 0);
     samples.push({
       hour,
-      rssMb: Number(end.rssMb),
-      heapUsedMb: Number(end.heapUsedMb),
+      rssMb: rss[Math.floor((rss.length - 1) / 2)]!,
+      // The heap saw-tooths between collections; its floor over the hour is what a leak would raise.
+      heapUsedMb: Math.min(...hourLines.map((line) => Number(line.heapUsedMb))),
       eventLoopLagP99Ms: Math.max(...hourLines.map((line) => Number(line.eventLoopLagP99Ms ?? 0))),
       tickMeanMs: ticks === 0 ? 0 : Math.round(tickTime / ticks / speed),
       tickMaxMs: Math.round(Math.max(...hourLines.map((line) => Number(line.tickMaxMs ?? 0))) / speed),
