@@ -81,7 +81,7 @@ describe('ops server', () => {
   });
 
   it('serves screener_ metrics that mirror adapter counters and tick events', async () => {
-    const stream = { messages: 10, malformed: 1, reconnects: 0 };
+    const stream = { messages: 10, malformed: 1, reconnects: 0, duplicates: 4, discarded: 2 };
     const sink = { signalsWritten: 2, signalsBuffered: 5, signalsDropped: 0, dbRetries: 3 };
     const eventLoop = new EventLoopMonitor();
     eventLoop.start();
@@ -119,6 +119,8 @@ describe('ops server', () => {
     const text = await scrape();
     eventLoop.stop();
     expect(text).toMatch(/screener_stream_messages_total 25\b/);
+    expect(text).toMatch(/screener_stream_duplicates_total 4\b/);
+    expect(text).toMatch(/screener_stream_discarded_total 2\b/);
     expect(text).toMatch(/screener_signals_buffered 5\b/);
     expect(text).toMatch(/screener_db_retries_total 3\b/);
     expect(text).toMatch(/screener_rest_weight_used 40\b/);

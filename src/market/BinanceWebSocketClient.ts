@@ -79,7 +79,7 @@ export class BinanceWebSocketClient extends EventEmitter<Events> implements Life
   private lastSkipLogAt = 0;
   private applying: Promise<void> = Promise.resolve();
   /** Dropped frames of connections already removed, so the totals never go backwards. */
-  private readonly retiredDrops = { duplicates: 0, discarded: 0 };
+  private readonly retiredDrops = { duplicates: 0, discarded: 0, reconnects: 0 };
 
   constructor(options: BinanceWebSocketClientOptions) {
     super();
@@ -116,8 +116,7 @@ export class BinanceWebSocketClient extends EventEmitter<Events> implements Life
   stats(): WebSocketStats {
     let streams = 0;
     let connectionsOpen = 0;
-    let reconnects = 0;
-    let { duplicates, discarded } = this.retiredDrops;
+    let { duplicates, discarded, reconnects } = this.retiredDrops;
     for (const connection of this.connections) {
       streams += connection.streams.size;
       if (connection.isOpen) connectionsOpen++;
@@ -212,11 +211,12 @@ export class BinanceWebSocketClient extends EventEmitter<Events> implements Life
     this.log.warn({ event: 'stream_connect_failed', error: String((failed.reason as Error)?.message ?? failed.reason) }, 'stream connection failed, retrying');
   }
 
-  /** Stop a connection that is no longer listed, keeping its drop counts in the totals. */
+  /** Stop a connection that is no longer listed, keeping its counts in the totals so they never go backwards. */
   private async retire(connection: StreamConnection): Promise<void> {
     await connection.stop();
     this.retiredDrops.duplicates += connection.duplicates;
     this.retiredDrops.discarded += connection.discarded;
+    this.retiredDrops.reconnects += connection.reconnects;
   }
 
   private createConnection(streams: string[]): StreamConnection {

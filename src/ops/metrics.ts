@@ -9,7 +9,7 @@ import type { EventLoopMonitor } from './EventLoopMonitor.ts';
 
 /** Cumulative counters owned by the adapters, read at scrape time. Any may be missing. */
 export interface MetricsSources {
-  stream?: () => { messages: number; malformed: number; reconnects: number };
+  stream?: () => { messages: number; malformed: number; reconnects: number; duplicates?: number; discarded?: number };
   rest?: () => { weightUsed: number; rateLimited: number };
   sink?: () => { signalsWritten: number; signalsBuffered: number; signalsDropped: number; dbRetries: number };
   /** The worker's state as /ready judges it. */
@@ -52,6 +52,8 @@ export class WorkerMetrics {
     this.mirror('stream_messages_total', 'Stream messages received', () => stream()?.messages);
     this.mirror('stream_malformed_total', 'Stream messages that broke the wire contract', () => stream()?.malformed);
     this.mirror('stream_reconnects_total', 'Stream reconnections', () => stream()?.reconnects);
+    this.mirror('stream_duplicates_total', 'Frames dropped as exact copies while two sockets overlapped (rotation)', () => stream()?.duplicates);
+    this.mirror('stream_discarded_total', 'Control replies and events dropped from a socket being retired', () => stream()?.discarded);
     this.mirror('rest_rate_limited_total', 'REST responses 429/418', () => rest()?.rateLimited);
     this.mirror('signals_written_total', 'Signals committed to the database', () => sink()?.signalsWritten);
     this.mirror('signals_dropped_total', 'Signals dropped because the write buffer overflowed', () => sink()?.signalsDropped);
