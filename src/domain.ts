@@ -76,6 +76,27 @@ export interface Candle {
   takerBuyQuoteVolume: number;
 }
 
+/**
+ * A candle as one row of float64s, in Candle's field order: the layout MarketStore keeps and hands, unchanged, to the
+ * screening threads (which read it with the same offsets inside the isolates).
+ */
+export const CANDLE_ROW_FIELDS = 11;
+
+export function writeCandleRow(rows: Float64Array, row: number, c: Candle): void {
+  const o = row * CANDLE_ROW_FIELDS;
+  rows[o] = c.openTime;
+  rows[o + 1] = c.open;
+  rows[o + 2] = c.high;
+  rows[o + 3] = c.low;
+  rows[o + 4] = c.close;
+  rows[o + 5] = c.volume;
+  rows[o + 6] = c.closeTime;
+  rows[o + 7] = c.quoteVolume;
+  rows[o + 8] = c.trades;
+  rows[o + 9] = c.takerBuyBaseVolume;
+  rows[o + 10] = c.takerBuyQuoteVolume;
+}
+
 /** Where a candle's data came from; recorded in signal provenance. */
 export type CandleOrigin = 'stream' | 'backfill' | 'gapfill';
 

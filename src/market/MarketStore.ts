@@ -1,11 +1,11 @@
 // The only owner of market data: bounded numeric rows of closed candles per (symbol, interval) in shared memory, the forming candle, tickers.
 import type { Clock } from '../clock.ts';
-import type { Candle, CandleOrigin, Interval, Ticker } from '../domain.ts';
+import { CANDLE_ROW_FIELDS, type Candle, type CandleOrigin, type Interval, type Ticker, writeCandleRow } from '../domain.ts';
 import type { CandleClosedEvent, CandleSeriesView, MarketView, SharedCandleRows } from '../ports.ts';
 
 export type ApplyResult = 'closed' | 'updated' | 'duplicate' | 'stale';
 
-const FIELDS = 11;
+const FIELDS = CANDLE_ROW_FIELDS;
 const ORIGINS: readonly CandleOrigin[] = ['stream', 'backfill', 'gapfill'];
 const ORIGIN_CODE: Record<CandleOrigin, number> = { stream: 0, backfill: 1, gapfill: 2 };
 
@@ -188,19 +188,7 @@ export class CandleSeries implements CandleSeriesView {
   }
 
   private write(slot: number, c: Candle): void {
-    const r = this.rows;
-    const o = slot * FIELDS;
-    r[o] = c.openTime;
-    r[o + 1] = c.open;
-    r[o + 2] = c.high;
-    r[o + 3] = c.low;
-    r[o + 4] = c.close;
-    r[o + 5] = c.volume;
-    r[o + 6] = c.closeTime;
-    r[o + 7] = c.quoteVolume;
-    r[o + 8] = c.trades;
-    r[o + 9] = c.takerBuyBaseVolume;
-    r[o + 10] = c.takerBuyQuoteVolume;
+    writeCandleRow(this.rows, slot, c);
   }
 
   private equals(slot: number, c: Candle): boolean {

@@ -1,6 +1,6 @@
 // The screened series as SharedArrayBuffers read in place by every thread and isolate: the market store's own rows, or one copy of them.
-import type { Candle, Interval } from '../domain.ts';
-import { intervalMs } from '../domain.ts';
+import type { Interval } from '../domain.ts';
+import { intervalMs, writeCandleRow } from '../domain.ts';
 import type { CandleSeriesView, MarketView, SharedCandleRows } from '../ports.ts';
 import { ROW_FIELDS } from './sandboxRuntime.ts';
 
@@ -144,7 +144,7 @@ export class SharedSeriesStore {
       stored.rows.copyWithin(0, stored.start * ROW_FIELDS, (stored.start + kept) * ROW_FIELDS);
       stored.start = 0;
     }
-    for (const [i, candle] of appended.entries()) writeRow(stored.rows, stored.start + kept + i, candle);
+    for (const [i, candle] of appended.entries()) writeCandleRow(stored.rows, stored.start + kept + i, candle);
     stored.length = view.length;
     return stored.rows[stored.start * ROW_FIELDS] === view.get(0).openTime;
   }
@@ -156,25 +156,10 @@ export class SharedSeriesStore {
       stored.owned = true;
       stored.generation++;
     }
-    for (let i = 0; i < length; i++) writeRow(stored.rows, i, view.get(i));
+    for (let i = 0; i < length; i++) writeCandleRow(stored.rows, i, view.get(i));
     stored.start = 0;
     stored.length = length;
   }
-}
-
-function writeRow(rows: Float64Array, row: number, c: Candle): void {
-  const o = row * ROW_FIELDS;
-  rows[o] = c.openTime;
-  rows[o + 1] = c.open;
-  rows[o + 2] = c.high;
-  rows[o + 3] = c.low;
-  rows[o + 4] = c.close;
-  rows[o + 5] = c.volume;
-  rows[o + 6] = c.closeTime;
-  rows[o + 7] = c.quoteVolume;
-  rows[o + 8] = c.trades;
-  rows[o + 9] = c.takerBuyBaseVolume;
-  rows[o + 10] = c.takerBuyQuoteVolume;
 }
 
 function sharedRows(length: number): Float64Array {
