@@ -82,6 +82,11 @@ export interface Candle {
  */
 export const CANDLE_ROW_FIELDS = 11;
 
+/** Room for `rows` candle rows in shared memory, so worker threads and isolates read them without a copy. */
+export function sharedCandleRows(rows: number): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(rows * CANDLE_ROW_FIELDS * Float64Array.BYTES_PER_ELEMENT));
+}
+
 export function writeCandleRow(rows: Float64Array, row: number, c: Candle): void {
   const o = row * CANDLE_ROW_FIELDS;
   rows[o] = c.openTime;

@@ -1,6 +1,6 @@
 // The only owner of market data: bounded numeric rows of closed candles per (symbol, interval) in shared memory, the forming candle, tickers.
 import type { Clock } from '../clock.ts';
-import { CANDLE_ROW_FIELDS, type Candle, type CandleOrigin, type Interval, type Ticker, writeCandleRow } from '../domain.ts';
+import { CANDLE_ROW_FIELDS, type Candle, sharedCandleRows, type CandleOrigin, type Interval, type Ticker, writeCandleRow } from '../domain.ts';
 import type { CandleClosedEvent, CandleSeriesView, MarketView, SharedCandleRows } from '../ports.ts';
 
 export type ApplyResult = 'closed' | 'updated' | 'duplicate' | 'stale';
@@ -40,7 +40,7 @@ export class CandleSeries implements CandleSeriesView {
     this.interval = interval;
     this.capacity = capacity;
     this.rowCapacity = capacity + slackFor(capacity);
-    this.rows = sharedRows(this.rowCapacity);
+    this.rows = sharedCandleRows(this.rowCapacity);
     this.origins = new Uint8Array(this.rowCapacity);
   }
 
@@ -135,7 +135,7 @@ export class CandleSeries implements CandleSeriesView {
 
   /** The held rows copied to the front of a new buffer; the old one is left as it was for its readers. */
   private moveToFreshBuffer(): void {
-    const rows = sharedRows(this.rowCapacity);
+    const rows = sharedCandleRows(this.rowCapacity);
     rows.set(this.rows.subarray(this.start * FIELDS, (this.start + this.count) * FIELDS));
     const origins = new Uint8Array(this.rowCapacity);
     origins.set(this.origins.subarray(this.start, this.start + this.count));
@@ -350,8 +350,4 @@ export class MarketStore implements MarketView {
     }
     return entry;
   }
-}
-
-function sharedRows(rows: number): Float64Array {
-  return new Float64Array(new SharedArrayBuffer(rows * FIELDS * Float64Array.BYTES_PER_ELEMENT));
 }

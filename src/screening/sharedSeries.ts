@@ -1,6 +1,6 @@
 // The screened series as SharedArrayBuffers read in place by every thread and isolate: the market store's own rows, or one copy of them.
 import type { Interval } from '../domain.ts';
-import { intervalMs, writeCandleRow } from '../domain.ts';
+import { intervalMs, sharedCandleRows, writeCandleRow } from '../domain.ts';
 import type { CandleSeriesView, MarketView, SharedCandleRows } from '../ports.ts';
 import { ROW_FIELDS } from './sandboxRuntime.ts';
 
@@ -97,7 +97,7 @@ export class SharedSeriesStore {
   }
 
   private create(key: string, interval: Interval, now: number): StoredSeries {
-    const stored = { id: this.nextId++, interval, generation: 0, rows: sharedRows(0), start: 0, length: 0, version: 0, lastOpenTime: 0, lastSyncedAt: now, owned: true };
+    const stored = { id: this.nextId++, interval, generation: 0, rows: sharedCandleRows(1), start: 0, length: 0, version: 0, lastOpenTime: 0, lastSyncedAt: now, owned: true };
     this.byKey.set(key, stored);
     this.byId.set(stored.id, stored);
     return stored;
@@ -152,7 +152,7 @@ export class SharedSeriesStore {
   private rewrite(stored: StoredSeries, view: CandleSeriesView): void {
     const length = view.length;
     if (!stored.owned || stored.rows.length < length * ROW_FIELDS) {
-      stored.rows = sharedRows(length + slackFor(length));
+      stored.rows = sharedCandleRows(Math.max(1, length + slackFor(length)));
       stored.owned = true;
       stored.generation++;
     }
@@ -160,10 +160,6 @@ export class SharedSeriesStore {
     stored.start = 0;
     stored.length = length;
   }
-}
-
-function sharedRows(length: number): Float64Array {
-  return new Float64Array(new SharedArrayBuffer(Math.max(1, length) * ROW_FIELDS * Float64Array.BYTES_PER_ELEMENT));
 }
 
 /** A series as a thread reads it this tick. */
