@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../logger.ts';
 import type { SeriesBuffer } from './sharedSeries.ts';
 import type { FromThread, ThreadOptions, ToThread, TraderSpec } from './protocol.ts';
+import { backoffDelay } from '../backoff.ts';
 
 type TickRequest = Extract<ToThread, { type: 'tick' }>;
 type TickReply = Extract<FromThread, { type: 'tickResult' }>;
@@ -162,8 +163,9 @@ export class ScreenerThread {
     this.handed.clear();
     this.dropped = [];
     this.logger.error({ event: 'screener_thread_restarted', thread: this.index, reason, restarts: this.restarts }, 'screening thread restarted');
-    // A thread that keeps dying at start must not spin: wait a little longer after each restart.
-    const delayMs = Math.min(5000, 50 * 2 ** Math.min(this.restarts - 1, 7));
+    // A thread that keeps dying at start must not spin: wait a little longer after each restart. No jitter: a local
+    // thread has no peers to fall into step with.
+    const delayMs = backoffDelay(this.restarts - 1, { baseMs: 50, maxMs: 5000, random: () => 1 });
     this.ready = new Promise<void>((resolve, reject) => {
       setTimeout(() => {
         if (this.stopping) return reject(new ThreadCrashedError(this.index, 'stopped'));
