@@ -6,14 +6,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startLocalStack } from '../dev/localStack.ts';
 import { ROOT } from './e2e.support.ts';
+import { cleanupsAfterEach } from './support/wait.ts';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 async function until<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, deadlineMs: number): Promise<T> {
   const deadline = Date.now() + deadlineMs;

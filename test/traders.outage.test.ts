@@ -6,6 +6,7 @@ import { StateSynchronizer } from '../src/traders/StateSynchronizer.ts';
 import { collectingLogger } from './support/logs.ts';
 import { signalSeries, traderStatus, workerStatus } from './support/signals.ts';
 import { createTestUser, insertTrader, type TestUser } from './support/stack.ts';
+import { until } from './support/wait.ts';
 
 // Stopping PostgREST would break every other test file on the shared stack: this file has its own.
 let stack: LocalStack;
@@ -41,13 +42,6 @@ function synchronizerFor(user: TestUser, bufferSize = 1000) {
   return { synchronizer, logs };
 }
 
-async function until(what: string, condition: () => Promise<boolean> | boolean, deadlineMs = 10_000): Promise<void> {
-  const deadline = performance.now() + deadlineMs;
-  while (!(await condition())) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 async function countSignals(traderId: string): Promise<number> {
   const [row] = await stack.sql<{ count: number }[]>`select count(*)::int as count from public.signals where trader_id = ${traderId}`;
@@ -76,7 +70,7 @@ describe('database outages', () => {
     expect(await countSignals(trader)).toBe(5);
 
     await stack.startPostgrest();
-    await until('the buffer to drain', () => synchronizer.stats().signalsBuffered === 0 && synchronizer.stats().statusPending === 0);
+    await until(() => synchronizer.stats().signalsBuffered === 0 && synchronizer.stats().statusPending === 0, 'the buffer to drain', 10_000, 20);
 
     expect(await countSignals(trader)).toBe(30);
     const rows = await stack.sql`select candle_open_time from public.signals where trader_id = ${trader} group by 1 having count(*) > 1`;
@@ -132,7 +126,7 @@ describe('database outages', () => {
     expect(logs.events('signal_buffer_overflow')).toHaveLength(1);
 
     await stack.startPostgrest();
-    await until('the buffer to drain', () => synchronizer.stats().signalsBuffered === 0);
+    await until(() => synchronizer.stats().signalsBuffered === 0, 'the buffer to drain', 10_000, 20);
     const rows = await stack.sql<{ candle_open_time: Date }[]>`select candle_open_time from public.signals where trader_id = ${trader} order by 1`;
     expect(rows.map((row) => row.candle_open_time.getTime())).toEqual(all.slice(15).map((signal) => signal.candleOpenTime));
   });
@@ -144,7 +138,7 @@ describe('database outages', () => {
     await synchronizer.start();
     await stack.restartPostgres();
     await synchronizer.writeSignals(signalSeries(user.id, trader, 4));
-    await until('the signals to land', async () => synchronizer.stats().signalsBuffered === 0 && (await countSignals(trader)) === 4);
+    await until(async () => synchronizer.stats().signalsBuffered === 0 && (await countSignals(trader)) === 4, 'the signals to land', 10_000, 20);
     expect((await synchronizer.loadTraders()).traders.map((row) => row.id)).toEqual([trader]);
   });
 });
