@@ -114,9 +114,6 @@ const REQUIRED_HINTS: Record<string, string> = {
   SUPABASE_KEY: 'the user’s worker JWT from npm run mint-jwt, or a service key',
 };
 
-/** The names of variables whose values are secret: never echoed, never logged. */
-export const SECRET_VARIABLES = ['SUPABASE_KEY'] as const;
-
 /**
  * Parse the environment. Throws one ConfigError naming every bad variable and why, in one line,
  * without ever echoing a value.

@@ -1,17 +1,18 @@
 // Errors named for what the caller must do, each with a stable `code`.
 
+/**
+ * One trader's filter failed (this trader only: the rest keep running). Carried as a plain code, not an Error class,
+ * because it crosses from the screening threads as data and lands in trader_status.last_error.
+ */
+export type TraderErrorCode = 'TRADER_COMPILE' | 'TRADER_RUNTIME' | 'TRADER_CONTRACT' | 'TRADER_TIMEOUT' | 'TRADER_MEMORY';
+
 export type ErrorCode =
   | 'CONFIG_INVALID'
   | 'TRANSIENT'
   | 'RATE_LIMITED'
   | 'IP_BANNED'
   | 'TIMEOUT'
-  | 'TRADER_INVALID'
-  | 'TRADER_COMPILE'
-  | 'TRADER_RUNTIME'
-  | 'TRADER_TIMEOUT'
-  | 'TRADER_MEMORY'
-  | 'TRADER_CONTRACT'
+  | TraderErrorCode
   | 'PROTOCOL'
   | 'DB_REJECTED'
   | 'BOOT_FAILED'
@@ -48,22 +49,6 @@ export class TransientError extends WorkerError {
     super(message, options);
     this.code = options?.code ?? 'TRANSIENT';
     this.retryAfterMs = options?.retryAfterMs;
-  }
-}
-
-/** This trader only: the rest keep running. */
-export class TraderError extends WorkerError {
-  readonly code: 'TRADER_INVALID' | 'TRADER_COMPILE' | 'TRADER_RUNTIME' | 'TRADER_TIMEOUT' | 'TRADER_MEMORY' | 'TRADER_CONTRACT';
-  readonly traderId: string;
-  constructor(
-    traderId: string,
-    code: 'TRADER_INVALID' | 'TRADER_COMPILE' | 'TRADER_RUNTIME' | 'TRADER_TIMEOUT' | 'TRADER_MEMORY' | 'TRADER_CONTRACT',
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.code = code;
-    this.traderId = traderId;
   }
 }
 

@@ -1,9 +1,8 @@
 // One trader's isolate: no Node, no network, no env, a CPU budget per evaluation and a memory budget per trader.
 import ivm from 'isolated-vm';
+import type { TraderErrorCode } from '../errors.ts';
 import { helpersSource, KLINE_HELPERS } from './helpers.ts';
 import { runtimeFunctionsSource, type RuntimeOutcome } from './sandboxRuntime.ts';
-
-export type TraderErrorCode = 'TRADER_COMPILE' | 'TRADER_RUNTIME' | 'TRADER_CONTRACT' | 'TRADER_TIMEOUT' | 'TRADER_MEMORY';
 
 export type EvaluationOutcome =
   | { kind: 'ok'; match: boolean; conditions: string[] }
