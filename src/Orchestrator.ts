@@ -294,13 +294,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       // The latest closed candle moves on while we screen: keep going until only it is left.
       while (!this.stopping && openTime < candleOpenTimeAt(interval, clock.now()) - step) {
         const due = new Set([...resume].filter(([, from]) => from <= openTime).map(([id]) => id));
+        const symbols = this.options.market.symbols();
         if (due.size > 0) await this.runTick(
           {
             kind: 'catchup',
             interval,
             openTime,
-            symbols: this.options.market.symbols(),
-            expected: this.options.market.symbols().length,
+            symbols,
+            expected: symbols.length,
             closeReceivedAt: new Map(),
             arrivalLagsMs: [],
             queuedAt: clock.now(),
