@@ -42,6 +42,21 @@ export interface TraderStatusRow {
   trader_updated_at: string | null;
 }
 
+/** worker_status.last_error and trader_status.last_error hold at most this many characters (supabase/migrations/0002_bounds.sql). */
+export const MAX_STATUS_TEXT = 2000;
+
+/**
+ * Error text fit for a status row. The errors come from anywhere (a filter's own message, the database, a thread crash):
+ * PostgreSQL refuses a NUL, a lone surrogate breaks the JSON body, and the row refuses more than MAX_STATUS_TEXT
+ * characters; a status that cannot be written would hide the very error it reports.
+ */
+export function statusText(text: string | null): string | null {
+  if (text === null) return null;
+  const clean = text.replaceAll('\u0000', '').toWellFormed();
+  // A cut between the halves of a pair leaves a lone surrogate: toWellFormed makes it U+FFFD, one unit, so the length holds.
+  return clean.length <= MAX_STATUS_TEXT ? clean : `${clean.slice(0, MAX_STATUS_TEXT - 1).toWellFormed()}…`;
+}
+
 function iso(time: number): string {
   return new Date(time).toISOString();
 }
@@ -73,7 +88,7 @@ export function workerStatusRow(status: WorkerStatus): WorkerStatusRow {
     symbols: status.symbols,
     traders: status.traders,
     streams: status.streams,
-    last_error: status.lastError,
+    last_error: statusText(status.lastError),
   };
 }
 
@@ -82,7 +97,7 @@ export function traderStatusRow(status: TraderStatus): TraderStatusRow {
     trader_id: status.traderId,
     user_id: status.userId,
     state: status.state,
-    last_error: status.lastError,
+    last_error: statusText(status.lastError),
     last_evaluated_at: status.lastEvaluatedAt === null ? null : iso(status.lastEvaluatedAt),
     evaluations: status.evaluations,
     matches: status.matches,
