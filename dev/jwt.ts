@@ -1,21 +1,11 @@
-// HS256 JWT minting for operators and the local stack; the worker itself never mints tokens.
-import { createHmac } from 'node:crypto';
+// HS256 JWT minting for operators and the local stack; the worker itself never mints tokens (the fleet controller does,
+// through the same src/fleet/workerKey.ts).
 import { systemClock } from '../src/clock.ts';
+import { mintWorkerKey, signJwt, userClaims } from '../src/fleet/workerKey.ts';
+
+export { signJwt } from '../src/fleet/workerKey.ts';
 
 const DAY_SECONDS = 86_400;
-
-function base64url(value: string | Buffer): string {
-  return Buffer.from(value).toString('base64url');
-}
-
-/** Sign `claims` with HS256, the algorithm Supabase projects (and PostgREST) verify with the project's JWT secret. */
-export function signJwt(claims: Record<string, unknown>, secret: string): string {
-  if (secret.length < 32) throw new RangeError('JWT secret must be at least 32 characters (PostgREST refuses shorter ones)');
-  const header = base64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
-  const payload = base64url(JSON.stringify(claims));
-  const signature = createHmac('sha256', secret).update(`${header}.${payload}`).digest('base64url');
-  return `${header}.${payload}.${signature}`;
-}
 
 /** A project-level key such as Supabase's anon or service_role key. */
 export function mintRoleJwt(role: 'anon' | 'service_role', secret: string, options?: { expiresInSec?: number; nowSec?: number }): string {
@@ -24,28 +14,22 @@ export function mintRoleJwt(role: 'anon' | 'service_role', secret: string, optio
 }
 
 export interface UserJwtOptions {
-  /** Adds the `worker: true` claim: row-level security then makes the token read-only on `traders`. */
+  /** Adds the `worker: true` claim (row-level security then makes the token read-only on `traders`) and a key id (`jti`). */
   worker?: boolean;
   expiresInSec?: number;
   nowSec?: number;
+  /** A worker token's id; a fresh uuid by default. */
+  jti?: string;
 }
 
 /** A token that acts as `userId` (role authenticated, sub = userId), like a Supabase session or a worker key. */
 export function mintUserJwt(userId: string, secret: string, options?: UserJwtOptions): string {
-  const issuedAt = options?.nowSec ?? Math.floor(systemClock.now() / 1000);
-  const claims: Record<string, unknown> = {
-    iss: 'supabase',
-    aud: 'authenticated',
-    role: 'authenticated',
-    sub: userId,
-    iat: issuedAt,
-    exp: issuedAt + (options?.expiresInSec ?? 3600),
-  };
-  if (options?.worker) claims.worker = true;
-  return signJwt(claims, secret);
+  const nowSec = options?.nowSec ?? Math.floor(systemClock.now() / 1000);
+  return signJwt(userClaims(userId, { worker: options?.worker, expiresInSec: options?.expiresInSec, nowSec, jti: options?.jti }), secret);
 }
 
 /** The long-lived per-user worker key an operator sets as a machine's SUPABASE_KEY. */
-export function mintWorkerJwt(userId: string, secret: string, options?: { days?: number; nowSec?: number }): string {
-  return mintUserJwt(userId, secret, { worker: true, expiresInSec: (options?.days ?? 365) * DAY_SECONDS, nowSec: options?.nowSec });
+export function mintWorkerJwt(userId: string, secret: string, options?: { days?: number; nowSec?: number; jti?: string }): string {
+  const nowSec = options?.nowSec ?? Math.floor(systemClock.now() / 1000);
+  return mintWorkerKey(userId, secret, { nowSec, days: options?.days, jti: options?.jti }).token;
 }

@@ -1,6 +1,7 @@
 // Operators' CLI: print a user's worker JWT, signed with the project's JWT secret read from the environment.
 //   npm run mint-jwt -- --user <uuid> [--secret-env SUPABASE_JWT_SECRET] [--days 365]
 import { parseArgs } from 'node:util';
+import { keyIdOf } from '../src/fleet/workerKey.ts';
 import { mintWorkerJwt } from './jwt.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -32,7 +33,10 @@ function main(): void {
   const secret = process.env[secretVariable];
   if (secret === undefined || secret === '') fail(`${secretVariable} is not set (the project's JWT secret: Supabase dashboard → Project Settings → API)`);
   if (secret.length < 32) fail(`${secretVariable} is shorter than 32 characters, so it is not a Supabase JWT secret`);
-  process.stdout.write(`${mintWorkerJwt(userId.toLowerCase(), secret, { days })}\n`);
+  const token = mintWorkerJwt(userId.toLowerCase(), secret, { days });
+  process.stdout.write(`${token}\n`);
+  // The key's id on stderr (stdout stays the bare token for $(...)): revoking it is an insert into revoked_worker_keys.
+  process.stderr.write(`mint-jwt: key id ${keyIdOf(token) ?? '?'}\n`);
 }
 
 main();

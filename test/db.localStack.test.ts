@@ -83,7 +83,8 @@ describe('mint-jwt', () => {
     expect(claims).toMatchObject({ sub: user, role: 'authenticated', worker: true });
     expect((claims.exp as number) - (claims.iat as number)).toBe(30 * 86_400);
     const { mintWorkerJwt } = await import('../dev/jwt.ts');
-    expect(jwt).toBe(mintWorkerJwt(user, secret, { days: 30, nowSec: claims.iat as number }));
+    expect(claims.jti).toMatch(/^[0-9a-f-]{36}$/);
+    expect(jwt).toBe(mintWorkerJwt(user, secret, { days: 30, nowSec: claims.iat as number, jti: claims.jti as string }));
   });
 
   it('refuses to run without the secret variable, naming it', async () => {
