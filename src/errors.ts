@@ -4,7 +4,7 @@
  * One trader's filter failed (this trader only: the rest keep running). Carried as a plain code, not an Error class,
  * because it crosses from the screening threads as data and lands in trader_status.last_error.
  */
-export type TraderErrorCode = 'TRADER_COMPILE' | 'TRADER_RUNTIME' | 'TRADER_CONTRACT' | 'TRADER_TIMEOUT' | 'TRADER_MEMORY';
+export type TraderErrorCode = 'TRADER_COMPILE' | 'TRADER_RUNTIME' | 'TRADER_CONTRACT' | 'TRADER_TIMEOUT' | 'TRADER_MEMORY' | 'TRADER_CRASH';
 
 export type ErrorCode =
   | 'CONFIG_INVALID'

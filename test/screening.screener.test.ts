@@ -98,7 +98,7 @@ describe('Screener', () => {
     const all = result.traders.flatMap((t) => t.matches);
     expect(all.length).toBeGreaterThan(10);
     expect(result.traders.some((t) => t.errors.some((e) => e.code === 'TRADER_RUNTIME'))).toBe(true);
-    expect(result.traders.some((t) => t.errors.some((e) => e.code === 'TRADER_CONTRACT'))).toBe(true);
+    expect(result.traders.some((t) => t.warnings.length > 0)).toBe(true);
     expect(result.evaluations).toBe(traders.length * SYMBOLS.length);
     expect(all.every((m) => m.price === market.series(m.symbol, '1m')!.lastClosed()!.close)).toBe(true);
   });
@@ -155,7 +155,8 @@ describe('Screener', () => {
   it('disables a trader after failureLimit failing ticks and re-enables it when its row changes', async () => {
     const market = TestMarket.build({ symbols: SYMBOLS.slice(0, 3), intervals: ['1m'], candles: 60, lastCloseTime: LAST_CLOSE });
     const thrower = makeTrader(`throw new Error('bad filter');`);
-    const stringy = makeTrader(`return 'true';`);
+    // A helper the library lacks (as AI-drafted filters call them) throws on every symbol: the browser hides it, the worker records it.
+    const stringy = makeTrader(`return helpers.getLatestMA(timeframes['1m'], 20) > 0;`);
     const broken = makeTrader(`return (;`);
     const fine = makeTrader(`return true;`);
     const screener = await startScreener({ failureLimit: 2 });
@@ -166,7 +167,7 @@ describe('Screener', () => {
     const first = await screener.run(tick);
     const byId = (result: TickResult, id: string) => result.traders.find((t) => t.traderId === id);
     expect(byId(first, thrower.id)!.errors.map((e) => [e.code, e.message])).toEqual(SYMBOLS.slice(0, 3).map(() => ['TRADER_RUNTIME', 'Error: bad filter']));
-    expect(byId(first, stringy.id)!.errors[0]!.code).toBe('TRADER_CONTRACT');
+    expect(byId(first, stringy.id)!.errors[0]!.message).toMatch(/TypeError: .*getLatestMA/);
     expect(byId(first, broken.id)!.errors).toEqual([{ symbol: null, code: 'TRADER_COMPILE', message: expect.stringMatching(/SyntaxError/) }]);
     expect(first.traders.every((t) => t.disabled === null)).toBe(true);
 
@@ -235,33 +236,30 @@ describe('Screener', () => {
     expect((await screener.run(tick)).traders[0]!.matches).toHaveLength(2);
   });
 
-  it('restarts a thread that dies mid-tick, reports its in-flight work as errors, and carries on', async () => {
+  it('a thread that dies mid-tick is charged to the trader it was running; its neighbours run again and lose nothing', async () => {
     const market = TestMarket.build({ symbols: SYMBOLS, intervals: ['1m'], candles: 60, lastCloseTime: LAST_CLOSE });
-    // Slow enough (12 symbols × 60 ms) that the tick is still running when the thread is killed, even on a loaded machine.
-    const slow = [0, 1].map(() => makeTrader(`const end = Date.now() + 60; while (Date.now() < end) {} return true;`));
-    // A budget well past 12 × 60 ms: this test is about the crash, not about slow traders being cut short.
-    const screener = await startScreener({ threads: 2, filterTickBudgetMs: 60_000 });
+    // Slow enough (12 symbols × 3 traders × 20 ms) that the tick is still running when the thread is killed, even on a loaded machine.
+    const slow = [0, 1, 2].map(() => makeTrader(`const end = Date.now() + 20; while (Date.now() < end) {} return true;`));
+    // A budget well past 12 × 20 ms: this test is about the crash, not about slow traders being cut short.
+    const screener = await startScreener({ threads: 1, filterTickBudgetMs: 60_000 });
     screener.setTraders(slow);
     const tick = tickOver(market, slow);
     const inFlight = screener.run(tick);
-    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 100));
     await screener.crashThreadForTest(0);
     const crashed = await inFlight;
-    const lost = crashed.traders.filter((t) => t.errors.some((e) => /not evaluated/.test(e.message)));
-    expect(lost).toHaveLength(1);
-    expect(lost[0]!.evaluatedSymbols).toEqual([]);
-    expect(screener.stats().threadRestarts).toBe(1);
-    // Poll until the restarted thread answers again.
-    const deadline = Date.now() + 15_000;
-    let recovered: TickResult | null = null;
-    while (Date.now() < deadline) {
-      const result = await screener.run(tick);
-      if (result.traders.every((t) => t.errors.length === 0)) {
-        recovered = result;
-        break;
-      }
+    const charged = crashed.traders.filter((t) => t.errors.some((e) => e.code === 'TRADER_CRASH'));
+    expect(charged).toHaveLength(1);
+    expect(charged[0]!.disabled!.reason).toMatch(/crashed its screening thread/);
+    expect(screener.disabledTraders().map((d) => d.traderId)).toEqual([charged[0]!.traderId]);
+    const others = crashed.traders.filter((t) => t !== charged[0]);
+    expect(others).toHaveLength(2);
+    for (const other of others) {
+      expect(other.errors).toEqual([]);
+      expect(other.disabled).toBeNull();
+      expect(other.matches.map((m) => m.symbol)).toEqual(SYMBOLS);
     }
-    expect(recovered!.traders.every((t) => t.matches.length === SYMBOLS.length)).toBe(true);
+    expect(screener.stats().threadRestarts).toBe(1);
   });
 
   it('a filter that changes its klines gets helper results on what it changed, as unsandboxed', async () => {
@@ -293,7 +291,7 @@ describe('Screener', () => {
       const copy = Array.from(k);
       const checks = ['calculateRSI', 'calculateMACDValues', 'calculateBollingerBands', 'calculateVWAPBands', 'calculateHighVolumeNodes', 'calculateStochRSI', 'getLatestEMA']
         .map((name) => JSON.stringify(helpers[name](k, 14)) === JSON.stringify(helpers[name](copy, 14)));
-      checks.push(JSON.stringify(hvnNodes) === JSON.stringify(helpers.calculateHighVolumeNodes(copy)));
+      checks.push(JSON.stringify(hvnNodes) === JSON.stringify(helpers.calculateHighVolumeNodes(copy, { lookback: Math.min(copy.length, 100) })));
       // Slices of the series are memoized by range; the same slices of the copy are not.
       for (const [from, to] of [[0, -1], [-100, undefined], [10, 60], [-5, -5]]) {
         checks.push(JSON.stringify(helpers.calculateRSI(k.slice(from, to), 14)) === JSON.stringify(helpers.calculateRSI(copy.slice(from, to), 14)));

@@ -7,7 +7,7 @@ import { MarketStore } from '../src/market/MarketStore.ts';
 import { TruncatedMarketView } from '../src/orchestration/TruncatedMarketView.ts';
 import type { MarketView } from '../src/ports.ts';
 import { TraderSandbox } from '../src/screening/sandbox.ts';
-import { ROW_FIELDS } from '../src/screening/sandboxRuntime.ts';
+import { CANDLE_ROW_FIELDS as ROW_FIELDS } from '../src/domain.ts';
 import { SharedSeriesStore, type SeriesSlot } from '../src/screening/sharedSeries.ts';
 import { ThreadScreener } from '../src/screening/worker.ts';
 import { makeTrader, randomWalk, TestMarket } from './screening.support.ts';
@@ -138,10 +138,10 @@ describe('isolates and the shared rows', () => {
     const specs = JSON.stringify([[0, '1m', 0, 0, 0, 2]]);
     try {
       expect(sandbox.beginTick('[{"c":"1"}]', specs, rows.byteLength)).toBeNull();
-      expect(sandbox.evaluate(0)).toEqual({ kind: 'ok', match: true, conditions: ['101.5', '102.5'] });
+      expect(sandbox.evaluate(0)).toEqual({ kind: 'ok', match: true, conditions: ['101.5', '102.5'], warning: null });
       rows[4] = 201.5;
       expect(sandbox.beginTick('[{"c":"1"}]', specs, rows.byteLength)).toBeNull();
-      expect(sandbox.evaluate(0)).toEqual({ kind: 'ok', match: true, conditions: ['201.5', '102.5'] });
+      expect(sandbox.evaluate(0)).toEqual({ kind: 'ok', match: true, conditions: ['201.5', '102.5'], warning: null });
       expect(attached).toBe(1);
     } finally {
       sandbox.dispose();
@@ -157,7 +157,7 @@ describe('isolates and the shared rows', () => {
       throw new Error(message);
     });
     const store = new SharedSeriesStore();
-    thread.setTraders([{ id: hoarder.id, code: hoarder.filter.code, codeHash: hoarder.codeHash, updatedAt: hoarder.updatedAt, refreshInterval: '1m', timeframes: ['1m'] }], []);
+    thread.setTraders([{ id: hoarder.id, code: hoarder.filter.code, codeHash: hoarder.codeHash, updatedAt: hoarder.updatedAt, refreshInterval: '1m', timeframes: ['1m'], hvnInterval: '1m' }], []);
     try {
       const hoardSizes: number[] = [];
       let recycled = 0;

@@ -6,9 +6,9 @@ import { IllegalStateError } from '../errors.ts';
 import { LifecycleGuard } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import type { Lifecycle, LifecycleState, MarketView } from '../ports.ts';
-import { tickerFields } from './contract.ts';
+import { hvnInterval, tickerFields } from './contract.ts';
 import { ScreenerThread, ThreadCrashedError } from './pool.ts';
-import { DEFAULT_FILTER_TICK_BUDGET_MS, type ThreadTraderResult, type TraderSpec } from './protocol.ts';
+import { DEFAULT_FILTER_TICK_BUDGET_MS, type ThreadFaults, type ThreadTraderResult, type TraderSpec } from './protocol.ts';
 import { seriesKey, SharedSeriesStore, type SeriesBuffer, type SeriesSlot } from './sharedSeries.ts';
 
 export interface ScreenerOptions {
@@ -21,6 +21,8 @@ export interface ScreenerOptions {
   failureLimit: number;
   clock: Clock;
   logger: Logger;
+  /** Test-only fault injection (config FAULT_INJECTION). */
+  faults?: ThreadFaults;
 }
 
 export interface ScreeningTick {
@@ -43,6 +45,8 @@ export interface TraderTickResult {
   evaluatedSymbols: string[];
   matches: SymbolMatch[];
   errors: Array<{ symbol: string | null; code: string; message: string }>;
+  /** Off-contract results read by their truthiness, as the browser does: recorded, never a failure. */
+  warnings: Array<{ symbol: string; message: string }>;
   /** Total time spent evaluating this trader this tick, in ms. */
   evaluationMs: number;
   /** Set on the tick the trader got disabled. */
@@ -66,6 +70,9 @@ interface DisabledRecord {
 
 /** A thread gets this long per evaluation it may run before it counts as stuck, plus a fixed margin. */
 const THREAD_DEADLINE_MARGIN_MS = 10_000;
+
+/** Runs of one tick on one thread: after a crash charged to a trader, the others run again without it. */
+const MAX_THREAD_ATTEMPTS = 3;
 
 /**
  * A tick fails for a trader when its filter cannot run (compile error), runs away (timeout, memory),
@@ -95,6 +102,7 @@ export class Screener implements Lifecycle {
       filterTimeoutMs: options.filterTimeoutMs,
       filterMemoryMb: options.filterMemoryMb,
       filterTickBudgetMs: options.filterTickBudgetMs ?? DEFAULT_FILTER_TICK_BUDGET_MS,
+      ...(options.faults ? { faults: options.faults } : {}),
     };
     this.threads = Array.from({ length: count }, (_, index) => new ScreenerThread(index, threadOptions, this.logger));
   }
@@ -184,7 +192,6 @@ export class Screener implements Lifecycle {
   private async runNow(tick: ScreeningTick): Promise<TickResult> {
     if (this.lifecycle.state !== 'running') throw new IllegalStateError('Screener', this.lifecycle.state, 'run');
     const started = performance.now();
-    const tickId = ++this.tickCounter;
     const byThread = new Map<ScreenerThread, Trader[]>();
     for (const id of new Set(tick.traderIds)) {
       const trader = this.traders.get(id);
@@ -221,24 +228,10 @@ export class Screener implements Lifecycle {
       return { thread, traders, threadSlots, wanted };
     });
     const replies = await Promise.all(
-      plans.map(async ({ thread, traders, threadSlots, wanted }): Promise<ThreadTraderResult[]> => {
-        const deadlineMs = THREAD_DEADLINE_MARGIN_MS + traders.length * symbols.length * this.options.filterTimeoutMs;
-        try {
-          const reply = await thread.tick({ type: 'tick', tickId, traderIds: traders.map((t) => t.id), symbols, tickers, slots: threadSlots }, wanted, deadlineMs);
-          threadStats.push({ thread: thread.index, memoHits: reply.memoHits, memoMisses: reply.memoMisses, isolateHeapBytes: reply.heapBytes });
-          return reply.traders;
-        } catch (error) {
-          if (!(error instanceof ThreadCrashedError)) throw error;
-          // The thread restarts by itself; its work for this tick is lost and reported as errors.
-          return traders.map((trader) => ({
-            traderId: trader.id,
-            evaluated: [],
-            matches: [],
-            errors: [{ symbol: null, code: 'TRADER_RUNTIME', message: `not evaluated: ${error.message}` }],
-            evaluationMs: 0,
-            severe: false,
-          }));
-        }
+      plans.map(async ({ thread, traders, threadSlots, wanted }) => {
+        const run = await this.runOnThread(thread, traders, { symbols, tickers, slots: threadSlots }, wanted);
+        if (run.stats) threadStats.push(run.stats);
+        return run.results;
       }),
     );
     const dropped = this.store.prune(now);
@@ -252,6 +245,54 @@ export class Screener implements Lifecycle {
     return { interval: tick.interval, candleOpenTime: tick.candleOpenTime, traders: results, durationMs, evaluations };
   }
 
+  /**
+   * One thread's share of a tick. A thread that dies mid-tick restarts by itself; the crash is charged
+   * to the trader it was running (read from the thread's in-flight mark), and the tick runs again on
+   * the new thread for the others, so no neighbour loses its results to it.
+   */
+  private async runOnThread(
+    thread: ScreenerThread,
+    traders: Trader[],
+    work: { symbols: string[]; tickers: Record<string, Record<string, string>>; slots: Record<string, SeriesSlot> },
+    wanted: SeriesBuffer[],
+  ): Promise<{ results: ThreadTraderResult[]; stats: { thread: number; memoHits: number; memoMisses: number; isolateHeapBytes: number } | null }> {
+    const results: ThreadTraderResult[] = [];
+    let remaining = traders;
+    for (let attempt = 1; ; attempt++) {
+      const tickId = ++this.tickCounter;
+      const deadlineMs = THREAD_DEADLINE_MARGIN_MS + remaining.length * work.symbols.length * this.options.filterTimeoutMs;
+      try {
+        const reply = await thread.tick({ type: 'tick', tickId, traderIds: remaining.map((t) => t.id), ...work }, wanted, deadlineMs);
+        results.push(...reply.traders);
+        return { results, stats: { thread: thread.index, memoHits: reply.memoHits, memoMisses: reply.memoMisses, isolateHeapBytes: reply.heapBytes } };
+      } catch (error) {
+        if (!(error instanceof ThreadCrashedError)) throw error;
+        const suspect = error.inFlight?.tickId === tickId ? remaining[error.inFlight.traderIndex] : undefined;
+        if (suspect) {
+          remaining = remaining.filter((trader) => trader !== suspect);
+          results.push({
+            traderId: suspect.id,
+            evaluated: [],
+            matches: [],
+            errors: [{ symbol: null, code: 'TRADER_CRASH', message: `crashed its screening thread: ${error.reason}`.slice(0, 500) }],
+            warnings: [],
+            evaluationMs: 0,
+            severe: true,
+          });
+        }
+        this.logger.error({ event: 'screener_thread_crashed', thread: thread.index, traderId: suspect?.id ?? null, reason: error.reason, attempt }, 'screening thread crashed mid-tick');
+        if (remaining.length === 0) return { results, stats: null };
+        if (attempt >= MAX_THREAD_ATTEMPTS) {
+          // Work lost to crashes no trader could be charged with counts neither for nor against the traders.
+          for (const trader of remaining) {
+            results.push({ traderId: trader.id, evaluated: [], matches: [], errors: [{ symbol: null, code: 'TRADER_RUNTIME', message: `not evaluated: ${error.message}` }], warnings: [], evaluationMs: 0, severe: false, lost: true });
+          }
+          return { results, stats: null };
+        }
+      }
+    }
+  }
+
   private account(reply: ThreadTraderResult, tick: ScreeningTick): TraderTickResult {
     const trader = this.traders.get(reply.traderId)!;
     const matches = reply.matches
@@ -259,7 +300,8 @@ export class Screener implements Lifecycle {
       .sort((a, b) => compare(a.symbol, b.symbol));
     const errors = [...reply.errors].sort((a, b) => compare(a.symbol ?? '', b.symbol ?? '') || compare(a.code, b.code) || compare(a.message, b.message));
     this.totals.errors += errors.length;
-    const failing = reply.severe || (errors.length > 0 && reply.evaluated.length === 0);
+    const crashed = errors.some((error) => error.code === 'TRADER_CRASH');
+    const failing = !reply.lost && (reply.severe || (errors.length > 0 && reply.evaluated.length === 0));
     let disabled: { reason: string } | null = null;
     if (failing) {
       const count = (this.failingTicks.get(trader.id) ?? 0) + 1;
@@ -269,14 +311,15 @@ export class Screener implements Lifecycle {
         { event: 'trader_error', traderId: trader.id, errors: errors.length, code: first?.code, error: first?.message, failingTicks: count },
         'trader failed this tick',
       );
-      if (count >= this.options.failureLimit) {
-        const reason = `${count} failing ticks in a row; last error ${first?.code ?? 'unknown'}: ${first?.message ?? ''}`.slice(0, 500);
+      // A thread crash costs every trader of the thread a restart and a rerun: one is enough to disable its cause.
+      if (crashed || count >= this.options.failureLimit) {
+        const reason = (crashed ? `${first?.message ?? 'crashed its screening thread'}` : `${count} failing ticks in a row; last error ${first?.code ?? 'unknown'}: ${first?.message ?? ''}`).slice(0, 500);
         this.disabled.set(trader.id, { reason, traderUpdatedAt: trader.updatedAt, codeHash: trader.codeHash });
         this.failingTicks.delete(trader.id);
         disabled = { reason };
         this.logger.error({ event: 'trader_disabled', traderId: trader.id, reason }, 'trader disabled until its row changes');
       }
-    } else {
+    } else if (!reply.lost) {
       this.failingTicks.delete(trader.id);
       if (errors.length > 0) {
         this.logger.warn({ event: 'trader_error', traderId: trader.id, errors: errors.length, code: errors[0]!.code, error: errors[0]!.message }, 'trader failed on some symbols');
@@ -287,6 +330,7 @@ export class Screener implements Lifecycle {
       evaluatedSymbols: [...reply.evaluated].sort(compare),
       matches,
       errors,
+      warnings: [...reply.warnings].sort((a, b) => compare(a.symbol, b.symbol)),
       evaluationMs: reply.evaluationMs,
       disabled,
     };
@@ -325,6 +369,7 @@ function specOf(trader: Trader): TraderSpec {
     updatedAt: trader.updatedAt,
     refreshInterval: trader.filter.refreshInterval,
     timeframes: trader.timeframes,
+    hvnInterval: hvnInterval(trader.filter),
   };
 }
 

@@ -1,5 +1,5 @@
 // The filter contract's inputs: the domain Ticker and Candle shown to filters as Binance's stream shapes.
-import type { Candle, Ticker } from '../domain.ts';
+import type { Candle, Interval, Ticker, TraderFilter } from '../domain.ts';
 
 /**
  * Binance's 24hr ticker stream fields (`<symbol>@ticker`) as strings, the way the browser's filters
@@ -29,3 +29,15 @@ export function tickerFields(symbol: string, ticker: Ticker | undefined, lastClo
 export function candleToKline(c: Candle): number[] {
   return [c.openTime, c.open, c.high, c.low, c.close, c.volume, c.closeTime, c.quoteVolume, c.trades, c.takerBuyBaseVolume, c.takerBuyQuoteVolume, 0];
 }
+
+/**
+ * The timeframe the browser computes `hvnNodes` on: the trader's longest required one (`1d`, else
+ * `4h`, else `1h`), else the first it requires; with none required, its refresh interval.
+ */
+export function hvnInterval(filter: Pick<TraderFilter, 'requiredTimeframes' | 'refreshInterval'>): Interval {
+  for (const longest of ['1d', '4h', '1h'] as const) if (filter.requiredTimeframes.includes(longest)) return longest;
+  return filter.requiredTimeframes[0] ?? filter.refreshInterval;
+}
+
+/** The browser's `hvnNodes` lookback: the last min(length, 100) candles of that timeframe. */
+export const HVN_LOOKBACK = 100;

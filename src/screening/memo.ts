@@ -1,7 +1,7 @@
 // One tick's shared work on a thread: the series table the isolates index into, and helper results computed once for every trader.
 import { HELPER_FUNCTIONS, KLINE_HELPERS, type Kline } from './helpers.ts';
 import type { SeriesRows, SeriesTable } from './sharedSeries.ts';
-import { ROW_FIELDS } from './sandboxRuntime.ts';
+import { CANDLE_ROW_FIELDS as ROW_FIELDS } from '../domain.ts';
 import type { SandboxHost } from './sandbox.ts';
 
 /** Numbers beyond this are not memoized (a huge period or bin count could make the host, which has no memory limit, work hard). */
@@ -40,14 +40,15 @@ export class TickMemo implements SandboxHost {
     return this.entry(seriesId)?.rows.buffer as SharedArrayBuffer | undefined;
   }
 
-  memo(seriesId: unknown, helper: unknown, args: unknown, offset?: unknown, length?: unknown): unknown {
+  memo(seriesId: unknown, helper: unknown, argsKey: unknown, offset?: unknown, length?: unknown): unknown {
     const entry = this.entry(seriesId);
-    if (!entry || typeof helper !== 'string' || !KLINE_HELPERS.has(helper) || !Array.isArray(args)) return undefined;
+    if (!entry || typeof helper !== 'string' || !KLINE_HELPERS.has(helper) || typeof argsKey !== 'string') return undefined;
     const range = rangeOf(entry, offset, length);
     if (range === null) return undefined;
+    const args = parseArgsKey(argsKey, helper === 'calculateHighVolumeNodes');
+    if (args === null) return undefined;
     const seriesKey = range.whole ? String(entry.id) : `${entry.id}@${range.offset}:${range.length}`;
-    const key = memoKey(seriesKey, helper, args);
-    if (key === null) return undefined;
+    const key = `${seriesKey}|${helper}|${argsKey}`;
     if (this.results.has(key)) {
       this.hits++;
       return this.results.get(key);
@@ -144,36 +145,50 @@ function rangeOf(entry: SeriesRows, offset: unknown, length: unknown): CandleRan
   return { offset: from, length: count, whole: from === 0 && count === entry.length };
 }
 
-/** A stable key for (series or range, helper, arguments), or null when the arguments are not worth trusting to the host. */
-function memoKey(series: string, helper: string, args: unknown[]): string | null {
-  if (args.length > 6) return null;
-  const parts: string[] = [series, helper];
-  for (const arg of args) {
-    if (arg === undefined) parts.push('u');
-    else if (arg === null) parts.push('n');
-    else if (typeof arg === 'boolean') parts.push(arg ? 't' : 'f');
-    else if (typeof arg === 'number') {
-      if (!Number.isFinite(arg) || Math.abs(arg) > MAX_NUMERIC_ARGUMENT) return null;
-      parts.push('#' + arg);
-    } else if (typeof arg === 'string') {
-      if (arg.length > 64) return null;
-      parts.push('s' + JSON.stringify(arg));
-    } else if (helper === 'calculateHighVolumeNodes' && typeof arg === 'object' && Object.getPrototypeOf(arg) === Object.prototype) {
-      const options = arg as Record<string, unknown>;
-      const fields: string[] = [];
-      for (const name of ['bins', 'threshold', 'lookback', 'minStrength', 'peakTolerance']) {
-        const value = options[name];
-        if (value === undefined) continue;
-        if (typeof value !== 'number' || !Number.isFinite(value) || Math.abs(value) > MAX_NUMERIC_ARGUMENT) return null;
-        if (name === 'bins' && value > MAX_HVN_BINS) return null;
-        fields.push(`${name}=${value}`);
+const HVN_OPTIONS = new Set(['bins', 'threshold', 'lookback', 'minStrength', 'peakTolerance']);
+const WORD = /^[A-Za-z0-9_.-]{0,64}$/;
+
+/**
+ * The helper arguments the runtime encoded (installRuntime's encodeArgs), or null when the key is
+ * off its grammar or names values the host should not compute with (it has no memory limit): the
+ * runtime then runs the helper inside the isolate instead. The key itself is the memo key, so equal
+ * arguments always share a result.
+ */
+export function parseArgsKey(argsKey: string, allowOptions: boolean): unknown[] | null {
+  if (argsKey === '') return [];
+  const parts = argsKey.split('|');
+  if (parts.length > 6) return null;
+  const args: unknown[] = [];
+  for (const part of parts) {
+    if (part === 'u') args.push(undefined);
+    else if (part === 'n') args.push(null);
+    else if (part === 't') args.push(true);
+    else if (part === 'f') args.push(false);
+    else if (part.startsWith('#')) {
+      const value = numberArgument(part.slice(1));
+      if (value === null) return null;
+      args.push(value);
+    } else if (part.startsWith('s') && WORD.test(part.slice(1))) args.push(part.slice(1));
+    else if (allowOptions && part.startsWith('{') && part.endsWith('}')) {
+      const options: Record<string, number> = {};
+      const body = part.slice(1, -1);
+      for (const field of body === '' ? [] : body.split(';')) {
+        const [name, text, extra] = field.split('=');
+        if (name === undefined || text === undefined || extra !== undefined || !HVN_OPTIONS.has(name) || name in options) return null;
+        const value = numberArgument(text);
+        if (value === null || (name === 'bins' && value > MAX_HVN_BINS)) return null;
+        options[name] = value;
       }
-      parts.push('{' + fields.join(',') + '}');
-    } else {
-      return null;
-    }
+      args.push(options);
+    } else return null;
   }
-  return parts.join('|');
+  return args;
+}
+
+function numberArgument(text: string): number | null {
+  if (text === '' || text.length > 32) return null;
+  const value = Number(text);
+  return Number.isFinite(value) && Math.abs(value) <= MAX_NUMERIC_ARGUMENT ? value : null;
 }
 
 /** Series at least this long cross the isolate boundary as a Float64Array: a memcpy instead of a per-element clone. */

@@ -25,9 +25,16 @@ const THREAD_HEAP_LIMITS = { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeM
 const READY_TIMEOUT_MS = 20_000;
 
 export class ThreadCrashedError extends Error {
-  constructor(threadIndex: number, reason: string) {
+  /** The code the thread was running when it died: the tick and the trader's index in its traderIds, if known. */
+  readonly inFlight: { tickId: number; traderIndex: number } | null;
+  /** The thread's own words for it (exit code, isolate failure), without the thread prefix. */
+  readonly reason: string;
+
+  constructor(threadIndex: number, reason: string, inFlight: { tickId: number; traderIndex: number } | null = null) {
     super(`screening thread ${threadIndex} stopped: ${reason}`);
     this.name = 'ThreadCrashedError';
+    this.reason = reason;
+    this.inFlight = inFlight;
   }
 }
 
@@ -42,7 +49,11 @@ export class ScreenerThread {
   private readonly handed = new Map<number, number>();
   private dropped: number[] = [];
   restarts = 0;
+  /** Restarts since the last tick the thread answered: what the restart backoff grows with. */
+  private restartsInARow = 0;
   private worker: Worker | null = null;
+  /** See ThreadOptions.inFlight: read after the thread dies to charge the crash to its cause. */
+  private readonly inFlight = new Int32Array(new SharedArrayBuffer(8));
   private readonly options: ThreadOptions;
   private readonly logger: Logger;
   private pending = new Map<number, { resolve: (reply: TickReply) => void; reject: (error: Error) => void }>();
@@ -57,7 +68,12 @@ export class ScreenerThread {
 
   start(): Promise<void> {
     this.stopping = false;
-    const worker = new Worker(WORKER_URL, { workerData: this.options, name: `screener-${this.index}`, resourceLimits: THREAD_HEAP_LIMITS });
+    this.inFlight.fill(0);
+    const worker = new Worker(WORKER_URL, {
+      workerData: { ...this.options, inFlight: this.inFlight.buffer } satisfies ThreadOptions,
+      name: `screener-${this.index}`,
+      resourceLimits: THREAD_HEAP_LIMITS,
+    });
     this.worker = worker;
     let lastError = 'exited';
     this.ready = new Promise<void>((resolve, reject) => {
@@ -67,6 +83,7 @@ export class ScreenerThread {
           clearTimeout(timer);
           resolve();
         } else if (message.type === 'tickResult') {
+          this.restartsInARow = 0;
           const waiter = this.pending.get(message.tickId);
           this.pending.delete(message.tickId);
           waiter?.resolve(message);
@@ -83,7 +100,9 @@ export class ScreenerThread {
         if (this.worker !== worker) return;
         this.worker = null;
         const reason = `${lastError} (exit code ${code})`;
-        for (const waiter of this.pending.values()) waiter.reject(new ThreadCrashedError(this.index, reason));
+        const traderIndex = Atomics.load(this.inFlight, 1) - 1;
+        const inFlight = traderIndex >= 0 ? { tickId: Atomics.load(this.inFlight, 0), traderIndex } : null;
+        for (const waiter of this.pending.values()) waiter.reject(new ThreadCrashedError(this.index, reason, inFlight));
         this.pending.clear();
         if (!this.stopping) this.restart(reason);
       });
@@ -160,12 +179,13 @@ export class ScreenerThread {
 
   private restart(reason: string): void {
     this.restarts++;
+    this.restartsInARow++;
     this.handed.clear();
     this.dropped = [];
     this.logger.error({ event: 'screener_thread_restarted', thread: this.index, reason, restarts: this.restarts }, 'screening thread restarted');
     // A thread that keeps dying at start must not spin: wait a little longer after each restart. No jitter: a local
     // thread has no peers to fall into step with.
-    const delayMs = backoffDelay(this.restarts - 1, { baseMs: 50, maxMs: 5000, random: () => 1 });
+    const delayMs = backoffDelay(this.restartsInARow - 1, { baseMs: 50, maxMs: 5000, random: () => 1 });
     this.ready = new Promise<void>((resolve, reject) => {
       setTimeout(() => {
         if (this.stopping) return reject(new ThreadCrashedError(this.index, 'stopped'));

@@ -10,6 +10,8 @@ export interface TraderSpec {
   updatedAt: string;
   refreshInterval: Interval;
   timeframes: Interval[];
+  /** The timeframe `hvnNodes` is computed on (contract.ts hvnInterval); one of `timeframes`. */
+  hvnInterval: Interval;
 }
 
 export interface ThreadOptions {
@@ -17,6 +19,21 @@ export interface ThreadOptions {
   filterMemoryMb: number;
   /** Evaluation ms one trader may spend on this thread per tick; DEFAULT_FILTER_TICK_BUDGET_MS when absent. */
   filterTickBudgetMs?: number;
+  /**
+   * Int32Array(2) over shared memory: [tickId, 1 + index in the tick's traderIds] of the trader whose
+   * code the thread is running, 0 between traders. Written before each evaluation, so a thread that
+   * dies leaves behind who was running (InFlight).
+   */
+  inFlight?: SharedArrayBuffer;
+  /** Test-only fault injection (config FAULT_INJECTION): what a screening thread does when a filter's code holds a marker. */
+  faults?: ThreadFaults;
+}
+
+export interface ThreadFaults {
+  /** The thread exits, as a native crash of the thread would look. */
+  threadExitMarker?: string;
+  /** The whole process aborts (SIGABRT), as a native abort inside isolated-vm would. */
+  processAbortMarker?: string;
 }
 
 /**
@@ -50,9 +67,13 @@ export interface ThreadTraderResult {
   evaluated: string[];
   matches: Array<{ symbol: string; conditions: string[] }>;
   errors: Array<{ symbol: string | null; code: string; message: string }>;
+  /** Off-contract results read by their truthiness, as the browser does: recorded, never a failure. */
+  warnings: Array<{ symbol: string; message: string }>;
   evaluationMs: number;
   /** A compile error, timeout or exhausted memory happened: the tick counts as failing for this trader. */
   severe: boolean;
+  /** Not evaluated through no fault of its own (its thread crashed on another trader): the tick counts neither way. */
+  lost?: boolean;
 }
 
 export type FromThread =

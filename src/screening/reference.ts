@@ -1,9 +1,9 @@
 // The unsandboxed reference evaluator: the same filters with `new Function` in one thread, as the old service ran them.
 // NOT for production (a filter here can read process.env); it is the test oracle and the benchmark baseline.
 import type { Trader } from '../domain.ts';
-import { candleToKline, tickerFields } from './contract.ts';
+import { candleToKline, HVN_LOOKBACK, hvnInterval, tickerFields } from './contract.ts';
 import { HELPER_FUNCTIONS } from './helpers.ts';
-import { describeError, judgeResult } from './sandboxRuntime.ts';
+import { hostJudge } from './sandboxRuntime.ts';
 import type { ScreeningTick, TraderTickResult } from './Screener.ts';
 
 type Filter = (ticker: unknown, timeframes: unknown, helpers: unknown, hvnNodes: unknown) => unknown;
@@ -28,12 +28,12 @@ export function evaluateUnsandboxed(traders: Trader[], tick: ScreeningTick): Tra
   const results: TraderTickResult[] = [];
   for (const trader of [...traders].filter((t) => wanted.has(t.id)).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
     const started = performance.now();
-    const result: TraderTickResult = { traderId: trader.id, evaluatedSymbols: [], matches: [], errors: [], evaluationMs: 0, disabled: null };
+    const result: TraderTickResult = { traderId: trader.id, evaluatedSymbols: [], matches: [], errors: [], warnings: [], evaluationMs: 0, disabled: null };
     let filter: Filter;
     try {
       filter = new Function('ticker', 'timeframes', 'helpers', 'hvnNodes', trader.filter.code) as Filter;
     } catch (error) {
-      result.errors.push({ symbol: null, code: 'TRADER_COMPILE', message: describeError(error) });
+      result.errors.push({ symbol: null, code: 'TRADER_COMPILE', message: hostJudge.describeError(error) });
       results.push(result);
       continue;
     }
@@ -50,20 +50,20 @@ export function evaluateUnsandboxed(traders: Trader[], tick: ScreeningTick): Tra
       }
       if (!complete) continue;
       const refresh = timeframes[trader.filter.refreshInterval]!;
-      const hvnKey = `${symbol}|${trader.filter.refreshInterval}`;
-      if (!hvnCache.has(hvnKey)) hvnCache.set(hvnKey, HELPER_FUNCTIONS.calculateHighVolumeNodes(refresh));
-      const ticker = tickerFields(symbol, tick.market.ticker(symbol), tick.market.series(symbol, tick.interval)?.lastClosed()?.close);
-      let outcome;
-      try {
-        outcome = judgeResult(filter(ticker, timeframes, HELPER_FUNCTIONS, hvnCache.get(hvnKey)));
-      } catch (error) {
-        outcome = ['runtime', describeError(error)] as const;
+      const hvnTimeframe = hvnInterval(trader.filter);
+      const hvnKey = `${symbol}|${hvnTimeframe}`;
+      if (!hvnCache.has(hvnKey)) {
+        const klines = timeframes[hvnTimeframe] ?? [];
+        hvnCache.set(hvnKey, HELPER_FUNCTIONS.calculateHighVolumeNodes(klines, { lookback: Math.min(klines.length, HVN_LOOKBACK) }));
       }
-      if (outcome[0] === 'ok') {
+      const ticker = tickerFields(symbol, tick.market.ticker(symbol), tick.market.series(symbol, tick.interval)?.lastClosed()?.close);
+      try {
+        const verdict = hostJudge.readVerdict(filter(ticker, timeframes, HELPER_FUNCTIONS, hvnCache.get(hvnKey)));
         result.evaluatedSymbols.push(symbol);
-        if (outcome[1]) result.matches.push({ symbol, conditions: outcome[2], price: refresh[refresh.length - 1]![4]! });
-      } else {
-        result.errors.push({ symbol, code: outcome[0] === 'runtime' ? 'TRADER_RUNTIME' : 'TRADER_CONTRACT', message: outcome[1] });
+        if (verdict.warning !== null) result.warnings.push({ symbol, message: verdict.warning });
+        if (verdict.match) result.matches.push({ symbol, conditions: verdict.conditions, price: refresh[refresh.length - 1]![4]! });
+      } catch (error) {
+        result.errors.push({ symbol, code: 'TRADER_RUNTIME', message: hostJudge.describeError(error) });
       }
     }
     result.evaluationMs = performance.now() - started;

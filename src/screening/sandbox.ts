@@ -1,25 +1,30 @@
 // One trader's isolate: no Node, no network, no env, a CPU budget per evaluation and a memory budget per trader.
 import ivm from 'isolated-vm';
+import { CANDLE_ROW_FIELDS } from '../domain.ts';
 import type { TraderErrorCode } from '../errors.ts';
 import { helpersSource, KLINE_HELPERS } from './helpers.ts';
-import { runtimeFunctionsSource, type RuntimeOutcome } from './sandboxRuntime.ts';
+import { decodeVerdict, hostJudge, MAX_ARGS_KEY_CHARS, MAX_MESSAGE_CHARS, runtimeFunctionsSource } from './sandboxRuntime.ts';
 
 export type EvaluationOutcome =
-  | { kind: 'ok'; match: boolean; conditions: string[] }
+  | { kind: 'ok'; match: boolean; conditions: string[]; warning: string | null }
   /** `fatal`: the isolate is gone or unreliable; stop using it this tick and rebuild it. */
   | { kind: 'error'; code: TraderErrorCode; message: string; fatal: boolean };
 
 /** What the isolate may ask of its thread: candle rows of this tick's series and memoized helper results. */
 export interface SandboxHost {
   /** The shared buffer of a series' rows (the isolate reads it without a copy), or undefined. */
-  attach(seriesId: number): SharedArrayBuffer | undefined;
-  /** A helper's result on `length` candles from `offset` of the series (all of it when omitted). */
-  memo(seriesId: number, helper: string, args: unknown[], offset?: number, length?: number): unknown;
+  attach(seriesId: unknown): SharedArrayBuffer | undefined;
+  /**
+   * A helper's result on `length` candles from `offset` of the series (all of it when omitted), its
+   * other arguments encoded as `argsKey` by the runtime. Every argument comes from an untrusted heap.
+   */
+  memo(seriesId: unknown, helper: unknown, argsKey: unknown, offset?: unknown, length?: unknown): unknown;
 }
 
 export interface SandboxOptions {
   traderId: string;
   code: string;
+  /** CPU time one evaluation may use. */
   timeoutMs: number;
   memoryMb: number;
   host: SandboxHost;
@@ -29,6 +34,14 @@ export interface SandboxOptions {
 
 /** Setup (runtime install, compile) gets a looser budget than one evaluation: it parses the whole library. */
 const SETUP_TIMEOUT_MS = 2000;
+
+/**
+ * Limits are judged on the CPU time an isolate used (isolated-vm's `cpuTime`), so a machine short of
+ * CPU (a shared vCPU, a busy neighbour) does not turn healthy evaluations into timeouts. Wall time
+ * still stops an evaluation at this multiple of its CPU limit: a filter blocked outside the CPU
+ * (Atomics.wait) or a starved machine cannot hold its thread for ever.
+ */
+export const WALL_BACKSTOP_FACTOR = 5;
 
 let runtimeScript: string | null = null;
 
@@ -43,7 +56,7 @@ function runtimeSource(): string {
     'globalThis.__runtime = (function () {',
     `  const library = (function () { ${helpersSource()} })();`,
     runtimeFunctionsSource(),
-    `  const runtime = installRuntime(globalThis.__attach, globalThis.__memo, library, ${JSON.stringify([...KLINE_HELPERS])});`,
+    `  const runtime = installRuntime(globalThis.__attach, globalThis.__memo, library, ${JSON.stringify([...KLINE_HELPERS])}, ${CANDLE_ROW_FIELDS});`,
     '  delete globalThis.__attach;',
     '  delete globalThis.__memo;',
     '  return runtime;',
@@ -66,6 +79,11 @@ export class TraderSandbox {
   private sharedBytes = 0;
   /** Heap in use after the isolate's first tick; null until then. */
   private baselineHeapBytes: number | null = null;
+  /** The isolate's CPU time (ns) when this tick began, and at the last check (see chargeCpu). */
+  private tickCpuStart = 0n;
+  private cpuMark = 0n;
+  /** Wall ms of the quick evaluations since cpuMark: an upper bound of their CPU time. */
+  private wallSinceMark = 0;
 
   constructor(options: SandboxOptions) {
     this.traderId = options.traderId;
@@ -100,8 +118,14 @@ export class TraderSandbox {
       const context = isolate.createContextSync();
       this.context = context;
       const host = this.options.host;
-      context.global.setSync('__attach', new ivm.Callback((seriesId: number) => host.attach(seriesId)));
-      context.global.setSync('__memo', new ivm.Callback((seriesId: number, helper: string, args: unknown[], offset?: number, length?: number) => host.memo(seriesId, helper, args, offset, length)));
+      context.global.setSync('__attach', new ivm.Callback((seriesId: unknown) => host.attach(seriesId)));
+      // The runtime passes primitives only; anything else (or an oversized key) is refused before the host looks at it.
+      context.global.setSync(
+        '__memo',
+        new ivm.Callback((seriesId: unknown, helper: unknown, argsKey: unknown, offset?: unknown, length?: unknown) =>
+          typeof argsKey === 'string' && argsKey.length <= MAX_ARGS_KEY_CHARS ? host.memo(seriesId, helper, argsKey, offset, length) : undefined,
+        ),
+      );
       context.evalSync(runtimeSource(), { timeout: SETUP_TIMEOUT_MS, filename: 'file:///screener/runtime.js' });
       const runtime = context.global.getSync('__runtime', { reference: true }) as ivm.Reference<Record<string, IsolateFunction>>;
       context.global.deleteSync('__runtime');
@@ -130,7 +154,10 @@ export class TraderSandbox {
     const setupError = this.prepare(sharedBytes);
     if (setupError) return setupError;
     try {
-      this.beginTickRef!.applySync(undefined, [tickersJson, specsJson], { timeout: SETUP_TIMEOUT_MS });
+      this.beginTickRef!.applySync(undefined, [tickersJson, specsJson], { timeout: this.wallLimitMs() });
+      this.tickCpuStart = this.isolate!.cpuTime;
+      this.cpuMark = this.tickCpuStart;
+      this.wallSinceMark = 0;
       return null;
     } catch (error) {
       const failure = this.failure(error);
@@ -142,16 +169,50 @@ export class TraderSandbox {
   /** Run the filter for the tick's symbol number `symbol` (after beginTick); never throws. */
   evaluate(symbol: number): EvaluationOutcome {
     if (!this.ready) return { kind: 'error', code: 'TRADER_RUNTIME', message: 'sandbox is not ready', fatal: true };
+    let raw: unknown;
+    const started = performance.now();
     try {
-      const outcome = this.evaluateRef!.applySync(undefined, [symbol], { timeout: this.options.timeoutMs }) as unknown;
-      if (outcome === true || outcome === false) return { kind: 'ok', match: outcome, conditions: [] };
-      return checkOutcome(outcome);
+      raw = this.evaluateRef!.applySync(undefined, [symbol], { timeout: this.wallLimitMs() });
     } catch (error) {
       const failure = this.failure(error);
       // After a timeout or an exhausted heap the filter's state is unknown: start from a fresh isolate.
       this.dispose();
       return { kind: 'error', ...failure, fatal: true };
     }
+    const wallMs = performance.now() - started;
+    if (wallMs <= this.options.timeoutMs) this.wallSinceMark += wallMs;
+    else if (this.chargeCpu(wallMs) > this.options.timeoutMs) {
+      this.dispose();
+      return { kind: 'error', code: 'TRADER_TIMEOUT', message: `filter exceeded the ${this.options.timeoutMs} ms CPU time limit`, fatal: true };
+    }
+    const decoded = decodeVerdict(raw);
+    if (decoded === null) return { kind: 'error', code: 'TRADER_CONTRACT', message: 'filter broke its sandbox runtime', fatal: true };
+    if (decoded.kind === 'error') return { kind: 'error', code: 'TRADER_RUNTIME', message: decoded.message, fatal: false };
+    return { kind: 'ok', ...decoded.verdict };
+  }
+
+  /** CPU ms the isolate used since this tick began (one native call: asked only once wall time says it may matter). */
+  tickCpuMs(): number {
+    if (!this.isolate || this.isolate.isDisposed) return 0;
+    return Number(this.isolate.cpuTime - this.tickCpuStart) / 1e6;
+  }
+
+  /**
+   * CPU ms of the evaluation that just took `wallMs`: at least the isolate's CPU time since the last
+   * mark less the wall time of the quick evaluations in between (each used at most its wall time).
+   * Reading the CPU clock costs a native call, so quick evaluations never do.
+   */
+  private chargeCpu(wallMs: number): number {
+    if (!this.isolate || this.isolate.isDisposed) return wallMs;
+    const now = this.isolate.cpuTime;
+    const cpuMs = Number(now - this.cpuMark) / 1e6 - this.wallSinceMark;
+    this.cpuMark = now;
+    this.wallSinceMark = 0;
+    return cpuMs;
+  }
+
+  private wallLimitMs(): number {
+    return this.options.timeoutMs * WALL_BACKSTOP_FACTOR;
   }
 
   dispose(): void {
@@ -201,28 +262,9 @@ export class TraderSandbox {
     if (this.isolate?.isDisposed || /memory limit/i.test(message)) {
       return { code: 'TRADER_MEMORY', message: `filter exceeded the ${this.options.memoryMb} MB memory limit` };
     }
-    if (/timed out/i.test(message)) return { code: 'TRADER_TIMEOUT', message: `filter exceeded the ${this.options.timeoutMs} ms time limit` };
-    return { code: 'TRADER_RUNTIME', message: message.slice(0, 500) };
+    if (/timed out/i.test(message)) return { code: 'TRADER_TIMEOUT', message: `filter exceeded the ${this.options.timeoutMs * WALL_BACKSTOP_FACTOR} ms wall-clock backstop (${WALL_BACKSTOP_FACTOR} x its CPU time limit)` };
+    return { code: 'TRADER_RUNTIME', message: hostJudge.sanitize(message, MAX_MESSAGE_CHARS) };
   }
 }
 
 type IsolateFunction = (...args: unknown[]) => unknown;
-
-/** The isolate's answer is data from an untrusted heap: check its shape before believing it. */
-function checkOutcome(json: unknown): EvaluationOutcome {
-  let outcome: unknown;
-  try {
-    outcome = typeof json === 'string' && json.length < 100_000 ? JSON.parse(json) : undefined;
-  } catch {
-    outcome = undefined;
-  }
-  if (!Array.isArray(outcome)) return { kind: 'error', code: 'TRADER_CONTRACT', message: 'filter broke its sandbox runtime', fatal: true };
-  const [status, first, second] = outcome as RuntimeOutcome;
-  if (status === 'ok' && typeof first === 'boolean' && Array.isArray(second) && second.every((c) => typeof c === 'string')) {
-    return { kind: 'ok', match: first, conditions: second as string[] };
-  }
-  if ((status === 'runtime' || status === 'contract') && typeof first === 'string') {
-    return { kind: 'error', code: status === 'runtime' ? 'TRADER_RUNTIME' : 'TRADER_CONTRACT', message: first.slice(0, 500), fatal: false };
-  }
-  return { kind: 'error', code: 'TRADER_CONTRACT', message: 'filter broke its sandbox runtime', fatal: true };
-}

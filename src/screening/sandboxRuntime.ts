@@ -1,21 +1,17 @@
-// The trusted code that runs first inside every trader's isolate: compiles the filter, builds its inputs lazily, checks its answer.
+// The trusted code that runs first inside every trader's isolate: compiles the filter, builds its inputs lazily, reads its verdict.
 //
-// `installRuntime` is never called in Node: the sandbox injects `installRuntime.toString()` into a
-// fresh isolate (types are stripped by then), so it must stay self-contained plain JavaScript that
-// only touches its parameters and the isolate's own builtins. Builtins it relies on are captured
-// before any filter runs, because a filter may overwrite prototypes in its own isolate: doing so can
-// only break that trader's own results, which the host checks again anyway.
-
-/** Fields of one candle row as the host sends them (Binance's kline minus the trailing `ignore`). */
-export const ROW_FIELDS = 11;
-
-/** What `evaluate` returns: a bare boolean for a match without conditions (the common case, cheapest to pass back), else a tuple. */
-export type RuntimeOutcome = ['ok', boolean, string[]] | ['runtime' | 'contract', string];
+// `installRuntime` is never called in Node: the sandbox injects its source (with `createJudge`) into a
+// fresh isolate (types are stripped by then), so both must stay self-contained plain JavaScript that
+// only touch their parameters and the isolate's own builtins. A filter may replace any prototype
+// method or global of its isolate, so every builtin the runtime uses is captured before any filter
+// runs, and the runtime reads arrays with indexed loops (never `for…of`, spread or a method call on a
+// value a filter could have touched). Everything it hands the host is built from primitives here:
+// a number, a boolean, or one bounded string; the host checks it again anyway.
 
 /**
  * One timeframe of one symbol as the runtime needs it: [interval, seriesId, generation, start, length]
  * (`length` rows from row `start` of the series' shared buffer). A symbol's spec is
- * [hvnSeriesId or -1, ...timeframes flattened].
+ * [position of the hvnNodes timeframe among them or -1, ...timeframes flattened].
  */
 export type SymbolSpec = Array<string | number>;
 
@@ -27,23 +23,206 @@ export interface IsolateRuntime {
    * SymbolSpec[]): one string per trader and tick is the cheapest way across the isolate boundary.
    */
   beginTick(tickersJson: string, specsJson: string): void;
-  /** Run the filter for the tick's symbol number `symbol`: a boolean, or a RuntimeOutcome as JSON. */
+  /** Run the filter for the tick's symbol number `symbol`: a boolean, or an encoded verdict (see decodeVerdict). */
   evaluate(symbol: number): boolean | string;
 }
 
 /** Returns the shared buffer holding a series' rows, or undefined when the id is unknown. */
 type Attach = (seriesId: number) => SharedArrayBuffer | undefined;
-/** A helper's result on `length` candles from `offset` of a series (the whole series when omitted), or undefined. */
-type Memo = (seriesId: number, helper: string, args: unknown[], offset?: number, length?: number) => unknown;
+/**
+ * A helper's result on `length` candles from `offset` of a series (the whole series when both are
+ * omitted), or undefined. `argsKey` encodes the helper's other arguments (see encodeArgs): the only
+ * thing of the filter's that reaches the host is that one short string.
+ */
+type Memo = (seriesId: number, helper: string, argsKey: string, offset?: number, length?: number) => unknown;
 
-export function installRuntime(
-  attach: Attach,
-  memo: Memo,
-  library: Record<string, (...args: unknown[]) => unknown>,
-  klineHelperNames: string[],
-): IsolateRuntime {
+/** At most this many conditions of at most this many characters cross into the host (DESIGN.md's contract). */
+export const MAX_CONDITIONS = 50;
+export const MAX_CONDITION_CHARS = 500;
+/** Error and warning texts are cut to this many characters. */
+export const MAX_MESSAGE_CHARS = 500;
+/** The longest memo key the host accepts; longer argument lists are computed in the isolate. */
+export const MAX_ARGS_KEY_CHARS = 512;
+
+/** Separates the fields of an encoded verdict; every text is sanitized, so none contains it. */
+const FIELD = '\u0000';
+
+/** The verdict of one evaluation as read like the browser reads it. */
+export interface Verdict {
+  match: boolean;
+  conditions: string[];
+  /** Set when the filter broke the contract in a way the browser tolerates (read by truthiness). */
+  warning: string | null;
+}
+
+export type DecodedOutcome = { kind: 'verdict'; verdict: Verdict } | { kind: 'error'; message: string };
+
+/** Builtins the judge uses, captured before any filter code ran. */
+interface Intrinsics {
+  apply: typeof Reflect.apply;
+  isArray: (value: unknown) => boolean;
+  charCodeAt: (this: string, index: number) => number;
+  fromCharCode: (...codes: number[]) => string;
+  defineProperty: typeof Reflect.defineProperty;
+}
+
+/**
+ * The judge of a filter's answer: reads a returned value like the browser's screener (truthiness,
+ * `{ match, conditions }`), turns a thrown value into one line, and makes every text safe for a
+ * database row and a log line. Shared by the isolates (with the isolate's captured builtins) and by
+ * the unsandboxed reference (with Node's), so both read a verdict the same way.
+ */
+export function createJudge(intrinsics: Intrinsics) {
   'use strict';
-  const FIELDS = 11;
+  const { apply, isArray, charCodeAt, fromCharCode, defineProperty } = intrinsics;
+  const MAX_CONDITIONS = 50;
+  const MAX_CONDITION_CHARS = 500;
+  const MAX_MESSAGE_CHARS = 500;
+
+  /**
+   * At most `max` characters of `text`, with control characters (NUL included: PostgreSQL's jsonb
+   * refuses it) turned into spaces and lone surrogates into U+FFFD, so no row or log line can be
+   * refused or broken by it.
+   */
+  function sanitize(text: string, max: number): string {
+    const length = text.length < max ? text.length : max;
+    let clean = text.length <= max;
+    for (let i = 0; clean && i < length; i++) {
+      const code = apply(charCodeAt, text, [i]) as number;
+      if (code < 32 || code === 127 || (code >= 0xd800 && code <= 0xdfff)) clean = false;
+    }
+    if (clean) return text;
+    let out = '';
+    for (let i = 0; i < length; i++) {
+      const code = apply(charCodeAt, text, [i]) as number;
+      if (code < 32 || code === 127) out += ' ';
+      else if (code >= 0xd800 && code <= 0xdbff) {
+        const next = i + 1 < length ? (apply(charCodeAt, text, [i + 1]) as number) : 0;
+        if (next >= 0xdc00 && next <= 0xdfff) {
+          out += fromCharCode(code, next);
+          i++;
+        } else out += '\uFFFD';
+      } else if (code >= 0xdc00 && code <= 0xdfff) out += '\uFFFD';
+      else out += fromCharCode(code);
+    }
+    return out;
+  }
+
+  function kindOf(value: unknown): string {
+    if (value === null) return 'null';
+    if (isArray(value)) return 'an array';
+    const type = typeof value;
+    return type === 'object' ? 'an object' : type === 'undefined' ? 'undefined' : 'a ' + type;
+  }
+
+  /** A thrown value as one bounded line; reading it may run filter code, so it runs under the filter's time limit. */
+  function describeError(error: unknown): string {
+    try {
+      if (error !== null && (typeof error === 'object' || typeof error === 'function')) {
+        const name = (error as { name?: unknown }).name;
+        const message = (error as { message?: unknown }).message;
+        const prefix = typeof name === 'string' ? sanitize(name, 100) + ': ' : '';
+        if (typeof message === 'string') return sanitize(prefix + sanitize(message, MAX_MESSAGE_CHARS), MAX_MESSAGE_CHARS);
+        return 'threw ' + kindOf(error);
+      }
+      if (typeof error === 'string') return sanitize('threw ' + error, MAX_MESSAGE_CHARS);
+      if (typeof error === 'number' || typeof error === 'boolean' || typeof error === 'bigint') return 'threw ' + error;
+      return 'threw ' + kindOf(error);
+    } catch {
+      return 'threw a value that cannot be described';
+    }
+  }
+
+  /** The conditions of a match: strings only, at most MAX_CONDITIONS of at most MAX_CONDITION_CHARS. */
+  function readConditions(list: unknown, out: { conditions: string[]; warning: string | null }): void {
+    if (list === undefined || list === null) return;
+    if (!isArray(list)) {
+      out.warning = 'conditions is ' + kindOf(list) + ', not an array of strings; ignored';
+      return;
+    }
+    const length = (list as { length: unknown }).length;
+    const count = typeof length === 'number' && length > 0 ? (length < MAX_CONDITIONS ? length : MAX_CONDITIONS) : 0;
+    const conditions: string[] = [];
+    let kept = 0;
+    for (let i = 0; i < count; i++) {
+      const condition = (list as Record<number, unknown>)[i];
+      // Defined, not assigned (and by a descriptor without a prototype): an index setter or a `get` a
+      // filter put on a prototype must not swallow or spoil it.
+      if (typeof condition === 'string') defineProperty(conditions, kept++, { __proto__: null, value: sanitize(condition, MAX_CONDITION_CHARS), writable: true, enumerable: true, configurable: true } as PropertyDescriptor);
+      else if (out.warning === null) out.warning = 'conditions[' + i + '] is ' + kindOf(condition) + ', not a string; skipped';
+    }
+    out.conditions = conditions;
+  }
+
+  /**
+   * The browser's reading: `undefined`, `null`, `false` and `{ match: false }` are no match, `true`
+   * and `{ match: true }` a match, anything else counts by its truthiness with a warning. May run
+   * filter code (getters, proxies), so it runs under the filter's time limit; a throw from it is the
+   * filter's throw.
+   */
+  function readVerdict(result: unknown): Verdict {
+    if (result === true) return { match: true, conditions: [], warning: null };
+    if (result === false || result === undefined || result === null) return { match: false, conditions: [], warning: null };
+    if (typeof result === 'object' && !isArray(result)) {
+      const match = (result as { match?: unknown }).match;
+      if (match === false) return { match: false, conditions: [], warning: null };
+      const out = { conditions: [] as string[], warning: null as string | null };
+      readConditions((result as { conditions?: unknown }).conditions, out);
+      if (match === true) return { match: true, conditions: out.conditions, warning: out.warning };
+      return { match: true, conditions: out.conditions, warning: 'returned an object whose match is ' + kindOf(match) + ', not a boolean; read as a match by its truthiness, as the browser does' };
+    }
+    const truthy = !!result;
+    return { match: truthy, conditions: [], warning: 'returned ' + kindOf(result) + '; expected true, false or { match, conditions }; read as ' + (truthy ? 'a match' : 'no match') + ' by its truthiness, as the browser does' };
+  }
+
+  /** A verdict as the one string the host decodes (decodeVerdict): fields joined by NUL, which no sanitized text holds. */
+  function encodeVerdict(verdict: Verdict): string {
+    let out = 'v\u0000' + (verdict.match ? '1' : '0') + '\u0000' + (verdict.warning === null ? '' : sanitize(verdict.warning, MAX_MESSAGE_CHARS));
+    const conditions = verdict.conditions;
+    for (let i = 0; i < conditions.length; i++) out += '\u0000' + conditions[i];
+    return out;
+  }
+
+  function encodeError(message: string): string {
+    return 'e\u0000' + sanitize(message, MAX_MESSAGE_CHARS);
+  }
+
+  return { sanitize, kindOf, describeError, readVerdict, encodeVerdict, encodeError };
+}
+
+export type Judge = ReturnType<typeof createJudge>;
+
+/** Node's own builtins: the host side of the judge (reference evaluator, host checks). */
+export const hostJudge: Judge = createJudge({
+  apply: Reflect.apply,
+  isArray: Array.isArray,
+  charCodeAt: String.prototype.charCodeAt,
+  fromCharCode: String.fromCharCode,
+  defineProperty: Reflect.defineProperty,
+});
+
+/**
+ * The host's reading of what `evaluate` returned: checked again with the host's own code (bounds,
+ * sanitizing), since the isolate's runtime may have been subverted. Null when it is not a verdict
+ * the runtime could have produced.
+ */
+export function decodeVerdict(raw: unknown): DecodedOutcome | null {
+  if (raw === true || raw === false) return { kind: 'verdict', verdict: { match: raw, conditions: [], warning: null } };
+  // Each field is bounded, so a genuine encoding is never longer than this.
+  const limit = 16 + (MAX_MESSAGE_CHARS + 1) * 2 + MAX_CONDITIONS * (MAX_CONDITION_CHARS * 2 + 1);
+  if (typeof raw !== 'string' || raw.length > limit) return null;
+  const fields = raw.split(FIELD);
+  if (fields[0] === 'e' && fields.length === 2) return { kind: 'error', message: hostJudge.sanitize(fields[1]!, MAX_MESSAGE_CHARS) };
+  if (fields[0] !== 'v' || fields.length < 3 || fields.length > 3 + MAX_CONDITIONS || (fields[1] !== '1' && fields[1] !== '0')) return null;
+  const conditions: string[] = [];
+  for (let i = 3; i < fields.length; i++) conditions.push(hostJudge.sanitize(fields[i]!, MAX_CONDITION_CHARS));
+  const warning = fields[2] === '' ? null : hostJudge.sanitize(fields[2]!, MAX_MESSAGE_CHARS);
+  return { kind: 'verdict', verdict: { match: fields[1] === '1', conditions, warning } };
+}
+
+export function installRuntime(attach: Attach, memo: Memo, library: Record<string, (...args: unknown[]) => unknown>, klineHelperNames: string[], rowFields: number): IsolateRuntime {
+  'use strict';
+  const FIELDS = rowFields;
   const apply = Reflect.apply;
   const ownKeys = Reflect.ownKeys;
   const getOwnPropertyDescriptor = Reflect.getOwnPropertyDescriptor;
@@ -51,7 +230,7 @@ export function installRuntime(
   const isInteger = Number.isInteger;
   const trunc = Math.trunc;
   const isArrayValue = Array.isArray;
-  const toText = String;
+  const numberText = String;
   const FunctionCtor = Function;
   const Float64 = Float64Array;
   const ProxyCtor = Proxy;
@@ -62,10 +241,11 @@ export function installRuntime(
   const bind = Function.prototype.bind;
   const mapGet = Map.prototype.get;
   const mapSet = Map.prototype.set;
+  const charCodeAt = String.prototype.charCodeAt;
   const freeze = Object.freeze;
   const parseJson = JSON.parse;
-  const stringifyJson = JSON.stringify;
   const seriesHandles = new WeakMap();
+  const judge = createJudge({ apply, isArray: isArrayValue, charCodeAt, fromCharCode: String.fromCharCode, defineProperty });
   // Views on the thread's shared market rows, by series id. They never leave this closure, and the
   // code below only reads them by integer index (never .length, .buffer or a method, which a filter
   // could have redefined on the prototype to capture the view).
@@ -148,10 +328,10 @@ export function installRuntime(
 
   function indexOf(state: LazyState, key: string | symbol): number {
     if (typeof key !== 'string' || key.length === 0) return -1;
-    const first = key.charCodeAt(0);
+    const first = apply(charCodeAt, key, [0]) as number;
     if (first < 48 || first > 57) return -1;
     const index = +key;
-    return isInteger(index) && index < state.length && toText(index) === key ? index : -1;
+    return isInteger(index) && index < state.length && numberText(index) === key ? index : -1;
   }
 
   function relative(state: LazyState, value: unknown, fallback: number): number {
@@ -181,9 +361,11 @@ export function installRuntime(
 
   // One handler for every lazy array; each proxy's state hangs off its target under a symbol the
   // filter never sees (the traps below answer for the materialized array, never for the target).
+  // No prototype: a trap the handler lacks must not be found on a tampered Object.prototype.
   const STATE = Symbol('state');
   const stateOf = (target: unknown[]) => (target as unknown as Record<symbol, LazyState>)[STATE]!;
   const handler: ProxyHandler<unknown[]> = {
+    __proto__: null,
     get(target, key) {
       const state = stateOf(target);
       if (state.full === null) {
@@ -229,19 +411,19 @@ export function installRuntime(
       state.handle.dirty = true;
       return defineProperty(materialize(state), key, descriptor);
     },
-  };
+  } as ProxyHandler<unknown[]>;
 
   /** A kline array that builds its candles only when read, so helpers-only filters build nothing. */
   function lazyArray(series: SeriesState, offset: number, length: number): unknown[] {
     const target: unknown[] = [];
     const handle: MemoHandle = { seriesId: series.seriesId, offset, length, dirty: false };
-    (target as unknown as Record<symbol, LazyState>)[STATE] = { series, offset, length, full: null, handle };
+    defineProperty(target, STATE, { __proto__: null, value: { series, offset, length, full: null, handle }, writable: true, configurable: true } as PropertyDescriptor);
     const proxy = new ProxyCtor(target, handler);
     weakMapSetOn(proxy, handle);
     return proxy;
   }
 
-  /** Undo the host's encodeResult: `{ $series: Float64Array }` back to an array with null for NaN. */
+  /** Undo the host's encodeResult: `{ $series: Float64Array }` back to an array with null for NaN. Runs under the filter's time limit. */
   function decodeResult(value: unknown): unknown {
     if (value === null || typeof value !== 'object') return value;
     if (isArrayValue(value)) {
@@ -260,33 +442,76 @@ export function installRuntime(
       return out;
     }
     const record = value as Record<string, unknown>;
-    for (const key of ownKeys(record) as string[]) record[key] = decodeResult(record[key]);
+    const keys = ownKeys(record) as string[];
+    for (let i = 0; i < keys.length; i++) record[keys[i]!] = decodeResult(record[keys[i]!]);
     return record;
   }
 
-  function isSimpleArgument(value: unknown, allowObject: boolean): boolean {
-    if (value === undefined || value === null) return true;
-    const type = typeof value;
-    if (type === 'number' || type === 'boolean') return true;
-    if (type === 'string') return (value as string).length <= 64;
-    return type === 'object' && allowObject && getPrototypeOf(value) === objectPrototype;
+  /** Strings the memo key may carry verbatim: short, and of characters that cannot break the key's grammar. */
+  function isPlainWord(text: string): boolean {
+    if (text.length > 64) return false;
+    for (let i = 0; i < text.length; i++) {
+      const c = apply(charCodeAt, text, [i]) as number;
+      const ok = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 45 || c === 46;
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+  const HVN_OPTIONS = ['bins', 'threshold', 'lookback', 'minStrength', 'peakTolerance'];
+
+  /**
+   * The helper's arguments after the klines as the memo key the host decodes (TickMemo's parseArgsKey),
+   * built from primitives only: `u`, `n`, `t`, `f`, `#<number>`, `s<word>`, and for the high-volume
+   * nodes' options `{name=<number>;…}`, joined by `|`. Null when an argument is anything else: the
+   * helper then runs here, on what the filter passed, inside its own limits.
+   */
+  function encodeArgs(args: unknown[], from: number, allowOptions: boolean): string | null {
+    const count = args.length;
+    if (count - from > 6) return null;
+    let key = '';
+    for (let i = from; i < count; i++) {
+      const arg = args[i];
+      let part: string;
+      if (arg === undefined) part = 'u';
+      else if (arg === null) part = 'n';
+      else if (arg === true) part = 't';
+      else if (arg === false) part = 'f';
+      else if (typeof arg === 'number') part = '#' + arg;
+      else if (typeof arg === 'string') {
+        if (!isPlainWord(arg)) return null;
+        part = 's' + arg;
+      } else if (allowOptions && typeof arg === 'object' && getPrototypeOf(arg) === objectPrototype) {
+        part = '{';
+        for (let o = 0; o < HVN_OPTIONS.length; o++) {
+          const value = (arg as Record<string, unknown>)[HVN_OPTIONS[o]!];
+          if (value === undefined) continue;
+          if (typeof value !== 'number') return null;
+          part += (part.length > 1 ? ';' : '') + HVN_OPTIONS[o] + '=' + value;
+        }
+        part += '}';
+      } else return null;
+      key += (i > from ? '|' : '') + part;
+    }
+    return key;
   }
 
   // Helpers called on a tick's own series (or a slice of it the filter has not written to) are
   // computed once per thread and symbol by the host; anything else (copies, numbers, odd
   // arguments) runs here on what the filter passed.
   const helpers: Record<string, unknown> = {};
-  for (const name of Object.keys(library)) helpers[name] = library[name];
-  for (const name of klineHelperNames) {
+  const libraryNames = ownKeys(library) as string[];
+  for (let i = 0; i < libraryNames.length; i++) helpers[libraryNames[i]!] = library[libraryNames[i]!];
+  for (let i = 0; i < klineHelperNames.length; i++) {
+    const name = klineHelperNames[i]!;
     const local = library[name]!;
+    const allowOptions = name === 'calculateHighVolumeNodes';
     helpers[name] = function (...args: unknown[]) {
       const handle = weakMapGetOn(args[0]) as MemoHandle | undefined;
       if (handle !== undefined && !handle.dirty) {
-        const rest = args.slice(1);
-        let simple = rest.length <= 6;
-        for (let i = 0; simple && i < rest.length; i++) simple = isSimpleArgument(rest[i], name === 'calculateHighVolumeNodes');
-        if (simple) {
-          const result = memo(handle.seriesId, name, rest, handle.offset, handle.length);
+        const key = encodeArgs(args, 1, allowOptions);
+        if (key !== null) {
+          const result = memo(handle.seriesId, name, key, handle.offset, handle.length);
           if (result !== undefined) return decodeResult(result);
         }
       }
@@ -294,6 +519,18 @@ export function installRuntime(
     };
   }
   freeze(helpers);
+
+  /** The browser's hvnNodes: the high-volume nodes of the spec's chosen timeframe over its last min(length, 100) candles. */
+  function hvnNodesOf(spec: SymbolSpec): unknown {
+    const position = spec[0] as number;
+    if (position < 0) return [];
+    const at = 1 + position * 5;
+    const length = spec[at + 4] as number;
+    const lookback = length < 100 ? length : 100;
+    if (lookback < 1) return [];
+    const nodes = memo(spec[at + 1] as number, 'calculateHighVolumeNodes', '{lookback=' + lookback + '}');
+    return nodes === undefined ? [] : decodeResult(nodes);
+  }
 
   return {
     compile(code: string): string | null {
@@ -304,87 +541,47 @@ export function installRuntime(
         return null;
       } catch (error) {
         filter = null;
-        return describeError(error);
+        return judge.describeError(error);
       }
     },
     beginTick(tickersJson: string, specsJson: string): void {
+      // JSON.parse builds its arrays and objects with own data properties only, and the loops below
+      // read them by index: nothing here consults a prototype or iterator a filter could have replaced.
       tickTickers = parseJson(tickersJson);
       tickSpecs = parseJson(specsJson);
       // Attach every series now, so the isolate's memory accounting does not move during the tick.
-      for (const spec of tickSpecs) for (let i = 1; i + 4 < spec.length; i += 5) rowsOf(spec[i + 1] as number, spec[i + 2] as number);
+      for (let s = 0; s < tickSpecs.length; s++) {
+        const spec = tickSpecs[s]!;
+        for (let i = 1; i + 4 < spec.length; i += 5) rowsOf(spec[i + 1] as number, spec[i + 2] as number);
+      }
     },
     evaluate(symbol: number): boolean | string {
-      if (filter === null) return stringifyJson(['runtime', 'filter is not compiled']);
+      if (filter === null) return judge.encodeError('filter is not compiled');
       const spec = tickSpecs[symbol]!;
       const source = tickTickers[symbol]!;
       const ticker: Record<string, string> = {};
-      for (const key of ownKeys(source) as string[]) ticker[key] = source[key]!;
+      const keys = ownKeys(source) as string[];
+      for (let i = 0; i < keys.length; i++) defineProperty(ticker, keys[i]!, { __proto__: null, value: source[keys[i]!], writable: true, enumerable: true, configurable: true } as PropertyDescriptor);
       const timeframes: Record<string, unknown> = {};
       for (let i = 1; i + 4 < spec.length; i += 5) {
         const series: SeriesState = { seriesId: spec[i + 1] as number, generation: spec[i + 2] as number, rowStart: spec[i + 3] as number, built: [] };
-        timeframes[spec[i] as string] = lazyArray(series, 0, spec[i + 4] as number);
+        defineProperty(timeframes, spec[i] as string, { __proto__: null, value: lazyArray(series, 0, spec[i + 4] as number), writable: true, enumerable: true, configurable: true } as PropertyDescriptor);
       }
-      let result: unknown;
       try {
-        const hvnNodes = wantsHvnNodes ? decodeResult(memo(spec[0] as number, 'calculateHighVolumeNodes', [])) : [];
-        result = filter(ticker, timeframes, helpers, hvnNodes === undefined ? [] : hvnNodes);
+        const hvnNodes = wantsHvnNodes ? hvnNodesOf(spec) : [];
+        const result = filter(ticker, timeframes, helpers, hvnNodes);
+        if (result === true || result === false) return result;
+        const verdict = judge.readVerdict(result);
+        if (verdict.warning === null && verdict.conditions.length === 0) return verdict.match;
+        return judge.encodeVerdict(verdict);
       } catch (error) {
-        return stringifyJson(['runtime', describeError(error)]);
+        return judge.encodeError(judge.describeError(error));
       }
-      if (result === true || result === false) return result;
-      return stringifyJson(judgeResult(result));
     },
   };
 }
 
-const MAX_CONDITIONS = 50;
-const MAX_TEXT = 500;
-
-/** A thrown value as one bounded line; reading it may run filter code, so it runs under the time limit. */
-export function describeError(error: unknown): string {
-  try {
-    if (error !== null && typeof error === 'object' && 'message' in error) {
-      const name = (error as { name?: unknown }).name;
-      return ((typeof name === 'string' ? name + ': ' : '') + String((error as { message: unknown }).message)).slice(0, MAX_TEXT);
-    }
-    return ('threw ' + String(error)).slice(0, MAX_TEXT);
-  } catch {
-    return 'threw a value that cannot be described';
-  }
-}
-
-export function kindOf(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : 'a ' + typeof value;
-}
-
-/** The filter contract: true, false or { match: boolean, conditions?: string[] }; anything else is a contract error. */
-export function judgeResult(result: unknown): RuntimeOutcome {
-  try {
-    if (result === true || result === false) return ['ok', result, []];
-    if (result === null || typeof result !== 'object' || Array.isArray(result)) {
-      return ['contract', 'returned ' + kindOf(result) + '; expected true, false or { match, conditions }'];
-    }
-    const match = (result as { match?: unknown }).match;
-    if (match !== true && match !== false) return ['contract', 'returned an object whose match is ' + kindOf(match) + ', not a boolean'];
-    const conditions = (result as { conditions?: unknown }).conditions;
-    if (conditions === undefined || conditions === null) return ['ok', match, []];
-    if (!Array.isArray(conditions)) return ['contract', 'conditions is ' + kindOf(conditions) + ', not an array of strings'];
-    const texts: string[] = [];
-    const count = Math.min(conditions.length, MAX_CONDITIONS);
-    for (let i = 0; i < count; i++) {
-      const condition: unknown = conditions[i];
-      if (typeof condition !== 'string') return ['contract', 'conditions[' + i + '] is ' + kindOf(condition) + ', not a string'];
-      texts[i] = condition.length > MAX_TEXT ? condition.slice(0, MAX_TEXT) : condition;
-    }
-    return ['ok', match, texts];
-  } catch (error) {
-    return ['runtime', describeError(error)];
-  }
-}
-
 /** Source of everything the isolate needs besides the helpers, to evaluate before calling installRuntime. */
 export function runtimeFunctionsSource(): string {
-  return [describeError, kindOf, judgeResult, installRuntime].map((fn) => fn.toString()).join('\n') + `\nvar MAX_CONDITIONS = ${MAX_CONDITIONS};\nvar MAX_TEXT = ${MAX_TEXT};`;
+  return [createJudge, installRuntime].map((fn) => fn.toString()).join('\n');
 }

@@ -1,8 +1,7 @@
 // The screened series as SharedArrayBuffers read in place by every thread and isolate: the market store's own rows, or one copy of them.
 import type { Interval } from '../domain.ts';
-import { intervalMs, sharedCandleRows, writeCandleRow } from '../domain.ts';
+import { CANDLE_ROW_FIELDS as ROW_FIELDS, intervalMs, sharedCandleRows, writeCandleRow } from '../domain.ts';
 import type { CandleSeriesView, MarketView, SharedCandleRows } from '../ports.ts';
-import { ROW_FIELDS } from './sandboxRuntime.ts';
 
 /** Where one series' rows are for a tick: `length` rows from row `start` of buffer `id` at `generation`. */
 export type SeriesSlot = [id: number, generation: number, start: number, length: number];

@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { KlineScratch, TickMemo } from './memo.ts';
 import { DEFAULT_FILTER_TICK_BUDGET_MS, type FromThread, type ThreadOptions, type ThreadTraderResult, type ToThread, type TraderSpec } from './protocol.ts';
-import { TraderSandbox, type SandboxHost } from './sandbox.ts';
+import { TraderSandbox, WALL_BACKSTOP_FACTOR, type SandboxHost } from './sandbox.ts';
 import type { SymbolSpec } from './sandboxRuntime.ts';
 import { seriesKey, SeriesTable } from './sharedSeries.ts';
 
@@ -21,6 +21,8 @@ export class ThreadScreener {
   private readonly table = new SeriesTable();
   private readonly scratch = new KlineScratch();
   private readonly onCatastrophicError: (message: string) => void;
+  /** [tickId, 1 + trader index] of the code running now (see ThreadOptions.inFlight). */
+  private readonly inFlight: Int32Array;
   /** The isolates' callbacks land here; it points at the current tick's memo while a tick runs. */
   private currentMemo: TickMemo | null = null;
   private readonly host: SandboxHost = {
@@ -32,6 +34,7 @@ export class ThreadScreener {
     this.options = options;
     this.tickBudgetMs = options.filterTickBudgetMs ?? DEFAULT_FILTER_TICK_BUDGET_MS;
     this.onCatastrophicError = onCatastrophicError;
+    this.inFlight = new Int32Array(options.inFlight ?? new SharedArrayBuffer(8));
   }
 
   setTraders(upsert: TraderSpec[], remove: string[]): void {
@@ -67,12 +70,22 @@ export class ThreadScreener {
     this.currentMemo = memo;
     const runs: TraderRun[] = [];
     try {
-      for (const traderId of message.traderIds) runs.push(this.beginTrader(traderId, symbols, tickersJson));
+      Atomics.store(this.inFlight, 0, message.tickId);
+      for (let t = 0; t < message.traderIds.length; t++) {
+        Atomics.store(this.inFlight, 1, t + 1);
+        runs.push(this.beginTrader(message.traderIds[t]!, symbols, tickersJson));
+      }
       for (let s = 0; s < symbols.length; s++) {
         memo.nextSymbol();
-        for (const run of runs) if (run.active) this.evaluateSymbol(run, symbols, s);
+        for (let t = 0; t < runs.length; t++) {
+          const run = runs[t]!;
+          if (!run.active) continue;
+          Atomics.store(this.inFlight, 1, t + 1);
+          this.evaluateSymbol(run, symbols, s);
+        }
       }
     } finally {
+      Atomics.store(this.inFlight, 1, 0);
       this.currentMemo = null;
     }
     let heapBytes = 0;
@@ -92,17 +105,17 @@ export class ThreadScreener {
     this.traders.clear();
   }
 
-  /** Per symbol: [refresh-interval series id, then interval, series id, generation, start, length per timeframe]; null when a timeframe is missing. */
+  /** Per symbol: [position of the hvnNodes timeframe, then interval, series id, generation, start, length per timeframe]; null when a timeframe is missing. */
   private specsFor(spec: TraderSpec, symbols: string[]): Array<SymbolSpec | null> {
+    const hvnPosition = spec.timeframes.indexOf(spec.hvnInterval);
     return symbols.map((symbol) => {
-      const out: SymbolSpec = [-1];
+      const out: SymbolSpec = [hvnPosition];
       for (const interval of spec.timeframes) {
         const slot = this.table.slot(seriesKey(symbol, interval));
         if (!slot) return null;
-        if (interval === spec.refreshInterval) out[0] = slot[0];
         out.push(interval, ...slot);
       }
-      return out[0] === -1 ? null : out;
+      return out;
     });
   }
 
@@ -123,7 +136,7 @@ export class ThreadScreener {
   }
 
   private beginTrader(traderId: string, symbols: string[], tickersJson: string): TraderRun {
-    const result: ThreadTraderResult = { traderId, evaluated: [], matches: [], errors: [], evaluationMs: 0, severe: false };
+    const result: ThreadTraderResult = { traderId, evaluated: [], matches: [], errors: [], warnings: [], evaluationMs: 0, severe: false };
     const trader = this.traders.get(traderId);
     if (!trader) {
       result.errors.push({ symbol: null, code: 'TRADER_RUNTIME', message: 'trader is not loaded on its screening thread' });
@@ -132,6 +145,7 @@ export class ThreadScreener {
     }
     const started = performance.now();
     const { spec, sandbox } = trader;
+    this.injectFaults(spec);
     // A symbol missing one of the trader's timeframes is skipped, as the contract says.
     const specs = this.specsFor(spec, symbols);
     const setupError = sandbox.beginTick(tickersJson, JSON.stringify(specs.map((s) => s ?? [])), this.sharedBytes(specs));
@@ -154,6 +168,7 @@ export class ThreadScreener {
     if (outcome.kind === 'ok') {
       result.evaluated.push(symbol);
       if (outcome.match) result.matches.push({ symbol, conditions: outcome.conditions });
+      if (outcome.warning !== null) result.warnings.push({ symbol, message: outcome.warning });
       this.enforceTickBudget(run, s);
       return;
     }
@@ -178,7 +193,10 @@ export class ThreadScreener {
    */
   private enforceTickBudget(run: TraderRun, s: number): void {
     const { result } = run;
+    // Judged on CPU time, like one evaluation (see WALL_BACKSTOP_FACTOR); the CPU clock is asked only
+    // once the wall time says the budget may be spent.
     if (result.evaluationMs < this.tickBudgetMs) return;
+    if (result.evaluationMs < this.tickBudgetMs * WALL_BACKSTOP_FACTOR && run.sandbox!.tickCpuMs() < this.tickBudgetMs) return;
     let skipped = 0;
     for (let next = s + 1; next < run.specs.length; next++) if (run.specs[next] !== null) skipped++;
     if (skipped === 0) return;
@@ -189,6 +207,14 @@ export class ThreadScreener {
       code: 'TRADER_TIMEOUT',
       message: `spent its ${this.tickBudgetMs} ms tick budget (FILTER_TICK_BUDGET_MS) after ${result.evaluated.length + result.errors.length} symbols in ${Math.round(result.evaluationMs)} ms; ${skipped} symbols not evaluated this tick`,
     });
+  }
+
+  /** Test-only (config FAULT_INJECTION): crash the thread or abort the process for a filter carrying a marker. */
+  private injectFaults(spec: TraderSpec): void {
+    const faults = this.options.faults;
+    if (!faults) return;
+    if (faults.processAbortMarker && spec.code.includes(faults.processAbortMarker)) process.abort();
+    if (faults.threadExitMarker && spec.code.includes(faults.threadExitMarker)) process.exit(71);
   }
 }
 
