@@ -121,6 +121,13 @@ export interface Ticker {
   tradeCount: number;
 }
 
+/**
+ * Which helper library a trader's filter runs against (`filter.helpers`): 'webapp', the default,
+ * answers as the web app's browser screener does; 'textbook' is the opt-in for the standard
+ * definitions. docs/helpers.md describes both.
+ */
+export type HelpersVersion = 'webapp' | 'textbook';
+
 /** The parsed, validated `filter` column of a trader. */
 export interface TraderFilter {
   code: string;
@@ -128,6 +135,8 @@ export interface TraderFilter {
   refreshInterval: Interval;
   requiredTimeframes: Interval[];
   indicators: unknown[];
+  /** The helper library version; 'webapp' when the row does not say. */
+  helpers: HelpersVersion;
 }
 
 export type ExecutionMode = 'browser' | 'cloud' | 'both';

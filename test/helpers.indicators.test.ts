@@ -1,7 +1,8 @@
-// Every helper checked against an independent implementation (the technicalindicators package) or a textbook definition.
+// The opt-in 'textbook' library checked against an independent implementation (the technicalindicators package) or a textbook definition.
+// (The default 'webapp' library is checked against the web app's stated behaviour in test/parity.*.test.ts.)
 import { ADX, BollingerBands, EMA, Highest, Lowest, MACD, RSI, SMA, Stochastic, StochasticRSI, VWAP, bearishengulfingpattern, bullishengulfingpattern } from 'technicalindicators';
 import { describe, expect, it } from 'vitest';
-import { HELPER_FUNCTIONS as h, HELPERS_VERSION, helpersSource, type Helpers } from '../src/screening/helpers.ts';
+import { HELPERS_VERSIONS, helperFunctions, helpersLibraryVersion, helpersSource, TEXTBOOK_HELPERS as h, type TextbookHelpers } from '../src/screening/helpers.ts';
 import { randomWalk, seededRandom, toKlines } from './screening.support.ts';
 
 const candles = randomWalk({ seed: 42, count: 500, interval: '1h', lastOpenTime: Date.UTC(2026, 0, 10) });
@@ -23,9 +24,11 @@ function expectTail(series: Array<number | null>, reference: number[], tolerance
   expect(series.slice(0, series.length - reference.length).every((v) => v === null)).toBe(true);
 }
 
-describe('indicator helpers against independent references', () => {
-  it('exports a version for provenance', () => {
-    expect(HELPERS_VERSION).toMatch(/\S/);
+describe('textbook helpers against independent references', () => {
+  it('names each library version for provenance, distinctly', () => {
+    const versions = HELPERS_VERSIONS.map(helpersLibraryVersion);
+    expect(versions).toEqual([expect.stringMatching(/^webapp@\S+$/), expect.stringMatching(/^textbook@\S+$/)]);
+    expect(() => helpersLibraryVersion('browser' as never)).toThrow(/unknown helpers version "browser"/);
   });
 
   it('moving averages match technicalindicators SMA to 1e-9', () => {
@@ -241,10 +244,15 @@ describe('indicator helpers against independent references', () => {
     expect(h.calculateStochastic(short)).toBeNull();
   });
 
-  it('the source injected into isolates rebuilds the same library', () => {
-    const rebuilt = new Function(helpersSource())() as Helpers;
-    expect(Object.keys(rebuilt).sort()).toEqual(Object.keys(h).sort());
+  it('the source injected into isolates rebuilds the textbook library, not the default one', () => {
+    const rebuilt = new Function(helpersSource('textbook'))() as TextbookHelpers;
+    expect(Object.keys(rebuilt)).toEqual(Object.keys(h));
     expect(rebuilt.getLatestRSI(klines, 14)).toBe(h.getLatestRSI(klines, 14));
     expect(rebuilt.calculateHighVolumeNodes(klines)).toEqual(h.calculateHighVolumeNodes(klines));
+    expect(rebuilt.calculateADX(klines, 14)).toBe(h.calculateADX(klines, 14));
+    expect(rebuilt.calculateStochRSI(klines)).toEqual(h.calculateStochRSI(klines));
+    expect(rebuilt.calculateMACD(closes)).toEqual(h.calculateMACD(closes));
+    expect(rebuilt.calculateStochastic(klines)).not.toEqual(helperFunctions('webapp').calculateStochastic(klines));
+    expect(helperFunctions('textbook')).toBe(h);
   });
 });

@@ -165,7 +165,7 @@ export function makeTrader(code: string, options: { id?: string; refreshInterval
     name: `trader ${traderCounter}`,
     enabled: true,
     executionMode: 'cloud',
-    filter: { code, description: [], refreshInterval, requiredTimeframes: required, indicators: [] },
+    filter: { code, description: [], refreshInterval, requiredTimeframes: required, indicators: [], helpers: 'webapp' },
     timeframes,
     codeHash: createHash('sha256').update(code).digest('hex'),
     updatedAt: options.updatedAt ?? '2026-01-01T00:00:00.000Z',

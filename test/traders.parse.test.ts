@@ -48,7 +48,29 @@ describe('parsing trader rows', () => {
       refreshInterval: '15m',
       requiredTimeframes: [],
       indicators: [],
+      helpers: 'webapp',
     });
+  });
+
+  it("runs a trader against the web app's helpers unless its filter opts in to the textbook ones", () => {
+    const helpersOf = (filter: unknown) => {
+      const parsed = parseTraderRow(row(filter));
+      if (!parsed.ok) throw new Error(parsed.rejected.reason);
+      return parsed.trader.filter.helpers;
+    };
+    expect(helpersOf({ code: 'return true;' })).toBe('webapp');
+    expect(helpersOf({ code: 'return true;', helpers: null })).toBe('webapp');
+    expect(helpersOf({ code: 'return true;', helpers: 'webapp' })).toBe('webapp');
+    expect(helpersOf({ code: 'return true;', helpers: 'textbook' })).toBe('textbook');
+    expect(helpersOf(JSON.stringify({ code: 'return true;', helpers: 'textbook' }))).toBe('textbook');
+  });
+
+  it('rejects a trader whose helpers version it does not know, rather than running it against another library', () => {
+    expect(reasonOf({ code: 'return true;', helpers: 'Textbook' })).toBe(
+      'filter.helpers: unknown helpers version "Textbook" (expected "webapp" or "textbook", or nothing for "webapp")',
+    );
+    expect(reasonOf({ code: 'return true;', helpers: 2 })).toMatch(/^filter\.helpers: unknown helpers version 2 \(/);
+    expect(reasonOf({ code: 'return true;', helpers: { version: 'textbook' } })).toMatch(/^filter\.helpers: unknown helpers version \{"version":"textbook"\} \(/);
   });
 
   it('names the field and the problem when a row is unusable', () => {

@@ -105,7 +105,7 @@ export function benchTraders(filters: readonly BenchFilter[]): Trader[] {
     name: filter.name,
     enabled: true,
     executionMode: 'cloud',
-    filter: { code: filter.code, description: [], refreshInterval: filter.refreshInterval, requiredTimeframes: filter.requiredTimeframes, indicators: [] },
+    filter: { code: filter.code, description: [], refreshInterval: filter.refreshInterval, requiredTimeframes: filter.requiredTimeframes, indicators: [], helpers: 'webapp' },
     timeframes: INTERVALS.filter((interval) => interval === filter.refreshInterval || filter.requiredTimeframes.includes(interval)),
     codeHash: createHash('sha256').update(filter.code).digest('hex'),
     updatedAt: '2026-01-01T00:00:00.000Z',

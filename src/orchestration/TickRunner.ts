@@ -2,6 +2,7 @@
 import type { Clock } from '../clock.ts';
 import { type Interval, type Signal, type SignalProvenance, type Trader, intervalMs } from '../domain.ts';
 import type { Logger } from '../logger.ts';
+import { helpersLibraryVersion } from '../screening/helpers.ts';
 import type { MarketView, SignalSink } from '../ports.ts';
 import type { ScreenerPort, TraderTickOutcome } from './ports.ts';
 import type { RisingEdges } from './RisingEdges.ts';
@@ -235,7 +236,7 @@ export class TickRunner {
       machineId: this.options.machineId,
       provenance: {
         filterCodeHash: trader.codeHash,
-        helpersVersion: this.options.helpersVersion,
+        helpersVersion: helpersLibraryVersion(trader.filter.helpers),
         timeframes,
         workerVersion: this.options.workerVersion,
       },

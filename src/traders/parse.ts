@@ -1,7 +1,8 @@
 // Pure translation of `traders` rows (as PostgREST returns them) into domain Traders, or a rejection naming the bad field.
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { INTERVALS, type ExecutionMode, type Interval, type RejectedTrader, type Trader, type TraderFilter } from '../domain.ts';
+import { INTERVALS, type ExecutionMode, type HelpersVersion, type Interval, type RejectedTrader, type Trader, type TraderFilter } from '../domain.ts';
+import { DEFAULT_HELPERS_VERSION, HELPERS_VERSIONS } from '../screening/helpers.ts';
 
 /** The columns the worker selects from `traders`. */
 export const TRADER_COLUMNS = 'id,user_id,name,enabled,execution_mode,filter,created_at,updated_at';
@@ -63,6 +64,14 @@ const filterSchema = z.object(
       .array(z.unknown(), { error: 'must be a list' })
       .nullish()
       .transform((value) => value ?? []),
+    // Absent on every row the web app writes: those get its own answers. A typo must not silently
+    // fall back to them, so anything but a known version rejects the row.
+    helpers: z
+      .enum(HELPERS_VERSIONS as [HelpersVersion, ...HelpersVersion[]], {
+        error: (issue) => `unknown helpers version ${quote(issue.input)} (expected ${HELPERS_VERSIONS.map((v) => `"${v}"`).join(' or ')}, or nothing for "${DEFAULT_HELPERS_VERSION}")`,
+      })
+      .nullish()
+      .transform((value) => value ?? DEFAULT_HELPERS_VERSION),
   },
   { error: 'must be an object' },
 );

@@ -1,0 +1,82 @@
+// Building blocks the helpers share: present in the library's source, never on `helpers`.
+//
+// Like every function of the library, each one is self-contained plain JavaScript once types are
+// stripped, calling only other library functions by their own names (see library.ts).
+import type { Kline, Series } from './types.ts';
+
+/** A kline field as a number, accepting the browser's strings (parseFloat, as the web app does); NaN when unreadable. */
+export function toNumber(value: unknown): number {
+  return typeof value === 'number' ? value : parseFloat(value as string);
+}
+
+export function isValidPeriod(period: unknown): boolean {
+  return typeof period === 'number' && Number.isInteger(period) && period > 0;
+}
+
+export function closesOf(klines: ArrayLike<Kline>): Series {
+  const closes: Series = new Array(klines.length);
+  for (let i = 0; i < klines.length; i++) {
+    const close = toNumber(klines[i]![4]);
+    closes[i] = Number.isFinite(close) ? close : null;
+  }
+  return closes;
+}
+
+export function lastNonNull(series: Series | null): number | null {
+  if (!series) return null;
+  for (let i = series.length - 1; i >= 0; i--) if (series[i] !== null) return series[i]!;
+  return null;
+}
+
+export function nullSeries(length: number): Series {
+  return new Array(length).fill(null);
+}
+
+/** EMA of a series with nulls: seeded with the SMA of the first `period` consecutive values. */
+export function emaOfSeries(values: ArrayLike<number | null>, period: number): Series {
+  const out = nullSeries(values ? values.length : 0);
+  if (!values || !isValidPeriod(period) || values.length < period) return out;
+  let start = -1;
+  let run = 0;
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    run = value === null || value === undefined || !Number.isFinite(value) ? 0 : run + 1;
+    if (run === period) {
+      start = i - period + 1;
+      break;
+    }
+  }
+  if (start < 0) return out;
+  let sum = 0;
+  for (let i = start; i < start + period; i++) sum += values[i]!;
+  const k = 2 / (period + 1);
+  let ema = sum / period;
+  out[start + period - 1] = ema;
+  for (let i = start + period; i < values.length; i++) {
+    const value = values[i];
+    if (value === null || value === undefined || !Number.isFinite(value)) break;
+    ema = value * k + ema * (1 - k);
+    out[i] = ema;
+  }
+  return out;
+}
+
+/** SMA per position of a series with nulls: null wherever the window holds a null. */
+export function smaOfSeries(values: Series, period: number): Series {
+  const out = nullSeries(values.length);
+  for (let i = period - 1; i < values.length; i++) {
+    let sum = 0;
+    let valid = true;
+    for (let j = i - period + 1; j <= i; j++) {
+      if (values[j] === null) {
+        valid = false;
+        break;
+      }
+      sum += values[j]!;
+    }
+    if (valid) out[i] = sum / period;
+  }
+  return out;
+}
+
+export const INTERNAL_FUNCTIONS = [toNumber, isValidPeriod, closesOf, lastNonNull, nullSeries, emaOfSeries, smaOfSeries];
