@@ -24,6 +24,10 @@ create table if not exists public.worker_machines (
   last_action_at timestamptz,
   last_error text,
   converged_at timestamptz,
+  -- Which controller is working on this user, until when (claim_worker_machines): two controllers never act on
+  -- the same user at once, and a crashed one's claim lapses.
+  claimed_by text,
+  claim_expires_at timestamptz,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
@@ -33,6 +37,23 @@ create index if not exists worker_machines_desired_idx on public.worker_machines
 drop trigger if exists worker_machines_set_updated_at on public.worker_machines;
 create trigger worker_machines_set_updated_at before insert or update on public.worker_machines
   for each row execute function public.set_updated_at();
+
+-- Claim every user no other live controller is working on, for `p_ttl_seconds`, and return their rows. One call per
+-- reconcile pass; a controller gives a user back by clearing claimed_by when it records what it did.
+create or replace function public.claim_worker_machines(p_owner text, p_ttl_seconds integer, p_users uuid[] default null)
+returns setof public.worker_machines
+language sql volatile
+set search_path = ''
+as $$
+  update public.worker_machines m
+  set claimed_by = p_owner, claim_expires_at = now() + make_interval(secs => p_ttl_seconds)
+  where (p_users is null or m.user_id = any (p_users))
+    and (m.claimed_by is null or m.claimed_by = p_owner or m.claim_expires_at < now())
+  returning m.*
+$$;
+
+revoke all on function public.claim_worker_machines(text, integer, uuid[]) from public, anon, authenticated;
+grant execute on function public.claim_worker_machines(text, integer, uuid[]) to service_role;
 
 create table if not exists public.revoked_worker_keys (
   -- The key's `jti` claim. Text, not uuid: a malformed id in a token must never make the check itself fail.
