@@ -209,6 +209,7 @@ async function main(): Promise<void> {
         KLINE_HISTORY: '300',
         // Thresholds are in worker-clock time, which runs DEMO_SPEED times faster than the wall clock.
         READY_MAX_LAG_MS: String(DEMO_SPEED * 2000),
+        READY_MAX_LATENCY_MS: String(DEMO_SPEED * 500),
         TICK_GRACE_MS: String(DEMO_SPEED * 200),
         TRADER_POLL_MS: '30000',
       });

@@ -8,8 +8,8 @@ import type { Logger } from './logger.ts';
 import type { LifecycleState, SignalSink, StatusSink, TraderChanges, TraderRepository } from './ports.ts';
 import type { CandleCloseSource, MarketDataSource, ScreenerPort } from './orchestration/ports.ts';
 import { RisingEdges } from './orchestration/RisingEdges.ts';
-import { ServiceLevel, type TickServiceLevel, coverageOf, percentile } from './orchestration/ServiceLevel.ts';
-import { type TickRequest, TickScheduler } from './orchestration/TickScheduler.ts';
+import { ServiceLevel, type TickServiceLevel, percentile } from './orchestration/ServiceLevel.ts';
+import { type TickRequest, type TickRunResult, TickScheduler } from './orchestration/TickScheduler.ts';
 import { TickRunner, type TickSummary } from './orchestration/TickRunner.ts';
 import { StatusWriter } from './orchestration/StatusWriter.ts';
 import { TraderHealth } from './orchestration/TraderHealth.ts';
@@ -17,6 +17,8 @@ import { TraderHealth } from './orchestration/TraderHealth.ts';
 export const HEARTBEAT_MS = 15_000;
 /** A worker down for longer than this many candles of an interval resumes that far back, no further. */
 export const MAX_CATCH_UP_CANDLES = 60;
+/** READY_MAX_LATENCY_MS's default: the close → commit p99 objective in BENCHMARKS.md. */
+export const DEFAULT_READY_MAX_LATENCY_MS = 500;
 
 /** The database side's health, as the state synchronizer reports it. */
 export interface DatabaseHealth {
@@ -34,6 +36,8 @@ export interface OrchestratorOptions {
   traderPollMs: number;
   readyMinCoverage: number;
   readyMaxLagMs: number;
+  /** p99 close-to-commit latency over the recent ticks past this marks the worker degraded (READY_MAX_LATENCY_MS). */
+  readyMaxLatencyMs?: number;
   heartbeatMs?: number;
   clock: Clock;
   logger: Logger;
@@ -85,7 +89,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.options = options;
     this.log = options.logger;
     this.health = new TraderHealth({ userId: options.userId, clock: options.clock, logger: options.logger });
-    this.serviceLevel = new ServiceLevel({ minCoverage: options.readyMinCoverage, maxLagMs: options.readyMaxLagMs });
+    this.serviceLevel = new ServiceLevel({
+      minCoverage: options.readyMinCoverage,
+      maxLagMs: options.readyMaxLagMs,
+      maxLatencyMs: options.readyMaxLatencyMs ?? DEFAULT_READY_MAX_LATENCY_MS,
+    });
     this.scheduler = new TickScheduler({
       clock: options.clock,
       logger: options.logger,
@@ -131,6 +139,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       },
     });
     this.onCandleClosed = (event) => this.scheduler.candleClosed(event);
+    // Evaluations skipped for an incomplete timeframe are owed until that series is filled: follow them up then.
+    options.market.on('gapFilled', (event) => this.scheduler.seriesFilled(event.symbol, event.interval));
   }
 
   get state(): LifecycleState {
@@ -316,29 +326,36 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return { candles: screened };
   }
 
-  private async runTick(request: TickRequest, only?: ReadonlySet<string>): Promise<string[]> {
-    if (this.stopping) return [];
+  private async runTick(request: TickRequest, only?: ReadonlySet<string>): Promise<TickRunResult> {
+    if (this.stopping) return { incomplete: [], skipped: [] };
     const traders = [...this.traders.values()].filter(
       (trader) =>
-        trader.filter.refreshInterval === request.interval && !this.health.isDisabled(trader.id) && (only === undefined || only.has(trader.id)),
+        trader.filter.refreshInterval === request.interval &&
+        !this.health.isDisabled(trader.id) &&
+        (only === undefined || only.has(trader.id)) &&
+        (request.traderIds === undefined || request.traderIds.includes(trader.id)),
     );
     const summary = await this.runner.run(request, traders);
     const closeToCommitMaxMs = summary.closeToCommitMs.length > 0 ? Math.max(...summary.closeToCommitMs) : null;
+    this.serviceLevel.recordLatencies(summary.closeToCommitMs);
+    const waiting = new Map<string, Interval[]>();
+    for (const pair of summary.skipped) waiting.set(pair.symbol, [...new Set([...(waiting.get(pair.symbol) ?? []), ...pair.timeframes])]);
+    const coverage = { evaluated: summary.symbolsEvaluated, waiting };
     let level: TickServiceLevel | null = null;
     if (request.kind === 'tick') {
-      level = {
-        interval: request.interval,
-        openTime: request.openTime,
-        expected: request.expected,
-        evaluated: summary.symbols,
-        coverage: coverageOf(summary.symbols, request.expected),
-        arrivalLagP95Ms: percentile(summary.arrivalLagsMs, 0.95),
-        arrivalLagMaxMs: summary.arrivalLagsMs.length > 0 ? Math.max(...summary.arrivalLagsMs) : null,
-        closeToCommitMaxMs,
-      };
-      this.serviceLevel.recordTick(level);
+      level = this.serviceLevel.recordTick(
+        {
+          interval: request.interval,
+          openTime: request.openTime,
+          expected: request.expected,
+          arrivalLagP95Ms: percentile(summary.arrivalLagsMs, 0.95),
+          arrivalLagMaxMs: summary.arrivalLagsMs.length > 0 ? Math.max(...summary.arrivalLagsMs) : null,
+          closeToCommitMaxMs,
+        },
+        coverage,
+      );
     } else if (request.kind === 'followup') {
-      level = this.serviceLevel.recordFollowUp(request.interval, request.openTime, summary.symbols, closeToCommitMaxMs);
+      level = this.serviceLevel.recordFollowUp(request.interval, request.openTime, coverage, closeToCommitMaxMs);
     }
     this.log.info(
       {
@@ -349,6 +366,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         symbols: summary.symbols,
         expected: summary.expected,
         coverage: level?.coverage ?? null,
+        waitingFor: level?.waitingFor ?? null,
+        skipped: summary.skipped.length,
         evaluations: summary.evaluations,
         errors: summary.errors,
         matches: summary.matches,
@@ -367,7 +386,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (level !== null) this.emit('tick', summary, level);
     this.statusWriter.requestTraders();
     void this.refreshState();
-    return summary.incomplete;
+    return { incomplete: summary.incomplete, skipped: summary.skipped };
   }
 
   // ---- hot reload ----

@@ -171,6 +171,12 @@ export interface SignalProvenance {
   helpersVersion: string;
   /** Per timeframe the filter saw: its last closed candle and where that candle came from. */
   timeframes: Record<string, { lastOpenTime: number; lastCloseTime: number; origin: CandleOrigin; length: number }>;
+  /**
+   * The ticker the filter saw: the snapshot taken when this candle's closing kline arrived, by its event time. null:
+   * no snapshot proved the ticker at that close (a close that came by REST, a catch-up after a restart), so the filter
+   * saw only the contract's minimal ticker (`s`, and `c` = the candle's close).
+   */
+  ticker: { eventTime: number; lastPrice: number } | null;
   /** Closing kline received (worker clock) → row handed to the database, in ms; set when written. */
   closeToCommitMs?: number;
   workerVersion: string;

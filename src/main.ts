@@ -92,6 +92,7 @@ async function main(): Promise<void> {
     traderPollMs: config.traderPollMs,
     readyMinCoverage: config.readyMinCoverage,
     readyMaxLagMs: config.readyMaxLagMs,
+    readyMaxLatencyMs: config.readyMaxLatencyMs,
     clock,
     logger,
     traders: database,

@@ -116,6 +116,7 @@ describe('worker process end to end', () => {
         // Thresholds are worker-clock ms: 30 s of clock is one real second.
         TICK_GRACE_MS: String(SPEED * 100),
         READY_MAX_LAG_MS: String(SPEED * 3000),
+        READY_MAX_LATENCY_MS: String(SPEED * 500),
         SHUTDOWN_TIMEOUT_MS: String(SPEED * 5000),
       },
       build.dir,

@@ -50,6 +50,8 @@ function tickSummary(overrides: Partial<TickSummary> = {}): TickSummary {
     arrivalLagsMs: [10],
     closeToCommitMs: [120],
     incomplete: [],
+    skipped: [],
+    symbolsEvaluated: ['A', 'B', 'C'],
     outcomes: [{ traderId: 't-1', evaluatedSymbols: ['A', 'B', 'C'], matches: [], errors: [{ symbol: 'X', code: 'TRADER_RUNTIME', message: 'x' }], evaluationMs: 3, disabled: null }],
     ...overrides,
   };
@@ -109,6 +111,7 @@ describe('ops server', () => {
       expected: 4,
       evaluated: 3,
       coverage: 0.75,
+      waitingFor: {},
       arrivalLagP95Ms: 10,
       arrivalLagMaxMs: 10,
       closeToCommitMaxMs: 120,

@@ -3,7 +3,7 @@ import { AcceleratedClock, systemClock } from '../src/clock.ts';
 import type { Candle, CandleOrigin, Interval } from '../src/domain.ts';
 import { candleCloseTime, intervalMs } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
-import { MAX_PENDING_CANDLES, type TickMarket, type TickRequest, TickScheduler } from '../src/orchestration/TickScheduler.ts';
+import { MAX_PENDING_CANDLES, type TickMarket, type TickRequest, type TickRunResult, TickScheduler } from '../src/orchestration/TickScheduler.ts';
 
 // The scheduler's market port is three questions about stored candles; this in-memory stand-in
 // answers them from a set of closed (symbol, interval, openTime) keys so each timing rule can be
@@ -52,7 +52,7 @@ async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
   }
 }
 
-function setup(options: { symbols: string[]; graceMs: number; schedule: Map<Interval, Interval[]>; run?: (request: TickRequest) => Promise<void> }) {
+function setup(options: { symbols: string[]; graceMs: number; schedule: Map<Interval, Interval[]>; run?: (request: TickRequest) => Promise<TickRunResult | void> }) {
   // Ten clock milliseconds per real one: a 1 s grace is 100 ms of test time.
   const clock = new AcceleratedClock({ speed: 10, originRealMs: systemClock.now(), originClockMs: Date.UTC(2026, 0, 5, 0, 0, 30) });
   const market = new ClosedCandles(options.symbols);
@@ -65,7 +65,7 @@ function setup(options: { symbols: string[]; graceMs: number; schedule: Map<Inte
     graceMs: options.graceMs,
     run: async (request) => {
       runs.push({ ...request, symbols: [...request.symbols].sort() });
-      await options.run?.(request);
+      return options.run?.(request);
     },
     onBacklog: (request, outcome) => backlog.push([request, outcome]),
   });
@@ -150,6 +150,60 @@ describe('tick scheduler', () => {
     await until(() => runs.length === 1 + MAX_PENDING_CANDLES);
     expect(runs.map((run) => run.openTime)).toEqual([T, ...behind.slice(1)]);
     expect(scheduler.backlog()).toBe(0);
+    await scheduler.stop();
+  });
+
+  it('follows up a pair skipped for an incomplete higher timeframe once that series is filled, for the owed trader only', async () => {
+    const hourBefore = Date.UTC(2026, 0, 4, 23, 0);
+    const { runs, market, scheduler, close } = setup({
+      symbols: ['A', 'B'],
+      graceMs: 60_000,
+      schedule: new Map([['1m', ['1h']]]),
+      // The tick finds A's 1h series incomplete for trader t2; the follow-up (1h filled by then) skips nothing.
+      run: async (request) => ({
+        incomplete: [],
+        skipped: request.kind === 'tick' && !market.isComplete('A', '1h', hourBefore) ? [{ traderId: 't2', symbol: 'A', timeframes: ['1h' as const] }] : [],
+      }),
+    });
+    close('A', '1m', T);
+    close('B', '1m', T);
+    await until(() => runs.length === 1);
+    // A fill that has not made the series complete changes nothing.
+    scheduler.seriesFilled('A', '1h');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(runs).toHaveLength(1);
+    market.closed.add(`A|1h|${hourBefore}`);
+    scheduler.seriesFilled('A', '1h');
+    await until(() => runs.length === 2);
+    expect(runs[1]).toMatchObject({ kind: 'followup', openTime: T, symbols: ['A'], traderIds: ['t2'] });
+    // Nothing is owed any more: a second report of the same fill runs nothing.
+    scheduler.seriesFilled('A', '1h');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(runs).toHaveLength(2);
+    await scheduler.stop();
+  });
+
+  it('follows up owed pairs at the next tick when their series completed without a fill event', async () => {
+    const hourBefore = Date.UTC(2026, 0, 4, 23, 0);
+    const { runs, market, scheduler, close } = setup({
+      symbols: ['A'],
+      graceMs: 60_000,
+      schedule: new Map([['1m', ['1h']]]),
+      run: async (request) => ({
+        incomplete: [],
+        skipped: request.openTime === T && request.kind === 'tick' ? [{ traderId: 't2', symbol: 'A', timeframes: ['1h' as const] }] : [],
+      }),
+    });
+    close('A', '1m', T);
+    await until(() => runs.length === 1);
+    market.closed.add(`A|1h|${hourBefore}`);
+    close('A', '1m', T + 60_000);
+    await until(() => runs.length === 3);
+    // The owed candle first, then the new one: each on the market as it stood at its own close.
+    expect(runs.slice(1).map((run) => [run.kind, run.openTime, run.traderIds])).toEqual([
+      ['followup', T, ['t2']],
+      ['tick', T + 60_000, undefined],
+    ]);
     await scheduler.stop();
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../src/clock.ts';
-import { type Candle, type Interval, candleCloseTime, intervalMs } from '../src/domain.ts';
-import { MarketStore } from '../src/market/MarketStore.ts';
+import { type Candle, type Interval, type Ticker, candleCloseTime, intervalMs } from '../src/domain.ts';
+import { MarketStore, TICKER_SNAPSHOTS_PER_INTERVAL } from '../src/market/MarketStore.ts';
 import { TruncatedMarketView } from '../src/orchestration/TruncatedMarketView.ts';
 
 const T0 = Date.UTC(2026, 0, 5, 0, 0);
@@ -51,6 +51,62 @@ describe('truncated market view', () => {
     const truncated = new TruncatedMarketView(store, candle('1m', 2).openTime).series('ETHUSDT', '1m')!;
     expect(truncated.version).not.toBe(live.version);
     expect(view(store).series('NOPE', '1m')).toBeUndefined();
+  });
+});
+
+describe('ticker as of the close', () => {
+  const ticker = (eventTime: number, lastPrice: number): Ticker => ({
+    symbol: 'BTCUSDT',
+    eventTime,
+    lastPrice,
+    priceChange: 1,
+    priceChangePercent: 0.5,
+    weightedAvgPrice: lastPrice,
+    openPrice: lastPrice - 1,
+    highPrice: lastPrice + 1,
+    lowPrice: lastPrice - 2,
+    volume: 10,
+    quoteVolume: 10 * lastPrice,
+    tradeCount: 7,
+  });
+  const boundary = (interval: Interval, index: number) => candle(interval, index).closeTime + 1;
+
+  it('shows each close the ticker held when its closing kline arrived, never the live one', () => {
+    const store = new MarketStore({ history: 50, clock: systemClock });
+    store.applyTicker(ticker(boundary('1m', 0) - 500, 100));
+    store.applyCandle('BTCUSDT', '1m', candle('1m', 0), true, 'stream');
+    store.applyTicker(ticker(boundary('1m', 1) - 200, 101));
+    store.applyCandle('BTCUSDT', '1m', candle('1m', 1), true, 'stream');
+    // The live ticker moves on after the close (a late tick, a catch-up): the views do not.
+    store.applyTicker(ticker(boundary('1m', 1) + 90_000, 150));
+    expect(new TruncatedMarketView(store, boundary('1m', 1)).ticker('BTCUSDT')?.lastPrice).toBe(101);
+    // The rising-edge check evaluates the previous candle with the ticker of that earlier close.
+    expect(new TruncatedMarketView(store, boundary('1m', 0)).ticker('BTCUSDT')?.lastPrice).toBe(100);
+    expect(store.ticker('BTCUSDT')?.lastPrice).toBe(150);
+  });
+
+  it('proves no ticker for a close that came only by REST, and shares one snapshot among intervals closing together', () => {
+    const store = new MarketStore({ history: 50, clock: systemClock });
+    store.applyTicker(ticker(boundary('1m', 0) - 500, 100));
+    store.applyCandle('BTCUSDT', '1m', candle('1m', 0), true, 'gapfill');
+    expect(new TruncatedMarketView(store, boundary('1m', 0)).ticker('BTCUSDT')).toBeUndefined();
+    // 00:05 closes both the 1m candle #4 and the 5m candle #0: the later arrival keeps the first snapshot.
+    store.applyCandle('BTCUSDT', '1m', candle('1m', 4), true, 'stream');
+    store.applyTicker(ticker(boundary('1m', 4) + 300, 120));
+    store.applyCandle('BTCUSDT', '5m', candle('5m', 0), true, 'stream');
+    expect(store.tickerAt('BTCUSDT', boundary('5m', 0))?.lastPrice).toBe(100);
+  });
+
+  it('keeps only the last few closes per interval, and what a coarser interval still needs', () => {
+    const store = new MarketStore({ history: 50, clock: systemClock });
+    store.applyTicker(ticker(0, 100));
+    store.applyCandle('BTCUSDT', '5m', candle('5m', 0), true, 'stream');
+    for (let i = 0; i < TICKER_SNAPSHOTS_PER_INTERVAL + 6; i++) store.applyCandle('BTCUSDT', '1m', candle('1m', i), true, 'stream');
+    // 1m keeps its last TICKER_SNAPSHOTS_PER_INTERVAL closes; the 5m close at 00:05 (also 1m's) is kept for 5m.
+    expect(store.tickerAt('BTCUSDT', boundary('1m', 0))).toBeUndefined();
+    expect(store.tickerAt('BTCUSDT', boundary('5m', 0))).toBeDefined();
+    expect(store.tickerAt('BTCUSDT', boundary('1m', TICKER_SNAPSHOTS_PER_INTERVAL + 5))).toBeDefined();
+    expect(store.tickerAt('BTCUSDT', boundary('1m', 5))).toBeUndefined();
   });
 });
 

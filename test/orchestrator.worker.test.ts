@@ -60,6 +60,7 @@ function createOrchestrator(options: { failureLimit?: number; user?: TestUser; l
     traderPollMs: 30_000,
     readyMinCoverage: 0.95,
     readyMaxLagMs: SPEED * 3000,
+    readyMaxLatencyMs: SPEED * 500,
     clock,
     logger,
     traders: database,

@@ -133,6 +133,7 @@ describe('the worker key never leaks', () => {
       TRADER_FAILURE_LIMIT: '3',
       TICK_GRACE_MS: String(SPEED * 100),
       READY_MAX_LAG_MS: String(SPEED * 3000),
+      READY_MAX_LATENCY_MS: String(SPEED * 500),
       SHUTDOWN_TIMEOUT_MS: String(SPEED * 5000),
     };
   }, 120_000);

@@ -85,6 +85,7 @@ export class WorkerRun {
       MACHINE_ID: 'bench',
       TICK_GRACE_MS: scaled(1500, 60_000),
       READY_MAX_LAG_MS: scaled(5000, 600_000),
+      READY_MAX_LATENCY_MS: scaled(500, 600_000),
       TRADER_POLL_MS: scaled(10_000, 30_000),
       SHUTDOWN_TIMEOUT_MS: scaled(20_000, 300_000),
       ...(speed === 1 ? {} : { CLOCK: (clock as AcceleratedClock).spec() }),

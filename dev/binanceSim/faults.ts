@@ -16,7 +16,8 @@ export type FaultName =
   | 'ban'
   | 'serverShutdown'
   | 'setSymbolStatus'
-  | 'addSymbol';
+  | 'addSymbol'
+  | 'klinesFailed';
 
 export class FaultState {
   readonly counts: Record<string, number> = {};
@@ -59,6 +60,16 @@ export class FaultState {
     this.restFailuresLeft--;
     this.count('restFailures');
     return this.restFailureStatus;
+  }
+
+  /** Per interval, the clock time until which its REST klines answer 503 (a gap fill of that timeframe failing for minutes). */
+  readonly klinesFailingUntil = new Map<string, number>();
+
+  /** Whether a klines request for `interval` must fail now (counted). */
+  klinesFail(interval: string | null): boolean {
+    if (interval === null || this.clock.now() >= (this.klinesFailingUntil.get(interval) ?? 0)) return false;
+    this.count('klinesFailed');
+    return true;
   }
 
   resetCounts(): void {

@@ -61,6 +61,8 @@ export interface SimulatorFaults {
   sendUnknownEvents(count: number): void;
   setRestLatency(ms: number): void;
   failRest(count: number, status?: RestFailure): void;
+  /** REST klines of this interval answer 503 for `durationMs` sim-ms (other intervals and endpoints are unaffected). */
+  failKlines(interval: Interval, durationMs: number): void;
   rateLimit(count: number, retryAfterSec: number): void;
   ban(retryAfterSec: number): void;
   /** Send `serverShutdown` to every connection, then close them after `closeAfterMs` sim-ms (default 5 s). */
@@ -230,6 +232,9 @@ export class BinanceSimulator implements Lifecycle {
         faults.restLatencyMs = ms;
       },
       failRest: (count, status = 500) => faults.failRest(count, status),
+      failKlines: (interval, durationMs) => {
+        faults.klinesFailingUntil.set(interval, this.clock.now() + durationMs);
+      },
       rateLimit: (count, retryAfterSec) => {
         faults.count('rateLimit');
         this.limits.forceRateLimit(count, retryAfterSec);

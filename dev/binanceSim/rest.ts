@@ -75,6 +75,9 @@ export class RestHandler {
     if (failure !== null) return this.send(response, failure, `<html><body><h1>${failure}</h1></body></html>`, undefined, 'text/html');
 
     const url = new URL(request.url ?? '/', 'http://simulator');
+    if (url.pathname === '/api/v3/klines' && faults.klinesFail(url.searchParams.get('interval'))) {
+      return this.send(response, 503, restError(-1001, 'Internal error; unable to process your request. Please try again.'), limits.usedWeight());
+    }
     const route = ROUTES[url.pathname];
     if (!route || request.method !== 'GET') return this.send(response, 404, '', undefined, 'text/plain');
     const weight = route.weight(url.searchParams);

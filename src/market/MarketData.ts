@@ -34,6 +34,8 @@ interface Gap {
   interval: Interval;
   since: number;
   attempt: number;
+  /** The retry already scheduled, so failures of fills started elsewhere (a late tick) do not start a second chain. */
+  retry: TimerHandle | undefined;
   /** New series (an interval or symbol added at run time): load the whole history, not just the stretch after the last candle. */
   needsBackfill: boolean;
 }
@@ -132,9 +134,18 @@ export class MarketData extends EventEmitter<Events> implements MarketDataSource
     await this.backfillOrRetry(this.currentSymbols, added);
   }
 
+  /**
+   * The one judge of completeness, for the scheduler and the tick runner alike: the series holds the closed candle
+   * `closedOpenTime` and may be trusted up to its newest candle, because no gap is pending on it (a reconnect, a
+   * failed fill or a missing backfill marks one, and only a successful REST fill clears it). A series already past
+   * the candle counts: a tick that waited screens it as it stood at that close.
+   */
   isComplete(symbol: string, interval: Interval, closedOpenTime: number): boolean {
     if (this.gaps.has(key(symbol, interval))) return false;
-    return this.options.store.series(symbol, interval)?.lastOpenTime() === closedOpenTime;
+    const series = this.options.store.series(symbol, interval);
+    const last = series?.lastOpenTime();
+    if (series === undefined || last === undefined || last < closedOpenTime) return false;
+    return last === closedOpenTime || series.has(closedOpenTime);
   }
 
   /** Bring one series up to date by REST now; concurrent calls share one request. */
@@ -247,7 +258,7 @@ export class MarketData extends EventEmitter<Events> implements MarketDataSource
       existing.needsBackfill ||= options.needsBackfill ?? false;
       return;
     }
-    this.gaps.set(id, { symbol, interval, since: options.since ?? this.options.clock.now(), attempt: 0, needsBackfill: options.needsBackfill ?? false });
+    this.gaps.set(id, { symbol, interval, since: options.since ?? this.options.clock.now(), attempt: 0, retry: undefined, needsBackfill: options.needsBackfill ?? false });
   }
 
   private async fillNow(symbol: string, interval: Interval): Promise<void> {
@@ -280,7 +291,8 @@ export class MarketData extends EventEmitter<Events> implements MarketDataSource
         from = rows[rows.length - 1]!.candle.openTime + 1;
       }
     } catch (error) {
-      if (gap) this.retryGap(symbol, interval, gap, error);
+      const pending = gap ?? this.failedFillGap(symbol, interval);
+      if (pending) this.retryGap(symbol, interval, pending, error);
       throw error;
     }
     this.gaps.delete(key(symbol, interval));
@@ -291,15 +303,29 @@ export class MarketData extends EventEmitter<Events> implements MarketDataSource
     }
   }
 
+  /**
+   * A fill of a series with no gap marked (a late close fetched by a tick) failed: the series may now miss that
+   * close for good, since the stream never resends it. Marked as a gap, it is judged incomplete and retried until filled.
+   */
+  private failedFillGap(symbol: string, interval: Interval): Gap | undefined {
+    if (!this.currentSymbolSet.has(symbol) || !this.currentIntervals.includes(interval)) return undefined;
+    this.markGap(symbol, interval);
+    return this.gaps.get(key(symbol, interval));
+  }
+
   private retryGap(symbol: string, interval: Interval, gap: Gap, error: unknown): void {
     if (this.state === 'stopping' || this.state === 'stopped') return;
-    const delay = backoffDelay(gap.attempt++, { baseMs: 1_000, maxMs: 60_000 });
     const event = gap.needsBackfill ? 'backfill_failed' : 'stream_gap_fill_failed';
+    // One retry chain per gap: a fill that someone else started and that failed too waits for the same retry.
+    if (gap.retry !== undefined) return;
+    const delay = backoffDelay(gap.attempt++, { baseMs: 1_000, maxMs: 60_000 });
     this.log.warn({ event, symbol, interval, attempt: gap.attempt, delay, error: (error as Error).message }, 'series fill failed, retrying');
     const timer = this.options.clock.setTimeout(() => {
       this.retryTimers.delete(timer);
-      if (this.gaps.has(key(symbol, interval))) void this.fillSeries(symbol, interval).catch(() => undefined);
+      gap.retry = undefined;
+      if (this.gaps.get(key(symbol, interval)) === gap) void this.fillSeries(symbol, interval).catch(() => undefined);
     }, delay);
+    gap.retry = timer;
     this.retryTimers.add(timer);
   }
 

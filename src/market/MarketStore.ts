@@ -1,4 +1,4 @@
-// The only owner of market data: bounded numeric rows of closed candles per (symbol, interval) in shared memory, the forming candle, tickers.
+// The only owner of market data: bounded numeric rows of closed candles per (symbol, interval) in shared memory, the forming candle, tickers and their snapshots at recent closes.
 import type { Clock } from '../clock.ts';
 import { CANDLE_ROW_FIELDS, type Candle, sharedCandleRows, type CandleOrigin, type Interval, type Ticker, writeCandleRow } from '../domain.ts';
 import type { CandleClosedEvent, CandleSeriesView, MarketView, SharedCandleRows } from '../ports.ts';
@@ -212,7 +212,17 @@ export class CandleSeries implements CandleSeriesView {
 interface SymbolData {
   series: Map<Interval, CandleSeries>;
   forming: Map<Interval, Candle>;
+  /** Per candle boundary (close time + 1), the ticker held when the first stream close at that boundary arrived. */
+  tickerAtClose: Map<number, Ticker>;
+  /** Per interval, the boundaries of its last few stream closes that took or reused a snapshot, oldest first. */
+  snapshotBoundaries: Map<Interval, number[]>;
 }
+
+/**
+ * Ticker snapshots kept per (symbol, interval): the latest close, the one before it (the rising-edge
+ * check evaluates it) and the few a tick may wait behind (the scheduler queues at most 5 candles).
+ */
+export const TICKER_SNAPSHOTS_PER_INTERVAL = 8;
 
 type CandleClosedListener = (event: CandleClosedEvent) => void;
 
@@ -271,6 +281,7 @@ export class MarketStore implements MarketView {
     if (outcome === 'same') return 'duplicate';
     if (outcome === 'changed') return 'updated';
     if (forming && forming.openTime <= candle.openTime) entry.forming.delete(interval);
+    if (origin === 'stream') this.snapshotTicker(symbol, entry, interval, candle.closeTime + 1);
     if (origin === 'backfill' || this.closedListeners.size === 0) return 'closed';
     const event: CandleClosedEvent = { symbol, interval, candle: { ...candle }, origin, receivedAt };
     for (const listener of this.closedListeners) {
@@ -294,6 +305,15 @@ export class MarketStore implements MarketView {
     if (previous && previous.eventTime > ticker.eventTime) return;
     this.tickers.set(ticker.symbol, ticker);
     this.entry(ticker.symbol);
+  }
+
+  /**
+   * The ticker as of the close at `boundary` (a candle's close time + 1): the one held when that close arrived by
+   * stream. Undefined when no stream close at that boundary was seen with a ticker (a close that came only by REST,
+   * after a restart, or older than the last few closes): then nothing proves what the ticker was at that close.
+   */
+  tickerAt(symbol: string, boundary: number): Ticker | undefined {
+    return this.data.get(symbol)?.tickerAtClose.get(boundary);
   }
 
   series(symbol: string, interval: Interval): CandleSeries | undefined {
@@ -322,6 +342,8 @@ export class MarketStore implements MarketView {
     for (const entry of this.data.values()) {
       entry.series.delete(interval);
       entry.forming.delete(interval);
+      for (const boundary of entry.snapshotBoundaries.get(interval) ?? []) this.releaseSnapshot(entry, interval, boundary);
+      entry.snapshotBoundaries.delete(interval);
     }
   }
 
@@ -342,10 +364,34 @@ export class MarketStore implements MarketView {
     return this;
   }
 
+  /**
+   * Keep the ticker as it is now for the close at `boundary`. Several intervals close at one boundary (1m and 1h on
+   * the hour): the first close to arrive takes the snapshot and the others share it, so every tick at that instant
+   * sees the same ticker. Bounded: each interval keeps its last few boundaries; a snapshot no interval keeps is dropped.
+   */
+  private snapshotTicker(symbol: string, entry: SymbolData, interval: Interval, boundary: number): void {
+    if (!entry.tickerAtClose.has(boundary)) {
+      const ticker = this.tickers.get(symbol);
+      if (ticker === undefined) return;
+      entry.tickerAtClose.set(boundary, ticker);
+    }
+    const boundaries = entry.snapshotBoundaries.get(interval) ?? [];
+    if (boundaries.includes(boundary)) return;
+    boundaries.push(boundary);
+    boundaries.sort((a, b) => a - b);
+    entry.snapshotBoundaries.set(interval, boundaries);
+    while (boundaries.length > TICKER_SNAPSHOTS_PER_INTERVAL) this.releaseSnapshot(entry, interval, boundaries.shift()!);
+  }
+
+  private releaseSnapshot(entry: SymbolData, interval: Interval, boundary: number): void {
+    for (const [other, boundaries] of entry.snapshotBoundaries) if (other !== interval && boundaries.includes(boundary)) return;
+    entry.tickerAtClose.delete(boundary);
+  }
+
   private entry(symbol: string): SymbolData {
     let entry = this.data.get(symbol);
     if (!entry) {
-      entry = { series: new Map(), forming: new Map() };
+      entry = { series: new Map(), forming: new Map(), tickerAtClose: new Map(), snapshotBoundaries: new Map() };
       this.data.set(symbol, entry);
     }
     return entry;

@@ -5,9 +5,15 @@ export interface TickServiceLevel {
   interval: Interval;
   openTime: number;
   expected: number;
+  /** Symbols on which every due trader was evaluated. */
   evaluated: number;
   /** evaluated ÷ expected, 1 when nothing was expected. */
   coverage: number;
+  /**
+   * Per timeframe, the symbols still waiting for it: some trader there was skipped because that series (another
+   * timeframe it requires, e.g. 1h for a 1m trader) was incomplete. Empty when nothing waits.
+   */
+  waitingFor: Partial<Record<Interval, number>>;
   /** 95th percentile of closing-kline arrival lag, clock ms; null when no stream close arrived. */
   arrivalLagP95Ms: number | null;
   arrivalLagMaxMs: number | null;
@@ -18,6 +24,14 @@ export interface TickServiceLevel {
 export interface ServiceLevelThresholds {
   minCoverage: number;
   maxLagMs: number;
+  /** p99 close-to-commit latency over the recent ticks' signals past this marks the worker degraded. */
+  maxLatencyMs: number;
+}
+
+/** What a tick or follow-up evaluated: the symbols now fully evaluated, and those still waiting, with the timeframes they wait for. */
+export interface TickCoverage {
+  evaluated: readonly string[];
+  waiting: ReadonlyMap<string, readonly Interval[]>;
 }
 
 export function percentile(values: readonly number[], fraction: number): number | null {
@@ -28,31 +42,67 @@ export function percentile(values: readonly number[], fraction: number): number 
 }
 
 /**
+ * Runs (ticks, follow-ups, catch-ups) whose signals' latencies make up the readiness p99. A late run ages out after
+ * this many more, so a worker that was slow for a while recovers on its own once its signals are on time again.
+ */
+export const LATENCY_WINDOW_RUNS = 10;
+
+interface LatestTick {
+  level: TickServiceLevel;
+  evaluated: Set<string>;
+  waiting: Map<string, Set<Interval>>;
+}
+
+/**
  * Keeps the latest tick of every refresh interval. A late symbol's follow-up raises the coverage of
- * its own tick, so one slow symbol that is filled in time does not mark the worker degraded.
+ * its own tick, so one slow symbol that is filled in time does not mark the worker degraded; so does the
+ * follow-up of evaluations skipped for an incomplete timeframe, once that series is filled.
  */
 export class ServiceLevel {
   private readonly thresholds: ServiceLevelThresholds;
-  private readonly latest = new Map<Interval, TickServiceLevel>();
+  private readonly latest = new Map<Interval, LatestTick>();
+  /** Close-to-commit latencies of the last LATENCY_WINDOW_RUNS runs, one array per run (empty without signals). */
+  private readonly latencies: number[][] = [];
 
   constructor(thresholds: ServiceLevelThresholds) {
     this.thresholds = thresholds;
   }
 
-  recordTick(level: TickServiceLevel): void {
+  recordTick(level: Omit<TickServiceLevel, 'evaluated' | 'coverage' | 'waitingFor'>, coverage: TickCoverage): TickServiceLevel {
+    const tick: LatestTick = {
+      level: { ...level, evaluated: 0, coverage: 0, waitingFor: {} },
+      evaluated: new Set(coverage.evaluated),
+      waiting: new Map([...coverage.waiting].map(([symbol, timeframes]) => [symbol, new Set(timeframes)])),
+    };
+    ServiceLevel.refresh(tick);
     const previous = this.latest.get(level.interval);
-    if (previous !== undefined && previous.openTime > level.openTime) return;
-    this.latest.set(level.interval, level);
+    if (previous === undefined || previous.level.openTime <= level.openTime) this.latest.set(level.interval, tick);
+    return { ...tick.level };
   }
 
   /** Add symbols evaluated after the tick; returns the updated level when the tick is still the latest. */
-  recordFollowUp(interval: Interval, openTime: number, evaluated: number, closeToCommitMaxMs: number | null): TickServiceLevel | null {
-    const level = this.latest.get(interval);
-    if (level === undefined || level.openTime !== openTime) return null;
-    level.evaluated = Math.min(level.expected, level.evaluated + evaluated);
-    level.coverage = level.expected === 0 ? 1 : level.evaluated / level.expected;
-    if (closeToCommitMaxMs !== null) level.closeToCommitMaxMs = Math.max(level.closeToCommitMaxMs ?? 0, closeToCommitMaxMs);
-    return level;
+  recordFollowUp(interval: Interval, openTime: number, coverage: TickCoverage, closeToCommitMaxMs: number | null): TickServiceLevel | null {
+    const tick = this.latest.get(interval);
+    if (tick === undefined || tick.level.openTime !== openTime) return null;
+    for (const symbol of coverage.evaluated) {
+      tick.evaluated.add(symbol);
+      tick.waiting.delete(symbol);
+    }
+    for (const [symbol, timeframes] of coverage.waiting) tick.waiting.set(symbol, new Set(timeframes));
+    if (closeToCommitMaxMs !== null) tick.level.closeToCommitMaxMs = Math.max(tick.level.closeToCommitMaxMs ?? 0, closeToCommitMaxMs);
+    ServiceLevel.refresh(tick);
+    return { ...tick.level };
+  }
+
+  /** The close-to-commit latencies of one run's signals (none is a run too: it moves the window on). */
+  recordLatencies(closeToCommitMs: readonly number[]): void {
+    this.latencies.push([...closeToCommitMs]);
+    while (this.latencies.length > LATENCY_WINDOW_RUNS) this.latencies.shift();
+  }
+
+  /** p99 close-to-commit latency over the recent runs' signals; null without any. */
+  latencyP99Ms(): number | null {
+    return percentile(this.latencies.flat(), 0.99);
   }
 
   /** Forget intervals no trader refreshes on any more. */
@@ -63,19 +113,34 @@ export class ServiceLevel {
   /** Reasons the service level is not good enough; empty when it is. */
   problems(): string[] {
     const problems: string[] = [];
-    for (const level of this.latest.values()) {
+    for (const { level } of this.latest.values()) {
       if (level.coverage < this.thresholds.minCoverage) {
-        problems.push(`coverage ${level.interval} ${(level.coverage * 100).toFixed(1)}% < ${(this.thresholds.minCoverage * 100).toFixed(1)}%`);
+        const waiting = Object.entries(level.waitingFor).map(([timeframe, symbols]) => `${timeframe} incomplete on ${symbols} symbols`);
+        const why = waiting.length > 0 ? ` (${waiting.join(', ')})` : '';
+        problems.push(`coverage ${level.interval} ${(level.coverage * 100).toFixed(1)}% < ${(this.thresholds.minCoverage * 100).toFixed(1)}%${why}`);
       }
       if (level.arrivalLagP95Ms !== null && level.arrivalLagP95Ms > this.thresholds.maxLagMs) {
         problems.push(`arrival lag ${level.interval} ${level.arrivalLagP95Ms} ms > ${this.thresholds.maxLagMs} ms`);
       }
     }
+    const latency = this.latencyP99Ms();
+    if (latency !== null && latency > this.thresholds.maxLatencyMs) {
+      problems.push(`close-to-commit latency p99 ${Math.round(latency)} ms > ${this.thresholds.maxLatencyMs} ms`);
+    }
     return problems;
   }
 
   snapshot(): TickServiceLevel[] {
-    return [...this.latest.values()].map((level) => ({ ...level }));
+    return [...this.latest.values()].map(({ level }) => ({ ...level, waitingFor: { ...level.waitingFor } }));
+  }
+
+  private static refresh(tick: LatestTick): void {
+    const { level } = tick;
+    level.evaluated = Math.min(level.expected, tick.evaluated.size);
+    level.coverage = coverageOf(level.evaluated, level.expected);
+    const waitingFor: Partial<Record<Interval, number>> = {};
+    for (const timeframes of tick.waiting.values()) for (const timeframe of timeframes) waitingFor[timeframe] = (waitingFor[timeframe] ?? 0) + 1;
+    level.waitingFor = waitingFor;
   }
 }
 

@@ -1,10 +1,10 @@
-// Runs one screening tick: screener over the complete symbols, rising edges, signals with provenance, trader totals.
+// Runs one screening tick: screener over the (trader, symbol) pairs whose every timeframe is complete, rising edges, signals with provenance, trader totals.
 import type { Clock } from '../clock.ts';
-import { type Interval, type Signal, type SignalProvenance, type Trader, intervalMs } from '../domain.ts';
+import { type Interval, type Signal, type SignalProvenance, type Trader, candleOpenTimeAt, intervalMs } from '../domain.ts';
 import type { Logger } from '../logger.ts';
 import { helpersLibraryVersion } from '../screening/helpers.ts';
 import type { MarketView, SignalSink } from '../ports.ts';
-import type { ScreenerPort, TraderTickOutcome } from './ports.ts';
+import type { CandleCloseSource, ScreenerPort, TraderTickOutcome } from './ports.ts';
 import type { RisingEdges } from './RisingEdges.ts';
 import type { TickRequest } from './TickScheduler.ts';
 import type { TraderHealth } from './TraderHealth.ts';
@@ -36,6 +36,17 @@ export interface TickSummary {
   outcomes: TraderTickOutcome[];
   /** Symbols left out because their series was not complete after all (behind, or a gap being filled). */
   incomplete: string[];
+  /** (trader, symbol) pairs left out because another timeframe the trader requires was incomplete for the symbol. */
+  skipped: SkippedEvaluation[];
+  /** Screened symbols on which every due trader was evaluated (none skipped). */
+  symbolsEvaluated: string[];
+}
+
+/** A trader not evaluated on a symbol at this candle: these timeframes were incomplete (a gap fill pending or failing). */
+export interface SkippedEvaluation {
+  traderId: string;
+  symbol: string;
+  timeframes: Interval[];
 }
 
 export interface TickRunnerOptions {
@@ -46,7 +57,8 @@ export interface TickRunnerOptions {
   clock: Clock;
   logger: Logger;
   screener: ScreenerPort;
-  store: MarketView;
+  store: CandleCloseSource;
+  /** The market's one judge of completeness (MarketDataSource.isComplete). */
   isComplete: (symbol: string, interval: Interval, closedOpenTime: number) => boolean;
   signals: SignalSink;
   edges: RisingEdges;
@@ -69,12 +81,15 @@ export class TickRunner {
     const incomplete: string[] = [];
     // A symbol not screenable now (its series behind, or a gap being filled) goes back to be filled and followed up.
     for (const symbol of request.symbols) {
-      if (this.hasCandle(symbol, request.interval, request.openTime)) symbols.push(symbol);
+      if (this.options.isComplete(symbol, request.interval, request.openTime)) symbols.push(symbol);
       else incomplete.push(symbol);
     }
+    const boundary = request.openTime + intervalMs(request.interval);
     // Filters see the market as it stood when this candle closed, even if the tick waited and newer
-    // candles have arrived since: the signal belongs to this candle, its price and provenance too.
-    const market = new TruncatedMarketView(store, request.openTime + intervalMs(request.interval));
+    // candles have arrived since: the signal belongs to this candle, its price, ticker and provenance too.
+    const market = new TruncatedMarketView(store, boundary);
+    const { groups, skipped } = this.plan(request.interval, boundary, traders, symbols);
+    const skippedSymbols = new Set(skipped.map((pair) => pair.symbol));
     const summary: TickSummary = {
       kind: request.kind,
       interval: request.interval,
@@ -96,43 +111,109 @@ export class TickRunner {
       closeToCommitMs: [],
       outcomes: [],
       incomplete,
+      skipped,
+      symbolsEvaluated: symbols.filter((symbol) => !skippedSymbols.has(symbol)),
     };
-    if (traders.length === 0 || symbols.length === 0) {
+    if (skipped.length > 0) this.logSkipped(request, skipped);
+    if (groups.length === 0) {
       summary.durationMs = clock.now() - startedAt;
       return summary;
     }
-    const result = await screener.run({
-      interval: request.interval,
-      candleOpenTime: request.openTime,
-      traderIds: traders.map((trader) => trader.id),
-      symbols,
-      market,
-    });
-    const screenedAt = clock.now();
-    summary.screenMs = screenedAt - startedAt;
     const byId = new Map(traders.map((trader) => [trader.id, trader]));
-    const outcomes = result.traders.filter((outcome) => byId.has(outcome.traderId));
-    const matchedBefore = await this.evaluatePrevious(request, this.unknownMatches(request, outcomes));
+    const outcomes: Array<{ outcome: TraderTickOutcome; symbols: string[] }> = [];
+    const matchedBefore = new Map<string, Set<string>>();
+    for (const group of groups) {
+      const screenStarted = clock.now();
+      const result = await screener.run({
+        interval: request.interval,
+        candleOpenTime: request.openTime,
+        traderIds: group.traders.map((trader) => trader.id),
+        symbols: group.symbols,
+        market,
+      });
+      const screenedAt = clock.now();
+      summary.screenMs += screenedAt - screenStarted;
+      const groupOutcomes = result.traders.filter((outcome) => byId.has(outcome.traderId));
+      for (const outcome of groupOutcomes) outcomes.push({ outcome, symbols: group.symbols });
+      for (const [traderId, matched] of await this.evaluatePrevious(request, this.unknownMatches(request, groupOutcomes))) matchedBefore.set(traderId, matched);
+      summary.edgesMs += clock.now() - screenedAt;
+    }
+    const edgesStarted = clock.now();
     const batch: Signal[] = [];
-    for (const outcome of outcomes) {
+    for (const { outcome, symbols: screened } of outcomes) {
       const trader = byId.get(outcome.traderId)!;
       summary.outcomes.push(outcome);
       summary.evaluations += outcome.evaluatedSymbols.length;
       summary.errors += outcome.errors.length;
       summary.matches += outcome.matches.length;
-      const edges = this.risingEdges(trader, request, symbols, outcome, matchedBefore.get(trader.id));
+      const edges = this.risingEdges(trader, request, screened, outcome, matchedBefore.get(trader.id));
       for (const match of edges) batch.push(this.signal(trader, request, market, match.symbol, match.price, match.conditions));
     }
     const edgedAt = clock.now();
-    summary.edgesMs = edgedAt - screenedAt;
+    summary.edgesMs += edgedAt - edgesStarted;
     if (batch.length > 0) await this.write(batch, summary);
     summary.writeMs = clock.now() - edgedAt;
     // Only now, with this tick's signals committed or buffered ahead of any status write, may trader_status say the
     // candle was evaluated: a restart resumes after it, so saying it earlier could lose a signal to a crash.
     const candleCloseTime = request.openTime + intervalMs(request.interval);
-    for (const outcome of outcomes) this.options.health.recordOutcome(outcome, candleCloseTime);
+    for (const { outcome } of outcomes) this.options.health.recordOutcome(outcome, candleCloseTime);
     summary.durationMs = clock.now() - startedAt;
     return summary;
+  }
+
+  /**
+   * Which trader runs on which symbol. A trader is evaluated on a symbol only when every timeframe it requires is
+   * complete there as of this close (the refresh interval is already checked); a 1m trader that also reads 1h is
+   * never screened on a 1h series whose gap fill is still pending or failing: that pair is skipped and handed back,
+   * to be followed up once the fill lands. Traders skipped on the same symbols share one screener run; normally
+   * there is one group, every trader over every symbol.
+   */
+  private plan(interval: Interval, boundary: number, traders: readonly Trader[], symbols: readonly string[]) {
+    const complete = new Map<string, boolean>();
+    const isComplete = (symbol: string, timeframe: Interval) => {
+      const key = `${symbol}\u0000${timeframe}`;
+      let known = complete.get(key);
+      if (known === undefined) {
+        // The timeframe's last candle closed at or before this boundary (on it, when the boundaries align).
+        known = this.options.isComplete(symbol, timeframe, candleOpenTimeAt(timeframe, boundary) - intervalMs(timeframe));
+        complete.set(key, known);
+      }
+      return known;
+    };
+    const skipped: SkippedEvaluation[] = [];
+    const groups = new Map<string, { traders: Trader[]; symbols: string[] }>();
+    for (const trader of traders) {
+      const screened: string[] = [];
+      for (const symbol of symbols) {
+        const missing = trader.timeframes.filter((timeframe) => timeframe !== interval && !isComplete(symbol, timeframe));
+        if (missing.length === 0) screened.push(symbol);
+        else skipped.push({ traderId: trader.id, symbol, timeframes: missing });
+      }
+      if (screened.length === 0) continue;
+      const key = screened.length === symbols.length ? '' : screened.join(',');
+      const group = groups.get(key) ?? { traders: [], symbols: screened };
+      group.traders.push(trader);
+      groups.set(key, group);
+    }
+    return { groups: [...groups.values()], skipped };
+  }
+
+  /** One line per tick that skipped pairs, counted by the timeframe that was incomplete. */
+  private logSkipped(request: TickRequest, skipped: readonly SkippedEvaluation[]): void {
+    const byTimeframe: Record<string, number> = {};
+    for (const pair of skipped) for (const timeframe of pair.timeframes) byTimeframe[timeframe] = (byTimeframe[timeframe] ?? 0) + 1;
+    this.options.logger.warn(
+      {
+        event: 'tick_incomplete_timeframe',
+        interval: request.interval,
+        candleOpenTime: new Date(request.openTime).toISOString(),
+        kind: request.kind,
+        skipped: skipped.length,
+        byTimeframe,
+        symbols: [...new Set(skipped.map((pair) => pair.symbol))].length,
+      },
+      'evaluations skipped: a required timeframe is incomplete',
+    );
   }
 
   /** Per trader, the symbols it matches now without a verdict for the previous candle. */
@@ -183,6 +264,7 @@ export class TickRunner {
         candleOpenTime: previousOpenTime,
         traderIds: [...unknown.keys()],
         symbols: [...new Set([...unknown.values()].flat())],
+        // The series and the ticker as of the previous close: the snapshot of that earlier close, not this one's.
         market: new TruncatedMarketView(this.options.store, request.openTime),
       });
       for (const outcome of result.traders) {
@@ -198,18 +280,6 @@ export class TickRunner {
       this.options.logger.warn({ event: 'edge_prime_failed', traderIds: [...unknown.keys()], err: error }, 'previous candle evaluation failed');
     }
     return matchedBefore;
-  }
-
-  /**
-   * Whether the series holds this candle with nothing missing up to its newest one: complete now, or
-   * complete and already past it (the tick waited behind another), which the truncated view screens as it was.
-   */
-  private hasCandle(symbol: string, interval: Interval, openTime: number): boolean {
-    const series = this.options.store.series(symbol, interval);
-    const last = series?.lastClosed()?.openTime;
-    if (series === undefined || last === undefined || last < openTime) return false;
-    if (last > openTime && !series.since(openTime - intervalMs(interval)).some((candle) => candle.openTime === openTime)) return false;
-    return this.options.isComplete(symbol, interval, last);
   }
 
   private signal(trader: Trader, request: TickRequest, market: MarketView, symbol: string, price: number, conditions: string[]): Signal {
@@ -239,6 +309,7 @@ export class TickRunner {
         helpersVersion: helpersLibraryVersion(trader.filter.helpers),
         timeframes,
         workerVersion: this.options.workerVersion,
+        ticker: tickerProvenance(market, symbol),
       },
       closeReceivedAt: request.closeReceivedAt.get(symbol) ?? this.options.clock.now(),
     };
@@ -267,4 +338,10 @@ export class TickRunner {
       );
     }
   }
+}
+
+/** The ticker snapshot the filter was shown, by event time; null when it saw the minimal ticker (no snapshot proved one). */
+function tickerProvenance(market: MarketView, symbol: string): SignalProvenance['ticker'] {
+  const ticker = market.ticker(symbol);
+  return ticker === undefined ? null : { eventTime: ticker.eventTime, lastPrice: ticker.lastPrice };
 }

@@ -20,6 +20,15 @@ export interface TickRequest {
   arrivalLagsMs: number[];
   /** Worker-clock time the request was queued. */
   queuedAt: number;
+  /** Only these traders (a follow-up of evaluations skipped for an incomplete timeframe); every due trader when absent. */
+  traderIds?: string[];
+}
+
+/** What a run reports back: symbols whose refresh series was incomplete after all, and (trader, symbol) pairs it skipped. */
+export interface TickRunResult {
+  incomplete: string[];
+  /** Pairs not evaluated because these other timeframes of the trader were incomplete: owed once they are filled. */
+  skipped: Array<{ traderId: string; symbol: string; timeframes: Interval[] }>;
 }
 
 /** What the scheduler needs from market data. */
@@ -36,9 +45,10 @@ export interface TickSchedulerOptions {
   graceMs: number;
   /**
    * Runs one request; the scheduler never runs two for the same interval at once. Returns the
-   * symbols it found incomplete after all (a gap opened meanwhile): they are filled and followed up.
+   * symbols it found incomplete after all (a gap opened meanwhile): they are filled and followed up;
+   * and the pairs it skipped for another incomplete timeframe: followed up once that series is filled.
    */
-  run: (request: TickRequest) => Promise<string[] | void>;
+  run: (request: TickRequest) => Promise<TickRunResult | void>;
   /** A queued request was dropped (more than MAX_PENDING_CANDLES waiting) or merged into a queued one. */
   onBacklog?: (request: TickRequest, outcome: 'skipped' | 'coalesced') => void;
 }
@@ -58,6 +68,8 @@ interface Collector {
   /** Follow-up rounds per symbol, bounded so a series that never settles cannot loop. */
   rounds: Map<string, number>;
   expected: number;
+  /** Per symbol, per trader, the other timeframes whose incompleteness made the run skip the pair: owed a follow-up. */
+  owed: Map<string, Map<string, Interval[]>>;
 }
 
 const MAX_FOLLOW_UP_ROUNDS = 3;
@@ -67,6 +79,11 @@ const MAX_FOLLOW_UP_ROUNDS = 3;
  * is dropped, so a worker that cannot keep up sheds its backlog instead of falling ever further behind.
  */
 export const MAX_PENDING_CANDLES = 5;
+/**
+ * Candles of one interval that may owe evaluations skipped for an incomplete timeframe (a higher timeframe's gap
+ * fill failing): an hour of 1m candles, as far back as a restart catches up. Past it the oldest are given up, counted.
+ */
+export const MAX_OWING_CANDLES = 60;
 
 interface IntervalSlot {
   timeframes: Interval[];
@@ -74,6 +91,8 @@ interface IntervalSlot {
   fired: Collector | null;
   /** The last few fired collectors, newest last: a late symbol of any of them can still be followed up. */
   recent: Collector[];
+  /** Fired collectors that owe skipped evaluations, oldest first (at most MAX_OWING_CANDLES). */
+  owing: Collector[];
   boundaryTimer: TimerHandle | undefined;
   running: boolean;
   /** Requests waiting behind the running one, one per candle, oldest first. */
@@ -94,6 +113,8 @@ export class TickScheduler {
   private readonly slots = new Map<Interval, IntervalSlot>();
   /** Per (symbol, timeframe) fill in flight, the collectors waiting on it: every candle it was late for is followed up. */
   private readonly fillsInFlight = new Map<string, Set<Collector>>();
+  /** Per (symbol, timeframe), the candles owing evaluations until that series is complete. */
+  private readonly owedBySeries = new Map<string, Set<Collector>>();
   private accepting = false;
 
   constructor(options: TickSchedulerOptions) {
@@ -124,6 +145,7 @@ export class TickScheduler {
         collecting: null,
         fired: null,
         recent: [],
+        owing: [],
         boundaryTimer: undefined,
         running: false,
         queued: [],
@@ -188,6 +210,17 @@ export class TickScheduler {
     this.fire(interval, slot, this.openCollector(interval, slot, openTime), 'catchup');
   }
 
+  /**
+   * A series was filled by REST (a gap after a reconnect, a failed fill retried): evaluations skipped for it are
+   * followed up now, each on the market as it stood at its own candle's close.
+   */
+  seriesFilled(symbol: string, timeframe: Interval): void {
+    const key = `${symbol}\u0000${timeframe}`;
+    const collectors = this.owedBySeries.get(key);
+    if (collectors === undefined || !this.accepting) return;
+    for (const collector of [...collectors].sort((a, b) => a.openTime - b.openTime)) this.followUpOwed(collector, symbol);
+  }
+
   /** Number of ticks running or queued, for stats. */
   backlog(): number {
     let count = 0;
@@ -225,6 +258,7 @@ export class TickScheduler {
       late: new Set(),
       rounds: new Map(),
       expected: waiting.size,
+      owed: new Map(),
     };
     collector.graceTimer = this.options.clock.setTimeout(() => {
       if (slot.collecting === collector) this.fire(interval, slot, collector);
@@ -253,6 +287,8 @@ export class TickScheduler {
     if (slot.collecting === collector) slot.collecting = null;
     slot.fired = collector;
     slot.recent = [...slot.recent.filter((recent) => recent !== collector), collector].slice(-(MAX_PENDING_CANDLES + 1));
+    // A series completed without a fill event reaching us (a stream close, a backfill): owed pairs go now, oldest first.
+    for (const older of [...slot.owing]) for (const symbol of [...older.owed.keys()]) this.followUpOwed(older, symbol);
     const ready: string[] = [];
     for (const [symbol, missing] of collector.waiting) {
       if (missing.size === 0 || this.completeNow(collector, symbol, missing)) ready.push(symbol);
@@ -314,6 +350,81 @@ export class TickScheduler {
     this.enqueueFollowUp(collector, [symbol]);
   }
 
+  /**
+   * Remember the pairs a run skipped for an incomplete timeframe. A run covers, for each symbol it screened, every
+   * trader owed there (a follow-up of owed pairs names them all), so what it skipped replaces what was owed.
+   */
+  private recordSkipped(request: TickRequest, result: TickRunResult): void {
+    const slot = this.slots.get(request.interval);
+    if (slot === undefined) return;
+    const collector = slot.recent.find((recent) => recent.openTime === request.openTime) ?? slot.owing.find((owing) => owing.openTime === request.openTime);
+    if (collector === undefined) {
+      // A run that waited so long its candle is forgotten: what it skipped cannot be followed up any more.
+      if (result.skipped.length > 0) this.reportDropped(request.interval, request.openTime, result.skipped.length);
+      return;
+    }
+    const incomplete = new Set(result.incomplete);
+    for (const symbol of request.symbols) {
+      if (incomplete.has(symbol)) continue;
+      const owed = collector.owed.get(symbol);
+      if (owed === undefined) continue;
+      if (request.traderIds === undefined) owed.clear();
+      else for (const traderId of request.traderIds) owed.delete(traderId);
+      if (owed.size === 0) collector.owed.delete(symbol);
+    }
+    for (const pair of result.skipped) {
+      const owed = collector.owed.get(pair.symbol) ?? new Map<string, Interval[]>();
+      owed.set(pair.traderId, pair.timeframes);
+      collector.owed.set(pair.symbol, owed);
+      for (const timeframe of pair.timeframes) {
+        const key = `${pair.symbol}\u0000${timeframe}`;
+        const waiting = this.owedBySeries.get(key) ?? new Set<Collector>();
+        waiting.add(collector);
+        this.owedBySeries.set(key, waiting);
+      }
+    }
+    slot.owing = slot.owing.filter((owing) => owing !== collector && owing.owed.size > 0);
+    if (collector.owed.size > 0) {
+      slot.owing.push(collector);
+      slot.owing.sort((a, b) => a.openTime - b.openTime);
+    }
+    while (slot.owing.length > MAX_OWING_CANDLES) this.dropOwed(slot.owing.shift()!);
+  }
+
+  /** Follow up the pairs owed on `symbol` at this candle whose timeframes are all complete now. */
+  private followUpOwed(collector: Collector, symbol: string): void {
+    const slot = this.slots.get(collector.interval);
+    const owed = collector.owed.get(symbol);
+    if (slot === undefined || !slot.owing.includes(collector) || owed === undefined || !this.accepting) return;
+    const ready = [...owed].filter(([, timeframes]) =>
+      timeframes.every((timeframe) => this.options.market.isComplete(symbol, timeframe, candleOpenTimeAt(timeframe, collector.boundary) - intervalMs(timeframe))),
+    );
+    if (ready.length === 0) return;
+    for (const [, timeframes] of ready) for (const timeframe of timeframes) this.owedBySeries.get(`${symbol}\u0000${timeframe}`)?.delete(collector);
+    const request = this.request('followup', collector, [symbol]);
+    // Every trader owed here: the run re-judges them all, so what it skips again stays owed.
+    request.traderIds = [...owed.keys()];
+    this.enqueue(slot, request);
+  }
+
+  /** A candle left the follow-up window with evaluations still owed: they are given up, counted. */
+  private dropOwed(collector: Collector): void {
+    let pairs = 0;
+    for (const [symbol, owed] of collector.owed) {
+      pairs += owed.size;
+      for (const timeframes of owed.values()) for (const timeframe of timeframes) this.owedBySeries.get(`${symbol}\u0000${timeframe}`)?.delete(collector);
+    }
+    collector.owed.clear();
+    if (pairs > 0) this.reportDropped(collector.interval, collector.openTime, pairs);
+  }
+
+  private reportDropped(interval: Interval, openTime: number, pairs: number): void {
+    this.options.logger.warn(
+      { event: 'tick_owed_dropped', interval, openTime, pairs },
+      'evaluations skipped for an incomplete timeframe were never followed up: the series stayed incomplete too long',
+    );
+  }
+
   /** Symbols a run found incomplete although their close had arrived: fill them and follow up. */
   private requeueIncomplete(request: TickRequest, symbols: readonly string[]): void {
     const slot = this.slots.get(request.interval);
@@ -359,6 +470,9 @@ export class TickScheduler {
     if (queued !== undefined) {
       // Same candle: one run covers both (a tick still waiting absorbs its own follow-ups).
       queued.symbols = [...new Set([...queued.symbols, ...request.symbols])];
+      // Every trader if either asked for every trader (the run re-judges each pair, so a repeat changes nothing).
+      queued.traderIds =
+        queued.traderIds === undefined || request.traderIds === undefined ? undefined : [...new Set([...queued.traderIds, ...request.traderIds])];
       if (request.kind === 'tick' || queued.kind === 'followup') {
         queued.kind = request.kind;
         queued.arrivalLagsMs = request.arrivalLagsMs;
@@ -380,8 +494,9 @@ export class TickScheduler {
         // Let the code that announced the close finish first (a gap fill clears its gap after its last close).
         await new Promise<void>((resolve) => setImmediate(resolve));
         try {
-          const incomplete = await this.options.run(next);
-          if (incomplete && incomplete.length > 0) this.requeueIncomplete(next, incomplete);
+          const result = await this.options.run(next);
+          if (result) this.recordSkipped(next, result);
+          if (result && result.incomplete.length > 0) this.requeueIncomplete(next, result.incomplete);
         } catch (error) {
           this.options.logger.error({ event: 'tick_failed', interval: next.interval, openTime: next.openTime, err: error }, 'tick failed');
         }

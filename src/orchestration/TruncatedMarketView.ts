@@ -1,6 +1,7 @@
-// A MarketView as it looked just before a cutoff: hides every candle that closed at or after it.
+// A MarketView as it looked just before a cutoff: hides every candle that closed at or after it, shows the ticker as of that close.
 import type { Candle, CandleOrigin, Interval, Ticker } from '../domain.ts';
 import type { CandleSeriesView, MarketView, SharedCandleRows } from '../ports.ts';
+import type { TickerHistory } from './ports.ts';
 
 /**
  * A series view that ends before `cutoff`. Used to re-evaluate the previous candle (priming the
@@ -67,11 +68,14 @@ class TruncatedSeriesView implements CandleSeriesView {
 }
 
 export class TruncatedMarketView implements MarketView {
-  private readonly source: MarketView;
+  private readonly source: MarketView & Partial<TickerHistory>;
   private readonly cutoff: number;
 
-  /** `cutoff`: the first millisecond hidden; a candle is visible only when its closeTime < cutoff. */
-  constructor(source: MarketView, cutoff: number) {
+  /**
+   * `cutoff`: the first millisecond hidden; a candle is visible only when its closeTime < cutoff. The cutoff is a
+   * candle boundary, and the ticker shown is the source's snapshot at that boundary (none without a ticker history).
+   */
+  constructor(source: MarketView & Partial<TickerHistory>, cutoff: number) {
     this.source = source;
     this.cutoff = cutoff;
   }
@@ -85,8 +89,12 @@ export class TruncatedMarketView implements MarketView {
     return series === undefined ? undefined : new TruncatedSeriesView(series, this.cutoff);
   }
 
+  /**
+   * The ticker as of the close at the cutoff, never the live one: a later ticker would make the verdict depend on
+   * when the tick ran. Undefined when no snapshot proves it (the close came by REST, or before a restart): filters
+   * then see the contract's minimal ticker, whose `c` is the candle's close, and provenance records no ticker.
+   */
   ticker(symbol: string): Ticker | undefined {
-    // The 24 h ticker at the cutoff is not kept; the latest one is the closest stand-in.
-    return this.source.ticker(symbol);
+    return this.source.tickerAt?.(symbol, this.cutoff);
   }
 }

@@ -1,5 +1,5 @@
 // The small ports the Orchestrator needs from market data and the screener; src/market and src/screening satisfy them structurally.
-import type { Interval, Trader } from '../domain.ts';
+import type { Interval, Ticker, Trader } from '../domain.ts';
 import type { CandleClosedEvent, ConnectionStateEvent, GapFilledEvent, LifecycleState, MarketView } from '../ports.ts';
 
 /** What the market-data facade reports for readiness and the stats line. */
@@ -21,7 +21,10 @@ export interface MarketDataSource {
   stop(): Promise<void>;
   /** Subscribe (and backfill) new intervals, unsubscribe dropped ones. */
   setIntervals(intervals: Interval[]): Promise<void>;
-  /** True when the series holds the closed candle `closedOpenTime` as its last, with no gap before it. */
+  /**
+   * The one judge of completeness: true when the series holds the closed candle `closedOpenTime` and no gap is
+   * pending on it, so nothing up to its newest candle is missing (it may be past the candle: a tick that waited).
+   */
   isComplete(symbol: string, interval: Interval, closedOpenTime: number): boolean;
   /** Bring the series up to date by REST; the store announces what it closes. */
   fillSeries(symbol: string, interval: Interval): Promise<void>;
@@ -32,8 +35,14 @@ export interface MarketDataSource {
   on(event: 'connection', listener: (event: ConnectionStateEvent) => void): unknown;
 }
 
-/** The store: a MarketView that announces every closed candle after storing it. */
-export interface CandleCloseSource extends MarketView {
+/** Tickers as they stood at recent candle closes. */
+export interface TickerHistory {
+  /** The ticker held when the close at `boundary` (a candle's close time + 1) arrived by stream; undefined when none proves it. */
+  tickerAt(symbol: string, boundary: number): Ticker | undefined;
+}
+
+/** The store: a MarketView that announces every closed candle after storing it, and keeps tickers as of recent closes. */
+export interface CandleCloseSource extends MarketView, TickerHistory {
   on(event: 'candleClosed', listener: (event: CandleClosedEvent) => void): unknown;
   off(event: 'candleClosed', listener: (event: CandleClosedEvent) => void): unknown;
 }

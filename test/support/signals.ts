@@ -16,6 +16,7 @@ export function makeSignal(userId: string, traderId: string, overrides: Partial<
       helpersVersion: '1',
       timeframes: { '1m': { lastOpenTime: Date.UTC(2026, 0, 1, 0, 0), lastCloseTime: Date.UTC(2026, 0, 1, 0, 0) + 59_999, origin: 'stream', length: 500 } },
       workerVersion: '0.1.0',
+      ticker: null,
     },
     closeReceivedAt: Date.UTC(2026, 0, 1, 0, 1),
     ...overrides,

@@ -164,6 +164,7 @@ export class ChaosRun {
         TRADER_POLL_MS: String(Math.min(30_000, Math.max(1_000, speed * 500))),
         TICK_GRACE_MS: String(Math.min(60_000, speed * 250)),
         READY_MAX_LAG_MS: String(Math.min(600_000, speed * 3_000)),
+        READY_MAX_LATENCY_MS: String(Math.min(600_000, speed * 500)),
         SHUTDOWN_TIMEOUT_MS: String(Math.min(300_000, speed * 8_000)),
       },
     });
