@@ -199,7 +199,12 @@ export function helpersSource(version: HelpersVersion = DEFAULT_HELPERS_VERSION)
   let source = sources.get(version);
   if (source !== undefined) return source;
   const library = helperFunctions(version);
-  const functions = [...new Set([...INTERNAL_FUNCTIONS, ...Object.values(library)])].map((fn) => unqualified(fn.toString()));
+  const unique = [...new Set([...INTERNAL_FUNCTIONS, ...Object.values(library)])];
+  // Two declarations under one name would silently leave only the last in the rebuilt library.
+  const names = unique.map((fn) => fn.name);
+  const clash = names.find((name, i) => names.indexOf(name) !== i);
+  if (clash !== undefined) throw new Error(`helpers library '${version}': two functions are named ${clash}`);
+  const functions = unique.map((fn) => unqualified(fn.toString()));
   const entries = Object.entries(library).map(([name, fn]) => (name === fn.name ? name : `${name}: ${fn.name}`));
   source = `"use strict";\nvar __name = function (target) { return target; };\n${functions.join('\n')}\nreturn { ${entries.join(', ')} };`;
   sources.set(version, source);
