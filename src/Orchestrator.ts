@@ -7,6 +7,7 @@ import { LifecycleGuard } from './lifecycle.ts';
 import type { Logger } from './logger.ts';
 import type { LifecycleState, SignalSink, StatusSink, TraderChanges, TraderRepository } from './ports.ts';
 import type { CandleCloseSource, MarketDataSource, ScreenerPort } from './orchestration/ports.ts';
+import { Probation } from './orchestration/Probation.ts';
 import { RisingEdges } from './orchestration/RisingEdges.ts';
 import { ServiceLevel, type TickServiceLevel, percentile } from './orchestration/ServiceLevel.ts';
 import { type TickRequest, type TickRunResult, TickScheduler } from './orchestration/TickScheduler.ts';
@@ -81,6 +82,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private reportedState: WorkerState = 'starting';
   private lastError: string | null = null;
   private readonly statusWriter: StatusWriter;
+  private readonly probation: Probation;
   /** Per trader unchanged since the previous run: when that run last evaluated it (from trader_status). */
   private readonly resumeFrom = new Map<string, number>();
 
@@ -89,6 +91,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.options = options;
     this.log = options.logger;
     this.health = new TraderHealth({ userId: options.userId, clock: options.clock, logger: options.logger });
+    this.probation = new Probation({ status: options.status, screener: options.screener, market: options.store, clock: options.clock, logger: options.logger });
     this.serviceLevel = new ServiceLevel({
       minCoverage: options.readyMinCoverage,
       maxLagMs: options.readyMaxLagMs,
@@ -182,6 +185,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     try {
       await this.step('supabase', async () => {
         await this.options.database?.start?.();
+        // Before this run's own row replaces it: did the previous process stop cleanly, and what was it running?
+        await this.probation.readPrevious();
         await this.options.status.writeWorkerStatus(this.statusWriter.startingStatus());
       });
       await this.step('traders', () => this.loadTraders());
@@ -189,6 +194,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         await this.options.market.start(this.intervals());
         return { ...this.options.market.status() };
       });
+      if (this.stopping) throw new TransientError('boot interrupted by shutdown');
+      if (this.probation.needed) await this.step('probation', () => this.probation.run([...this.traders.values()].filter((trader) => !this.health.isDisabled(trader.id))));
       if (this.stopping) throw new TransientError('boot interrupted by shutdown');
       await this.step('catchup', () => this.catchUpMissedCandles());
       if (this.stopping) throw new TransientError('boot interrupted by shutdown');
@@ -250,6 +257,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.options.screener.disable(trader.id, status.lastError ?? 'disabled', trader.updatedAt);
       this.health.restoreDisabled(trader.id, status.lastError);
       restored += 1;
+    }
+    // The trader the previous process died running alone (Probation): disabled before any of its code runs again.
+    const suspect = await this.probation.takeSuspect(this.traders);
+    if (suspect !== null) {
+      this.options.screener.disable(suspect.trader.id, suspect.reason, suspect.trader.updatedAt);
+      this.health.disable(suspect.trader.id, suspect.reason);
     }
     await this.statusWriter.flushTraders();
     return { traders: traders.length, rejected: rejected.length, restoredDisabled: restored, intervals: this.intervals() };

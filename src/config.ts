@@ -64,6 +64,13 @@ const schema = z.object({
   // The close → commit p99 objective of BENCHMARKS.md (< 500 ms).
   READY_MAX_LATENCY_MS: integer(50, 600_000).default(500),
   SHUTDOWN_TIMEOUT_MS: integer(1000, 300_000).default(20_000),
+  // Test-only: lets the tests crash a screening thread or abort the process the way a native fault would.
+  FAULT_INJECTION: z
+    .string()
+    .optional()
+    .refine((value) => value === undefined || value === '' || parseFaults(value) !== null, {
+      error: 'must be a comma list of thread-exit=<marker> and process-abort=<marker>, markers of 12-64 letters, digits, _ or - (tests only)',
+    }),
   CLOCK: z
     .string()
     .optional()
@@ -109,6 +116,24 @@ export interface Config {
   readyMaxLatencyMs: number;
   shutdownTimeoutMs: number;
   clock: Clock;
+  /** Test-only fault injection: a screening thread exits, or the process aborts, when it begins a filter whose code holds the marker. */
+  faultInjection: FaultInjection | null;
+}
+
+export interface FaultInjection {
+  threadExitMarker?: string;
+  processAbortMarker?: string;
+}
+
+function parseFaults(value: string): FaultInjection | null {
+  const faults: FaultInjection = {};
+  for (const entry of value.split(',')) {
+    const match = /^(thread-exit|process-abort)=([A-Za-z0-9_-]{12,64})$/.exec(entry.trim());
+    if (!match) return null;
+    if (match[1] === 'thread-exit') faults.threadExitMarker = match[2]!;
+    else faults.processAbortMarker = match[2]!;
+  }
+  return faults;
 }
 
 /** What a required variable must hold, added to "is required" so the fix is in the same line. */
@@ -167,5 +192,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     readyMaxLatencyMs: parsed.READY_MAX_LATENCY_MS,
     shutdownTimeoutMs: parsed.SHUTDOWN_TIMEOUT_MS,
     clock: parsed.CLOCK ? AcceleratedClock.parse(parsed.CLOCK) : systemClock,
+    faultInjection: parsed.FAULT_INJECTION ? parseFaults(parsed.FAULT_INJECTION) : null,
   };
 }

@@ -211,6 +211,25 @@ export interface WorkerStatus {
   lastError: string | null;
 }
 
+/** What the previous process left in worker_status, read at boot before this run writes its own row. */
+export interface PreviousRun {
+  state: WorkerState;
+  probation: ProbationMark | null;
+}
+
+/**
+ * A boot after an abnormal exit screens each trader alone first, recording which one is running
+ * (src/orchestration/Probation.ts); a process that dies leaves that trader named here.
+ */
+export interface ProbationMark {
+  /** The trader screening alone right now, or null between traders. */
+  traderId: string | null;
+  /** Its code hash: an edited row is never charged for the code that ran before. */
+  codeHash: string | null;
+  /** Traders that already ran alone without taking the process down. */
+  cleared: string[];
+}
+
 export type TraderState = 'running' | 'failing' | 'disabled';
 
 export interface TraderStatus {
@@ -222,6 +241,8 @@ export interface TraderStatus {
   evaluations: number;
   matches: number;
   meanEvaluationMs: number;
+  /** The latest off-contract result, read by its truthiness as the browser does (recorded, never a failure); absent: unchanged. */
+  lastWarning?: string | null;
   /** updated_at of the trader row this status refers to: a later row change lifts a `disabled`. */
   traderUpdatedAt: string | null;
 }

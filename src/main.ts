@@ -82,6 +82,7 @@ async function main(): Promise<void> {
     failureLimit: config.traderFailureLimit,
     clock,
     logger,
+    ...(config.faultInjection ? { faults: config.faultInjection } : {}),
   });
   const orchestrator = new Orchestrator({
     userId: config.userId,

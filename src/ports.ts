@@ -3,6 +3,8 @@ import type {
   Candle,
   CandleOrigin,
   Interval,
+  PreviousRun,
+  ProbationMark,
   RejectedTrader,
   Signal,
   Ticker,
@@ -66,6 +68,10 @@ export interface StatusSink {
   writeTraderStatus(statuses: TraderStatus[]): Promise<void>;
   /** The trader_status rows of this user, so a restart keeps a disabled trader disabled. */
   readTraderStatuses(): Promise<TraderStatus[]>;
+  /** The previous run's worker_status (state and probation mark), or null on a first boot. */
+  readPreviousRun(): Promise<PreviousRun | null>;
+  /** Record the probation mark (null clears it); resolves once committed, since a crash may follow at once. */
+  writeProbation(mark: ProbationMark | null): Promise<void>;
 }
 
 // ---- Market data (implemented by src/market over Binance) ----

@@ -52,7 +52,7 @@ function tickSummary(overrides: Partial<TickSummary> = {}): TickSummary {
     incomplete: [],
     skipped: [],
     symbolsEvaluated: ['A', 'B', 'C'],
-    outcomes: [{ traderId: 't-1', evaluatedSymbols: ['A', 'B', 'C'], matches: [], errors: [{ symbol: 'X', code: 'TRADER_RUNTIME', message: 'x' }], evaluationMs: 3, disabled: null }],
+    outcomes: [{ traderId: 't-1', evaluatedSymbols: ['A', 'B', 'C'], matches: [], errors: [{ symbol: 'X', code: 'TRADER_RUNTIME', message: 'x' }], warnings: [], evaluationMs: 3, disabled: null }],
     ...overrides,
   };
 }

@@ -10,6 +10,7 @@ interface TraderRecord {
   updatedAt: string | null;
   state: TraderState;
   lastError: string | null;
+  lastWarning: string | null;
   lastEvaluatedAt: number | null;
   evaluations: number;
   matches: number;
@@ -45,6 +46,7 @@ export class TraderHealth {
       updatedAt: trader.updatedAt,
       state: 'running',
       lastError: null,
+      lastWarning: null,
       lastEvaluatedAt: previous?.lastEvaluatedAt ?? null,
       evaluations: previous?.evaluations ?? 0,
       matches: previous?.matches ?? 0,
@@ -63,6 +65,7 @@ export class TraderHealth {
       updatedAt: rejected.updatedAt,
       state: 'disabled',
       lastError: rejected.reason,
+      lastWarning: null,
       lastEvaluatedAt: null,
       evaluations: 0,
       matches: 0,
@@ -95,6 +98,16 @@ export class TraderHealth {
     record.lastError = reason;
   }
 
+  /** Disable a trader now, for a cause found outside a tick (the previous process died running it): written with the reason. */
+  disable(traderId: string, reason: string): void {
+    const record = this.records.get(traderId);
+    if (record === undefined) return;
+    record.state = 'disabled';
+    record.lastError = reason;
+    record.dirty = true;
+    this.logger.error({ event: 'trader_disabled', traderId, reason }, 'trader disabled until its row changes');
+  }
+
   forget(traderId: string): void {
     this.records.delete(traderId);
   }
@@ -119,6 +132,8 @@ export class TraderHealth {
     }
     record.matches += outcome.matches.length;
     record.dirty = true;
+    const warning = outcome.warnings[0];
+    if (warning !== undefined) record.lastWarning = `TRADER_CONTRACT: ${warning.message} (${warning.symbol})`;
     if (outcome.errors.length > 0) {
       const first = outcome.errors[0]!;
       record.lastError = `${first.code}: ${first.message}${first.symbol ? ` (${first.symbol})` : ''}`;
@@ -192,6 +207,7 @@ export class TraderHealth {
       matches: record.matches,
       meanEvaluationMs: record.evaluations === 0 ? 0 : record.totalEvaluationMs / record.evaluations,
       traderUpdatedAt: record.updatedAt,
+      lastWarning: record.lastWarning,
     };
   }
 }

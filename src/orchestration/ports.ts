@@ -66,6 +66,8 @@ export interface TraderTickOutcome {
   evaluatedSymbols: string[];
   matches: ScreenerMatch[];
   errors: ScreenerError[];
+  /** Off-contract results read by their truthiness, as the browser does: recorded, never a failure. */
+  warnings: Array<{ symbol: string; message: string }>;
   evaluationMs: number;
   disabled: { reason: string } | null;
 }

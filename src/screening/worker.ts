@@ -84,8 +84,9 @@ export class ThreadScreener {
           this.evaluateSymbol(run, symbols, s);
         }
       }
-    } finally {
+      // Cleared only when the work ended normally: a throw that ends the thread leaves the mark on its trader.
       Atomics.store(this.inFlight, 1, 0);
+    } finally {
       this.currentMemo = null;
     }
     let heapBytes = 0;
@@ -213,7 +214,8 @@ export class ThreadScreener {
   private injectFaults(spec: TraderSpec): void {
     const faults = this.options.faults;
     if (!faults) return;
-    if (faults.processAbortMarker && spec.code.includes(faults.processAbortMarker)) process.abort();
+    // process.abort() is refused in a worker thread; SIGABRT ends the whole process the same way.
+    if (faults.processAbortMarker && spec.code.includes(faults.processAbortMarker)) process.kill(process.pid, 'SIGABRT');
     if (faults.threadExitMarker && spec.code.includes(faults.threadExitMarker)) process.exit(71);
   }
 }

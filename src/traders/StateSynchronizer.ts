@@ -2,7 +2,7 @@
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { backoffDelay } from '../backoff.ts';
 import type { Clock, TimerHandle } from '../clock.ts';
-import type { Signal, TraderStatus, WorkerStatus } from '../domain.ts';
+import type { PreviousRun, ProbationMark, Signal, TraderStatus, WorkerStatus } from '../domain.ts';
 import { type DatabaseRejectedError, TransientError } from '../errors.ts';
 import { LifecycleGuard } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
@@ -18,7 +18,7 @@ import type {
 import { createWorkerClient } from './client.ts';
 import { type PostgrestFailure, toDatabaseError } from './dbErrors.ts';
 import { TRADER_COLUMNS, type TraderRow } from './parse.ts';
-import { SIGNAL_CONFLICT_KEY, signalRow, traderStatusFromRow, traderStatusRow, type TraderStatusRow, workerStatusRow } from './rows.ts';
+import { previousRunFromRow, SIGNAL_CONFLICT_KEY, signalRow, traderStatusFromRow, traderStatusRow, type TraderStatusRow, workerStatusRow } from './rows.ts';
 import { newTicket, SignalBuffer, ticketSettled } from './SignalBuffer.ts';
 import { TraderDiff } from './TraderDiff.ts';
 
@@ -261,6 +261,21 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
     if (error) throw this.failed('read trader statuses', error, status);
     this.markUp();
     return ((data ?? []) as unknown as TraderStatusRow[]).map(traderStatusFromRow);
+  }
+
+  async readPreviousRun(): Promise<PreviousRun | null> {
+    const { data, error, status } = await this.client.from('worker_status').select('state,probation').eq('user_id', this.options.userId).limit(1).retry(false);
+    if (error) throw this.failed('read the previous run', error, status);
+    this.markUp();
+    const row = (data ?? [])[0] as { state: string; probation: unknown } | undefined;
+    return row === undefined ? null : previousRunFromRow(row);
+  }
+
+  /** Written at once, past the buffered status writes: the mark must be committed before the trader it names runs. */
+  async writeProbation(mark: ProbationMark | null): Promise<void> {
+    const { error, status } = await this.client.from('worker_status').update({ probation: mark }).eq('user_id', this.options.userId).retry(false);
+    if (error) throw this.failed('write the probation mark', error, status);
+    this.markUp();
   }
 
   // ---- the write loop ----

@@ -1,5 +1,5 @@
 // Pure mapping between domain records and the rows of signals, worker_status and trader_status.
-import type { Signal, TraderState, TraderStatus, WorkerStatus } from '../domain.ts';
+import type { PreviousRun, ProbationMark, Signal, TraderState, TraderStatus, WorkerState, WorkerStatus } from '../domain.ts';
 
 /** The conflict target of every signal insert: the table's unique key. */
 export const SIGNAL_CONFLICT_KEY = 'trader_id,symbol,interval,candle_open_time';
@@ -40,6 +40,8 @@ export interface TraderStatusRow {
   matches: number;
   mean_evaluation_ms: number;
   trader_updated_at: string | null;
+  /** Present only when the status carries one (supabase/migrations/0004_probation.sql). */
+  last_warning?: string | null;
 }
 
 /** worker_status.last_error and trader_status.last_error hold at most this many characters (supabase/migrations/0002_bounds.sql). */
@@ -103,6 +105,7 @@ export function traderStatusRow(status: TraderStatus): TraderStatusRow {
     matches: status.matches,
     mean_evaluation_ms: Number.isFinite(status.meanEvaluationMs) ? status.meanEvaluationMs : 0,
     trader_updated_at: status.traderUpdatedAt,
+    ...(status.lastWarning === undefined ? {} : { last_warning: statusText(status.lastWarning) }),
   };
 }
 
@@ -118,4 +121,22 @@ export function traderStatusFromRow(row: TraderStatusRow): TraderStatus {
     meanEvaluationMs: Number(row.mean_evaluation_ms),
     traderUpdatedAt: row.trader_updated_at,
   };
+}
+
+const WORKER_STATES: readonly WorkerState[] = ['starting', 'ready', 'degraded', 'stopping', 'stopped'];
+
+/**
+ * The previous run as its row left it. A mark that is not what this worker writes (edited by hand, an older shape)
+ * counts as none, and an unknown state as an abnormal exit: either way the boot errs on the side of probation.
+ */
+export function previousRunFromRow(row: { state: string; probation: unknown }): PreviousRun {
+  const state = (WORKER_STATES as readonly string[]).includes(row.state) ? (row.state as WorkerState) : 'starting';
+  return { state, probation: probationFromJson(row.probation) };
+}
+
+function probationFromJson(value: unknown): ProbationMark | null {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
+  const { traderId, codeHash, cleared } = value as { traderId?: unknown; codeHash?: unknown; cleared?: unknown };
+  if ((traderId !== null && typeof traderId !== 'string') || !Array.isArray(cleared) || !cleared.every((id) => typeof id === 'string')) return null;
+  return { traderId, codeHash: typeof codeHash === 'string' ? codeHash : null, cleared: cleared as string[] };
 }
