@@ -17,7 +17,7 @@ export interface FlySimulatorOptions {
 
 export interface FlySimulatorStats {
   requests: number;
-  /** Requests per app name (app routes only). */
+  /** Requests per app name, its creation included. */
   requestsByApp: Map<string, number>;
   faultsInjected: number;
   leaseConflicts: number;
@@ -59,6 +59,8 @@ export class FlySimulator {
   private port = 0;
   private faultRate = 0;
   private readonly scripted: number[] = [];
+  /** Apps whose machine creates and updates are refused, as Fly refuses an image it cannot pull. */
+  private readonly refusedApps = new Map<string, string>();
   /** Destroyed machines, so a wait for `destroyed` on one still answers. */
   private readonly destroyed = new Map<string, SimMachine>();
 
@@ -108,6 +110,12 @@ export class FlySimulator {
   /** Answer the next requests with these statuses, in order. */
   failNext(...statuses: number[]): void {
     this.scripted.push(...statuses);
+  }
+
+  /** Refuse machine creates and updates in `app` with 422 and this message (e.g. an image Fly cannot pull); undefined lifts it. */
+  refuseMachinesOf(app: string, message: string | undefined): void {
+    if (message === undefined) this.refusedApps.delete(app);
+    else this.refusedApps.set(app, message);
   }
 
   setTransitions(transitions: Partial<Transitions>): void {
@@ -162,7 +170,9 @@ export class FlySimulator {
     const method = request.method ?? 'GET';
     if (parts[0] !== 'v1' || parts[1] !== 'apps') return notFound('route');
     const appName = parts[2];
-    if (appName !== undefined) this.stats.requestsByApp.set(appName, (this.stats.requestsByApp.get(appName) ?? 0) + 1);
+    // App creation is counted for the app it creates, so a per-app count is everything spent on that app.
+    const counted = appName ?? (body as { app_name?: unknown } | undefined)?.app_name;
+    if (typeof counted === 'string') this.stats.requestsByApp.set(counted, (this.stats.requestsByApp.get(counted) ?? 0) + 1);
     const injected = this.fault();
     if (injected !== undefined) return injected;
     const nonce = header(request, 'fly-machine-lease-nonce');
@@ -188,6 +198,8 @@ export class FlySimulator {
       return new HttpAnswer(405, { error: 'method not allowed' });
     }
     if (parts[3] !== 'machines') return notFound('route');
+    const refusal = this.refusedApps.get(app.name);
+    if (refusal !== undefined && method === 'POST' && (parts.length === 4 || parts.length === 5)) return new HttpAnswer(422, { error: refusal });
     if (parts.length === 4) {
       if (method === 'GET') return new HttpAnswer(200, [...app.machines.values()].map(wire));
       if (method === 'POST') return this.createMachine(app, body);

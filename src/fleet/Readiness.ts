@@ -1,0 +1,53 @@
+// "Ready" as the fleet judges it: the worker on that very machine reports `ready` in worker_status, and it booted and
+// beat after the change being checked, so an old process's row can never pass for the new one.
+import type { Clock } from '../clock.ts';
+import type { FleetStore, WorkerStatusRow } from './FleetStore.ts';
+
+export interface ReadinessTarget {
+  userId: string;
+  machineId: string;
+}
+
+export interface NotReady {
+  userId: string;
+  machineId: string;
+  /** What worker_status said last, for the report. */
+  seen: string;
+}
+
+/** Clock skew tolerated between the controller and the database or the machine (their clocks stamp the row). */
+const SKEW_MS = 2000;
+
+export function isFreshlyReady(status: WorkerStatusRow | undefined, target: ReadinessTarget, sinceMs: number): boolean {
+  if (status === undefined || status.state !== 'ready' || status.machine_id !== target.machineId) return false;
+  return Date.parse(status.started_at) >= sinceMs - SKEW_MS && Date.parse(status.heartbeat_at) >= sinceMs - SKEW_MS;
+}
+
+function describeStatus(status: WorkerStatusRow | undefined, target: ReadinessTarget, nowMs: number): string {
+  if (status === undefined) return 'no worker_status row';
+  const age = Math.round((nowMs - Date.parse(status.heartbeat_at)) / 1000);
+  const machine = status.machine_id === target.machineId ? '' : `, from machine ${status.machine_id}`;
+  const error = status.last_error ? `, last_error: ${status.last_error}` : '';
+  return `worker_status ${status.state}, heartbeat ${age} s ago${machine}${error}`;
+}
+
+/** Polls worker_status until every target is freshly ready or `timeoutMs` passes; returns those that were not. */
+export async function waitUntilReady(
+  store: FleetStore,
+  clock: Clock,
+  targets: readonly ReadinessTarget[],
+  options: { sinceMs: number; timeoutMs: number; pollMs?: number },
+): Promise<NotReady[]> {
+  const deadline = clock.now() + options.timeoutMs;
+  let waiting = [...targets];
+  for (;;) {
+    const statuses = await store.workerStatuses(waiting.map((target) => target.userId));
+    waiting = waiting.filter((target) => !isFreshlyReady(statuses.get(target.userId), target, options.sinceMs));
+    if (waiting.length === 0) return [];
+    if (clock.now() >= deadline) {
+      const now = clock.now();
+      return waiting.map((target) => ({ ...target, seen: describeStatus(statuses.get(target.userId), target, now) }));
+    }
+    await clock.sleep(options.pollMs ?? 1000);
+  }
+}
