@@ -16,7 +16,7 @@ export const SHORT_PROFILE: ChaosProfile = {
   traderIntervals: ['1m', '1m', '1m', '1m', '5m', '15m'],
   crowd: null,
   hostile: true,
-  faults: ['ws_drop_across_close', 'ws_malformed', 'rest_5xx', 'postgrest_down_1m', 'db_half_batch', 'sigkill_restart', 'clock_jump'],
+  faults: ['ws_drop_across_close', 'ws_malformed', 'rest_5xx', 'rest_htf_gap_fill_fails', 'postgrest_down_1m', 'db_half_batch', 'sigkill_restart', 'clock_jump'],
   randomFaults: 0,
   churnMs: 40 * MINUTE,
   editEveryRealMs: 3_000,
@@ -25,7 +25,7 @@ export const SHORT_PROFILE: ChaosProfile = {
 };
 
 describe('chaos, short profile', () => {
-  it('under drops, REST and database faults, SIGKILL and a clock jump, the signals table holds exactly the signals the oracle derives', async () => {
+  it('under drops, REST and database faults (a higher timeframe\'s gap fill failing for minutes among them), SIGKILL and a clock jump, the signals table holds exactly the signals the oracle derives', async () => {
     const report = await new ChaosRun(SHORT_PROFILE).run();
     console.log(summarize(report));
     expect(report.generations - report.bootFailures.length).toBe(2);

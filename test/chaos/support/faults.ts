@@ -13,6 +13,7 @@ export type FaultKind =
   | 'rest_429'
   | 'rest_418'
   | 'rest_slow_gap_fill'
+  | 'rest_htf_gap_fill_fails'
   | 'symbol_suspended'
   | 'symbol_delisted'
   | 'symbol_listed'
@@ -106,6 +107,7 @@ export const ALL_KINDS: readonly FaultKind[] = [
   'rest_429',
   'rest_418',
   'rest_slow_gap_fill',
+  'rest_htf_gap_fill_fails',
   'symbol_suspended',
   'symbol_delisted',
   'symbol_listed',

@@ -10,7 +10,7 @@ import { failHalfBatches, halfBatchFailuresFired, installDbFaults, setSlowWrites
 import { type FaultKind, type ScheduledFault, buildSchedule } from './faults.ts';
 import { type Exclusion, type OracleVerdict, type SignalRow, runOracle } from './oracle.ts';
 import { Rng } from './rng.ts';
-import { type HostileTrader, type OracleTrader, hostileTraders, oracleTrader } from './traders.ts';
+import { type HostileTrader, type OracleTrader, higherTimeframeTrader, hostileTraders, oracleTrader } from './traders.ts';
 import { type HourlySample, hourlySamples } from './samples.ts';
 import { type ClockedLine, WorkerUnderTest } from './worker.ts';
 
@@ -191,6 +191,12 @@ export class ChaosRun {
     const intervals = [...new Set([...this.profile.traderIntervals, ...(this.profile.crowd ? [this.profile.crowd.interval] : [])])];
     const specs: OracleTrader[] = this.profile.traderIntervals.map((interval, index) => oracleTrader(rng, `oracle ${index + 1} ${interval}`, interval, intervals));
     for (let i = 0; i < (this.profile.crowd?.count ?? 0); i++) specs.push(oracleTrader(rng, `crowd ${i + 1}`, this.profile.crowd!.interval, intervals));
+    const readsHigher = specs.some((spec) => spec.filter.requiredTimeframes.some((timeframe) => timeframe !== spec.filter.refreshInterval));
+    const fastest = this.profile.traderIntervals[0];
+    if (this.profile.faults.includes('rest_htf_gap_fill_fails') && !readsHigher && fastest !== undefined) {
+      // Its own generator, so the other traders stay the ones this seed always drew.
+      specs.push(higherTimeframeTrader(new Rng(this.profile.seed ^ 0x47f), `oracle higher timeframe ${fastest}`, fastest));
+    }
     for (const spec of specs) this.oracleTraders.push({ ...spec, id: await this.insertRow(spec.name, spec.filter) });
     if (this.profile.hostile) {
       for (const spec of hostileTraders(this.profile.traderIntervals[0] ?? '1m')) this.hostileTraders.push({ ...spec, id: await this.insertRow(spec.name, spec.filter) });
@@ -330,6 +336,8 @@ export class ChaosRun {
         await this.sleepClock(this.real(3_000));
         restoreLatency();
         return;
+      case 'rest_htf_gap_fill_fails':
+        return this.failHigherTimeframeFill();
       case 'symbol_suspended':
       case 'symbol_delisted':
         return this.removeSymbol(fault.kind === 'symbol_suspended' ? 'BREAK' : 'HALT', fault.kind);
@@ -364,6 +372,38 @@ export class ChaosRun {
       case 'clock_jump':
         return this.clockJump();
     }
+  }
+
+  /**
+   * A reconnect whose gap fill fails for minutes on a higher timeframe that a faster trader reads (5m for a 1m
+   * trader): the worker must skip those evaluations rather than screen a stale series, and make them up once the
+   * fill lands, so the oracle's every signal still exists. Started just after that timeframe's close, so its own
+   * next close comes after the failure ends.
+   */
+  private async failHigherTimeframeFill(): Promise<void> {
+    const higher = this.higherTimeframe();
+    const length = intervalMs(higher);
+    const afterClose = candleOpenTimeAt(higher, this.clock.now()) + length + 20_000;
+    await this.untilClock(afterClose);
+    const failFor = Math.min(3 * MINUTE, length - 60_000);
+    const skippedBefore = this.worker.events('tick_incomplete_timeframe').length;
+    this.simulator.faults.failKlines(higher, failFor);
+    this.simulator.faults.dropConnections('all');
+    await this.sleepClock(failFor);
+    // The fault did its job only if ticks ran meanwhile and held evaluations back for the incomplete timeframe.
+    if (this.worker.events('tick_incomplete_timeframe').length === skippedBefore) {
+      this.problems.push(`rest_htf_gap_fill_fails: no tick skipped an evaluation while the ${higher} fill failed`);
+    }
+  }
+
+  /** The coarsest timeframe an oracle trader reads besides its refresh interval (5m when none does). */
+  private higherTimeframe(): Interval {
+    const read = this.oracleTraders.flatMap((trader) => trader.filter.requiredTimeframes.filter((timeframe) => timeframe !== trader.filter.refreshInterval));
+    if (read.length === 0) {
+      this.problems.push('rest_htf_gap_fill_fails: no oracle trader reads a higher timeframe, so the fault tested only refresh series');
+      return '5m';
+    }
+    return read.sort((a, b) => intervalMs(b) - intervalMs(a))[0]!;
   }
 
   private async untilBufferEmpty(): Promise<void> {

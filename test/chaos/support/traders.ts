@@ -119,6 +119,17 @@ export function oracleTrader(rng: Rng, name: string, interval: Interval, availab
   return { kind: 'oracle', name, filter: { code, refreshInterval: interval, requiredTimeframes: timeframes } };
 }
 
+/**
+ * A trader on `interval` that also reads the next coarser timeframe (the range-and-trend template), so a profile
+ * whose random draw has none still has a trader a failing higher-timeframe gap fill can hold back.
+ */
+export function higherTimeframeTrader(rng: Rng, name: string, interval: Interval): OracleTrader {
+  const coarser = COARSER[interval];
+  if (coarser === undefined) throw new Error(`no coarser timeframe for ${interval}`);
+  const { code, timeframes } = TEMPLATES[3]!(rng, interval, coarser);
+  return { kind: 'oracle', name, filter: { code, refreshInterval: interval, requiredTimeframes: timeframes } };
+}
+
 /** Every way a user's code can misbehave, each expected to hurt only its own trader. */
 export function hostileTraders(interval: Interval): HostileTrader[] {
   const base = { refreshInterval: interval, requiredTimeframes: [interval] };
