@@ -283,6 +283,26 @@ describe('Screener', () => {
     expect(result.traders[0]!.matches.some((m) => m.conditions[0] !== m.conditions[1])).toBe(true);
   });
 
+  it('a trader that opts in to the textbook helpers gets them, memoized or not, beside a trader on the web app default', async () => {
+    const market = TestMarket.build({ symbols: SYMBOLS, intervals: ['1m'], candles: 300, lastCloseTime: LAST_CLOSE, seed: 4 });
+    // The web app's StochRSI is an array of { k, d }; the textbook one is { k: [...], d: [...] }. Same body, both libraries, on the
+    // series itself (host memo, shared by the thread) and on a copy (computed in the isolate).
+    const code = `
+      const k = timeframes['1m'];
+      const shape = (r) => Array.isArray(r) ? 'array' : r && Array.isArray(r.k) ? 'columns' : typeof r;
+      return { match: true, conditions: [shape(helpers.calculateStochRSI(k)), shape(helpers.calculateStochRSI(Array.from(k))), String(helpers.calculateADX(k, 14))] };`;
+    const webapp = makeTrader(code);
+    const textbook = makeTrader(code, { helpers: 'textbook' });
+    const screener = await startScreener({ threads: 1 });
+    screener.setTraders([webapp, textbook]);
+    const tick = tickOver(market, [webapp, textbook]);
+    const result = await screener.run(tick);
+    expect(comparable(result.traders)).toEqual(comparable(evaluateUnsandboxed([webapp, textbook], tick)));
+    const conditions = (trader: Trader) => result.traders.find((t) => t.traderId === trader.id)!.matches.map((m) => m.conditions.slice(0, 2));
+    expect(conditions(webapp)).toEqual(SYMBOLS.map(() => ['array', 'array']));
+    expect(conditions(textbook)).toEqual(SYMBOLS.map(() => ['columns', 'columns']));
+  });
+
   it('memoized helper results equal the ones computed on a copy inside the isolate', async () => {
     const market = TestMarket.build({ symbols: SYMBOLS, intervals: ['1m'], candles: 300, lastCloseTime: LAST_CLOSE, seed: 3 });
     const same = makeTrader(`

@@ -122,6 +122,7 @@ describe('isolates and the shared rows', () => {
     const sandbox = new TraderSandbox({
       traderId: 'reader',
       code: `const k = timeframes['1m']; return { match: true, conditions: [String(k[0][4]), String(k[1][4])] };`,
+      helpers: 'webapp',
       timeoutMs: 1000,
       memoryMb: 16,
       host: {
@@ -157,7 +158,7 @@ describe('isolates and the shared rows', () => {
       throw new Error(message);
     });
     const store = new SharedSeriesStore();
-    thread.setTraders([{ id: hoarder.id, code: hoarder.filter.code, codeHash: hoarder.codeHash, updatedAt: hoarder.updatedAt, refreshInterval: '1m', timeframes: ['1m'], hvnInterval: '1m' }], []);
+    thread.setTraders([{ id: hoarder.id, code: hoarder.filter.code, codeHash: hoarder.codeHash, updatedAt: hoarder.updatedAt, refreshInterval: '1m', timeframes: ['1m'], hvnInterval: '1m', helpers: 'webapp' }], []);
     try {
       const hoardSizes: number[] = [];
       let recycled = 0;

@@ -1,5 +1,5 @@
 // Test support for the screening tests: a deterministic random-walk market behind the real MarketView ports.
-import type { Candle, Interval, Ticker, Trader } from '../src/domain.ts';
+import type { Candle, HelpersVersion, Interval, Ticker, Trader } from '../src/domain.ts';
 import { candleCloseTime, intervalMs, INTERVALS } from '../src/domain.ts';
 import type { CandleOrigin } from '../src/domain.ts';
 import type { CandleSeriesView, MarketView } from '../src/ports.ts';
@@ -154,7 +154,10 @@ export class TestMarket implements MarketView {
 let traderCounter = 0;
 
 /** A valid Trader row around a filter body. */
-export function makeTrader(code: string, options: { id?: string; refreshInterval?: Interval; requiredTimeframes?: Interval[]; updatedAt?: string } = {}): Trader {
+export function makeTrader(
+  code: string,
+  options: { id?: string; refreshInterval?: Interval; requiredTimeframes?: Interval[]; updatedAt?: string; helpers?: HelpersVersion } = {},
+): Trader {
   const refreshInterval = options.refreshInterval ?? '1m';
   const required = options.requiredTimeframes ?? [];
   const timeframes = INTERVALS.filter((i) => i === refreshInterval || required.includes(i));
@@ -165,7 +168,7 @@ export function makeTrader(code: string, options: { id?: string; refreshInterval
     name: `trader ${traderCounter}`,
     enabled: true,
     executionMode: 'cloud',
-    filter: { code, description: [], refreshInterval, requiredTimeframes: required, indicators: [], helpers: 'webapp' },
+    filter: { code, description: [], refreshInterval, requiredTimeframes: required, indicators: [], helpers: options.helpers ?? 'webapp' },
     timeframes,
     codeHash: createHash('sha256').update(code).digest('hex'),
     updatedAt: options.updatedAt ?? '2026-01-01T00:00:00.000Z',

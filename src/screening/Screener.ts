@@ -370,6 +370,7 @@ function specOf(trader: Trader): TraderSpec {
     refreshInterval: trader.filter.refreshInterval,
     timeframes: trader.timeframes,
     hvnInterval: hvnInterval(trader.filter),
+    helpers: trader.filter.helpers,
   };
 }
 

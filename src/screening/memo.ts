@@ -1,5 +1,6 @@
 // One tick's shared work on a thread: the series table the isolates index into, and helper results computed once for every trader.
-import { HELPER_FUNCTIONS, KLINE_HELPERS, type Kline } from './helpers.ts';
+import type { HelpersVersion } from '../domain.ts';
+import { helperFunctions, HELPERS_VERSIONS, KLINE_HELPERS, type Kline } from './helpers.ts';
 import type { SeriesRows, SeriesTable } from './sharedSeries.ts';
 import { CANDLE_ROW_FIELDS as ROW_FIELDS } from '../domain.ts';
 import type { SandboxHost } from './sandbox.ts';
@@ -40,21 +41,21 @@ export class TickMemo implements SandboxHost {
     return this.entry(seriesId)?.rows.buffer as SharedArrayBuffer | undefined;
   }
 
-  memo(seriesId: unknown, helper: unknown, argsKey: unknown, offset?: unknown, length?: unknown): unknown {
+  memo(library: HelpersVersion, seriesId: unknown, helper: unknown, argsKey: unknown, offset?: unknown, length?: unknown): unknown {
     const entry = this.entry(seriesId);
-    if (!entry || typeof helper !== 'string' || !KLINE_HELPERS.has(helper) || typeof argsKey !== 'string') return undefined;
+    if (!entry || !HELPERS_VERSIONS.includes(library) || typeof helper !== 'string' || !KLINE_HELPERS.has(helper) || typeof argsKey !== 'string') return undefined;
     const range = rangeOf(entry, offset, length);
     if (range === null) return undefined;
     const args = parseArgsKey(argsKey, helper === 'calculateHighVolumeNodes');
     if (args === null) return undefined;
     const seriesKey = range.whole ? String(entry.id) : `${entry.id}@${range.offset}:${range.length}`;
-    const key = `${seriesKey}|${helper}|${argsKey}`;
+    const key = `${library}|${seriesKey}|${helper}|${argsKey}`;
     if (this.results.has(key)) {
       this.hits++;
       return this.results.get(key);
     }
     this.misses++;
-    const fn = HELPER_FUNCTIONS[helper as keyof typeof HELPER_FUNCTIONS] as (klines: Kline[], ...rest: unknown[]) => unknown;
+    const fn = helperFunctions(library)[helper as keyof ReturnType<typeof helperFunctions>] as (klines: Kline[], ...rest: unknown[]) => unknown;
     let result: unknown;
     try {
       result = encodeResult(fn(this.klinesOf(entry, range, seriesKey), ...args));

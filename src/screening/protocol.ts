@@ -1,5 +1,5 @@
 // Messages between the Screener (main thread) and its screening threads.
-import type { Interval } from '../domain.ts';
+import type { HelpersVersion, Interval } from '../domain.ts';
 import type { SeriesBuffer, SeriesSlot } from './sharedSeries.ts';
 
 /** What a thread needs to know of a trader. */
@@ -12,6 +12,8 @@ export interface TraderSpec {
   timeframes: Interval[];
   /** The timeframe `hvnNodes` is computed on (contract.ts hvnInterval); one of `timeframes`. */
   hvnInterval: Interval;
+  /** The helper library the filter runs against (`filter.helpers`). */
+  helpers: HelpersVersion;
 }
 
 export interface ThreadOptions {

@@ -2,7 +2,7 @@
 // NOT for production (a filter here can read process.env); it is the test oracle and the benchmark baseline.
 import type { Trader } from '../domain.ts';
 import { candleToKline, HVN_LOOKBACK, hvnInterval, tickerFields } from './contract.ts';
-import { HELPER_FUNCTIONS } from './helpers.ts';
+import { helperFunctions } from './helpers.ts';
 import { hostJudge } from './sandboxRuntime.ts';
 import type { ScreeningTick, TraderTickResult } from './Screener.ts';
 
@@ -51,14 +51,15 @@ export function evaluateUnsandboxed(traders: Trader[], tick: ScreeningTick): Tra
       if (!complete) continue;
       const refresh = timeframes[trader.filter.refreshInterval]!;
       const hvnTimeframe = hvnInterval(trader.filter);
-      const hvnKey = `${symbol}|${hvnTimeframe}`;
+      const library = helperFunctions(trader.filter.helpers);
+      const hvnKey = `${trader.filter.helpers}|${symbol}|${hvnTimeframe}`;
       if (!hvnCache.has(hvnKey)) {
         const klines = timeframes[hvnTimeframe] ?? [];
-        hvnCache.set(hvnKey, HELPER_FUNCTIONS.calculateHighVolumeNodes(klines, { lookback: Math.min(klines.length, HVN_LOOKBACK) }));
+        hvnCache.set(hvnKey, library.calculateHighVolumeNodes(klines, { lookback: Math.min(klines.length, HVN_LOOKBACK) }));
       }
       const ticker = tickerFields(symbol, tick.market.ticker(symbol), tick.market.series(symbol, tick.interval)?.lastClosed()?.close);
       try {
-        const verdict = hostJudge.readVerdict(filter(ticker, timeframes, HELPER_FUNCTIONS, hvnCache.get(hvnKey)));
+        const verdict = hostJudge.readVerdict(filter(ticker, timeframes, library, hvnCache.get(hvnKey)));
         result.evaluatedSymbols.push(symbol);
         if (verdict.warning !== null) result.warnings.push({ symbol, message: verdict.warning });
         if (verdict.match) result.matches.push({ symbol, conditions: verdict.conditions, price: refresh[refresh.length - 1]![4]! });

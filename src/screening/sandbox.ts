@@ -1,6 +1,6 @@
 // One trader's isolate: no Node, no network, no env, a CPU budget per evaluation and a memory budget per trader.
 import ivm from 'isolated-vm';
-import { CANDLE_ROW_FIELDS } from '../domain.ts';
+import { CANDLE_ROW_FIELDS, type HelpersVersion } from '../domain.ts';
 import type { TraderErrorCode } from '../errors.ts';
 import { helpersSource, KLINE_HELPERS } from './helpers.ts';
 import { decodeVerdict, hostJudge, MAX_ARGS_KEY_CHARS, MAX_MESSAGE_CHARS, runtimeFunctionsSource } from './sandboxRuntime.ts';
@@ -18,12 +18,14 @@ export interface SandboxHost {
    * A helper's result on `length` candles from `offset` of the series (all of it when omitted), its
    * other arguments encoded as `argsKey` by the runtime. Every argument comes from an untrusted heap.
    */
-  memo(seriesId: unknown, helper: unknown, argsKey: unknown, offset?: unknown, length?: unknown): unknown;
+  memo(library: HelpersVersion, seriesId: unknown, helper: unknown, argsKey: unknown, offset?: unknown, length?: unknown): unknown;
 }
 
 export interface SandboxOptions {
   traderId: string;
   code: string;
+  /** The helper library the filter runs against, in the isolate and in the host's memo. */
+  helpers: HelpersVersion;
   /** CPU time one evaluation may use. */
   timeoutMs: number;
   memoryMb: number;
@@ -43,18 +45,20 @@ const SETUP_TIMEOUT_MS = 2000;
  */
 export const WALL_BACKSTOP_FACTOR = 5;
 
-let runtimeScript: string | null = null;
+const runtimeScripts = new Map<HelpersVersion, string>();
 
-/** The script that installs the runtime and the helpers in a fresh context, built once per thread. */
-function runtimeSource(): string {
-  runtimeScript ??= [
+/** The script that installs the runtime and a helper library in a fresh context, built once per thread and library. */
+function runtimeSource(version: HelpersVersion): string {
+  let script = runtimeScripts.get(version);
+  if (script !== undefined) return script;
+  script = [
     '"use strict";',
     // WebAssembly memory lives outside the V8 heap and escapes the isolate's memory limit: one
     // `new WebAssembly.Memory({ initial: 4096 })` commits 256 MB of the worker's RSS. Filters have
     // no use for it, and the namespace object is the only way to its constructors.
     'delete globalThis.WebAssembly;',
     'globalThis.__runtime = (function () {',
-    `  const library = (function () { ${helpersSource()} })();`,
+    `  const library = (function () { ${helpersSource(version)} })();`,
     runtimeFunctionsSource(),
     `  const runtime = installRuntime(globalThis.__attach, globalThis.__memo, library, ${JSON.stringify([...KLINE_HELPERS])}, ${CANDLE_ROW_FIELDS});`,
     '  delete globalThis.__attach;',
@@ -62,7 +66,8 @@ function runtimeSource(): string {
     '  return runtime;',
     '})();',
   ].join('\n');
-  return runtimeScript;
+  runtimeScripts.set(version, script);
+  return script;
 }
 
 export class TraderSandbox {
@@ -117,16 +122,16 @@ export class TraderSandbox {
     try {
       const context = isolate.createContextSync();
       this.context = context;
-      const host = this.options.host;
+      const { host, helpers } = this.options;
       context.global.setSync('__attach', new ivm.Callback((seriesId: unknown) => host.attach(seriesId)));
       // The runtime passes primitives only; anything else (or an oversized key) is refused before the host looks at it.
       context.global.setSync(
         '__memo',
         new ivm.Callback((seriesId: unknown, helper: unknown, argsKey: unknown, offset?: unknown, length?: unknown) =>
-          typeof argsKey === 'string' && argsKey.length <= MAX_ARGS_KEY_CHARS ? host.memo(seriesId, helper, argsKey, offset, length) : undefined,
+          typeof argsKey === 'string' && argsKey.length <= MAX_ARGS_KEY_CHARS ? host.memo(helpers, seriesId, helper, argsKey, offset, length) : undefined,
         ),
       );
-      context.evalSync(runtimeSource(), { timeout: SETUP_TIMEOUT_MS, filename: 'file:///screener/runtime.js' });
+      context.evalSync(runtimeSource(helpers), { timeout: SETUP_TIMEOUT_MS, filename: 'file:///screener/runtime.js' });
       const runtime = context.global.getSync('__runtime', { reference: true }) as ivm.Reference<Record<string, IsolateFunction>>;
       context.global.deleteSync('__runtime');
       const compile = runtime.getSync('compile', { reference: true }) as ivm.Reference<IsolateFunction>;

@@ -27,7 +27,7 @@ export class ThreadScreener {
   private currentMemo: TickMemo | null = null;
   private readonly host: SandboxHost = {
     attach: (seriesId) => this.currentMemo?.attach(seriesId),
-    memo: (seriesId, helper, args, offset, length) => this.currentMemo?.memo(seriesId, helper, args, offset, length),
+    memo: (library, seriesId, helper, argsKey, offset, length) => this.currentMemo?.memo(library, seriesId, helper, argsKey, offset, length),
   };
 
   constructor(options: ThreadOptions, onCatastrophicError: (message: string) => void) {
@@ -47,6 +47,7 @@ export class ThreadScreener {
       const sandbox = new TraderSandbox({
         traderId: spec.id,
         code: spec.code,
+        helpers: spec.helpers,
         timeoutMs: this.options.filterTimeoutMs,
         memoryMb: this.options.filterMemoryMb,
         host: this.host,
