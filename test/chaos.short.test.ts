@@ -5,12 +5,12 @@ import { ChaosRun, type ChaosProfile } from './chaos/support/run.ts';
 
 const MINUTE = 60_000;
 
-/** About 40 s of real time: 40 simulated minutes at ×60, eight symbols, faults every few simulated minutes. */
+/** About 50 s of real time: 50 simulated minutes at ×60, eight symbols, a fault every five simulated minutes (each of the eight kinds once). */
 export const SHORT_PROFILE: ChaosProfile = {
   name: 'short (npm test)',
   seed: Number(process.env.CHAOS_SEED ?? 7),
   speed: 60,
-  durationMs: 40 * MINUTE,
+  durationMs: 50 * MINUTE,
   symbols: 8,
   klineHistory: 120,
   traderIntervals: ['1m', '1m', '1m', '1m', '5m', '15m'],
@@ -18,7 +18,7 @@ export const SHORT_PROFILE: ChaosProfile = {
   hostile: true,
   faults: ['ws_drop_across_close', 'ws_malformed', 'rest_5xx', 'rest_htf_gap_fill_fails', 'postgrest_down_1m', 'db_half_batch', 'sigkill_restart', 'clock_jump'],
   randomFaults: 0,
-  churnMs: 40 * MINUTE,
+  churnMs: 50 * MINUTE,
   editEveryRealMs: 3_000,
   screenerThreads: 1,
   klineUpdateMs: 4_000,
