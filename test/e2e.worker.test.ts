@@ -40,7 +40,8 @@ const BROKEN_FILTERS = {
   'syntax error': 'return (',
   throws: "throw new Error('filter exploded');",
   'endless loop': 'while (true) {}',
-  'wrong return type': "return 'yes';",
+  // A helper the library lacks, as AI-drafted filters call them: it throws on every symbol (the browser hides that).
+  'missing helper': "return helpers.getLatestMA(timeframes['1m'], 20) > 0;",
 } as const;
 
 interface SignalRow {
@@ -94,6 +95,8 @@ describe('worker process end to end', () => {
     await insertTrader('marker', markerFilter(MARKER_VOLUME));
     await insertTrader('browser style', BROWSER_FILTER);
     for (const [name, code] of Object.entries(BROKEN_FILTERS)) await insertTrader(name, { refreshInterval: '1m', requiredTimeframes: ['1m'], code });
+    // Off the contract but read like the browser reads it: a truthy string matches, with a warning, and is never a failure.
+    await insertTrader('string verdict', { refreshInterval: '1m', requiredTimeframes: ['1m'], code: "return timeframes['1m'].length > 0 ? 'yes' : '';" });
     await insertTrader('invalid row', { refreshInterval: '7m', code: 'return true;' });
 
     worker = spawnWorker(
@@ -179,6 +182,14 @@ describe('worker process end to end', () => {
       expect(status.last_error, name).toBeTruthy();
     }
     expect((await traderStatus(traders['invalid row']!))?.state).toBe('disabled');
+    const stringy = await waitFor('the string verdict recorded as a warning', async () => {
+      const [row] = await stack.sql<{ state: string; last_warning: string | null; matches: string }[]>`select state, last_warning, matches from public.trader_status where trader_id = ${traders['string verdict']!}`;
+      return row?.last_warning ? row : null;
+    }, 60_000, 200);
+    expect(stringy.state).toBe('running');
+    expect(stringy.last_warning).toMatch(/^TRADER_CONTRACT: returned a string; .* read as a match by its truthiness/);
+    // Matching on every candle, it matched on the one before too: counted as matches, but no rising edge, no signal.
+    expect(Number(stringy.matches)).toBeGreaterThan(0);
     const before = Number((await traderStatus(traders['browser style']!))!.evaluations);
     // Every 1m close screens all three symbols: two more closes, two more rounds.
     const after = await waitFor('two more ticks of the good trader', async () => {
