@@ -3,30 +3,28 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FlySimulator } from '../dev/flySim/index.ts';
-import { SimulatedWorkers } from '../dev/flySim/workers.ts';
-import { REPO_ROOT, startLocalStack, type LocalStack } from '../dev/localStack.ts';
+import { SIM_TOKEN as TOKEN, startFleetRig, type FleetRig } from '../dev/flySim/rig.ts';
+import type { FlySimulator } from '../dev/flySim/index.ts';
+import type { SimulatedWorkers } from '../dev/flySim/workers.ts';
+import { REPO_ROOT, type LocalStack } from '../dev/localStack.ts';
 import type { FleetStatusRow } from '../src/fleet/status.ts';
 import { keyIdOf } from '../src/fleet/workerKey.ts';
 
 const run = promisify(execFile);
-const TOKEN = 'fly-test-token-0123456789';
 
+let rig: FleetRig;
 let stack: LocalStack;
 let sim: FlySimulator;
 let workers: SimulatedWorkers;
 
 beforeAll(async () => {
-  stack = await startLocalStack();
-  sim = new FlySimulator({ token: TOKEN, seed: 3 });
-  await sim.start();
-  workers = new SimulatedWorkers(sim, { supabaseUrl: stack.supabaseUrl });
+  rig = await startFleetRig({ seed: 3 });
+  ({ stack, sim } = rig);
+  workers = rig.workers!;
 }, 60_000);
 
 afterAll(async () => {
-  await workers?.stop();
-  await sim?.stop();
-  await stack?.stop();
+  await rig?.stop();
 });
 
 async function fleet(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

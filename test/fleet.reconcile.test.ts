@@ -1,59 +1,28 @@
 // The fleet controller against the Machines API simulator and a real local stack: provision, update, stop and
 // deprovision from worker_machines; idempotence; two controllers at once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FlySimulator } from '../dev/flySim/index.ts';
-import { SimulatedWorkers } from '../dev/flySim/workers.ts';
-import { startLocalStack, type LocalStack } from '../dev/localStack.ts';
-import { systemClock } from '../src/clock.ts';
-import { FleetStore } from '../src/fleet/FleetStore.ts';
-import { FlyMachinesClient } from '../src/fleet/FlyMachinesClient.ts';
-import { Reconciler } from '../src/fleet/Reconciler.ts';
+import { startFleetRig, type FleetRig } from '../dev/flySim/rig.ts';
+import type { FlySimulator } from '../dev/flySim/index.ts';
+import type { SimulatedWorkers } from '../dev/flySim/workers.ts';
+import type { LocalStack } from '../dev/localStack.ts';
 import { keyIdOf } from '../src/fleet/workerKey.ts';
-import { silentLogger } from '../src/logger.ts';
 
-const TOKEN = 'fly-test-token-0123456789';
-
+let rig: FleetRig;
 let stack: LocalStack;
 let sim: FlySimulator;
 let workers: SimulatedWorkers;
 
 beforeAll(async () => {
-  stack = await startLocalStack();
-  sim = new FlySimulator({ token: TOKEN, seed: 7 });
-  await sim.start();
-  workers = new SimulatedWorkers(sim, { supabaseUrl: stack.supabaseUrl });
+  rig = await startFleetRig({ seed: 7 });
+  ({ stack, sim } = rig);
+  workers = rig.workers!;
 }, 60_000);
 
 afterAll(async () => {
-  await workers?.stop();
-  await sim?.stop();
-  await stack?.stop();
+  await rig?.stop();
 });
 
-function controller(id: string) {
-  const fly = new FlyMachinesClient({ baseUrl: sim.url, token: TOKEN, retryBaseMs: 5, retryMaxMs: 50 });
-  const store = new FleetStore({ supabaseUrl: stack.supabaseUrl, serviceKey: stack.serviceKey, owner: id });
-  const reconciler = new Reconciler({
-    fly,
-    store,
-    clock: systemClock,
-    logger: silentLogger(),
-    settings: {
-      flyOrg: 'screener-test',
-      appPrefix: 'screener',
-      supabaseUrl: stack.supabaseUrl,
-      supabaseJwtSecret: stack.jwtSecret,
-      keyDays: 365,
-      concurrency: 8,
-      waitTimeoutSec: 5,
-      maxPasses: 5,
-      claimTtlSec: 120,
-      controllerId: id,
-      passBackoffMs: 20,
-    },
-  });
-  return { fly, store, reconciler };
-}
+const controller = (owner: string) => rig.controller(owner);
 
 async function seed(count: number, spec: { image?: string; desired_state?: string } = {}): Promise<string[]> {
   const users: string[] = [];

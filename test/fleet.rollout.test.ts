@@ -1,19 +1,17 @@
 // Rollouts over 100 machines: canaries one at a time, then batches, each machine ready with a fresh heartbeat (from
 // the worker stand-in, written with the machine's own key) before the next; a canary that never gets ready halts it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FlySimulator } from '../dev/flySim/index.ts';
-import { SimulatedWorkers } from '../dev/flySim/workers.ts';
-import { startLocalStack, type LocalStack } from '../dev/localStack.ts';
+import { startFleetRig, type FleetRig } from '../dev/flySim/rig.ts';
+import type { FlySimulator } from '../dev/flySim/index.ts';
+import type { SimulatedWorkers } from '../dev/flySim/workers.ts';
+import type { LocalStack } from '../dev/localStack.ts';
 import { systemClock } from '../src/clock.ts';
-import { FleetStore } from '../src/fleet/FleetStore.ts';
-import { FlyMachinesClient } from '../src/fleet/FlyMachinesClient.ts';
-import { Reconciler } from '../src/fleet/Reconciler.ts';
 import { Rollout } from '../src/fleet/Rollout.ts';
 import { silentLogger } from '../src/logger.ts';
 
-const TOKEN = 'fly-test-token-0123456789';
 const USERS = 100;
 
+let rig: FleetRig;
 let stack: LocalStack;
 let sim: FlySimulator;
 let workers: SimulatedWorkers;
@@ -22,13 +20,13 @@ let users: string[];
 const broken = new Set<string>();
 
 beforeAll(async () => {
-  stack = await startLocalStack();
-  sim = new FlySimulator({ token: TOKEN, seed: 11, transitions: { bootMs: 20, stopMs: 10, jitter: 0.5 } });
-  await sim.start();
-  workers = new SimulatedWorkers(sim, {
-    supabaseUrl: stack.supabaseUrl,
-    behaviour: (event) => (broken.has(`${event.env.USER_ID} ${event.image}`) || broken.has(`* ${event.image}`) ? 'silent' : 'ready'),
+  rig = await startFleetRig({
+    seed: 11,
+    transitions: { bootMs: 20, stopMs: 10, jitter: 0.5 },
+    workers: (event) => (broken.has(`${event.env.USER_ID} ${event.image}`) ? 'silent' : 'ready'),
   });
+  ({ stack, sim } = rig);
+  workers = rig.workers!;
   users = (
     await stack.sql<{ id: string }[]>`insert into auth.users (email) select 'rollout-' || n || '@example.test' from generate_series(1, ${USERS}) n returning id`
   ).map((row) => row.id);
@@ -37,33 +35,11 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await workers?.stop();
-  await sim?.stop();
-  await stack?.stop();
+  await rig?.stop();
 });
 
 function parts() {
-  const fly = new FlyMachinesClient({ baseUrl: sim.url, token: TOKEN, retryBaseMs: 5, retryMaxMs: 50 });
-  const store = new FleetStore({ supabaseUrl: stack.supabaseUrl, serviceKey: stack.serviceKey, owner: 'rollout-test' });
-  const reconciler = new Reconciler({
-    fly,
-    store,
-    clock: systemClock,
-    logger: silentLogger(),
-    settings: {
-      flyOrg: 'screener-test',
-      appPrefix: 'screener',
-      supabaseUrl: stack.supabaseUrl,
-      supabaseJwtSecret: stack.jwtSecret,
-      keyDays: 365,
-      concurrency: 20,
-      waitTimeoutSec: 5,
-      maxPasses: 3,
-      claimTtlSec: 120,
-      controllerId: 'rollout-test',
-      passBackoffMs: 20,
-    },
-  });
+  const { reconciler, store } = rig.controller('rollout-test', { concurrency: 20, maxPasses: 3 });
   const rollout = new Rollout({ store, reconciler, clock: systemClock, logger: silentLogger() });
   return { reconciler, rollout };
 }

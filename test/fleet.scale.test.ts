@@ -1,60 +1,30 @@
 // Scale: 1,000 users from an empty Fly organization converge through 5 % injected 429/5xx answers, with a bounded
 // number of Machines API requests per user.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FlySimulator } from '../dev/flySim/index.ts';
-import { startLocalStack, type LocalStack } from '../dev/localStack.ts';
-import { systemClock } from '../src/clock.ts';
-import { FleetStore } from '../src/fleet/FleetStore.ts';
-import { FlyMachinesClient } from '../src/fleet/FlyMachinesClient.ts';
-import { Reconciler } from '../src/fleet/Reconciler.ts';
-import { silentLogger } from '../src/logger.ts';
+import { startFleetRig, type FleetRig } from '../dev/flySim/rig.ts';
 
-const TOKEN = 'fly-test-token-0123456789';
 const USERS = 1000;
 
-let stack: LocalStack;
-let sim: FlySimulator;
+let rig: FleetRig;
 
 beforeAll(async () => {
-  stack = await startLocalStack();
-  sim = new FlySimulator({ token: TOKEN, seed: 42, transitions: { bootMs: 40, stopMs: 20, jitter: 0.5 } });
-  await sim.start();
+  rig = await startFleetRig({ seed: 42, transitions: { bootMs: 40, stopMs: 20, jitter: 0.5 }, workers: false });
 }, 60_000);
 
 afterAll(async () => {
-  await sim?.stop();
-  await stack?.stop();
+  await rig?.stop();
 });
 
 describe('reconcile at scale', () => {
   it('1,000 users from empty converge through 5 % injected faults within a bounded number of API calls per user', async () => {
+    const { stack, sim } = rig;
     const users = (
       await stack.sql<{ id: string }[]>`insert into auth.users (email) select 'fleet-' || n || '@example.test' from generate_series(1, ${USERS}) n returning id`
     ).map((row) => row.id);
     await stack.sql`insert into public.worker_machines (user_id, image, region, memory_mb)
                     select id, 'registry.fly.io/screener:v1', 'nrt', 1024 from auth.users where email like 'fleet-%'`;
     sim.setFaultRate(0.05);
-    const fly = new FlyMachinesClient({ baseUrl: sim.url, token: TOKEN, retryBaseMs: 5, retryMaxMs: 100 });
-    const store = new FleetStore({ supabaseUrl: stack.supabaseUrl, serviceKey: stack.serviceKey, owner: 'scale' });
-    const reconciler = new Reconciler({
-      fly,
-      store,
-      clock: systemClock,
-      logger: silentLogger(),
-      settings: {
-        flyOrg: 'screener-test',
-        appPrefix: 'screener',
-        supabaseUrl: stack.supabaseUrl,
-        supabaseJwtSecret: stack.jwtSecret,
-        keyDays: 365,
-        concurrency: 32,
-        waitTimeoutSec: 10,
-        maxPasses: 5,
-        claimTtlSec: 300,
-        controllerId: 'scale',
-        passBackoffMs: 50,
-      },
-    });
+    const { fly, reconciler } = rig.controller('scale', { concurrency: 32, waitTimeoutSec: 10, claimTtlSec: 300, passBackoffMs: 50 });
 
     const startedAt = Date.now();
     const report = await reconciler.reconcile();
