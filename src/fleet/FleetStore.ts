@@ -1,6 +1,7 @@
 // The fleet controller's side of the database (service role): desired state and the controller's record in
 // worker_machines, per-user claims, key revocation, and the workers' own worker_status.
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
+import { chunk } from './batches.ts';
 import { FleetDatabaseError } from './errors.ts';
 
 export type DesiredState = 'running' | 'stopped' | 'absent';
@@ -152,10 +153,4 @@ export class FleetStore {
       if (rows.length < PAGE) return statuses;
     }
   }
-}
-
-function chunk<T>(items: readonly T[], size: number): T[][] {
-  const chunks: T[][] = [];
-  for (let index = 0; index < items.length; index += size) chunks.push(items.slice(index, index + size));
-  return chunks;
 }

@@ -3,6 +3,7 @@
 import { backoffDelay } from '../backoff.ts';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../logger.ts';
+import { inPool } from './batches.ts';
 import { FleetDatabaseError, FlyRejectedError, FlyUnavailableError, MachineLeasedError } from './errors.ts';
 import type { FleetStore, MachineRecord, WorkerMachineRow } from './FleetStore.ts';
 import type { FlyMachine } from './flyMessages.ts';
@@ -248,19 +249,4 @@ function describe(error: unknown): string {
     return error.message;
   }
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-}
-
-/** Runs `work` over `items` with at most `limit` at once, keeping the input order in the result. */
-export async function inPool<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const index = next;
-      next += 1;
-      results[index] = await work(items[index]!);
-    }
-  });
-  await Promise.all(runners);
-  return results;
 }

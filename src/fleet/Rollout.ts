@@ -2,6 +2,7 @@
 // back ready with a fresh heartbeat before the next batch starts; the rollout halts at the first one that does not,
 // leaving every user after it on the image it had.
 import type { Clock } from '../clock.ts';
+import { chunk } from './batches.ts';
 import type { Logger } from '../logger.ts';
 import type { FleetStore } from './FleetStore.ts';
 import { waitUntilReady } from './Readiness.ts';
@@ -89,10 +90,4 @@ export class Rollout {
     this.logger.warn({ event: 'fleet_rollout_halted', userId, reason }, 'rollout halted');
     return { ...report, halted: { userId, reason }, pending: report.pending.filter((user) => !report.updated.includes(user)) };
   }
-}
-
-function chunk<T>(items: readonly T[], size: number): T[][] {
-  const chunks: T[][] = [];
-  for (let index = 0; index < items.length; index += size) chunks.push(items.slice(index, index + size));
-  return chunks;
 }

@@ -3,7 +3,8 @@ import type { Clock } from '../clock.ts';
 import type { FleetStore } from './FleetStore.ts';
 import type { FlyMachinesClient } from './FlyMachinesClient.ts';
 import { primaryOf } from './plan.ts';
-import { inPool, type Reconciler } from './Reconciler.ts';
+import { inPool } from './batches.ts';
+import type { Reconciler } from './Reconciler.ts';
 
 export interface FleetStatusRow {
   user: string;
