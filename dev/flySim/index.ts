@@ -194,9 +194,9 @@ export class FlySimulator {
     if (app === undefined) return notFound('app');
     if (parts[3] === 'secrets' && parts.length === 4) {
       if (method === 'GET') return new HttpAnswer(200, { secrets: secretList(app) });
-      if (method === 'POST') return this.setSecrets(app, body);
       return new HttpAnswer(405, { error: 'method not allowed' });
     }
+    if (parts[3] === 'secrets' && parts.length === 5) return this.secretRoute(app, parts[4]!, method, body);
     if (parts[3] !== 'machines') return notFound('route');
     const refusal = this.refusedApps.get(app.name);
     if (refusal !== undefined && method === 'POST' && (parts.length === 4 || parts.length === 5)) return new HttpAnswer(422, { error: refusal });
@@ -228,8 +228,9 @@ export class FlySimulator {
     }
     if (method !== 'POST') return new HttpAnswer(405, { error: 'method not allowed' });
     if (action === undefined) {
-      const request = (body ?? {}) as { config?: MachineConfig; skip_launch?: boolean };
+      const request = (body ?? {}) as { config?: MachineConfig; skip_launch?: boolean; min_secrets_version?: number };
       if (request.config === undefined || typeof request.config.image !== 'string') return new HttpAnswer(400, { error: 'config.image is required' });
+      if ((request.min_secrets_version ?? 0) > app.secretsVersion) return new HttpAnswer(422, { error: 'min_secrets_version is newer than the app\'s secrets' });
       this.model.update(app, machine, request.config, request.skip_launch === true);
       return new HttpAnswer(200, wire(machine));
     }
@@ -260,21 +261,26 @@ export class FlySimulator {
     return new HttpAnswer(201);
   }
 
-  private setSecrets(app: SimApp, body: unknown): HttpAnswer {
-    const values = (body as { values?: Record<string, unknown> } | undefined)?.values;
-    if (values === undefined || typeof values !== 'object') return new HttpAnswer(400, { error: 'values is required' });
-    for (const [name, value] of Object.entries(values)) {
-      if (value === null) app.secrets.delete(name);
-      else if (typeof value === 'string') app.secrets.set(name, value);
-      else return new HttpAnswer(400, { error: `value of ${name} must be a string or null` });
+  /** POST sets one secret ({ value }), DELETE unsets it; both move the app's secrets version on. */
+  private secretRoute(app: SimApp, name: string, method: string, body: unknown): HttpAnswer {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return new HttpAnswer(400, { error: 'invalid secret name' });
+    if (method === 'POST') {
+      const value = (body as { value?: unknown } | undefined)?.value;
+      if (typeof value !== 'string') return new HttpAnswer(400, { error: 'value must be a string' });
+      app.secrets.set(name, value);
+    } else if (method === 'DELETE') {
+      if (!app.secrets.delete(name)) return notFound('secret');
+    } else {
+      return new HttpAnswer(405, { error: 'method not allowed' });
     }
     app.secretsVersion += 1;
-    return new HttpAnswer(200, { secrets: secretList(app), version: app.secretsVersion });
+    return new HttpAnswer(200, { version: app.secretsVersion });
   }
 
   private createMachine(app: SimApp, body: unknown): HttpAnswer {
-    const request = (body ?? {}) as { name?: string; region?: string; config?: MachineConfig; skip_launch?: boolean };
+    const request = (body ?? {}) as { name?: string; region?: string; config?: MachineConfig; skip_launch?: boolean; min_secrets_version?: number };
     if (request.config === undefined || typeof request.config.image !== 'string') return new HttpAnswer(400, { error: 'config.image is required' });
+    if ((request.min_secrets_version ?? 0) > app.secretsVersion) return new HttpAnswer(422, { error: 'min_secrets_version is newer than the app\'s secrets' });
     const machine = this.model.createMachine(app, { name: request.name, region: request.region, config: request.config, skipLaunch: request.skip_launch === true });
     return new HttpAnswer(200, wire(machine));
   }

@@ -42,6 +42,8 @@ export interface CreateMachineRequest {
   config: FlyMachineConfig;
   /** Create it stopped. */
   skipLaunch?: boolean;
+  /** Boot only with at least this secrets version (from setSecret). */
+  minSecretsVersion?: number;
 }
 
 export type WaitableState = 'started' | 'stopped' | 'destroyed';
@@ -106,10 +108,13 @@ export class FlyMachinesClient {
     await this.call({ method: 'DELETE', path: `/v1/apps/${enc(app)}`, expect: [404] });
   }
 
-  /** Sets (a string) or unsets (null) app secrets; machines see them at their next boot. Returns the secrets version. */
-  async setSecrets(app: string, values: Record<string, string | null>): Promise<number | undefined> {
-    const answer = await this.call({ method: 'POST', path: `/v1/apps/${enc(app)}/secrets`, body: { values } });
-    return parse(flySecretsUpdate, answer.body ?? {}, 'secrets update').version;
+  /**
+   * Sets one app secret (POST /v1/apps/{app}/secrets/{name}). Returns the app's new secrets version: a machine created
+   * or updated with it as `min_secrets_version` is guaranteed to boot with this value, not an older one.
+   */
+  async setSecret(app: string, name: string, value: string): Promise<number | undefined> {
+    const answer = await this.call({ method: 'POST', path: `/v1/apps/${enc(app)}/secrets/${enc(name)}`, body: { value } });
+    return parse(flySecretsUpdate, answer.body ?? {}, 'secret update').version;
   }
 
   // ---- Machines ----
@@ -126,17 +131,28 @@ export class FlyMachinesClient {
   }
 
   async createMachine(app: string, request: CreateMachineRequest): Promise<FlyMachine> {
-    const body = { name: request.name, region: request.region, config: request.config, skip_launch: request.skipLaunch ?? false };
+    const body = {
+      name: request.name,
+      region: request.region,
+      config: request.config,
+      skip_launch: request.skipLaunch ?? false,
+      min_secrets_version: request.minSecretsVersion,
+    };
     const answer = await this.call({ method: 'POST', path: `/v1/apps/${enc(app)}/machines`, body });
     return parse(flyMachine, answer.body, 'created machine');
   }
 
   /** Replaces the machine's config (a new instance_id); a running machine restarts on it, reading the app's secrets afresh. */
-  async updateMachine(app: string, machineId: string, config: FlyMachineConfig, options: { nonce?: string; skipLaunch?: boolean } = {}): Promise<FlyMachine> {
+  async updateMachine(
+    app: string,
+    machineId: string,
+    config: FlyMachineConfig,
+    options: { nonce?: string; skipLaunch?: boolean; minSecretsVersion?: number } = {},
+  ): Promise<FlyMachine> {
     const answer = await this.call({
       method: 'POST',
       path: machinePath(app, machineId),
-      body: { config, skip_launch: options.skipLaunch ?? false },
+      body: { config, skip_launch: options.skipLaunch ?? false, min_secrets_version: options.minSecretsVersion },
       nonce: options.nonce,
     });
     return parse(flyMachine, answer.body, 'updated machine');

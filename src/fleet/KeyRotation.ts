@@ -66,7 +66,7 @@ export class KeyRotation {
       // Write-ahead: the old id stays recorded as retiring until the machine runs on the new one.
       const retiring = [row.key_id, row.retiring_key_id].filter((id): id is string => id !== null);
       await this.store.record(userId, { key_id: key.keyId, retiring_key_id: row.key_id ?? row.retiring_key_id }, { release: false });
-      await this.fly.setSecrets(app, { SUPABASE_KEY: key.token });
+      const secretsVersion = await this.fly.setSecret(app, 'SUPABASE_KEY', key.token);
       const running = row.desired_state === 'running';
       const desired = { userId, state: row.desired_state, region: machine.region, memoryMb: row.memory_mb, image: machine.config.image };
       const sinceMs = this.clock.now();
@@ -76,6 +76,7 @@ export class KeyRotation {
         const updated = await this.fly.updateMachine(app, machine.id, machineConfigFor(desired, { supabaseUrl: this.settings.supabaseUrl, keyId: key.keyId }), {
           nonce,
           skipLaunch: !running,
+          minSecretsVersion: secretsVersion,
         });
         if (running) await this.reconciler.settle(app, machine.id, 'started', updated.instance_id);
       });

@@ -207,12 +207,13 @@ export class Reconciler {
     const key = mintWorkerKey(desired.userId, this.settings.supabaseJwtSecret, { nowSec: Math.floor(this.clock.now() / 1000), days: this.settings.keyDays });
     for (const id of [keyId, retiringKeyId]) if (id !== null) await this.store.revokeKey(id, desired.userId, 'replaced at provisioning');
     await this.store.record(desired.userId, { app_name: app, key_id: key.keyId, retiring_key_id: null }, { release: false });
-    await this.fly.setSecrets(app, { SUPABASE_KEY: key.token });
+    const secretsVersion = await this.fly.setSecret(app, 'SUPABASE_KEY', key.token);
     const machine = await this.fly.createMachine(app, {
       name: 'worker',
       region: desired.region,
       config: machineConfigFor(desired, { supabaseUrl: this.settings.supabaseUrl, keyId: key.keyId }),
       skipLaunch: desired.state !== 'running',
+      minSecretsVersion: secretsVersion,
     });
     if (desired.state === 'running') await this.settle(app, machine.id, 'started', machine.instance_id);
     return { keyId: key.keyId, retiringKeyId: null };

@@ -57,11 +57,8 @@ export const flyLease = z.looseObject({
 });
 export type FlyLease = z.infer<typeof flyLease>;
 
-/** POST /v1/apps/{app}/secrets: the app's secrets (names and digests, never values) and the new secrets version. */
-export const flySecretsUpdate = z.looseObject({
-  secrets: z.array(z.looseObject({ name: z.string() })).optional(),
-  version: z.number().optional(),
-});
+/** POST /v1/apps/{app}/secrets/{name}: the app's new secrets version (values are never returned). */
+export const flySecretsUpdate = z.looseObject({ version: z.number().optional() });
 
 /** Error bodies: `{ "error": "..." }`. */
 export const flyError = z.looseObject({ error: z.string() });
