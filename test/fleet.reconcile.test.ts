@@ -115,6 +115,41 @@ describe('reconcile', () => {
     for (const user of users) expect(workers.bootsOf(user)).toHaveLength(1);
   });
 
+  it('a region change replaces the machine with one in the new region, on a fresh key, and revokes the old key', async () => {
+    await clearFleet();
+    const [user] = await seed(1);
+    const { reconciler } = controller('controller-a');
+    expect((await reconciler.reconcile()).notConverged).toEqual([]);
+    const app = reconciler.appFor(user!);
+    const before = sim.machines().find((entry) => entry.app === app)!;
+    const oldKey = sim.app(app)!.secrets.get('SUPABASE_KEY')!;
+    await stack.sql`update public.worker_machines set region = 'fra' where user_id = ${user!}`;
+    const report = await reconciler.reconcile();
+    expect(report.notConverged).toEqual([]);
+    const after = sim.machines().filter((entry) => entry.app === app);
+    expect(after.map((entry) => [entry.region, entry.state])).toEqual([['fra', 'started']]);
+    expect(after[0]!.id).not.toBe(before.id);
+    const newKey = sim.app(app)!.secrets.get('SUPABASE_KEY')!;
+    expect(keyIdOf(newKey)).not.toBe(keyIdOf(oldKey));
+    expect(await status(oldKey)).toBe(403);
+    expect(await status(newKey)).toBe(200);
+  });
+
+  it('an extra machine in a user app (a racing create, a stray flyctl) is destroyed and the oldest kept', async () => {
+    await clearFleet();
+    const [user] = await seed(1);
+    const { reconciler, fly } = controller('controller-a');
+    expect((await reconciler.reconcile()).notConverged).toEqual([]);
+    const app = reconciler.appFor(user!);
+    const original = sim.machines().find((entry) => entry.app === app)!;
+    await fly.createMachine(app, { region: 'nrt', config: original.config });
+    expect(sim.machines().filter((entry) => entry.app === app)).toHaveLength(2);
+    const report = await reconciler.reconcile();
+    expect(report.notConverged).toEqual([]);
+    expect(report.converged[0]!.actions).toEqual(['destroy 1 (one machine per user)']);
+    expect(sim.machines().filter((entry) => entry.app === app).map((entry) => entry.id)).toEqual([original.id]);
+  });
+
   it('a machine leased by someone else is left alone until the lease is released', async () => {
     await clearFleet();
     const [user] = await seed(1);
