@@ -144,6 +144,47 @@ describe('runaway filters are contained', () => {
     expect(['TRADER_MEMORY', 'TRADER_TIMEOUT']).toContain(firstError(second!).code);
   });
 
+  it('one builtin call that would allocate past the memory limit in one piece is refused, not a process crash', async () => {
+    // Each of these took the whole process down (SIGSEGV inside V8) or committed hundreds of MB past the
+    // isolate's limit before the builtins were capped: isolated-vm's limit only sees the heap grow step by step.
+    const bombs = [
+      `return new Array(1e8).fill(0).length > 0;`,
+      `return Array.from({ length: 1e8 }).length > 0;`,
+      `const a = []; a.length = 1e8; a.fill(1); return true;`,
+      `return Array.prototype.fill.call({ length: 1e8 }, 0) !== null;`,
+      `return new Array(1e8).toSorted().length > 0;`,
+      `return Array.apply(null, { length: 1e8 }).length > 0;`,
+      `return Reflect.apply(Array, null, { length: 1e8 }).length > 0;`,
+      `return 'x'.repeat(5e8).length > 0;`,
+      `return 'x'.padStart(5e8).length > 0;`,
+      `return new Array(1e8).join('x').length > 0;`,
+      `return String(new Array(1e8)).length > 0;`,
+      `return Object.keys(new Uint8Array(2e7)).length > 0;`,
+    ].map((code) => makeTrader(code));
+    const rssBefore = process.memoryUsage().rss;
+    const results = await runAlone(...bombs);
+    for (const [i, result] of results.entries()) {
+      expect(result.matches, bombs[i]!.filter.code).toEqual([]);
+      expect(firstError(result).message, bombs[i]!.filter.code).toMatch(/exceeds the sandbox limit of \d+ \(FILTER_MEMORY_MB\)/);
+    }
+    // Nothing near the sizes asked for was ever allocated (the thread lives in this process).
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(200 * 1024 * 1024);
+  });
+
+  it('the capped builtins give the same results as the originals below the limits', async () => {
+    const probe = makeTrader(`
+      const k = timeframes['1m'];
+      const closes = k.map((c) => c[4]);
+      return { match: true, conditions: [
+        String(new Array(5).fill(2).join('-')), String(Array.from({ length: 3 }, (_, i) => i * 2)), 'ab'.repeat(3), '7'.padStart(3, '0'),
+        String(closes.slice(-3).length), String([1, 2].concat([3], 4).length), String(Object.keys([1, 2, 3])), String(Math.max.apply(null, [1, 5, 2])),
+        String(Reflect.apply(Math.min, null, [4, 2])), 'a-b-c'.split('-').join('+'), 'x1x'.replaceAll('x', 'yy'), String([3, 1, 2].toSorted()),
+      ] };`);
+    const [result] = await runAlone(probe);
+    expect(result!.errors).toEqual([]);
+    expect(result!.matches[0]!.conditions).toEqual(['2-2-2-2-2', '0,2,4', 'ababab', '007', '3', '4', '0,1,2', '5', '2', 'a+b+c', 'yy1yy', '1,2,3']);
+  });
+
   it('a deep recursion is an ordinary runtime error', async () => {
     const recursive = makeTrader(`function f(n) { return f(n + 1) + 1; } return f(0) > 0;`);
     const [result] = await runAlone(recursive);

@@ -45,12 +45,18 @@ const SETUP_TIMEOUT_MS = 2000;
  */
 export const WALL_BACKSTOP_FACTOR = 5;
 
-const runtimeScripts = new Map<HelpersVersion, string>();
+const runtimeScripts = new Map<string, string>();
 
-/** The script that installs the runtime and a helper library in a fresh context, built once per thread and library. */
-function runtimeSource(version: HelpersVersion): string {
-  let script = runtimeScripts.get(version);
+/**
+ * The script that installs the runtime and a helper library in a fresh context, built once per thread,
+ * library and memory limit. Builtins that allocate in one piece are capped at the trader's own memory
+ * limit (guardAllocations): elements of 8 bytes, characters of up to 2.
+ */
+function runtimeSource(version: HelpersVersion, memoryMb: number): string {
+  const key = `${version}|${memoryMb}`;
+  let script = runtimeScripts.get(key);
   if (script !== undefined) return script;
+  const bytes = Math.max(8, memoryMb) * 1024 * 1024;
   script = [
     '"use strict";',
     // WebAssembly memory lives outside the V8 heap and escapes the isolate's memory limit: one
@@ -61,12 +67,13 @@ function runtimeSource(version: HelpersVersion): string {
     `  const library = (function () { ${helpersSource(version)} })();`,
     runtimeFunctionsSource(),
     `  const runtime = installRuntime(globalThis.__attach, globalThis.__memo, library, ${JSON.stringify([...KLINE_HELPERS])}, ${CANDLE_ROW_FIELDS});`,
+    `  guardAllocations(${Math.floor(bytes / 8)}, ${Math.floor(bytes / 2)});`,
     '  delete globalThis.__attach;',
     '  delete globalThis.__memo;',
     '  return runtime;',
     '})();',
   ].join('\n');
-  runtimeScripts.set(version, script);
+  runtimeScripts.set(key, script);
   return script;
 }
 
@@ -131,7 +138,7 @@ export class TraderSandbox {
           typeof argsKey === 'string' && argsKey.length <= MAX_ARGS_KEY_CHARS ? host.memo(helpers, seriesId, helper, argsKey, offset, length) : undefined,
         ),
       );
-      context.evalSync(runtimeSource(helpers), { timeout: SETUP_TIMEOUT_MS, filename: 'file:///screener/runtime.js' });
+      context.evalSync(runtimeSource(helpers, this.options.memoryMb), { timeout: SETUP_TIMEOUT_MS, filename: 'file:///screener/runtime.js' });
       const runtime = context.global.getSync('__runtime', { reference: true }) as ivm.Reference<Record<string, IsolateFunction>>;
       context.global.deleteSync('__runtime');
       const compile = runtime.getSync('compile', { reference: true }) as ivm.Reference<IsolateFunction>;
