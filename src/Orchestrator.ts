@@ -20,6 +20,8 @@ export const HEARTBEAT_MS = 15_000;
 export const MAX_CATCH_UP_CANDLES = 60;
 /** READY_MAX_LATENCY_MS's default: the close → commit p99 objective in BENCHMARKS.md. */
 export const DEFAULT_READY_MAX_LATENCY_MS = 500;
+/** The log event of each kind of tick. */
+const TICK_EVENT = { tick: 'tick', followup: 'tick_followup', catchup: 'tick_catchup' } as const satisfies Record<TickRequest['kind'], string>;
 
 /** The database side's health, as the state synchronizer reports it. */
 export interface DatabaseHealth {
@@ -372,7 +374,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
     this.log.info(
       {
-        event: `tick${request.kind === 'tick' ? '' : `_${request.kind}`}`,
+        event: TICK_EVENT[request.kind],
         interval: request.interval,
         candleOpenTime: new Date(request.openTime).toISOString(),
         traders: summary.traders,
