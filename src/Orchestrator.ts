@@ -15,11 +15,11 @@ import { TickRunner, type TickSummary } from './orchestration/TickRunner.ts';
 import { StatusWriter } from './orchestration/StatusWriter.ts';
 import { TraderHealth } from './orchestration/TraderHealth.ts';
 
-export const HEARTBEAT_MS = 15_000;
+const HEARTBEAT_MS = 15_000;
 /** A worker down for longer than this many candles of an interval resumes that far back, no further. */
 export const MAX_CATCH_UP_CANDLES = 60;
 /** READY_MAX_LATENCY_MS's default: the close → commit p99 objective in BENCHMARKS.md. */
-export const DEFAULT_READY_MAX_LATENCY_MS = 500;
+const DEFAULT_READY_MAX_LATENCY_MS = 500;
 /** The log event of each kind of tick. */
 const TICK_EVENT = { tick: 'tick', followup: 'tick_followup', catchup: 'tick_catchup' } as const satisfies Record<TickRequest['kind'], string>;
 
@@ -34,7 +34,6 @@ export interface OrchestratorOptions {
   userId: string;
   machineId: string;
   workerVersion: string;
-  helpersVersion: string;
   tickGraceMs: number;
   traderPollMs: number;
   readyMinCoverage: number;
@@ -115,7 +114,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       userId: options.userId,
       machineId: options.machineId,
       workerVersion: options.workerVersion,
-      helpersVersion: options.helpersVersion,
       clock: options.clock,
       logger: options.logger,
       screener: options.screener,
@@ -166,10 +164,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     const reasons = this.problems();
     const state = this.workerState(reasons);
     return { ready: state === 'ready', state, reasons };
-  }
-
-  runningTraders(): Trader[] {
-    return [...this.traders.values()];
   }
 
   serviceLevels(): TickServiceLevel[] {

@@ -16,7 +16,6 @@ import { MarketData } from './market/MarketData.ts';
 import { MarketStore } from './market/MarketStore.ts';
 import { Universe } from './market/Universe.ts';
 import type { MetricsSources } from './ops/metrics.ts';
-import { HELPERS_VERSION } from './screening/helpers.ts';
 import { Screener } from './screening/Screener.ts';
 import { StateSynchronizer } from './traders/StateSynchronizer.ts';
 
@@ -88,7 +87,6 @@ async function main(): Promise<void> {
     userId: config.userId,
     machineId: config.machineId,
     workerVersion: WORKER_VERSION,
-    helpersVersion: HELPERS_VERSION,
     tickGraceMs: config.tickGraceMs,
     traderPollMs: config.traderPollMs,
     readyMinCoverage: config.readyMinCoverage,

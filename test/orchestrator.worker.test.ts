@@ -11,7 +11,6 @@ import { MarketData } from '../src/market/MarketData.ts';
 import { MarketStore } from '../src/market/MarketStore.ts';
 import { Universe } from '../src/market/Universe.ts';
 import { Orchestrator } from '../src/Orchestrator.ts';
-import { HELPERS_VERSION } from '../src/screening/helpers.ts';
 import { Screener } from '../src/screening/Screener.ts';
 import { StateSynchronizer } from '../src/traders/StateSynchronizer.ts';
 import { type TestUser, createTestUser, insertTrader, sharedStack } from './support/stack.ts';
@@ -55,7 +54,6 @@ function createOrchestrator(options: { failureLimit?: number; user?: TestUser; l
     userId: user.id,
     machineId: 'test',
     workerVersion: 'test',
-    helpersVersion: HELPERS_VERSION,
     tickGraceMs: SPEED * 100,
     traderPollMs: 30_000,
     readyMinCoverage: 0.95,

@@ -72,10 +72,6 @@ export class CandleSeries implements CandleSeriesView {
     return this.count === 0 ? undefined : this.rows[this.slot(this.count - 1) * FIELDS]!;
   }
 
-  firstOpenTime(): number | undefined {
-    return this.count === 0 ? undefined : this.rows[this.slot(0) * FIELDS]!;
-  }
-
   originOf(openTime: number): CandleOrigin | undefined {
     const index = this.indexOf(openTime);
     return index < 0 ? undefined : ORIGINS[this.origins[this.slot(index)]!];

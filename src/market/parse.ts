@@ -81,8 +81,11 @@ function record(value: unknown, field: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-/** Payload of `<symbol>@kline_<interval>`. */
-export function parseKlinePayload(payload: unknown): KlineUpdate {
+/**
+ * Payload of `<symbol>@kline_<interval>`.
+ * https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams#klinecandlestick-streams-for-utc
+ */
+function parseKlinePayload(payload: unknown): KlineUpdate {
   const data = record(payload, 'kline payload');
   const k = record(data.k, 'k');
   const interval = k.i;
@@ -110,8 +113,11 @@ export function parseKlinePayload(payload: unknown): KlineUpdate {
   };
 }
 
-/** Payload of `<symbol>@ticker` (event `24hrTicker`). */
-export function parseTickerPayload(payload: unknown): Ticker {
+/**
+ * Payload of `<symbol>@ticker` (event `24hrTicker`).
+ * https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams#individual-symbol-ticker-streams
+ */
+function parseTickerPayload(payload: unknown): Ticker {
   const data = record(payload, 'ticker payload');
   return {
     symbol: text(data.s, 's'),
@@ -186,7 +192,10 @@ const klineRowSchema = z
     }
   });
 
-/** Body of `GET /api/v3/klines`. */
+/**
+ * Body of `GET /api/v3/klines`: rows of 12 positional fields, prices as strings.
+ * https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#klinecandlestick-data
+ */
 export function parseKlineRows(body: unknown): Candle[] {
   return parseWith(z.array(klineRowSchema), body, 'klines');
 }
@@ -260,7 +269,10 @@ const TICKER_NUMBERS = [
   'tradeCount',
 ] as const satisfies ReadonlyArray<keyof Ticker>;
 
-/** Body of `GET /api/v3/ticker/24hr` without a symbol: an array of every symbol's ticker. */
+/**
+ * Body of `GET /api/v3/ticker/24hr` without a symbol: an array of every symbol's ticker.
+ * https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#24hr-ticker-price-change-statistics
+ */
 export function parseTickers24h(body: unknown): Ticker[] {
   const rows = parseWith(z.array(z.unknown()), body, 'ticker/24hr');
   const tickers: Ticker[] = [];

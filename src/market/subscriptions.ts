@@ -2,15 +2,15 @@
 import { isInterval, type Interval } from '../domain.ts';
 
 /** https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams: a connection may hold at most 1024 streams. */
-export const MAX_STREAMS_PER_CONNECTION = 1024;
+const MAX_STREAMS_PER_CONNECTION = 1024;
 /** Small shards so one reconnect (and its gap fill) touches a fraction of the universe. */
 export const DEFAULT_STREAMS_PER_CONNECTION = 200;
 
-export function klineStream(symbol: string, interval: Interval): string {
+function klineStream(symbol: string, interval: Interval): string {
   return `${symbol.toLowerCase()}@kline_${interval}`;
 }
 
-export function tickerStream(symbol: string): string {
+function tickerStream(symbol: string): string {
   return `${symbol.toLowerCase()}@ticker`;
 }
 

@@ -6,7 +6,7 @@ import type { TickSummary } from '../orchestration/TickRunner.ts';
 import type { EventLoopMonitor } from './EventLoopMonitor.ts';
 import type { MetricsSources, TickEvents } from './metrics.ts';
 
-export const STATS_INTERVAL_MS = 60_000;
+const STATS_INTERVAL_MS = 60_000;
 
 export interface StatsReporterOptions {
   clock: Clock;

@@ -144,6 +144,6 @@ export class ServiceLevel {
   }
 }
 
-export function coverageOf(evaluated: number, expected: number): number {
+function coverageOf(evaluated: number, expected: number): number {
   return expected === 0 ? 1 : Math.min(1, evaluated / expected);
 }

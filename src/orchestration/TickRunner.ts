@@ -53,7 +53,6 @@ export interface TickRunnerOptions {
   userId: string;
   machineId: string;
   workerVersion: string;
-  helpersVersion: string;
   clock: Clock;
   logger: Logger;
   screener: ScreenerPort;

@@ -83,7 +83,7 @@ export const MAX_PENDING_CANDLES = 5;
  * Candles of one interval that may owe evaluations skipped for an incomplete timeframe (a higher timeframe's gap
  * fill failing): an hour of 1m candles, as far back as a restart catches up. Past it the oldest are given up, counted.
  */
-export const MAX_OWING_CANDLES = 60;
+const MAX_OWING_CANDLES = 60;
 
 interface IntervalSlot {
   timeframes: Interval[];

@@ -32,7 +32,7 @@ export function isTransientFailure(error: PostgrestFailure, status: number): boo
 }
 
 /** One line, no request data: PostgREST messages name tables and constraints, never keys or tokens. */
-export function describeFailure(operation: string, error: PostgrestFailure, status: number): string {
+function describeFailure(operation: string, error: PostgrestFailure, status: number): string {
   const code = error.code ? ` ${error.code}` : '';
   return `${operation} failed (HTTP ${status}${code}): ${error.message}`;
 }

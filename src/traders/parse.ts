@@ -83,7 +83,7 @@ export function codeHash(code: string): string {
 }
 
 /** requiredTimeframes ∪ {refreshInterval}, deduplicated, in INTERVALS order. */
-export function timeframesOf(filter: Pick<TraderFilter, 'refreshInterval' | 'requiredTimeframes'>): Interval[] {
+function timeframesOf(filter: Pick<TraderFilter, 'refreshInterval' | 'requiredTimeframes'>): Interval[] {
   const wanted = new Set<Interval>([...filter.requiredTimeframes, filter.refreshInterval]);
   return INTERVALS.filter((candidate) => wanted.has(candidate));
 }
@@ -95,7 +95,7 @@ function pathOf(path: readonly PropertyKey[]): string {
 }
 
 /** The `filter` column: jsonb, or (as the web app sometimes stored it) a JSON string inside jsonb. */
-export function parseFilter(raw: unknown): { ok: true; filter: TraderFilter } | { ok: false; reason: string } {
+function parseFilter(raw: unknown): { ok: true; filter: TraderFilter } | { ok: false; reason: string } {
   let value = raw;
   if (typeof raw === 'string') {
     try {

@@ -52,7 +52,7 @@ export const MAX_STATUS_TEXT = 2000;
  * PostgreSQL refuses a NUL, a lone surrogate breaks the JSON body, and the row refuses more than MAX_STATUS_TEXT
  * characters; a status that cannot be written would hide the very error it reports.
  */
-export function statusText(text: string | null): string | null {
+function statusText(text: string | null): string | null {
   if (text === null) return null;
   const clean = text.replaceAll('\u0000', '').toWellFormed();
   // A cut between the halves of a pair leaves a lone surrogate: toWellFormed makes it U+FFFD, one unit, so the length holds.

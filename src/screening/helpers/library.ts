@@ -141,12 +141,6 @@ export function helperFunctions(version: HelpersVersion): Record<HelperName, Hel
   return library;
 }
 
-/** The default library, for callers that do not pick a version yet. */
-export const HELPER_FUNCTIONS: Helpers = WEBAPP_HELPERS;
-
-/** The default library's provenance string (a trader's own is `helpersLibraryVersion(trader.filter.helpers)`). */
-export const HELPERS_VERSION = helpersLibraryVersion(DEFAULT_HELPERS_VERSION);
-
 /** Helpers whose first argument is a kline array: the screener memoizes these per series and tick. The same in every version. */
 export const KLINE_HELPERS: ReadonlySet<string> = new Set<HelperName>([
   'calculateMA',
