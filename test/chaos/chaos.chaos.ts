@@ -26,6 +26,7 @@ const PROFILE: ChaosProfile = {
   traderIntervals: ['1m', '1m', '1m', '1m', '5m', '5m', '15m', '1h'],
   crowd: { count: 200, interval: '1h' },
   hostile: true,
+  threadCrasher: true,
   faults: ALL_KINDS,
   randomFaults: env('CHAOS_RANDOM_FAULTS', 8),
   churnMs: churnHours * HOUR,

@@ -23,6 +23,7 @@ const PROFILE: ChaosProfile = {
   traderIntervals: ['5m', '5m', '5m', '5m', '15m', '15m', '15m', '15m', '15m', '15m', '1h', '1h', '1h', '1h', '1h', '1h', '4h', '4h', '4h', '4h'],
   crowd: null,
   hostile: false,
+  threadCrasher: true,
   faults: [],
   randomFaults: 0,
   churnMs: 0,

@@ -30,6 +30,8 @@ export interface Exclusion {
   symbol?: string;
   /** Only this refresh interval; every interval when absent. */
   interval?: Interval;
+  /** Only this trader (one whose row changed while no worker ran); every trader when absent. */
+  traderId?: string;
 }
 
 export interface OracleInput {
@@ -44,6 +46,11 @@ export interface OracleInput {
   from: number;
   to: number;
   exclusions: Exclusion[];
+  /**
+   * Spans whose signals are required like any other but worth counting apart (a restart's downtime, a frozen process):
+   * proof that the run exercised them. Their `reason` is the label; an exclusion still wins over them.
+   */
+  watched?: Exclusion[];
 }
 
 export interface SignalRow {
@@ -69,6 +76,8 @@ export interface OracleVerdict {
   duplicated: string[];
   /** Signals at the right candle whose price is not the candle's close. */
   mismatched: string[];
+  /** Per watched span's label, the required signals that closed in it and how many of them were found. */
+  watched: Record<string, { required: number; found: number }>;
 }
 
 type Filter = (ticker: unknown, timeframes: unknown, helpers: unknown, hvnNodes: unknown) => unknown;
@@ -107,7 +116,7 @@ function lastClosedBefore(candles: Candle[], boundary: number, hint: number): nu
 }
 
 export function runOracle(input: OracleInput, rows: SignalRow[]): OracleVerdict {
-  const expected = new Map<string, { price: number; reason: string | null }>();
+  const expected = new Map<string, { price: number; reason: string | null; watched: string | null }>();
   let evaluations = 0;
   const allSymbols = [...new Set([...input.symbols, ...input.membership.keys()])];
   // Each series is fetched and turned into klines once; an evaluation gets a slice of references to them.
@@ -163,8 +172,9 @@ export function runOracle(input: OracleInput, rows: SignalRow[]): OracleVerdict 
         const inScope = boundary >= firstBoundary && (member === undefined || (boundary >= member.from && boundary <= member.to));
         if (inScope && now && previous === false) {
           const refresh = timeframes[trader.refreshInterval]!;
-          const reason = exclusionOf(input.exclusions, symbol, trader.refreshInterval, boundary);
-          expected.set(keyOf(trader.id, symbol, trader.refreshInterval, openTime), { price: refresh[refresh.length - 1]![4]!, reason });
+          const reason = exclusionOf(input.exclusions, trader.id, symbol, trader.refreshInterval, boundary);
+          const watched = exclusionOf(input.watched ?? [], trader.id, symbol, trader.refreshInterval, boundary);
+          expected.set(keyOf(trader.id, symbol, trader.refreshInterval, openTime), { price: refresh[refresh.length - 1]![4]!, reason, watched });
         }
         previous = now;
       }
@@ -186,6 +196,7 @@ export function runOracle(input: OracleInput, rows: SignalRow[]): OracleVerdict 
     extra: [],
     duplicated: [],
     mismatched: [],
+    watched: {},
   };
   const describe = (key: string) => {
     const [id, ...rest] = key.split('|');
@@ -215,12 +226,18 @@ export function runOracle(input: OracleInput, rows: SignalRow[]): OracleVerdict 
     }
     verdict.required += 1;
     if (!present) verdict.missing.push(describe(key));
+    if (want.watched !== null) {
+      const span = (verdict.watched[want.watched] ??= { required: 0, found: 0 });
+      span.required += 1;
+      if (present) span.found += 1;
+    }
   }
   return verdict;
 }
 
-function exclusionOf(exclusions: Exclusion[], symbol: string, interval: Interval, boundary: number): string | null {
+function exclusionOf(exclusions: Exclusion[], traderId: string, symbol: string, interval: Interval, boundary: number): string | null {
   for (const exclusion of exclusions) {
+    if (exclusion.traderId !== undefined && exclusion.traderId !== traderId) continue;
     if (exclusion.symbol !== undefined && exclusion.symbol !== symbol) continue;
     if (exclusion.interval !== undefined && exclusion.interval !== interval) continue;
     if (boundary >= exclusion.from && boundary <= exclusion.to) return exclusion.reason;

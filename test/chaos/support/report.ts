@@ -23,11 +23,17 @@ export function assertRun(report: RunReport): void {
   expect(report.exitCodes.filter((code) => code !== 0 && code !== null).length).toBe(report.bootFailures.length);
   for (const hostile of report.hostile) {
     if (hostile.expect === 'disabled') expect({ name: hostile.name, state: hostile.state, hasReason: Boolean(hostile.lastError) }).toEqual({ name: hostile.name, state: 'disabled', hasReason: true });
+    if (hostile.reason) expect(hostile.lastError ?? '', hostile.name).toMatch(hostile.reason);
     if (hostile.expect === 'silent') expect({ name: hostile.name, signals: hostile.signals }).toEqual({ name: hostile.name, signals: 0 });
     if (hostile.expect === 'bounded') {
       expect(hostile.state === 'disabled' || hostile.signals <= report.profile.symbols + 5, hostile.name).toBe(true);
       expect(hostile.maxConditionsBytes, hostile.name).toBeLessThan(64 * 1024);
     }
+  }
+  if (report.profile.threadCrasher) {
+    // The crasher really took its thread down, and no crash was ever charged to anyone else (the oracle above shows its neighbours lost nothing).
+    expect(report.threadCrashes.chargedToCrasher).toBeGreaterThan(0);
+    expect(report.threadCrashes.chargedToOthers).toEqual([]);
   }
 }
 
@@ -77,17 +83,20 @@ export function writeResults(report: RunReport, command: string, extra: string[]
     .map(([kind, count]) => `${kind} ${count}`)
     .join(', ');
   const exclusions = Object.entries(verdict.excludedByReason).map(([reason, count]) => `  - ${count}: ${reason}`);
+  const watched = Object.entries(verdict.watched).map(([label, { required, found }]) => `  - ${required} required, ${found} found: ${label}`);
   const lines = [
     `## ${profile.name}`,
     '',
     `- command: \`${command}\`; run ${new Date().toISOString().slice(0, 16)}Z, seed ${profile.seed}`,
-    `- ${profile.symbols} symbols, ${new Set([...profile.traderIntervals, ...(profile.crowd ? [profile.crowd.interval] : [])]).size} refresh intervals, ${profile.traderIntervals.length + (profile.crowd?.count ?? 0)} oracle traders${report.hostile.length > 0 ? ` + ${report.hostile.length} hostile` : ''}, KLINE_HISTORY ${profile.klineHistory}`,
+    `- ${profile.symbols} symbols, ${new Set([...profile.traderIntervals, ...(profile.crowd ? [profile.crowd.interval] : [])]).size} refresh intervals, ${report.oracleTraders} oracle traders${report.hostile.length > 0 ? ` + ${report.hostile.length} hostile` : ''}, KLINE_HISTORY ${profile.klineHistory}`,
     `- clock ×${profile.speed}: ${(report.simulatedMs / HOUR).toFixed(1)} simulated hours in ${(report.realMs / 60_000).toFixed(1)} real minutes; ${report.generations} worker processes`,
     `- faults injected by kind: ${faults || 'none'}; trader rows edited ${report.traderEdits} times; half-way batch failures fired ${report.halfBatchFailures}`,
     `- worker processes that failed to boot and were restarted (as the platform does): ${report.bootFailures.length}${report.bootFailures.length > 0 ? ` (${[...new Set(report.bootFailures.map((failure) => failure.replace(/^generation \d+ /, '')))].join('; ')})` : ''}`,
     `- simulator fault counters: ${simulator || 'none'}; 24 h stream rotations ${report.streamRotations}; Binance limit violations ${report.violations.length}`,
     `- oracle: ${verdict.evaluations} evaluations; signals expected ${verdict.expected} (required ${verdict.required}; excluded by design ${verdict.excluded}, of which present anyway ${verdict.excludedFound}); found ${verdict.found}; **missing ${verdict.missing.length}, extra ${verdict.extra.length}, duplicated ${verdict.duplicated.length}**, price mismatches ${verdict.mismatched.length}`,
     ...(exclusions.length > 0 ? ['- exclusions (expected signals not required, each by a named fault):', ...exclusions] : []),
+    ...(watched.length > 0 ? ['- required signals that closed while no worker was screening or the process was frozen (no longer excused):', ...watched] : []),
+    ...(profile.threadCrasher ? [`- thread crasher (FAULT_INJECTION thread-exit on every tick it runs): ${crasherLine(report)}`] : []),
     `- hostile traders: ${report.hostile.map((h) => `${h.name.replace('hostile: ', '')} → ${h.state ?? 'no status'}${h.signals > 0 ? ` (${h.signals} signals)` : ''}`).join('; ') || 'none'}`,
     `- peak RSS ${report.peakRssMb} MB; RSS ${rss.firstMb} → ${rss.lastMb} MB over ${report.samples.length} hourly samples, least-squares ${rss.perHourMb} MB/h, growth ${rss.fittedGrowthMb} MB (median of the last third minus the first, after the warm-up hour); heap ${heap.firstMb} → ${heap.lastMb} MB, trend ${heap.perHourMb} MB/h`,
     `- hourly samples: RSS MB ${report.samples.map((sample) => sample.rssMb).join(' ') || 'n/a'}; heap MB ${report.samples.map((sample) => sample.heapUsedMb).join(' ') || 'n/a'}`,
@@ -102,6 +111,12 @@ export function writeResults(report: RunReport, command: string, extra: string[]
   writeFileSync(file, next.endsWith('\n') ? next : `${next}\n`);
 }
 
+function crasherLine(report: RunReport): string {
+  const crasher = report.hostile.find((h) => h.reason !== undefined && /thread crasher/.test(h.name));
+  const { total, chargedToCrasher, chargedToNobody, chargedToOthers } = report.threadCrashes;
+  return `${crasher?.state ?? 'no status'}${crasher?.lastError ? ` with \`${crasher.lastError}\`` : ''}; ticks that lost their thread ${total}: charged to it ${chargedToCrasher}, to nobody (another tick on that thread, rerun whole) ${chargedToNobody}, to any other trader ${chargedToOthers.length}`;
+}
+
 /** A few lines for the test output: what ran, and the first of whatever went wrong. */
 export function summarize(report: RunReport): string {
   const { verdict } = report;
@@ -110,10 +125,12 @@ export function summarize(report: RunReport): string {
     `faults ${JSON.stringify(report.faults)} simulator ${JSON.stringify(report.simulatorFaults)} halfBatch ${report.halfBatchFailures} edits ${report.traderEdits}`,
     `oracle: evaluations ${verdict.evaluations} expected ${verdict.expected} required ${verdict.required} excluded ${verdict.excluded} (present anyway ${verdict.excludedFound}) found ${verdict.found} missing ${verdict.missing.length} extra ${verdict.extra.length} duplicated ${verdict.duplicated.length} mismatched ${verdict.mismatched.length}`,
     `excluded: ${JSON.stringify(verdict.excludedByReason)}`,
+    `required while down or frozen: ${JSON.stringify(verdict.watched)}`,
     ...verdict.missing.slice(0, 10).map((entry) => `missing ${entry}`),
     ...verdict.extra.slice(0, 10).map((entry) => `extra ${entry}`),
     ...verdict.mismatched.slice(0, 5).map((entry) => `mismatched ${entry}`),
     `hostile: ${report.hostile.map((h) => `${h.name}=${h.state}/${h.signals}`).join(', ')}`,
+    ...(report.profile.threadCrasher ? [`thread crasher: ${crasherLine(report)}`] : []),
     `boot failures (restarted): ${report.bootFailures.join('; ') || 'none'}`,
     `peak RSS ${report.peakRssMb} MB, samples ${report.samples.length}, skipped ticks ${report.ticksSkipped}, rotations ${report.streamRotations}, violations ${report.violations.join('; ')}, problems ${report.problems.join('; ')}`,
   ].join('\n');

@@ -10,7 +10,8 @@ import { failHalfBatches, halfBatchFailuresFired, installDbFaults, setSlowWrites
 import { type FaultKind, type ScheduledFault, buildSchedule } from './faults.ts';
 import { type Exclusion, type OracleVerdict, type SignalRow, runOracle } from './oracle.ts';
 import { Rng } from './rng.ts';
-import { type HostileTrader, type OracleTrader, higherTimeframeTrader, hostileTraders, oracleTrader } from './traders.ts';
+import { MAX_CATCH_UP_CANDLES } from '../../../src/Orchestrator.ts';
+import { type HostileTrader, type OracleTrader, THREAD_EXIT_MARKER, higherTimeframeTrader, hostileTraders, oracleTrader, threadCrasherTrader } from './traders.ts';
 import { type HourlySample, hourlySamples } from './samples.ts';
 import { type ClockedLine, WorkerUnderTest } from './worker.ts';
 
@@ -32,6 +33,8 @@ export interface ChaosProfile {
   /** Extra oracle traders on a slow interval: many traders on one user. */
   crowd: { count: number; interval: Interval } | null;
   hostile: boolean;
+  /** A trader that crashes its screening thread on every tick (the worker runs with FAULT_INJECTION's thread-exit marker). */
+  threadCrasher: boolean;
   /** Fault kinds scheduled once each; [] for none. */
   faults: readonly FaultKind[];
   randomFaults: number;
@@ -49,12 +52,19 @@ export interface RunReport {
   realMs: number;
   simulatedMs: number;
   generations: number;
+  /** Traders the oracle predicts (the profile's, plus any a fault needed). */
+  oracleTraders: number;
   faults: Record<string, number>;
   simulatorFaults: Record<string, number>;
   halfBatchFailures: number;
   traderEdits: number;
   verdict: OracleVerdict;
-  hostile: Array<{ name: string; expect: HostileTrader['expect']; state: string | null; lastError: string | null; signals: number; maxConditionsBytes: number }>;
+  hostile: Array<{ name: string; expect: HostileTrader['expect']; reason?: RegExp; state: string | null; lastError: string | null; signals: number; maxConditionsBytes: number }>;
+  /**
+   * Screening threads that crashed mid-tick, as the worker logged each tick that lost its thread: charged to the crasher,
+   * to nobody (another tick on the same thread, rerun whole), or to some other trader (never allowed).
+   */
+  threadCrashes: { total: number; chargedToCrasher: number; chargedToNobody: number; chargedToOthers: string[] };
   samples: HourlySample[];
   peakRssMb: number;
   streamRotations: number;
@@ -68,6 +78,8 @@ export interface RunReport {
 
 interface Timeline {
   exclusions: Exclusion[];
+  /** Spans of required signals counted apart (downtime a boot catches up, a frozen process). */
+  watched: Exclusion[];
   membership: Map<string, { from: number; to: number }>;
 }
 
@@ -82,13 +94,15 @@ export class ChaosRun {
   private readonly oracleTraders: Array<OracleTrader & { id: string }> = [];
   private readonly hostileTraders: Array<HostileTrader & { id: string }> = [];
   private readonly faultCounts: Record<string, number> = {};
-  private readonly timeline: Timeline = { exclusions: [], membership: new Map() };
+  private readonly timeline: Timeline = { exclusions: [], watched: [], membership: new Map() };
   private readonly pendingUniverse: Promise<void>[] = [];
   private readonly problems: string[] = [];
   private startedAt = 0;
   private firstSpawnAt = 0;
   private realStartedAt = 0;
   private edits = 0;
+  /** Every edit of a trader row: sent at, and committed at (null while in flight), clock time. */
+  private readonly editLog: Array<{ traderId: string; sentAt: number; doneAt: number | null }> = [];
   private editing = false;
   private editLoop: Promise<void> | null = null;
   private baseRestLatency = 20;
@@ -166,6 +180,7 @@ export class ChaosRun {
         READY_MAX_LAG_MS: String(Math.min(600_000, speed * 3_000)),
         READY_MAX_LATENCY_MS: String(Math.min(600_000, speed * 500)),
         SHUTDOWN_TIMEOUT_MS: String(Math.min(300_000, speed * 8_000)),
+        ...(this.profile.threadCrasher ? { FAULT_INJECTION: `thread-exit=${THREAD_EXIT_MARKER}` } : {}),
       },
     });
   }
@@ -198,9 +213,12 @@ export class ChaosRun {
       specs.push(higherTimeframeTrader(new Rng(this.profile.seed ^ 0x47f), `oracle higher timeframe ${fastest}`, fastest));
     }
     for (const spec of specs) this.oracleTraders.push({ ...spec, id: await this.insertRow(spec.name, spec.filter) });
-    if (this.profile.hostile) {
-      for (const spec of hostileTraders(this.profile.traderIntervals[0] ?? '1m')) this.hostileTraders.push({ ...spec, id: await this.insertRow(spec.name, spec.filter) });
-    }
+    const hostile = [
+      ...(this.profile.hostile ? hostileTraders(this.profile.traderIntervals[0] ?? '1m') : []),
+      // On the fastest interval: it shares a thread with the most ticks, and each of them would lose its results to the crash if the worker let it.
+      ...(this.profile.threadCrasher ? [threadCrasherTrader(this.profile.traderIntervals[0] ?? '1m')] : []),
+    ];
+    for (const spec of hostile) this.hostileTraders.push({ ...spec, id: await this.insertRow(spec.name, spec.filter) });
   }
 
   private async insertRow(name: string, filter: unknown): Promise<string> {
@@ -258,8 +276,11 @@ export class ChaosRun {
         const trader = rng.pick(this.oracleTraders);
         this.edits += 1;
         const filter = { ...trader.filter, code: `// edit ${this.edits}\n${trader.filter.code}`, description: [`edited ${this.edits} times`] };
+        const edit: (typeof this.editLog)[number] = { traderId: trader.id, sentAt: this.clock.now(), doneAt: null };
+        this.editLog.push(edit);
         try {
           await this.stack.sql`update public.traders set name = ${`${trader.name} (edit ${this.edits})`}, filter = ${this.stack.sql.json(filter as never)} where id = ${trader.id}`;
+          edit.doneAt = this.clock.now();
         } catch {
           // Postgres may be restarting as part of the schedule; the next edit tries again.
         }
@@ -484,25 +505,61 @@ export class ChaosRun {
     await this.restart('SIGKILL and restart');
   }
 
+  /**
+   * Boot catches up the candles that closed while no worker was screening (at most MAX_CATCH_UP_CANDLES per
+   * interval), for every trader whose trader_status row the previous process left resumable: so those closes are
+   * required. Two kinds stay excused, each narrowly: a trader whose row changed since its status last recorded it
+   * (a changed filter starts at the latest candle, as in the browser), and closes older than the catch-up window.
+   */
   private async restart(reason: string): Promise<void> {
     const previous = this.worker.current;
+    // The previous process is gone: its trader_status rows are what the next boot resumes from.
+    const snapshotAt = this.clock.now();
+    const resumable = await this.resumableTraders();
     const generation = await this.worker.start();
-    // A failed boot in between is downtime too: the span below covers it.
-    // Candles that closed while no process was screening: only the latest of each is caught up at boot.
-    this.timeline.exclusions.push({
-      from: previous.endedAt! - this.real(1_500),
-      to: generation.marketReadyAt! + this.real(500),
-      reason: `${reason}: closes while no worker was screening (boot catches up only the latest)`,
-    });
+    await waitFor(`generation ${generation.index} to finish its catch-up`, () => generation.catchUpDoneAt !== null || generation.exitCode !== undefined, 120_000, 20);
+    if (generation.catchUpDoneAt === null) {
+      this.problems.push(`${reason}: generation ${generation.index} exited ${generation.exitCode} before its catch-up step finished`);
+      return;
+    }
+    // A failed boot in between is downtime too: the spans below start at the last process that screened.
+    const from = previous.endedAt! - this.real(1_500);
+    // The latest closed candle of each interval is screened for every trader as the scheduler starts, right after the catch-up step.
+    const to = generation.catchUpDoneAt + this.real(500);
+    this.timeline.watched.push({ from, to, reason: `${reason}: closes while no worker was screening, caught up at boot` });
+    // Rows edited after the snapshot, up to the boot's traders step (done before its market step), are loaded changed too.
+    const editedMeanwhile = new Set(
+      this.editLog.filter((edit) => (edit.doneAt === null || edit.doneAt >= snapshotAt) && edit.sentAt <= generation.marketReadyAt!).map((edit) => edit.traderId),
+    );
+    for (const trader of this.oracleTraders) {
+      if (resumable.has(trader.id) && !editedMeanwhile.has(trader.id)) continue;
+      this.timeline.exclusions.push({
+        traderId: trader.id,
+        from,
+        to,
+        reason: `${reason}: closes while no worker was screening, for a trader whose row changed since its status was last written (a changed filter starts at the latest candle, as in the browser)`,
+      });
+    }
+    // The catch-up window was computed as the step began, no later than it was reported done: a later time excuses more, never less.
+    for (const interval of new Set(this.oracleTraders.map((trader) => trader.filter.refreshInterval))) {
+      const oldest = candleOpenTimeAt(interval, generation.catchUpDoneAt) - MAX_CATCH_UP_CANDLES * intervalMs(interval);
+      if (oldest < from) continue;
+      this.timeline.exclusions.push({ interval, from, to: oldest, reason: `${reason}: closes older than the boot's catch-up window (${MAX_CATCH_UP_CANDLES} candles per interval)` });
+    }
   }
 
+  /** Traders the next boot resumes from their status row: evaluated before, not disabled, and judged on the row as it is now. */
+  private async resumableTraders(): Promise<Set<string>> {
+    const rows = await this.stack.sql<{ id: string }[]>`
+      select t.id from public.traders t join public.trader_status s on s.trader_id = t.id
+      where t.user_id = ${this.userId} and s.last_evaluated_at is not null and s.state <> 'disabled' and s.trader_updated_at = t.updated_at`;
+    return new Set(rows.map((row) => row.id));
+  }
+
+  /** The process frozen for two real seconds: closes that passed meanwhile are required all the same (screened on waking). */
   private async clockJump(): Promise<void> {
     const { from, to } = await this.worker.freeze(2_000);
-    this.timeline.exclusions.push({
-      from: from - this.real(500),
-      to: to + this.real(1_500),
-      reason: 'clock_jump: closes while the process was frozen (the scheduler screens only the latest on waking)',
-    });
+    this.timeline.watched.push({ from: from - this.real(500), to: to + this.real(1_500), reason: 'clock_jump: closes while the process was frozen, screened on waking' });
   }
 
   // ---- the end ----
@@ -541,13 +598,16 @@ export class ChaosRun {
         to: endAt,
         exclusions: [
           // Boot: the first candle of each interval is the catch-up one; before it nothing ran.
-          { from: Number.NEGATIVE_INFINITY, to: this.startedAt + this.real(500), reason: 'start of run: closes before the first boot finished' },
+          { from: Number.NEGATIVE_INFINITY, to: this.startedAt + this.real(500), reason: 'start of run: closes before the first boot finished (no earlier evaluation to resume from)' },
           ...this.timeline.exclusions,
         ],
+        watched: this.timeline.watched,
       },
       rows,
     );
     const hostile = await this.hostileOutcome();
+    const crasherIds = new Set(this.hostileTraders.filter((trader) => trader.name === threadCrasherTrader('1m').name).map((trader) => trader.id));
+    const crashes = this.worker.events('screener_thread_crashed').map((line) => (line.traderId as string | null | undefined) ?? null);
     const statsLines = this.worker.events('stats');
     const samples = hourlySamples(statsLines, this.startedAt, this.profile.speed);
     const output = this.worker.output.join('');
@@ -558,12 +618,19 @@ export class ChaosRun {
       realMs: systemClock.now() - this.realStartedAt,
       simulatedMs: endAt - this.startedAt,
       generations: this.worker.generations.length,
+      oracleTraders: this.oracleTraders.length,
       faults: { ...this.faultCounts },
       simulatorFaults: simStats.faults,
       halfBatchFailures: await halfBatchFailuresFired(this.stack.sql),
       traderEdits: this.edits,
       verdict,
       hostile,
+      threadCrashes: {
+        total: crashes.length,
+        chargedToCrasher: crashes.filter((id) => id !== null && crasherIds.has(id)).length,
+        chargedToNobody: crashes.filter((id) => id === null).length,
+        chargedToOthers: crashes.filter((id): id is string => id !== null && !crasherIds.has(id)),
+      },
       samples,
       peakRssMb: Math.max(0, ...statsLines.map((line) => Number(line.rssMb ?? 0))),
       streamRotations: this.worker.events('stream_rotate').filter((line) => String(line.reason ?? '').includes('24') || String(line.reason ?? '').includes('lifetime')).length,
@@ -585,6 +652,7 @@ export class ChaosRun {
       results.push({
         name: trader.name,
         expect: trader.expect,
+        ...(trader.reason ? { reason: trader.reason } : {}),
         state: status?.state ?? null,
         lastError: status?.last_error ?? null,
         signals: Number(signals!.count),

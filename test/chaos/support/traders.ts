@@ -21,6 +21,8 @@ export interface HostileTrader {
    * whose stored conditions stay small.
    */
   expect: 'disabled' | 'silent' | 'bounded';
+  /** What the disable reason must say, when a particular cause must be named. */
+  reason?: RegExp;
 }
 
 export type ChaosTrader = OracleTrader | HostileTrader;
@@ -164,4 +166,24 @@ export function hostileTraders(interval: Interval): HostileTrader[] {
     { kind: 'hostile', name: 'hostile: malformed JSON filter', filter: '{"code": "return true;", "refreshInterval": "1m"', expect: 'disabled' },
     { kind: 'hostile', name: 'hostile: unknown interval', filter: { code: 'return true;', refreshInterval: '7m' }, expect: 'disabled' },
   ];
+}
+
+/**
+ * The marker the chaos worker is started with (FAULT_INJECTION=thread-exit=<marker>): a screening thread that
+ * begins a filter whose code holds it exits, as a native crash of the thread would. Only the crasher carries it.
+ */
+export const THREAD_EXIT_MARKER = 'chaos_thread_exit_every_tick';
+
+/**
+ * A trader that takes its screening thread down on every tick it runs: the crash must be charged to it (disabled at
+ * once, TRADER_CRASH), and the traders sharing its thread rerun on the restarted thread and lose nothing.
+ */
+export function threadCrasherTrader(interval: Interval): HostileTrader {
+  return {
+    kind: 'hostile',
+    name: 'hostile: thread crasher',
+    filter: { refreshInterval: interval, requiredTimeframes: [interval], code: `/* ${THREAD_EXIT_MARKER} */ return true;` },
+    expect: 'disabled',
+    reason: /crashed its screening thread/,
+  };
 }

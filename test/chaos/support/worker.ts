@@ -17,6 +17,8 @@ export interface Generation {
   spawnedAt: number;
   /** Clock time the boot's market step was reported: the scheduler starts right after it, catch-up included. */
   marketReadyAt: number | null;
+  /** Clock time the boot's catch-up step was reported: the scheduler screens the latest closed candles right after it. */
+  catchUpDoneAt: number | null;
   /** Clock time the suite signalled the end (or saw the exit, for a crash). */
   endedAt: number | null;
   endedBy: 'SIGTERM' | 'SIGKILL' | 'exit' | null;
@@ -70,6 +72,7 @@ export class WorkerUnderTest {
       child,
       spawnedAt: this.clock.now(),
       marketReadyAt: null,
+      catchUpDoneAt: null,
       endedAt: null,
       endedBy: null,
       exitCode: undefined,
@@ -158,6 +161,7 @@ export class WorkerUnderTest {
     }
     const line: ClockedLine = { ...parsed, at: this.clock.now(), generation: generation.index };
     if (line.event === 'boot' && line.step === 'market' && line.err === undefined && generation.marketReadyAt === null) generation.marketReadyAt = line.at;
+    if (line.event === 'boot' && line.step === 'catchup' && line.err === undefined && generation.catchUpDoneAt === null) generation.catchUpDoneAt = line.at;
     // Keep what the assertions read; drop per-signal and per-tick chatter once the cap is near.
     if (this.lines.length >= this.maxLines && line.event !== 'stats' && line.event !== 'universe_changed') return;
     this.lines.push(line);
