@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/clock.ts';
 import { silentLogger } from '../src/logger.ts';
-import { evaluateUnsandboxed } from '../src/screening/reference.ts';
+import { evaluateUnsandboxed } from '../bench/support/reference.ts';
 import { Screener, type ScreeningTick, type TraderTickResult } from '../src/screening/Screener.ts';
 import { WALL_BACKSTOP_FACTOR } from '../src/screening/sandbox.ts';
 import { makeTrader, TestMarket } from './screening.support.ts';

@@ -4,7 +4,7 @@ import { systemClock } from '../src/clock.ts';
 import type { Trader } from '../src/domain.ts';
 import { intervalMs } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
-import { evaluateUnsandboxed } from '../src/screening/reference.ts';
+import { evaluateUnsandboxed } from '../bench/support/reference.ts';
 import { Screener, type ScreenerOptions, type ScreeningTick, type TickResult, type TraderTickResult } from '../src/screening/Screener.ts';
 import { makeTrader, randomWalk, TestMarket } from './screening.support.ts';
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/clock.ts';
 import type { Trader } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
-import { evaluateUnsandboxed } from '../src/screening/reference.ts';
+import { evaluateUnsandboxed } from '../bench/support/reference.ts';
 import { Screener, type ScreeningTick, type TickResult, type TraderTickResult } from '../src/screening/Screener.ts';
 import { makeTrader, TestMarket } from './screening.support.ts';
 import { CHILD_MARKET, type ChildTick } from './support/hostileChild.ts';

@@ -1,10 +1,11 @@
 // The unsandboxed reference evaluator: the same filters with `new Function` in one thread, as the old service ran them.
-// NOT for production (a filter here can read process.env); it is the test oracle and the benchmark baseline.
-import type { Trader } from '../domain.ts';
-import { candleToKline, HVN_LOOKBACK, hvnInterval, tickerFields } from './contract.ts';
-import { helperFunctions } from './helpers.ts';
-import { hostJudge } from './sandboxRuntime.ts';
-import type { ScreeningTick, TraderTickResult } from './Screener.ts';
+// NOT for production (a filter here can read process.env): it is the test oracle and the benchmark baseline, so it lives
+// outside src/ and never ships in dist/ or the image.
+import type { Trader } from '../../src/domain.ts';
+import { candleToKline, HVN_LOOKBACK, hvnInterval, tickerFields } from '../../src/screening/contract.ts';
+import { helperFunctions } from '../../src/screening/helpers.ts';
+import { hostJudge } from '../../src/screening/sandboxRuntime.ts';
+import type { ScreeningTick, TraderTickResult } from '../../src/screening/Screener.ts';
 
 type Filter = (ticker: unknown, timeframes: unknown, helpers: unknown, hvnNodes: unknown) => unknown;
 

@@ -3,7 +3,7 @@ import { systemClock } from '../../src/clock.ts';
 import type { Interval, Trader } from '../../src/domain.ts';
 import { silentLogger, type Logger } from '../../src/logger.ts';
 import { MarketStore } from '../../src/market/MarketStore.ts';
-import { evaluateUnsandboxed } from '../../src/screening/reference.ts';
+import { evaluateUnsandboxed } from './reference.ts';
 import { Screener, type ScreeningTick, type TraderTickResult } from '../../src/screening/Screener.ts';
 import { benchFilters, benchTraders } from './filters.ts';
 import { SyntheticMarket } from './market.ts';
