@@ -19,6 +19,12 @@ export const COMMENTARY: Record<string, Commentary> = {
     whenMissed:
       '**Goal missed.** Bound: evaluations per core (traders × symbols ÷ threads, about 2,000 per thread here) times the cost of one evaluation inside an isolate (a call across the isolate boundary, helper work on 500-candle series), plus shipping the new candles to the threads. p99 is dominated by ticks where other processes hold a core (see the spread and the load average). Levers: more sharing of helper results across traders (most traders use RSI(14), EMA(9/21)… with the same parameters), fewer crossings of the isolate boundary per evaluation (one call per trader for all its symbols), and shipping only the new candle to the threads each tick. The scaling table shows where the time goes as traders and symbols grow.',
   },
+  hostile: {
+    always:
+      'The corpus traders the sandbox makes harmless keep running, and some are expensive filters by construction (a 1 MB condition, 10,000 conditions, 500 conditions of 5,000 characters built on every evaluation): each costs its own thread up to the per-trader tick budget (FILTER_TICK_BUDGET_MS, 500 ms) before it fails and, five ticks later, is disabled. The table names the costliest; the standard traders\' own evaluation time (with ÷ without) is the cost to the neighbours themselves.',
+    whenMissed:
+      '**Goal missed.** Bound: the corpus traders still running add their evaluation time to their thread\'s share of the tick (see the table); the contained ones are disabled during the warm-up. Levers: a lower per-trader tick budget, or judging the budget per tick against the thread\'s other traders, so that an expensive but harmless trader is cut (and disabled) sooner.',
+  },
   memory: {
     always:
       'RSS counts every thread of the process. The breakdown is measured apart (a fresh process holding the same MarketStore and Screener) because RSS cannot be split by owner inside the worker; what remains of the worker\'s RSS beyond it is the main thread\'s heap (grown by the backfill and kept by V8), supabase-js, ws, pino and prom-client.',

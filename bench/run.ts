@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import type { Benchmark, BenchmarkResult, BenchMode } from './benchmark.ts';
 import { boot } from './boot.ts';
 import { COMMENTARY } from './commentary.ts';
+import { hostile } from './hostile.ts';
 import { ingest } from './ingest.ts';
 import { latency } from './latency.ts';
 import { memory } from './memory.ts';
@@ -29,7 +30,7 @@ function writeMarkdown(results: ReturnType<typeof loadResults>): void {
  * Run order: in-process benchmarks first; latency, then memory, observe one shared worker (memory
  * stops it before its own second worker starts); boot last, with no other worker competing for the cores.
  */
-const BENCHMARKS: Benchmark[] = [ingest, tick, scaling, latency, memory, boot];
+const BENCHMARKS: Benchmark[] = [ingest, tick, hostile, scaling, latency, memory, boot];
 
 interface Arguments {
   mode: BenchMode;

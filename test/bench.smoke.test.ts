@@ -27,7 +27,7 @@ describe('benchmarks in quick mode', () => {
     const run = await runBench(['--quick', '--json', jsonPath]);
     expect(run.code, run.stderr.slice(-4000)).toBe(0);
     const results = JSON.parse(readFileSync(jsonPath, 'utf8')) as StoredResults;
-    expect(Object.keys(results).sort()).toEqual(['boot', 'ingest', 'latency', 'memory', 'scaling', 'tick']);
+    expect(Object.keys(results).sort()).toEqual(['boot', 'hostile', 'ingest', 'latency', 'memory', 'scaling', 'tick']);
     for (const [name, stored] of Object.entries(results)) {
       expect(stored.error, name).toBeNull();
       for (const figure of stored.result!.figures) {
@@ -45,6 +45,7 @@ describe('benchmarks in quick mode', () => {
         'worker RSS after ticks',
         'spawn → ready',
         'close → commit, p99',
+        'tick with ÷ without the hostile corpus',
       ]),
     );
     const positive = (name: string, label: string) => results[name]!.result!.figures.find((figure) => figure.label === label)!.value;
@@ -59,6 +60,6 @@ describe('benchmarks in quick mode', () => {
   it('refuses an unknown benchmark by name, listing the valid ones', async () => {
     const run = await runBench(['--quick', 'nonsense']);
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/unknown benchmark "nonsense"; choose from ingest, tick, scaling, latency, memory, boot/);
+    expect(run.stderr).toMatch(/unknown benchmark "nonsense"; choose from ingest, tick, hostile, scaling, latency, memory, boot/);
   });
 });
