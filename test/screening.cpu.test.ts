@@ -1,7 +1,7 @@
 // A slow machine is not a broken trader: under CPU pressure, heavy but honest filters keep running while a spinner is still stopped.
-// Limits are judged on the isolate's CPU time (sandbox.ts, WALL_BACKSTOP_FACTOR); here busy-loop processes beside the test
-// take most of the cores, so an evaluation's wall time runs far past its CPU time.
-import { type ChildProcess, spawn } from 'node:child_process';
+// Limits are judged on CPU time (sandbox.ts, WALL_BACKSTOP_FACTOR); here busy-loop processes share one core with this
+// test's threads, so an evaluation's wall time runs far past its CPU time.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,11 +31,29 @@ const HEAVY_SHARE = 0.3;
 const FAILURE_LIMIT = 5;
 const TICKS = 8;
 /**
- * Busy loops beside the test: with one more than the cores, the screening thread gets well under a
- * core (its evaluations take 2–4 times their CPU time in wall time on a 2-core machine), yet stays
- * inside the wall-clock backstop (5 ×): six loops on 2 cores starved it past 100 ms for 8 ms of work.
+ * Busy loops on the same core as every thread of this test (taskset): the screening thread gets about a
+ * third of it, so evaluations take about three times their CPU time in wall time, yet stay inside the
+ * wall-clock backstop (5 ×). Pinned to one core so that test files running in parallel keep the other
+ * (unpinned, three loops on a 2-core box timed out honest neighbours in another file on the old wall-clock
+ * rule). Six loops on 2 cores starved the screening thread past the backstop.
  */
-const HOGS = availableParallelism() + 1;
+const HOGS = 2;
+/** The core the hogs and this test's threads share: the last one. */
+const PRESSURE_CPU = String(availableParallelism() - 1);
+
+/** The CPU list a process's threads may run on (taskset), or null when taskset is missing. */
+function affinityOf(pid: number): string | null {
+  try {
+    return execFileSync('taskset', ['-c', '-p', String(pid)], { encoding: 'utf8' }).trim().split(': ').at(-1) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Pin every thread of `pid` (the screening threads included) to `cpus`. */
+function pin(pid: number, cpus: string): void {
+  execFileSync('taskset', ['-a', '-c', '-p', cpus, String(pid)], { stdio: 'ignore' });
+}
 
 /**
  * Real work whose amount is fixed by `numbers` (not by a clock), so a slow machine makes it slower, not
@@ -120,8 +138,12 @@ describe('under CPU pressure', () => {
     const calmMs = Math.max(...heavy.map((t) => perEvaluationMs(calm.traders.find((r) => r.traderId === t.id)!)));
     expect(calmMs).toBeLessThan(FILTER_TIMEOUT_MS);
 
+    const affinity = affinityOf(process.pid);
     try {
-      for (let i = 0; i < HOGS; i++) hogs.push(spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+      // Without taskset (not Linux), the hogs run unpinned beside the whole machine.
+      if (affinity !== null) pin(process.pid, PRESSURE_CPU);
+      const command = affinity !== null ? ['taskset', '-c', PRESSURE_CPU, process.execPath] : [process.execPath];
+      for (let i = 0; i < HOGS; i++) hogs.push(spawn(command[0]!, [...command.slice(1), '-e', 'for (;;) {}'], { stdio: 'ignore' }));
       // Polled: every hog has started burning CPU before the loaded ticks begin.
       await until(() => hogs.every((hog) => hog.pid !== undefined && processCpuMs(hog.pid) >= 100), 'the CPU hogs to run');
 
@@ -157,6 +179,7 @@ describe('under CPU pressure', () => {
       expect(slowestMs).toBeLessThan(FILTER_TIMEOUT_MS * WALL_BACKSTOP_FACTOR);
     } finally {
       stopHogs();
+      if (affinity !== null) pin(process.pid, affinity);
     }
   });
 });
