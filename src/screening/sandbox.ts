@@ -38,12 +38,15 @@ export interface SandboxOptions {
 const SETUP_TIMEOUT_MS = 2000;
 
 /**
- * Limits are judged on the CPU time an isolate used (isolated-vm's `cpuTime`), so a machine short of
+ * Limits are judged on the CPU time the screening thread spent in the trader's calls (the isolate
+ * runs synchronously on this thread; isolated-vm's own `cpuTime` is wall time in its prebuilt
+ * binaries, so it cannot be used), so a machine short of
  * CPU (a shared vCPU, a busy neighbour) does not turn healthy evaluations into timeouts. Wall time
  * still stops an evaluation at this multiple of its CPU limit: a filter blocked outside the CPU
- * (Atomics.wait) or a starved machine cannot hold its thread for ever.
+ * (Atomics.wait) or a starved machine cannot hold its thread for ever. Ten, so that an honest
+ * evaluation survives a machine giving the thread a tenth of a core (seen under test load).
  */
-export const WALL_BACKSTOP_FACTOR = 5;
+export const WALL_BACKSTOP_FACTOR = 10;
 
 const runtimeScripts = new Map<string, string>();
 
@@ -92,8 +95,8 @@ export class TraderSandbox {
   /** Heap in use after the isolate's first tick; null until then. */
   private baselineHeapBytes: number | null = null;
   /** The isolate's CPU time (ns) when this tick began, and at the last check (see chargeCpu). */
-  private tickCpuStart = 0n;
-  private cpuMark = 0n;
+  private tickCpuStart = 0;
+  private cpuMark = 0;
   /** Wall ms of the quick evaluations since cpuMark: an upper bound of their CPU time. */
   private wallSinceMark = 0;
 
@@ -167,7 +170,7 @@ export class TraderSandbox {
     if (setupError) return setupError;
     try {
       this.beginTickRef!.applySync(undefined, [tickersJson, specsJson], { timeout: this.wallLimitMs() });
-      this.tickCpuStart = this.isolate!.cpuTime;
+      this.tickCpuStart = threadCpuMs();
       this.cpuMark = this.tickCpuStart;
       this.wallSinceMark = 0;
       return null;
@@ -206,7 +209,7 @@ export class TraderSandbox {
   /** CPU ms the isolate used since this tick began (one native call: asked only once wall time says it may matter). */
   tickCpuMs(): number {
     if (!this.isolate || this.isolate.isDisposed) return 0;
-    return Number(this.isolate.cpuTime - this.tickCpuStart) / 1e6;
+    return threadCpuMs() - this.tickCpuStart;
   }
 
   /**
@@ -216,8 +219,8 @@ export class TraderSandbox {
    */
   private chargeCpu(wallMs: number): number {
     if (!this.isolate || this.isolate.isDisposed) return wallMs;
-    const now = this.isolate.cpuTime;
-    const cpuMs = Number(now - this.cpuMark) / 1e6 - this.wallSinceMark;
+    const now = threadCpuMs();
+    const cpuMs = now - this.cpuMark - this.wallSinceMark;
     this.cpuMark = now;
     this.wallSinceMark = 0;
     return cpuMs;
@@ -280,3 +283,9 @@ export class TraderSandbox {
 }
 
 type IsolateFunction = (...args: unknown[]) => unknown;
+
+/** CPU ms this thread has used (user + system): the clock the limits are judged on. */
+function threadCpuMs(): number {
+  const usage = process.threadCpuUsage();
+  return (usage.user + usage.system) / 1000;
+}

@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { KlineScratch, TickMemo } from './memo.ts';
 import { DEFAULT_FILTER_TICK_BUDGET_MS, type FromThread, type ThreadOptions, type ThreadTraderResult, type ToThread, type TraderSpec } from './protocol.ts';
-import { TraderSandbox, WALL_BACKSTOP_FACTOR, type SandboxHost } from './sandbox.ts';
+import { TraderSandbox, type SandboxHost } from './sandbox.ts';
 import type { SymbolSpec } from './sandboxRuntime.ts';
 import { seriesKey, SeriesTable } from './sharedSeries.ts';
 
@@ -12,6 +12,13 @@ import { seriesKey, SeriesTable } from './sharedSeries.ts';
  * 4 MB, 342 MB past 2 MB (.tmp/perf, 200 symbols x 4 intervals).
  */
 const RECYCLE_GROWTH_BYTES = 1024 * 1024;
+
+/**
+ * A trader's tick budget is CPU time too, with a wall-clock backstop at this multiple: tighter than
+ * one evaluation's, since it bounds how long a filter that blocks without using CPU (Atomics.wait a
+ * little on every symbol) can hold its thread's other traders back each tick.
+ */
+const TICK_WALL_BACKSTOP_FACTOR = 5;
 
 /** Evaluates ticks for the traders assigned to this thread. Kept free of worker_threads so it can be driven directly. */
 export class ThreadScreener {
@@ -198,7 +205,7 @@ export class ThreadScreener {
     // Judged on CPU time, like one evaluation (see WALL_BACKSTOP_FACTOR); the CPU clock is asked only
     // once the wall time says the budget may be spent.
     if (result.evaluationMs < this.tickBudgetMs) return;
-    if (result.evaluationMs < this.tickBudgetMs * WALL_BACKSTOP_FACTOR && run.sandbox!.tickCpuMs() < this.tickBudgetMs) return;
+    if (result.evaluationMs < this.tickBudgetMs * TICK_WALL_BACKSTOP_FACTOR && run.sandbox!.tickCpuMs() < this.tickBudgetMs) return;
     let skipped = 0;
     for (let next = s + 1; next < run.specs.length; next++) if (run.specs[next] !== null) skipped++;
     if (skipped === 0) return;
