@@ -238,7 +238,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.traders.set(trader.id, trader);
       this.health.track(trader);
     }
-    for (const row of rejected) this.health.reject(row);
     await this.options.screener.setTraders(traders);
     let restored = 0;
     for (const status of statuses) {
@@ -254,6 +253,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.health.restoreDisabled(trader.id, status.lastError);
       restored += 1;
     }
+    // After the restore: a rejected row starts its totals afresh, as a row rejected by a poll does.
+    for (const row of rejected) this.health.reject(row);
     // The trader the previous process died running alone (Probation): disabled before any of its code runs again.
     const suspect = await this.probation.takeSuspect(this.traders);
     if (suspect !== null) {

@@ -143,13 +143,24 @@ describe('orchestrator with real parts', () => {
 
   it('keeps a trader disabled for errors across a restart until its row changes, then runs it again', async () => {
     const brokenId = await insertTrader(stack, { userId: defaultUser.id, name: 'broken', filter: { ...MARKER_FILTER, code: "throw new Error('nope');" } });
-    const status = async () =>
+    const malformedId = await insertTrader(stack, { userId: defaultUser.id, name: 'malformed', filter: { ...MARKER_FILTER, code: '   ' } });
+    const spoiledId = await insertTrader(stack, { userId: defaultUser.id, name: 'spoiled later', filter: MARKER_FILTER });
+    const statusOf = async (id: string) =>
       (await stack.sql<{ state: string; last_error: string | null; evaluations: string }[]>`
-        select state, last_error, evaluations from public.trader_status where trader_id = ${brokenId}`)[0];
-    const first = createOrchestrator({ failureLimit: 1 });
+        select state, last_error, evaluations from public.trader_status where trader_id = ${id}`)[0];
+    const status = () => statusOf(brokenId);
+    const lines: string[] = [];
+    const logged = (event: string) => lines.map((line) => JSON.parse(line) as { event?: string; traderId?: string }).filter((line) => line.event === event);
+    const first = createOrchestrator({ failureLimit: 1, logLines: lines });
     await first.start();
+    // A row that cannot become a trader is disabled in trader_status with its reason once the boot is done, reported once.
+    expect(await statusOf(malformedId)).toMatchObject({ state: 'disabled', last_error: expect.stringMatching(/^filter\.code: /), evaluations: '0' });
+    expect(logged('trader_rejected').map((line) => line.traderId)).toEqual([malformedId]);
     await waitFor('the broken trader disabled', async () => (await status())?.state === 'disabled', 20_000, 100);
     expect((await status())!.last_error).toMatch(/nope/);
+    expect(logged('trader_disabled').map((line) => line.traderId)).toEqual([brokenId]);
+    // One failing tick, one trader_error line (the screener no longer logs its own copy).
+    expect(logged('trader_error').map((line) => line.traderId)).toEqual([brokenId]);
     await first.stop(5_000);
 
     const second = createOrchestrator({ failureLimit: 1 });
@@ -159,11 +170,15 @@ describe('orchestrator with real parts', () => {
     const evaluationsWhileDisabled = Number((await status())!.evaluations);
 
     await stack.sql`update public.traders set filter = ${stack.sql.json({ ...MARKER_FILTER })} where id = ${brokenId}`;
+    // A row spoiled while the worker runs is rejected by the next poll, disabled in trader_status like one found at boot.
+    await stack.sql`update public.traders set filter = ${stack.sql.json({ ...MARKER_FILTER, code: '' })} where id = ${spoiledId}`;
     await waitFor('the fixed trader running again', async () => {
       const row = await status();
       return row?.state === 'running' && Number(row.evaluations) > evaluationsWhileDisabled;
     }, 20_000, 100);
-    await stack.sql`delete from public.traders where id = ${brokenId}`;
+    await waitFor('the spoiled trader disabled', async () => (await statusOf(spoiledId))?.state === 'disabled', 20_000, 100);
+    expect((await statusOf(spoiledId))!.last_error).toMatch(/^filter\.code: /);
+    await stack.sql`delete from public.traders where id in ${stack.sql([brokenId, malformedId, spoiledId])}`;
   });
 
   it('primes the rising edges of every trader in one screener run, so a match that continues is no new signal', async () => {

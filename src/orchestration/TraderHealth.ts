@@ -57,7 +57,7 @@ export class TraderHealth {
     });
   }
 
-  /** A row that could not become a trader: recorded as disabled with the reason. */
+  /** A row that could not become a trader: disabled in trader_status with the reason, where the web app shows it. */
   reject(rejected: RejectedTrader): void {
     this.records.set(rejected.id, {
       traderId: rejected.id,
@@ -74,7 +74,7 @@ export class TraderHealth {
       lastErrorLoggedAt: Number.NEGATIVE_INFINITY,
       suppressedErrors: 0,
     });
-    this.logger.warn({ event: 'trader_disabled', traderId: rejected.id, reason: rejected.reason }, 'trader rejected');
+    this.logger.warn({ event: 'trader_rejected', traderId: rejected.id, traderName: rejected.name, reason: rejected.reason }, 'trader row rejected');
   }
 
   /**

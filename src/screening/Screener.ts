@@ -293,6 +293,7 @@ export class Screener implements Lifecycle {
     }
   }
 
+  /** Sorts a thread's reply and counts its failing ticks; the errors themselves are logged, rate-limited, by TraderHealth. */
   private account(reply: ThreadTraderResult, tick: ScreeningTick): TraderTickResult {
     const trader = this.traders.get(reply.traderId)!;
     const matches = reply.matches
@@ -307,10 +308,6 @@ export class Screener implements Lifecycle {
       const count = (this.failingTicks.get(trader.id) ?? 0) + 1;
       this.failingTicks.set(trader.id, count);
       const first = errors[0];
-      this.logger.warn(
-        { event: 'trader_error', traderId: trader.id, errors: errors.length, code: first?.code, error: first?.message, failingTicks: count },
-        'trader failed this tick',
-      );
       // A thread crash costs every trader of the thread a restart and a rerun: one is enough to disable its cause.
       if (crashed || count >= this.options.failureLimit) {
         const reason = (crashed ? `${first?.message ?? 'crashed its screening thread'}` : `${count} failing ticks in a row; last error ${first?.code ?? 'unknown'}: ${first?.message ?? ''}`).slice(0, 500);
@@ -321,9 +318,6 @@ export class Screener implements Lifecycle {
       }
     } else if (!reply.lost) {
       this.failingTicks.delete(trader.id);
-      if (errors.length > 0) {
-        this.logger.warn({ event: 'trader_error', traderId: trader.id, errors: errors.length, code: errors[0]!.code, error: errors[0]!.message }, 'trader failed on some symbols');
-      }
     }
     return {
       traderId: trader.id,

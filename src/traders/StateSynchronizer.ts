@@ -134,42 +134,13 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
   async loadTraders(): Promise<TraderLoad> {
     const rows = await this.fetchRunnableRows();
     const load = this.diff.load(rows);
-    await this.reportRejected(load.rejected);
     this.log.info({ event: 'traders_loaded', traders: load.traders.length, rejected: load.rejected.length }, 'traders loaded');
     return load;
   }
 
   async changesSince(): Promise<TraderChanges> {
     const rows = await this.fetchRunnableRows();
-    const changes = this.diff.diff(rows);
-    await this.reportRejected(changes.rejected);
-    return changes;
-  }
-
-  /** Rejected rows are logged and marked disabled in trader_status with the reason, where the web app shows it. */
-  private async reportRejected(rejected: TraderLoad['rejected']): Promise<void> {
-    if (rejected.length === 0) return;
-    for (const row of rejected) {
-      this.log.warn({ event: 'trader_rejected', traderId: row.id, traderName: row.name, reason: row.reason }, 'trader row rejected');
-    }
-    try {
-      await this.writeTraderStatus(
-        rejected.map((row) => ({
-          traderId: row.id,
-          userId: this.options.userId,
-          state: 'disabled' as const,
-          lastError: row.reason,
-          lastEvaluatedAt: null,
-          evaluations: 0,
-          matches: 0,
-          meanEvaluationMs: 0,
-          traderUpdatedAt: row.updatedAt,
-        })),
-      );
-    } catch (error) {
-      // The rejection is already logged; a refused status row must not stop the valid traders from loading.
-      this.log.warn({ event: 'db_rejected', table: 'trader_status', err: error }, 'rejected-trader status not written');
-    }
+    return this.diff.diff(rows);
   }
 
   /** The user's enabled traders with execution_mode cloud or both, newest first, all pages. */
