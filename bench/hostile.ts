@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { systemClock } from '../src/clock.ts';
 import type { Trader } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
-import { Screener, type ScreeningTick, type TickResult } from '../src/screening/Screener.ts';
+import { Screener, type TickResult } from '../src/screening/Screener.ts';
+import type { ScreenerRun } from '../src/ports.ts';
 import { HOSTILE_FILTERS } from '../test/support/hostileFilters.ts';
 import { type Benchmark, type BenchContext, distribution, goal, medianFigure, repeat } from './benchmark.ts';
 import { TickLoad } from './support/tickLoad.ts';
@@ -54,7 +55,7 @@ export const hostile: Benchmark = {
     try {
       beside.setTraders([...load.traders, ...corpus]);
       const standardIds = new Set(load.traders.map((trader) => trader.id));
-      const tickFor = (traders: Trader[]): ScreeningTick => ({
+      const tickFor = (traders: Trader[]): ScreenerRun => ({
         interval: '1m',
         candleOpenTime: load.market.lastClosedOpenTime('1m'),
         traderIds: traders.map((trader) => trader.id),

@@ -5,13 +5,24 @@ import { INTERVALS, type Interval, type Trader, type WorkerState, candleOpenTime
 import { BootFailedError, TransientError } from './errors.ts';
 import { LifecycleGuard } from './lifecycle.ts';
 import type { Logger } from './logger.ts';
-import type { LifecycleState, SignalSink, StatusSink, TraderChanges, TraderRepository } from './ports.ts';
-import type { CandleCloseSource, MarketDataSource, ScreenerPort } from './orchestration/ports.ts';
+import type {
+  CandleCloseSource,
+  DatabaseHealth,
+  LifecycleState,
+  MarketDataSource,
+  ScreenerPort,
+  SignalSink,
+  StatusSink,
+  TickServiceLevel,
+  TickSummary,
+  TraderChanges,
+  TraderRepository,
+} from './ports.ts';
 import { Probation } from './orchestration/Probation.ts';
 import { RisingEdges } from './orchestration/RisingEdges.ts';
-import { ServiceLevel, type TickServiceLevel, percentile } from './orchestration/ServiceLevel.ts';
+import { ServiceLevel, percentile } from './orchestration/ServiceLevel.ts';
 import { type TickRequest, type TickRunResult, TickScheduler } from './orchestration/TickScheduler.ts';
-import { TickRunner, type TickSummary } from './orchestration/TickRunner.ts';
+import { TickRunner } from './orchestration/TickRunner.ts';
 import { StatusWriter } from './orchestration/StatusWriter.ts';
 import { TraderHealth } from './orchestration/TraderHealth.ts';
 
@@ -22,13 +33,6 @@ export const MAX_CATCH_UP_CANDLES = 60;
 const DEFAULT_READY_MAX_LATENCY_MS = 500;
 /** The log event of each kind of tick. */
 const TICK_EVENT = { tick: 'tick', followup: 'tick_followup', catchup: 'tick_catchup' } as const satisfies Record<TickRequest['kind'], string>;
-
-/** The database side's health, as the state synchronizer reports it. */
-export interface DatabaseHealth {
-  start?(): Promise<void>;
-  stop?(): Promise<void>;
-  stats(): { dbUp: boolean; lastError: string | null };
-}
 
 export interface OrchestratorOptions {
   userId: string;

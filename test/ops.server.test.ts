@@ -6,8 +6,7 @@ import { EventLoopMonitor } from '../src/ops/EventLoopMonitor.ts';
 import { WorkerMetrics } from '../src/ops/metrics.ts';
 import { OpsServer } from '../src/ops/OpsServer.ts';
 import { installProcessSignals } from '../src/ops/processSignals.ts';
-import type { TickSummary } from '../src/orchestration/TickRunner.ts';
-import type { TickServiceLevel } from '../src/orchestration/ServiceLevel.ts';
+import type { TickServiceLevel, TickSummary } from '../src/ports.ts';
 
 const servers: OpsServer[] = [];
 afterEach(async () => {

@@ -3,7 +3,8 @@ import { AcceleratedClock, systemClock } from '../src/clock.ts';
 import type { Candle, CandleOrigin, Interval } from '../src/domain.ts';
 import { candleCloseTime, intervalMs } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
-import { MAX_PENDING_CANDLES, type TickMarket, type TickRequest, type TickRunResult, TickScheduler } from '../src/orchestration/TickScheduler.ts';
+import type { TickMarket } from '../src/ports.ts';
+import { MAX_PENDING_CANDLES, type TickRequest, type TickRunResult, TickScheduler } from '../src/orchestration/TickScheduler.ts';
 
 // The scheduler's market port is three questions about stored candles; this in-memory stand-in
 // answers them from a set of closed (symbol, interval, openTime) keys so each timing rule can be

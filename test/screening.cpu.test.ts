@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/clock.ts';
 import { silentLogger } from '../src/logger.ts';
 import { evaluateUnsandboxed } from '../bench/support/reference.ts';
-import { Screener, type ScreeningTick, type TraderTickResult } from '../src/screening/Screener.ts';
+import { Screener } from '../src/screening/Screener.ts';
+import type { ScreenerRun, TraderTickOutcome } from '../src/ports.ts';
 import { WALL_BACKSTOP_FACTOR } from '../src/screening/sandbox.ts';
 import { makeTrader, TestMarket } from './screening.support.ts';
 import { until } from './support/wait.ts';
@@ -67,7 +68,7 @@ function heavyCode(numbers: number, salt: number): string {
     return { match: close > k[k.length - 2][4], conditions: ['close ' + close, 'work ' + parsed.length] };`;
 }
 
-function tickFor(traderIds: string[]): ScreeningTick {
+function tickFor(traderIds: string[]): ScreenerRun {
   return { interval: '1m', candleOpenTime: 0, traderIds, symbols: SYMBOLS, market };
 }
 
@@ -96,7 +97,7 @@ function processCpuMs(pid: number): number {
 }
 
 /** Per-evaluation wall ms of a result (its evaluation time spread over the symbols it ran). */
-function perEvaluationMs(result: TraderTickResult): number {
+function perEvaluationMs(result: TraderTickOutcome): number {
   return result.evaluationMs / Math.max(1, result.evaluatedSymbols.length + result.errors.filter((e) => e.symbol !== null).length);
 }
 

@@ -4,7 +4,8 @@ import { systemClock } from '../src/clock.ts';
 import type { Trader } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
 import { evaluateUnsandboxed } from '../bench/support/reference.ts';
-import { Screener, type ScreeningTick, type TraderTickResult } from '../src/screening/Screener.ts';
+import { Screener } from '../src/screening/Screener.ts';
+import type { ScreenerRun, TraderTickOutcome } from '../src/ports.ts';
 import { makeTrader, TestMarket } from './screening.support.ts';
 
 const SYMBOLS = ['AAAUSDT', 'BBBUSDT', 'CCCUSDT', 'DDDUSDT'];
@@ -24,9 +25,9 @@ afterAll(async () => {
   await screener.stop();
 });
 
-async function runAlone(...traders: Trader[]): Promise<TraderTickResult[]> {
+async function runAlone(...traders: Trader[]): Promise<TraderTickOutcome[]> {
   screener.setTraders([...traders, healthy]);
-  const tick: ScreeningTick = { interval: '1m', candleOpenTime: 0, traderIds: [...traders, healthy].map((t) => t.id), symbols: SYMBOLS, market };
+  const tick: ScreenerRun = { interval: '1m', candleOpenTime: 0, traderIds: [...traders, healthy].map((t) => t.id), symbols: SYMBOLS, market };
   const result = await screener.run(tick);
   // The healthy trader always evaluates every symbol and matches exactly as it does unsandboxed.
   const reference = evaluateUnsandboxed([healthy], tick)[0]!;
@@ -36,7 +37,7 @@ async function runAlone(...traders: Trader[]): Promise<TraderTickResult[]> {
   return traders.map((trader) => result.traders.find((t) => t.traderId === trader.id)!);
 }
 
-function firstError(result: TraderTickResult): { code: string; message: string } {
+function firstError(result: TraderTickOutcome): { code: string; message: string } {
   return result.errors.find((e) => e.symbol !== null) ?? result.errors[0]!;
 }
 
@@ -215,7 +216,7 @@ describe('the shared market rows stay out of reach', () => {
     const victim = makeTrader(`const k = timeframes['1m']; return { match: true, conditions: [String(k[k.length - 1][4]), String(k[0][1])] };`);
     const [hooked, seen] = await runAlone(hooker, victim);
     expect(hooked!.errors).toEqual([]);
-    const tick: ScreeningTick = { interval: '1m', candleOpenTime: 0, traderIds: [victim.id], symbols: SYMBOLS, market };
+    const tick: ScreenerRun = { interval: '1m', candleOpenTime: 0, traderIds: [victim.id], symbols: SYMBOLS, market };
     expect(seen!.matches).toEqual(evaluateUnsandboxed([victim], tick)[0]!.matches);
     // And the hooker itself still saw real prices on its second tick.
     const [again] = await runAlone(hooker, victim);

@@ -5,7 +5,8 @@ import type { Trader } from '../src/domain.ts';
 import { intervalMs } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
 import { evaluateUnsandboxed } from '../bench/support/reference.ts';
-import { Screener, type ScreenerOptions, type ScreeningTick, type TickResult, type TraderTickResult } from '../src/screening/Screener.ts';
+import { Screener, type ScreenerOptions, type TickResult } from '../src/screening/Screener.ts';
+import type { ScreenerRun, TraderTickOutcome } from '../src/ports.ts';
 import { makeTrader, randomWalk, TestMarket } from './screening.support.ts';
 
 const LAST_CLOSE = Date.UTC(2026, 0, 10) - 1;
@@ -76,11 +77,11 @@ afterEach(async () => {
 });
 
 /** Results without the timings, which legitimately differ between runs. */
-function comparable(results: TraderTickResult[]): unknown {
+function comparable(results: TraderTickOutcome[]): unknown {
   return results.map(({ evaluationMs: _ms, ...rest }) => rest);
 }
 
-function tickOver(market: TestMarket, traders: Trader[]): ScreeningTick {
+function tickOver(market: TestMarket, traders: Trader[]): ScreenerRun {
   return { interval: '1m', candleOpenTime: LAST_CLOSE + 1 - intervalMs('1m'), traderIds: traders.map((t) => t.id), symbols: SYMBOLS, market };
 }
 
@@ -296,7 +297,7 @@ describe('Screener', () => {
     const result = await screener.run(tick);
     expect(result.traders[0]!.errors).toEqual([]);
     // Prices aside: the reference reads its price from the filter's own (here reversed) klines.
-    const withoutPrices = (results: TraderTickResult[]) => results.map((r) => ({ ...r, evaluationMs: 0, matches: r.matches.map(({ price: _price, ...m }) => m) }));
+    const withoutPrices = (results: TraderTickOutcome[]) => results.map((r) => ({ ...r, evaluationMs: 0, matches: r.matches.map(({ price: _price, ...m }) => m) }));
     expect(withoutPrices(result.traders)).toEqual(withoutPrices(evaluateUnsandboxed([changer], tick)));
     // The reversed series really gives another RSI, so the comparison above could fail.
     expect(result.traders[0]!.matches.some((m) => m.conditions[0] !== m.conditions[1])).toBe(true);

@@ -9,7 +9,8 @@ import { systemClock } from '../src/clock.ts';
 import type { Trader } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
 import { evaluateUnsandboxed } from '../bench/support/reference.ts';
-import { Screener, type ScreeningTick, type TickResult, type TraderTickResult } from '../src/screening/Screener.ts';
+import { Screener, type TickResult } from '../src/screening/Screener.ts';
+import type { ScreenerRun, TraderTickOutcome } from '../src/ports.ts';
 import { makeTrader, TestMarket } from './screening.support.ts';
 import { CHILD_MARKET, type ChildTick } from './support/hostileChild.ts';
 import { HOSTILE_FILTERS, HOSTILE_PAYLOADS, NEIGHBOUR_FILTERS, PROCESS_KILLERS, TAMPERING_PRELUDES, type HostileFilter } from './support/hostileFilters.ts';
@@ -31,7 +32,7 @@ const TICK_BOUND_MS = 1500;
 
 const neighbours: Trader[] = NEIGHBOUR_FILTERS.map((code) => makeTrader(code));
 
-function tickFor(traders: Trader[]): ScreeningTick {
+function tickFor(traders: Trader[]): ScreenerRun {
   return { interval: '1m', candleOpenTime: 0, traderIds: traders.map((t) => t.id), symbols: SYMBOLS, market };
 }
 
@@ -62,7 +63,7 @@ afterAll(async () => {
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** Every text a result carries into a row or a log line: bounded, no control characters, no lone surrogates. */
-function expectBoundedTexts(result: TraderTickResult): void {
+function expectBoundedTexts(result: TraderTickOutcome): void {
   for (const match of result.matches) {
     expect(match.conditions.length).toBeLessThanOrEqual(50);
     for (const condition of match.conditions) expectCleanText(condition, 500);
@@ -81,7 +82,7 @@ function expectCleanText(text: string, max: number): void {
 interface CaseRun {
   ticks: TickResult[];
   /** The hostile trader's result per tick, undefined once it is disabled (a disabled trader is not run). */
-  hostile: Array<TraderTickResult | undefined>;
+  hostile: Array<TraderTickOutcome | undefined>;
   wallMs: number[];
 }
 

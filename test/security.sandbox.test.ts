@@ -6,7 +6,8 @@ import { systemClock } from '../src/clock.ts';
 import type { Trader } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
 import { evaluateUnsandboxed } from '../bench/support/reference.ts';
-import { Screener, type ScreeningTick, type TraderTickResult } from '../src/screening/Screener.ts';
+import { Screener } from '../src/screening/Screener.ts';
+import type { ScreenerRun, TraderTickOutcome } from '../src/ports.ts';
 import { ROOT } from './e2e.support.ts';
 import { makeTrader, TestMarket } from './screening.support.ts';
 
@@ -45,9 +46,9 @@ afterAll(async () => {
 });
 
 /** Run `traders` next to a healthy trader, which must evaluate every symbol exactly as it does unsandboxed. */
-async function runWithHealthy(...traders: Trader[]): Promise<TraderTickResult[]> {
+async function runWithHealthy(...traders: Trader[]): Promise<TraderTickOutcome[]> {
   screener.setTraders([...traders, healthy]);
-  const tick: ScreeningTick = { interval: '1m', candleOpenTime: 0, traderIds: [...traders, healthy].map((t) => t.id), symbols: SYMBOLS, market };
+  const tick: ScreenerRun = { interval: '1m', candleOpenTime: 0, traderIds: [...traders, healthy].map((t) => t.id), symbols: SYMBOLS, market };
   const result = await screener.run(tick);
   const own = result.traders.find((t) => t.traderId === healthy.id)!;
   expect(own.errors).toEqual([]);
@@ -56,7 +57,7 @@ async function runWithHealthy(...traders: Trader[]): Promise<TraderTickResult[]>
 }
 
 /** Conditions of a probe that reports its findings as `name:outcome` strings (one symbol suffices: all see the same isolate). */
-function findings(result: TraderTickResult): Record<string, string> {
+function findings(result: TraderTickOutcome): Record<string, string> {
   expect(result.errors).toEqual([]);
   const entries = result.matches[0]!.conditions.map((text) => {
     const at = text.indexOf(':');

@@ -5,12 +5,12 @@ import type { Trader } from '../../src/domain.ts';
 import { candleToKline, HVN_LOOKBACK, hvnInterval, tickerFields } from '../../src/screening/contract.ts';
 import { helperFunctions } from '../../src/screening/helpers.ts';
 import { hostJudge } from '../../src/screening/sandboxRuntime.ts';
-import type { ScreeningTick, TraderTickResult } from '../../src/screening/Screener.ts';
+import type { ScreenerRun, TraderTickOutcome } from '../../src/ports.ts';
 
 type Filter = (ticker: unknown, timeframes: unknown, helpers: unknown, hvnNodes: unknown) => unknown;
 
 /** Evaluate every trader of the tick over its symbols; results ordered by traderId then symbol, like Screener.run. */
-export function evaluateUnsandboxed(traders: Trader[], tick: ScreeningTick): TraderTickResult[] {
+export function evaluateUnsandboxed(traders: Trader[], tick: ScreenerRun): TraderTickOutcome[] {
   const wanted = new Set(tick.traderIds);
   const symbols = [...new Set(tick.symbols)].sort();
   // Klines are built once per series and shared by all traders, as the old service did.
@@ -26,10 +26,10 @@ export function evaluateUnsandboxed(traders: Trader[], tick: ScreeningTick): Tra
     return klineCache.get(key)!;
   };
   const hvnCache = new Map<string, unknown>();
-  const results: TraderTickResult[] = [];
+  const results: TraderTickOutcome[] = [];
   for (const trader of [...traders].filter((t) => wanted.has(t.id)).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
     const started = performance.now();
-    const result: TraderTickResult = { traderId: trader.id, evaluatedSymbols: [], matches: [], errors: [], warnings: [], evaluationMs: 0, disabled: null };
+    const result: TraderTickOutcome = { traderId: trader.id, evaluatedSymbols: [], matches: [], errors: [], warnings: [], evaluationMs: 0, disabled: null };
     let filter: Filter;
     try {
       filter = new Function('ticker', 'timeframes', 'helpers', 'hvnNodes', trader.filter.code) as Filter;

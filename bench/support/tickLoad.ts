@@ -4,7 +4,8 @@ import type { Interval, Trader } from '../../src/domain.ts';
 import { silentLogger, type Logger } from '../../src/logger.ts';
 import { MarketStore } from '../../src/market/MarketStore.ts';
 import { evaluateUnsandboxed } from './reference.ts';
-import { Screener, type ScreeningTick, type TraderTickResult } from '../../src/screening/Screener.ts';
+import { Screener } from '../../src/screening/Screener.ts';
+import type { ScreenerRun, TraderTickOutcome } from '../../src/ports.ts';
 import { benchFilters, benchTraders } from './filters.ts';
 import { SyntheticMarket } from './market.ts';
 
@@ -84,7 +85,7 @@ export class TickLoad {
     return this.screener.stop();
   }
 
-  private tick(): ScreeningTick {
+  private tick(): ScreenerRun {
     return {
       interval: '1m',
       candleOpenTime: this.market.lastClosedOpenTime('1m'),
@@ -95,7 +96,7 @@ export class TickLoad {
   }
 }
 
-function timing(ms: number, traders: TraderTickResult[]): TickTiming {
+function timing(ms: number, traders: TraderTickOutcome[]): TickTiming {
   let evaluations = 0;
   let matches = 0;
   let errors = 0;

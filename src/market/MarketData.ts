@@ -4,13 +4,12 @@ import type { Clock, TimerHandle } from '../clock.ts';
 import { candleOpenTimeAt, intervalMs, INTERVALS, type CandleOrigin, type Interval } from '../domain.ts';
 import { LifecycleGuard } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
-import type { ConnectionStateEvent, GapFilledEvent, LifecycleState } from '../ports.ts';
+import type { ConnectionStateEvent, GapFilledEvent, LifecycleState, MarketDataSource, MarketDataStatus } from '../ports.ts';
 import { backoffDelay } from '../backoff.ts';
 import type { BinanceRestClient } from './BinanceRestClient.ts';
 import type { BinanceWebSocketClient, KlineEvent, ReconnectedEvent } from './BinanceWebSocketClient.ts';
 import type { MarketStore } from './MarketStore.ts';
 import type { Universe, UniverseChange } from './Universe.ts';
-import type { MarketDataSource, MarketDataStatus } from '../orchestration/ports.ts';
 
 export interface MarketDataOptions {
   rest: Pick<BinanceRestClient, 'klines'>;

@@ -1,8 +1,7 @@
 // The once-a-minute `stats` log line: what an operator needs to see the worker is keeping up.
 import type { Clock, TimerHandle } from '../clock.ts';
 import type { Logger } from '../logger.ts';
-import type { MarketDataStatus } from '../orchestration/ports.ts';
-import type { TickSummary } from '../orchestration/TickRunner.ts';
+import type { MarketDataStatus, TickSummary } from '../ports.ts';
 import type { EventLoopMonitor } from './EventLoopMonitor.ts';
 import type { MetricsSources, TickEvents } from './metrics.ts';
 

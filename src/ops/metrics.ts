@@ -1,10 +1,7 @@
 // The worker's Prometheus registry: every metric is `screener_`-prefixed and registered here, nowhere else.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { WorkerState } from '../domain.ts';
-import type { GapFilledEvent } from '../ports.ts';
-import type { TickServiceLevel } from '../orchestration/ServiceLevel.ts';
-import type { TickRequest } from '../orchestration/TickScheduler.ts';
-import type { TickSummary } from '../orchestration/TickRunner.ts';
+import type { GapFilledEvent, TickRef, TickServiceLevel, TickSummary } from '../ports.ts';
 import type { EventLoopMonitor } from './EventLoopMonitor.ts';
 
 /** Cumulative counters owned by the adapters, read at scrape time. Any may be missing. */
@@ -20,7 +17,7 @@ const WORKER_STATES: readonly WorkerState[] = ['starting', 'ready', 'degraded', 
 
 export interface TickEvents {
   on(event: 'tick', listener: (summary: TickSummary, level: TickServiceLevel) => void): unknown;
-  on(event: 'backlog', listener: (request: TickRequest, outcome: 'skipped' | 'coalesced') => void): unknown;
+  on(event: 'backlog', listener: (request: TickRef, outcome: 'skipped' | 'coalesced') => void): unknown;
 }
 
 export interface GapEvents {

@@ -2,8 +2,7 @@
 import type { Clock } from '../clock.ts';
 import { candleOpenTimeAt, intervalMs, type PreviousRun, type ProbationMark, type Trader } from '../domain.ts';
 import type { Logger } from '../logger.ts';
-import type { MarketView, StatusSink } from '../ports.ts';
-import type { ScreenerPort } from './ports.ts';
+import type { MarketView, ScreenerPort, StatusSink } from '../ports.ts';
 
 export interface ProbationOptions {
   status: Pick<StatusSink, 'readPreviousRun' | 'writeProbation'>;

@@ -1,25 +1,6 @@
 // Each tick's service level (coverage, arrival lag, close-to-commit latency) and whether it is good enough to call the worker ready.
 import type { Interval } from '../domain.ts';
-
-export interface TickServiceLevel {
-  interval: Interval;
-  openTime: number;
-  expected: number;
-  /** Symbols on which every due trader was evaluated. */
-  evaluated: number;
-  /** evaluated ÷ expected, 1 when nothing was expected. */
-  coverage: number;
-  /**
-   * Per timeframe, the symbols still waiting for it: some trader there was skipped because that series (another
-   * timeframe it requires, e.g. 1h for a 1m trader) was incomplete. Empty when nothing waits.
-   */
-  waitingFor: Partial<Record<Interval, number>>;
-  /** 95th percentile of closing-kline arrival lag, clock ms; null when no stream close arrived. */
-  arrivalLagP95Ms: number | null;
-  arrivalLagMaxMs: number | null;
-  /** Largest close-to-commit latency of the tick's signals, clock ms; null without signals. */
-  closeToCommitMaxMs: number | null;
-}
+import type { TickServiceLevel } from '../ports.ts';
 
 export interface ServiceLevelThresholds {
   minCoverage: number;

@@ -3,51 +3,11 @@ import type { Clock } from '../clock.ts';
 import { type Interval, type Signal, type SignalProvenance, type Trader, candleOpenTimeAt, intervalMs } from '../domain.ts';
 import type { Logger } from '../logger.ts';
 import { helpersLibraryVersion } from '../screening/helpers.ts';
-import type { MarketView, SignalSink } from '../ports.ts';
-import type { CandleCloseSource, ScreenerPort, TraderTickOutcome } from './ports.ts';
+import type { CandleCloseSource, MarketView, ScreenerPort, SignalSink, SkippedEvaluation, TickSummary, TraderTickOutcome } from '../ports.ts';
 import type { RisingEdges } from './RisingEdges.ts';
 import type { TickRequest } from './TickScheduler.ts';
 import type { TraderHealth } from './TraderHealth.ts';
 import { TruncatedMarketView } from './TruncatedMarketView.ts';
-
-/** What one tick did, for logs, metrics and the service level. */
-export interface TickSummary {
-  kind: TickRequest['kind'];
-  interval: Interval;
-  openTime: number;
-  traders: number;
-  expected: number;
-  /** Symbols screened in this run (follow-ups screen only the late ones). */
-  symbols: number;
-  evaluations: number;
-  errors: number;
-  matches: number;
-  signals: number;
-  signalsBuffered: number;
-  durationMs: number;
-  /** Where durationMs went: the screener, the rising-edge bookkeeping (with any priming), the signal insert. */
-  screenMs: number;
-  edgesMs: number;
-  writeMs: number;
-  /** Time the request waited behind a running tick of the same interval. */
-  queuedMs: number;
-  arrivalLagsMs: number[];
-  closeToCommitMs: number[];
-  outcomes: TraderTickOutcome[];
-  /** Symbols left out because their series was not complete after all (behind, or a gap being filled). */
-  incomplete: string[];
-  /** (trader, symbol) pairs left out because another timeframe the trader requires was incomplete for the symbol. */
-  skipped: SkippedEvaluation[];
-  /** Screened symbols on which every due trader was evaluated (none skipped). */
-  symbolsEvaluated: string[];
-}
-
-/** A trader not evaluated on a symbol at this candle: these timeframes were incomplete (a gap fill pending or failing). */
-export interface SkippedEvaluation {
-  traderId: string;
-  symbol: string;
-  timeframes: Interval[];
-}
 
 export interface TickRunnerOptions {
   userId: string;

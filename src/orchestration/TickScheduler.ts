@@ -2,14 +2,10 @@
 import type { Clock, TimerHandle } from '../clock.ts';
 import { type Interval, candleOpenTimeAt, intervalMs } from '../domain.ts';
 import type { Logger } from '../logger.ts';
-import type { CandleClosedEvent } from '../ports.ts';
+import type { CandleClosedEvent, SkippedEvaluation, TickMarket, TickRef } from '../ports.ts';
 
 /** One unit of screening work for one refresh interval and candle. */
-export interface TickRequest {
-  /** tick: the candle just closed; followup: late symbols of it; catchup: the latest closed candle, screened on demand. */
-  kind: 'tick' | 'followup' | 'catchup';
-  interval: Interval;
-  openTime: number;
+export interface TickRequest extends TickRef {
   /** Symbols whose series are complete for this candle (and for every aligned timeframe). */
   symbols: string[];
   /** Universe size when the tick fired: the coverage denominator. */
@@ -28,14 +24,7 @@ export interface TickRequest {
 export interface TickRunResult {
   incomplete: string[];
   /** Pairs not evaluated because these other timeframes of the trader were incomplete: owed once they are filled. */
-  skipped: Array<{ traderId: string; symbol: string; timeframes: Interval[] }>;
-}
-
-/** What the scheduler needs from market data. */
-export interface TickMarket {
-  symbols(): string[];
-  isComplete(symbol: string, interval: Interval, closedOpenTime: number): boolean;
-  fillSeries(symbol: string, interval: Interval): Promise<void>;
+  skipped: SkippedEvaluation[];
 }
 
 export interface TickSchedulerOptions {

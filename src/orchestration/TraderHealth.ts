@@ -2,7 +2,7 @@
 import type { Clock } from '../clock.ts';
 import type { RejectedTrader, Trader, TraderState, TraderStatus } from '../domain.ts';
 import type { Logger } from '../logger.ts';
-import type { TraderTickOutcome } from './ports.ts';
+import type { TraderTickOutcome } from '../ports.ts';
 
 interface TraderRecord {
   traderId: string;

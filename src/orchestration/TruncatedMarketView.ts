@@ -1,7 +1,6 @@
 // A MarketView as it looked just before a cutoff: hides every candle that closed at or after it, shows the ticker as of that close.
 import type { Candle, CandleOrigin, Interval, Ticker } from '../domain.ts';
-import type { CandleSeriesView, MarketView, SharedCandleRows } from '../ports.ts';
-import type { TickerHistory } from './ports.ts';
+import type { CandleSeriesView, MarketView, SharedCandleRows, TickerHistory } from '../ports.ts';
 
 /**
  * A series view that ends before `cutoff`. Used to re-evaluate the previous candle (priming the

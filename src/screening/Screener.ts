@@ -5,7 +5,7 @@ import type { Interval, Trader } from '../domain.ts';
 import { IllegalStateError } from '../errors.ts';
 import { LifecycleGuard } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
-import type { Lifecycle, LifecycleState, MarketView } from '../ports.ts';
+import type { LifecycleState, ScreenerPort, ScreenerRun, TraderTickOutcome } from '../ports.ts';
 import { hvnInterval, tickerFields } from './contract.ts';
 import { ScreenerThread, ThreadCrashedError } from './pool.ts';
 import { DEFAULT_FILTER_TICK_BUDGET_MS, type ThreadFaults, type ThreadTraderResult, type TraderSpec } from './protocol.ts';
@@ -25,38 +25,11 @@ export interface ScreenerOptions {
   faults?: ThreadFaults;
 }
 
-export interface ScreeningTick {
-  interval: Interval;
-  candleOpenTime: number;
-  traderIds: string[];
-  symbols: string[];
-  market: MarketView;
-}
-
-export interface SymbolMatch {
-  symbol: string;
-  conditions: string[];
-  price: number;
-}
-
-export interface TraderTickResult {
-  traderId: string;
-  /** Symbols evaluated without error. */
-  evaluatedSymbols: string[];
-  matches: SymbolMatch[];
-  errors: Array<{ symbol: string | null; code: string; message: string }>;
-  /** Off-contract results read by their truthiness, as the browser does: recorded, never a failure. */
-  warnings: Array<{ symbol: string; message: string }>;
-  /** Total time spent evaluating this trader this tick, in ms. */
-  evaluationMs: number;
-  /** Set on the tick the trader got disabled. */
-  disabled: { reason: string } | null;
-}
-
+/** One run's results (the port's, plus what the run cost). */
 export interface TickResult {
   interval: Interval;
   candleOpenTime: number;
-  traders: TraderTickResult[];
+  traders: TraderTickOutcome[];
   durationMs: number;
   evaluations: number;
 }
@@ -79,7 +52,7 @@ const MAX_THREAD_ATTEMPTS = 3;
  * or fails on every symbol it was given. `failureLimit` failing ticks in a row disable it until its
  * row changes. A filter that fails on a few odd symbols keeps running; those errors are still reported.
  */
-export class Screener implements Lifecycle {
+export class Screener implements ScreenerPort {
   private readonly options: ScreenerOptions;
   private readonly lifecycle = new LifecycleGuard('Screener');
   private readonly logger: Logger;
@@ -182,14 +155,14 @@ export class Screener implements Lifecycle {
    * Evaluate the tick's traders over its symbols. Same input, same output, whatever the thread count.
    * Calls queue behind each other; the threads work one tick at a time anyway.
    */
-  run(tick: ScreeningTick): Promise<TickResult> {
+  run(tick: ScreenerRun): Promise<TickResult> {
     if (this.lifecycle.state !== 'running') return Promise.reject(new IllegalStateError('Screener', this.lifecycle.state, 'run'));
     const result = this.queue.then(() => this.runNow(tick));
     this.queue = result.catch(() => undefined);
     return result;
   }
 
-  private async runNow(tick: ScreeningTick): Promise<TickResult> {
+  private async runNow(tick: ScreenerRun): Promise<TickResult> {
     if (this.lifecycle.state !== 'running') throw new IllegalStateError('Screener', this.lifecycle.state, 'run');
     const started = performance.now();
     const byThread = new Map<ScreenerThread, Trader[]>();
@@ -294,7 +267,7 @@ export class Screener implements Lifecycle {
   }
 
   /** Sorts a thread's reply and counts its failing ticks; the errors themselves are logged, rate-limited, by TraderHealth. */
-  private account(reply: ThreadTraderResult, tick: ScreeningTick): TraderTickResult {
+  private account(reply: ThreadTraderResult, tick: ScreenerRun): TraderTickOutcome {
     const trader = this.traders.get(reply.traderId)!;
     const matches = reply.matches
       .map((match) => ({ symbol: match.symbol, conditions: match.conditions, price: tick.market.series(match.symbol, trader.filter.refreshInterval)?.lastClosed()?.close ?? NaN }))
