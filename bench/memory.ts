@@ -1,16 +1,20 @@
-// Benchmark 3, memory: RSS of the running worker process with 200 symbols × 4 intervals × 500 candles and 20 traders, after ticks ran.
+// Benchmark 3, memory: RSS of the running worker process with 200 symbols × 4 intervals × 500 candles and 20 traders, after ticks ran, in the deployed shape (one screening thread, the image's settings).
 import { type Benchmark, type BenchContext, distribution, goal, medianFigure } from './benchmark.ts';
 import { launchStandardWorker, standardSize } from './support/environment.ts';
 import { MB, measureFootprint } from './support/footprint.ts';
 import { imageRuntimeEnv } from './support/image.ts';
 import { metricValue, type WorkerRun } from './support/workerRun.ts';
 
-const GOAL_MB = 256;
+/** Issue #14: ≤ 200 MB (target; the goal beyond it is 150 MB), so 20 traders fit a 256 MB machine. */
+const GOAL_MB = 200;
 
 /** One sample after each of `samples` new 1m ticks, once at least `warmupTicks` have run since the worker started. */
 async function sampleAfterTicks(run: WorkerRun, plan: { warmupTicks: number; samples: number }): Promise<Array<{ rss: number; heapUsed: number; heapTotal: number; external: number }>> {
   const samples: Array<{ rss: number; heapUsed: number; heapTotal: number; external: number }> = [];
   const from = Math.max(plan.warmupTicks, run.ticks('1m').length);
+  await run.waitUntil(`1m tick ${from}`, () => run.ticks('1m').length >= from, 120_000);
+  // From here VmHWM is the peak over the sampled ticks: what the machine must hold besides boot.
+  run.resetPeakRss();
   for (let tick = from + 1; tick <= from + plan.samples; tick++) {
     await run.waitUntil(`1m tick ${tick}`, () => run.ticks('1m').length >= tick, 120_000);
     const metrics = await run.metrics();
@@ -56,6 +60,7 @@ export const memory: Benchmark = {
     await run.waitForLine('ready', (line) => line.event === 'ready', 180_000);
     // Right after ready, before any tick: what boot (backfill above all) left behind.
     const atReady = run.ticks('1m').length === 0 ? run.memory().rss : null;
+    const bootPeakRss = run.memory().peakRss;
     const samples = await sampleAfterTicks(run, plan);
     const { peakRss } = run.memory();
     const rss = distribution(samples.map((sample) => sample.rss / MB));
@@ -70,7 +75,7 @@ export const memory: Benchmark = {
     context.progress("memory: the same worker on Node's defaults");
     const defaults = await nodeDefaultsRun(context, size, plan);
     context.progress('memory: breakdown in a child process at the same size');
-    const parts = await measureFootprint({ symbols: size.symbols, traders: size.traders, higher: ['5m', '15m', '1h'], history: size.history, warmupTicks: 2, ticks: 2 });
+    const parts = await measureFootprint({ symbols: size.symbols, traders: size.traders, higher: ['5m', '15m', '1h'], history: size.history, warmupTicks: 2, ticks: 2, threads: 1 });
     return {
       name: 'memory',
       title: memory.title,
@@ -79,7 +84,12 @@ export const memory: Benchmark = {
           goal: goal(context.mode, `≤ ${GOAL_MB} MB`, rss.median <= GOAL_MB),
           detail: `${growthPerTick >= 0 ? '+' : ''}${growthPerTick.toFixed(1)} MB per tick from the first sample to the last`,
         }),
-        { label: 'worker peak RSS (VmHWM, boot included)', value: peakRss / MB, unit: 'MB', detail: atReady === null ? '' : `${(atReady / MB).toFixed(0)} MB at ready, before the first tick` },
+        {
+          label: 'worker peak RSS during the sampled ticks (VmHWM)',
+          value: peakRss / MB,
+          unit: 'MB',
+          detail: `${(bootPeakRss / MB).toFixed(0)} MB peak from boot to the first sample${atReady === null ? '' : `; ${(atReady / MB).toFixed(0)} MB at ready, before the first tick`}`,
+        },
         medianFigure('main-thread V8 heap in use', heap, 'MB', { detail: `${heapTotal.median.toFixed(0)} MB reserved (heapTotal)` }),
         medianFigure('main-thread external memory (off-heap buffers)', external, 'MB'),
         medianFigure("same worker on Node's defaults (without the image's runtime settings)", defaults.rss, 'MB', {
@@ -87,11 +97,11 @@ export const memory: Benchmark = {
         }),
         { label: 'breakdown: Node + modules (fresh process, no data)', value: parts.baselineRss / MB, unit: 'MB' },
         { label: 'breakdown: MarketStore (RSS growth; exact buffer bytes in detail)', value: (parts.filledRss - parts.baselineRss) / MB, unit: 'MB', detail: `${(parts.storeBytes / MB).toFixed(1)} MB of Float64Array rings` },
-        { label: 'breakdown: Screener (threads, isolates, the series they read)', value: (parts.afterTicksRss - parts.filledRss) / MB, unit: 'MB', detail: `${parts.threads} threads, ${size.traders} trader isolates` },
+        { label: 'breakdown: Screener (threads, isolates, the series they read)', value: (parts.afterTicksRss - parts.filledRss) / MB, unit: 'MB', detail: `${parts.threads} screening thread${parts.threads === 1 ? '' : 's'}, ${size.traders} trader isolates` },
       ],
       tables: [],
       notes: [
-        `The real worker (src/main.ts) with the production image's runtime environment (${Object.entries(imageRuntimeEnv()).map(([key, value]) => `${key}=${value}`).join(' ')}, read from the Dockerfile) against the local stack and the simulator on an accelerated clock (×${size.speed}); ${size.symbols} symbols × 1m/5m/15m/1h × ${size.history} candles, ${size.traders} traders. RSS from /proc/<pid>/status (all threads), heap and external from its /metrics, read after each of ${plan.samples} new 1m ticks, at least ${plan.warmupTicks} ticks after boot (${ticksSeen} 1m ticks by then); median with min–max.`,
+        `The real worker (src/main.ts) in the deployed shape, one screening thread (SCREENER_THREADS=1: a shared-cpu-1x machine has one vCPU), with the production image's runtime environment (${Object.entries(imageRuntimeEnv()).map(([key, value]) => `${key}=${value}`).join(' ')}, read from the Dockerfile) against the local stack and the simulator on an accelerated clock (×${size.speed}); ${size.symbols} symbols × 1m/5m/15m/1h × ${size.history} candles, ${size.traders} traders. RSS from /proc/<pid>/status (all threads), heap and external from its /metrics, read after each of ${plan.samples} new 1m ticks, at least ${plan.warmupTicks} ticks after boot (${ticksSeen} 1m ticks by then); median with min–max.`,
         `The breakdown comes from a fresh child process holding the same MarketStore and Screener without the network, database and HTTP parts (bench/support/footprintChild.ts): RSS before data, after filling the store, after starting the Screener and running ticks (each after a GC). It adds up to ${(parts.afterTicksRss / MB).toFixed(0)} MB; the other ${(rss.median - parts.afterTicksRss / MB).toFixed(0)} MB of the worker's RSS are mostly its main-thread V8 heap (${heapTotal.median.toFixed(0)} MB reserved in the worker against ${(parts.heapUsed / MB).toFixed(0)} MB in use in the child), then supabase-js, ws, pino, prom-client and their buffers.`,
       ],
     };

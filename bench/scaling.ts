@@ -1,18 +1,33 @@
-// Scaling: tick time and memory as the universe grows (50–400 symbols) and as traders are added (5–50), each size in a fresh process.
-import { type Benchmark, type BenchContext, distribution, type Table } from './benchmark.ts';
+// Scaling: tick time and memory as the universe grows (50–400 symbols) and as traders are added (5–100), each size in a fresh process, in the deployed shape.
+import { type Benchmark, type BenchContext, distribution, type Figure, goal, type Table } from './benchmark.ts';
 import { type FootprintReport, MB, measureFootprint } from './support/footprint.ts';
 
 const HIGHER = ['5m', '15m', '1h'];
+/** The deployed shape: a shared-cpu-1x machine has one vCPU, so the worker runs one screening thread. */
+const THREADS = 1;
+/** Issue #14: RSS per additional trader ≤ 2 MB (goal 1 MB), and 100 traders fit in a 512 MB machine. */
+const PER_TRADER_TARGET_MB = 2;
+const HUNDRED_TRADERS_TARGET_MB = 512;
+
+/** Least-squares slope of y against x: MB per trader over every trader size measured. */
+function slope(points: ReadonlyArray<[number, number]>): number {
+  const n = points.length;
+  const mx = points.reduce((sum, [x]) => sum + x, 0) / n;
+  const my = points.reduce((sum, [, y]) => sum + y, 0) / n;
+  const sxy = points.reduce((sum, [x, y]) => sum + (x - mx) * (y - my), 0);
+  const sxx = points.reduce((sum, [x]) => sum + (x - mx) ** 2, 0);
+  return sxx === 0 ? 0 : sxy / sxx;
+}
 
 export const scaling: Benchmark = {
   name: 'scaling',
-  title: 'Scaling: tick time and memory vs symbols and traders',
+  title: 'Scaling: tick time and memory vs symbols and traders (one screening thread)',
   async run(context: BenchContext) {
     const full = context.mode === 'full';
     const history = full ? 500 : 100;
-    const ticks = full ? { warmupTicks: 3, ticks: 8 } : { warmupTicks: 1, ticks: 2 };
+    const ticks = full ? { warmupTicks: 3, ticks: 6 } : { warmupTicks: 1, ticks: 2 };
     const symbolSizes = full ? [50, 100, 200, 400] : [10, 20];
-    const traderSizes = full ? [5, 20, 50] : [2, 5];
+    const traderSizes = full ? [5, 20, 50, 100] : [2, 5];
     const baseSymbols = full ? 200 : 20;
     const baseTraders = full ? 20 : 5;
     const reports = new Map<string, FootprintReport>();
@@ -21,12 +36,12 @@ export const scaling: Benchmark = {
       let report = reports.get(key);
       if (!report) {
         context.progress(`scaling: ${symbols} symbols × ${traders} traders`);
-        report = await measureFootprint({ symbols, traders, higher: HIGHER, history, ...ticks });
+        report = await measureFootprint({ symbols, traders, higher: HIGHER, history, threads: THREADS, ...ticks });
         reports.set(key, report);
       }
       return report;
     };
-    const columns = ['tick median (ms)', 'tick min–max (ms)', 'µs per evaluation', 'RSS (MB)', 'of which store (MB)', 'of which Screener (MB)'];
+    const columns = ['tick median (ms)', 'tick min–max (ms)', 'µs per evaluation', 'RSS (MB)', 'peak RSS in ticks (MB)', 'of which store (MB)', 'of which Screener (MB)'];
     const row = (first: number, report: FootprintReport, evaluations: number): Array<string | number> => {
       const tick = distribution(report.tickMs);
       return [
@@ -35,23 +50,48 @@ export const scaling: Benchmark = {
         `${tick.min.toFixed(0)}–${tick.max.toFixed(0)}`,
         ((tick.median * 1000) / evaluations).toFixed(1),
         (report.afterTicksRss / MB).toFixed(0),
+        (report.tickPeakRss / MB).toFixed(0),
         ((report.filledRss - report.baselineRss) / MB).toFixed(0),
         ((report.afterTicksRss - report.filledRss) / MB).toFixed(0),
       ];
     };
-    const bySymbols: Table = { title: `vs symbols (${baseTraders} traders)`, columns: ['symbols', ...columns], rows: [] };
+    const bySymbols: Table = { title: `vs symbols (${baseTraders} traders, ${THREADS} thread)`, columns: ['symbols', ...columns], rows: [] };
     for (const symbols of symbolSizes) bySymbols.rows.push(row(symbols, await measure(symbols, baseTraders), symbols * baseTraders));
-    const byTraders: Table = { title: `vs traders (${baseSymbols} symbols)`, columns: ['traders', ...columns], rows: [] };
-    for (const traders of traderSizes) byTraders.rows.push(row(traders, await measure(baseSymbols, traders), baseSymbols * traders));
+    const byTraders: Table = { title: `vs traders (${baseSymbols} symbols, ${THREADS} thread)`, columns: ['traders', ...columns], rows: [] };
+    const traderReports: Array<[number, FootprintReport]> = [];
+    for (const traders of traderSizes) {
+      const report = await measure(baseSymbols, traders);
+      traderReports.push([traders, report]);
+      byTraders.rows.push(row(traders, report, baseSymbols * traders));
+    }
     const base = await measure(baseSymbols, baseTraders);
+    const perTrader = slope(traderReports.map(([traders, report]) => [traders, report.afterTicksRss / MB]));
+    const perTraderPeak = slope(traderReports.map(([traders, report]) => [traders, report.tickPeakRss / MB]));
+    const [mostTraders, most] = traderReports.at(-1)!;
+    const figures: Figure[] = [
+      {
+        label: 'RSS per additional trader',
+        value: perTrader,
+        unit: 'MB',
+        goal: goal(context.mode, `≤ ${PER_TRADER_TARGET_MB} MB`, perTrader <= PER_TRADER_TARGET_MB),
+        detail: `least-squares slope of RSS after ticks over ${traderSizes.join(', ')} traders at ${baseSymbols} symbols; ${perTraderPeak.toFixed(1)} MB per trader at the peak during ticks`,
+      },
+      {
+        label: `peak RSS during ticks, ${mostTraders} traders`,
+        value: most.tickPeakRss / MB,
+        unit: 'MB',
+        goal: full ? goal(context.mode, `fits in ${HUNDRED_TRADERS_TARGET_MB} MB`, most.tickPeakRss / MB <= HUNDRED_TRADERS_TARGET_MB) : undefined,
+        detail: `${(most.afterTicksRss / MB).toFixed(0)} MB after the ticks; ${baseSymbols} symbols × 4 intervals × ${history} candles`,
+      },
+    ];
     return {
       name: 'scaling',
       title: scaling.title,
-      figures: [],
+      figures,
       tables: [bySymbols, byTraders],
       notes: [
-        `Each size in a fresh child process (bench/support/footprintChild.ts): a MarketStore with 1m, 5m, 15m and 1h × ${history} candles per symbol, the Screener with the worker's defaults (${base.threads} threads), each trader seeing 1m plus one higher timeframe; ${ticks.warmupTicks} warm-up and ${ticks.ticks} measured 1m ticks, each after a new candle closed.`,
-        `RSS after the ticks and a GC; "store" is the RSS growth from filling the store, "Screener" the growth from starting it and running the ticks (threads, isolates, the series they read). Baseline RSS of the child before any data: ${(base.baselineRss / MB).toFixed(0)} MB.`,
+        `Each size in a fresh child process (bench/support/footprintChild.ts) with the image's runtime environment (NODE_OPTIONS, MALLOC_ARENA_MAX from the Dockerfile): a MarketStore with 1m, 5m, 15m and 1h × ${history} candles per symbol, the Screener with ${THREADS} screening thread (the deployed shape) and the worker's limits, each trader seeing 1m plus one higher timeframe; ${ticks.warmupTicks} warm-up and ${ticks.ticks} measured 1m ticks, each after a new candle closed.`,
+        `RSS after the ticks and a GC; "peak RSS in ticks" is VmHWM over the measured ticks (reset after the warm-up), what a machine's memory must hold; "store" is the RSS growth from filling the store, "Screener" the growth from starting it and running the ticks (the thread, isolates, the series they read). Baseline RSS of the child before any data: ${(base.baselineRss / MB).toFixed(0)} MB (Node running the .ts sources; the image runs compiled JavaScript).`,
       ],
     };
   },

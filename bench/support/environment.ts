@@ -11,7 +11,11 @@ export function standardSize(mode: BenchMode): { symbols: number; history: numbe
   return mode === 'full' ? { symbols: 200, history: 500, traders: 20, speed: 20 } : { symbols: 10, history: 60, traders: 20, speed: 30 };
 }
 
-/** A new worker at the standard size, run as the image runs it unless `overrides` say otherwise. */
+/**
+ * A new worker at the standard size in the deployed shape: one screening thread (a shared-cpu-1x
+ * machine has one vCPU; SCREENER_THREADS=1) and the image's runtime settings, unless `overrides`
+ * say otherwise.
+ */
 export function launchStandardWorker(stack: LocalStack, mode: BenchMode, overrides: Pick<WorkerRunOptions, 'env' | 'imageRuntime'> = {}): Promise<WorkerRun> {
   const size = standardSize(mode);
   return WorkerRun.launch({
@@ -26,6 +30,7 @@ export function launchStandardWorker(stack: LocalStack, mode: BenchMode, overrid
     klineUpdateMs: 4000,
     tickerUpdateMs: 5000,
     ...overrides,
+    env: { SCREENER_THREADS: '1', ...overrides.env },
   });
 }
 

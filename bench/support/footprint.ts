@@ -11,6 +11,8 @@ export interface FootprintOptions {
   history: number;
   warmupTicks: number;
   ticks: number;
+  /** Screening threads; 1 is the deployed shape (a shared-cpu-1x machine has one vCPU). */
+  threads: number;
 }
 
 export interface FootprintReport {
@@ -21,6 +23,8 @@ export interface FootprintReport {
   /** RSS after the store was filled, the Screener started and the ticks ran (after a GC). */
   afterTicksRss: number;
   peakRss: number;
+  /** Peak RSS (VmHWM) while the measured ticks ran: the peak counter is reset after the warm-up ticks. */
+  tickPeakRss: number;
   /** Main-thread V8 heap in use. */
   heapUsed: number;
   /** ArrayBuffer memory: the store's Float64Array rings and the screener's shared series. */

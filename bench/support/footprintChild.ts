@@ -1,5 +1,6 @@
 // Child process entry: load a market of a given size into a MarketStore, run the Screener on it, report tick times and memory by stage.
 // A fresh process per size, so each reading holds nothing from another size or from the harness.
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Interval } from '../../src/domain.ts';
 import type { FootprintOptions, FootprintReport } from './footprint.ts';
 import { TickLoad } from './tickLoad.ts';
@@ -15,17 +16,29 @@ function settledRss(): number {
 
 const baselineRss = settledRss();
 let filledRss = 0;
-const load = await TickLoad.start({ symbols: options.symbols, traders: options.traders, higher: options.higher as Interval[], history: options.history }, () => {
+/** VmHWM of this process (all threads), after `resetPeak` the highest RSS since then. */
+function peakRss(): number {
+  return Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN) * 1024;
+}
+
+/** Start the peak counter again from the current RSS (Linux: writing 5 to clear_refs resets VmHWM). */
+function resetPeak(): void {
+  writeFileSync('/proc/self/clear_refs', '5');
+}
+
+const load = await TickLoad.start({ symbols: options.symbols, traders: options.traders, higher: options.higher as Interval[], history: options.history, threads: options.threads }, () => {
   filledRss = settledRss();
 });
 const storeBytes = load.store.memoryBytes();
 const tickMs: number[] = [];
 for (let i = 0; i < options.warmupTicks + options.ticks; i++) {
+  if (i === options.warmupTicks) resetPeak();
   load.advance();
   const result = await load.sandboxed();
   if (result.evaluations === 0) throw new Error(`footprint: nothing evaluated (${JSON.stringify(result.errorCodes)})`);
   if (i >= options.warmupTicks) tickMs.push(result.ms);
 }
+const tickPeakRss = peakRss();
 const memory = process.memoryUsage();
 const afterTicksRss = settledRss();
 await load.stop();
@@ -34,6 +47,7 @@ const report: FootprintReport = {
   filledRss,
   afterTicksRss,
   peakRss: process.resourceUsage().maxRSS * 1024,
+  tickPeakRss,
   heapUsed: memory.heapUsed,
   arrayBuffers: memory.arrayBuffers,
   storeBytes,

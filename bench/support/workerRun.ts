@@ -1,5 +1,5 @@
 // The real worker process (src/main.ts) against the local stack and a Binance simulator: launch, watch its log, read its memory, stop.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BinanceSimulator } from '../../dev/binanceSim/index.ts';
@@ -154,6 +154,11 @@ export class WorkerRun {
     const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
     const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
     return { rss: kb('VmRSS'), peakRss: kb('VmHWM') };
+  }
+
+  /** Start the process's peak RSS counter (VmHWM) again from its current RSS (Linux: 5 into clear_refs). */
+  resetPeakRss(): void {
+    writeFileSync(`/proc/${this.pid}/clear_refs`, '5');
   }
 
   /** For a failed run: the end of the worker's output. */

@@ -1,4 +1,5 @@
 // The screening threads: spawn, hand out trader assignments, run tick requests, restart a thread that dies.
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../logger.ts';
 import type { SeriesBuffer } from './sharedSeries.ts';
@@ -20,6 +21,20 @@ const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './
  * uncapped, 363-374 MB with this cap; a 32/4 MB cap saved nothing more (308 vs 317 MB).
  */
 const THREAD_HEAP_LIMITS = { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 8 };
+
+/**
+ * The image's NODE_OPTIONS cap the main thread's semi-spaces (--max-semi-space-size, see the
+ * Dockerfile), but V8 lets that flag override the young generation of every heap created after it:
+ * this thread's (THREAD_HEAP_LIMITS above) and each trader's isolate (isolated-vm sizes it from the
+ * isolate's memory limit, ~0.5 MB semi-spaces), which then grow 8 MB semi-spaces each. The flag is
+ * read when a heap is created, so clearing it before a thread starts leaves the main thread's heap as
+ * configured and gives the thread and its isolates their own sizes. Measured with 20 traders, 200
+ * symbols x 4 intervals, one thread, the image's settings: RSS 274/279 -> 263/265 MB after ticks
+ * (peak during ticks 276/282 -> 264/266 MB) in two runs each, tick CPU unchanged.
+ */
+function releaseSemiSpaceOverride(): void {
+  setFlagsFromString('--max-semi-space-size=0');
+}
 
 /** How long a fresh thread may take to load isolated-vm and the library before the start counts as failed. */
 const READY_TIMEOUT_MS = 20_000;
@@ -69,6 +84,7 @@ export class ScreenerThread {
   start(): Promise<void> {
     this.stopping = false;
     this.inFlight.fill(0);
+    releaseSemiSpaceOverride();
     const worker = new Worker(WORKER_URL, {
       workerData: { ...this.options, inFlight: this.inFlight.buffer } satisfies ThreadOptions,
       name: `screener-${this.index}`,
