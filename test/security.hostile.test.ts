@@ -219,11 +219,10 @@ describe('a trader that crashes its screening thread', () => {
 });
 
 describe('a neighbour is charged only with its own CPU time', () => {
-  // it.fails while limits read the thread's CPU clock against per-trader marks: the thread's CPU since
-  // the waiter's mark includes the spinner's evaluation, so the waiter (60 ms of wall time, no CPU) is
-  // charged with it ("filter exceeded the 50 ms CPU time limit"); alone it passes. Under the old
-  // isolate cpuTime (wall time in the prebuilt isolated-vm) it failed too, on its own 60 ms.
-  it.fails('a trader slow in wall time but idle beside a spinner is not timed out', async () => {
+  // Traders of a thread interleave symbol by symbol: charging the thread's CPU since a trader's own mark
+  // charged the waiter (60 ms of wall time, no CPU) with the spinner's evaluation. Per-call lower bounds
+  // (ThreadCpuLedger) charge each call only its own CPU.
+  it('a trader slow in wall time but idle beside a spinner is not timed out', async () => {
     const spinner = makeTrader(`while (true) {}`);
     // Blocked outside the CPU for 60 ms: what an evaluation descheduled on a busy machine looks like, inside the wall backstop.
     const waiter = makeTrader(`Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60); return true;`);

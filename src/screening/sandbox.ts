@@ -3,6 +3,7 @@ import ivm from 'isolated-vm';
 import { CANDLE_ROW_FIELDS, type HelpersVersion } from '../domain.ts';
 import type { TraderErrorCode } from '../errors.ts';
 import { helpersSource, KLINE_HELPERS } from './helpers.ts';
+import { ThreadCpuLedger } from './threadCpu.ts';
 import { decodeVerdict, hostJudge, MAX_ARGS_KEY_CHARS, MAX_MESSAGE_CHARS, runtimeFunctionsSource } from './sandboxRuntime.ts';
 
 export type EvaluationOutcome =
@@ -47,6 +48,11 @@ const SETUP_TIMEOUT_MS = 2000;
  * evaluation survives a machine giving the thread a tenth of a core (seen under test load).
  */
 export const WALL_BACKSTOP_FACTOR = 10;
+
+/** How stale the CPU mark may get before a call (see ThreadCpuLedger): the slack of the CPU limit. */
+const CPU_MARK_REFRESH_MS = 10;
+/** One per screening thread (module state is per thread): its isolates share the thread's clock. */
+const cpuLedger = new ThreadCpuLedger(CPU_MARK_REFRESH_MS);
 
 const runtimeScripts = new Map<string, string>();
 
@@ -94,11 +100,6 @@ export class TraderSandbox {
   private sharedBytes = 0;
   /** Heap in use after the isolate's first tick; null until then. */
   private baselineHeapBytes: number | null = null;
-  /** The isolate's CPU time (ns) when this tick began, and at the last check (see chargeCpu). */
-  private tickCpuStart = 0;
-  private cpuMark = 0;
-  /** Wall ms of the quick evaluations since cpuMark: an upper bound of their CPU time. */
-  private wallSinceMark = 0;
 
   constructor(options: SandboxOptions) {
     this.traderId = options.traderId;
@@ -170,9 +171,6 @@ export class TraderSandbox {
     if (setupError) return setupError;
     try {
       this.beginTickRef!.applySync(undefined, [tickersJson, specsJson], { timeout: this.wallLimitMs() });
-      this.tickCpuStart = threadCpuMs();
-      this.cpuMark = this.tickCpuStart;
-      this.wallSinceMark = 0;
       return null;
     } catch (error) {
       const failure = this.failure(error);
@@ -186,6 +184,7 @@ export class TraderSandbox {
     if (!this.ready) return { kind: 'error', code: 'TRADER_RUNTIME', message: 'sandbox is not ready', fatal: true };
     let raw: unknown;
     const started = performance.now();
+    cpuLedger.before(started);
     try {
       raw = this.evaluateRef!.applySync(undefined, [symbol], { timeout: this.wallLimitMs() });
     } catch (error) {
@@ -194,9 +193,9 @@ export class TraderSandbox {
       this.dispose();
       return { kind: 'error', ...failure, fatal: true };
     }
-    const wallMs = performance.now() - started;
-    if (wallMs <= this.options.timeoutMs) this.wallSinceMark += wallMs;
-    else if (this.chargeCpu(wallMs) > this.options.timeoutMs) {
+    const ended = performance.now();
+    const wallMs = ended - started;
+    if (wallMs > this.options.timeoutMs && cpuLedger.cpuOf(ended, wallMs) > this.options.timeoutMs) {
       this.dispose();
       return { kind: 'error', code: 'TRADER_TIMEOUT', message: `filter exceeded the ${this.options.timeoutMs} ms CPU time limit`, fatal: true };
     }
@@ -204,26 +203,6 @@ export class TraderSandbox {
     if (decoded === null) return { kind: 'error', code: 'TRADER_CONTRACT', message: 'filter broke its sandbox runtime', fatal: true };
     if (decoded.kind === 'error') return { kind: 'error', code: 'TRADER_RUNTIME', message: decoded.message, fatal: false };
     return { kind: 'ok', ...decoded.verdict };
-  }
-
-  /** CPU ms the isolate used since this tick began (one native call: asked only once wall time says it may matter). */
-  tickCpuMs(): number {
-    if (!this.isolate || this.isolate.isDisposed) return 0;
-    return threadCpuMs() - this.tickCpuStart;
-  }
-
-  /**
-   * CPU ms of the evaluation that just took `wallMs`: at least the isolate's CPU time since the last
-   * mark less the wall time of the quick evaluations in between (each used at most its wall time).
-   * Reading the CPU clock costs a native call, so quick evaluations never do.
-   */
-  private chargeCpu(wallMs: number): number {
-    if (!this.isolate || this.isolate.isDisposed) return wallMs;
-    const now = threadCpuMs();
-    const cpuMs = now - this.cpuMark - this.wallSinceMark;
-    this.cpuMark = now;
-    this.wallSinceMark = 0;
-    return cpuMs;
   }
 
   private wallLimitMs(): number {
@@ -283,9 +262,3 @@ export class TraderSandbox {
 }
 
 type IsolateFunction = (...args: unknown[]) => unknown;
-
-/** CPU ms this thread has used (user + system): the clock the limits are judged on. */
-function threadCpuMs(): number {
-  const usage = process.threadCpuUsage();
-  return (usage.user + usage.system) / 1000;
-}

@@ -5,6 +5,7 @@ import { DEFAULT_FILTER_TICK_BUDGET_MS, type FromThread, type ThreadOptions, typ
 import { TraderSandbox, type SandboxHost } from './sandbox.ts';
 import type { SymbolSpec } from './sandboxRuntime.ts';
 import { seriesKey, SeriesTable } from './sharedSeries.ts';
+import { ThreadCpuShare } from './threadCpu.ts';
 
 /**
  * An isolate whose heap grew by this much since its first tick is rebuilt (a fresh one holds about
@@ -27,6 +28,8 @@ export class ThreadScreener {
   private readonly traders = new Map<string, { spec: TraderSpec; sandbox: TraderSandbox }>();
   private readonly table = new SeriesTable();
   private readonly scratch = new KlineScratch();
+  /** The share of a core this thread gets during the tick: turns a trader's wall time into CPU time for its budget. */
+  private readonly cpuShare = new ThreadCpuShare();
   private readonly onCatastrophicError: (message: string) => void;
   /** [tickId, 1 + trader index] of the code running now (see ThreadOptions.inFlight). */
   private readonly inFlight: Int32Array;
@@ -71,6 +74,7 @@ export class ThreadScreener {
    * klines and results, so the thread's heap stays small whatever the size of the universe.
    */
   tick(message: Extract<ToThread, { type: 'tick' }>): Extract<FromThread, { type: 'tickResult' }> {
+    this.cpuShare.start();
     this.table.beginTick(message.buffers, message.dropped, message.slots);
     const { symbols } = message;
     const tickersJson = JSON.stringify(symbols.map((symbol) => message.tickers[symbol] ?? { s: symbol }));
@@ -202,10 +206,11 @@ export class ThreadScreener {
    */
   private enforceTickBudget(run: TraderRun, s: number): void {
     const { result } = run;
-    // Judged on CPU time, like one evaluation (see WALL_BACKSTOP_FACTOR); the CPU clock is asked only
-    // once the wall time says the budget may be spent.
+    // Judged on CPU time, like one evaluation: the trader's wall time scaled by the share of a core the
+    // thread got this tick (a filter that blocks instead of computing is scaled like the rest, so it
+    // still spends its budget). The CPU clock is asked only once the wall time says it may be spent.
     if (result.evaluationMs < this.tickBudgetMs) return;
-    if (result.evaluationMs < this.tickBudgetMs * TICK_WALL_BACKSTOP_FACTOR && run.sandbox!.tickCpuMs() < this.tickBudgetMs) return;
+    if (result.evaluationMs < this.tickBudgetMs * TICK_WALL_BACKSTOP_FACTOR && result.evaluationMs * this.cpuShare.now() < this.tickBudgetMs) return;
     let skipped = 0;
     for (let next = s + 1; next < run.specs.length; next++) if (run.specs[next] !== null) skipped++;
     if (skipped === 0) return;
