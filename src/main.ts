@@ -1,26 +1,12 @@
-// The worker's entry point: configuration, wiring adapters to the core, HTTP, signals. The only module that knows every part.
+// The worker's entry point: configuration, the worker createWorker wires, HTTP, signals, and the order they start and stop in.
 import dotenv from 'dotenv';
 import { loadConfig, type Config } from './config.ts';
 import { ConfigError } from './errors.ts';
-import { createLogger, type Logger, scrubSecrets } from './logger.ts';
-import { Orchestrator } from './Orchestrator.ts';
-import { EventLoopMonitor } from './ops/EventLoopMonitor.ts';
-import { WorkerMetrics } from './ops/metrics.ts';
-import { OpsServer } from './ops/OpsServer.ts';
+import { scrubSecrets } from './logger.ts';
+import { createWorker } from './createWorker.ts';
 import { installProcessSignals } from './ops/processSignals.ts';
-import { StatsReporter } from './ops/StatsReporter.ts';
 import { WORKER_VERSION } from './version.ts';
-import { BinanceRestClient } from './market/BinanceRestClient.ts';
-import { BinanceWebSocketClient } from './market/BinanceWebSocketClient.ts';
-import { MarketData } from './market/MarketData.ts';
-import { MarketStore } from './market/MarketStore.ts';
-import { Universe } from './market/Universe.ts';
-import type { MetricsSources } from './ops/metrics.ts';
-import { Screener } from './screening/Screener.ts';
-import { StateSynchronizer } from './traders/StateSynchronizer.ts';
 
-/** /health fails when the event loop has not run for this long: the worker is alive but not working. */
-const HEALTH_MAX_STALL_MS = 5_000;
 /** Part of SHUTDOWN_TIMEOUT_MS kept for what follows the flush; also the grace before a forced exit. */
 const SHUTDOWN_MARGIN_MS = 3_000;
 
@@ -41,89 +27,11 @@ function readConfig(): Config {
 async function main(): Promise<void> {
   const bootStarted = performance.now();
   const config = readConfig();
-  const logger: Logger = createLogger({
-    level: config.logLevel,
-    userId: config.userId,
-    machineId: config.machineId,
-    secrets: [config.supabaseKey],
-    pretty: config.logPretty,
-  });
+  const configMs = Math.round(performance.now() - bootStarted);
+  const worker = createWorker(config);
+  const { logger, orchestrator, ops, stats, eventLoop } = worker;
   const { clock } = config;
-  logger.info(
-    { event: 'boot', step: 'config', durationMs: Math.round(performance.now() - bootStarted), version: WORKER_VERSION, clockSpeed: clock.speed },
-    'boot step done',
-  );
-
-  const database = new StateSynchronizer({
-    supabaseUrl: config.supabaseUrl,
-    supabaseKey: config.supabaseKey,
-    userId: config.userId,
-    machineId: config.machineId,
-    clock,
-    logger,
-    bufferSize: config.writeBufferSize,
-  });
-  const rest = new BinanceRestClient({ baseUrl: config.binanceRestUrl, clock, logger });
-  const ws = new BinanceWebSocketClient({ baseUrl: config.binanceWsUrl, clock, logger });
-  const store = new MarketStore({
-    history: config.klineHistory,
-    clock,
-    onListenerError: (error, event) =>
-      logger.error({ event: 'market_listener_failed', symbol: event.symbol, interval: event.interval, err: error }, 'a candle-close consumer failed'),
-  });
-  const universe = new Universe({ rest, symbols: config.symbols, maxSymbols: config.maxSymbols, clock, logger });
-  const market = new MarketData({ rest, ws, store, universe, history: config.klineHistory, clock, logger });
-  const screener = new Screener({
-    threads: config.screenerThreads,
-    filterTimeoutMs: config.filterTimeoutMs,
-    filterMemoryMb: config.filterMemoryMb,
-    filterTickBudgetMs: config.filterTickBudgetMs,
-    failureLimit: config.traderFailureLimit,
-    clock,
-    logger,
-    ...(config.faultInjection ? { faults: config.faultInjection } : {}),
-  });
-  const orchestrator = new Orchestrator({
-    userId: config.userId,
-    machineId: config.machineId,
-    workerVersion: WORKER_VERSION,
-    tickGraceMs: config.tickGraceMs,
-    traderPollMs: config.traderPollMs,
-    readyMinCoverage: config.readyMinCoverage,
-    readyMaxLagMs: config.readyMaxLagMs,
-    readyMaxLatencyMs: config.readyMaxLatencyMs,
-    clock,
-    logger,
-    traders: database,
-    signals: database,
-    status: database,
-    database,
-    market,
-    store,
-    screener,
-  });
-  const sources: MetricsSources = {
-    stream: () => ws.stats(),
-    rest: () => rest.stats(),
-    sink: () => database.stats(),
-    worker: () => orchestrator.readiness(),
-  };
-
-  const eventLoop = new EventLoopMonitor();
-  const metrics = new WorkerMetrics({ sources, eventLoop });
-  metrics.observeTicks(orchestrator);
-  metrics.observeGaps(market);
-  const stats = new StatsReporter({ clock, logger, market: () => market.status(), sources, ticks: orchestrator, eventLoop, backlog: () => orchestrator.backlog() });
-  const ops = new OpsServer({
-    port: config.port,
-    logger,
-    health: () => {
-      const stalledMs = Math.round(eventLoop.stalledMs());
-      return { healthy: stalledMs < HEALTH_MAX_STALL_MS, eventLoopStalledMs: stalledMs, state: orchestrator.readiness().state };
-    },
-    readiness: () => orchestrator.readiness(),
-    metrics: () => metrics.render(),
-  });
+  logger.info({ event: 'boot', step: 'config', durationMs: configMs, version: WORKER_VERSION, clockSpeed: clock.speed }, 'boot step done');
 
   let shuttingDown = false;
   installProcessSignals({
@@ -136,11 +44,8 @@ async function main(): Promise<void> {
         process.exit(1);
       }, config.shutdownTimeoutMs + SHUTDOWN_MARGIN_MS);
       hardStop.unref();
-      stats.stop();
       // The flush gets the budget minus a margin for marking the worker stopped and closing streams.
-      await orchestrator.stop(Math.max(1_000, config.shutdownTimeoutMs - SHUTDOWN_MARGIN_MS));
-      await ops.stop();
-      eventLoop.stop();
+      await worker.stop(Math.max(1_000, config.shutdownTimeoutMs - SHUTDOWN_MARGIN_MS));
       clock.clearTimeout(hardStop);
     },
     exit: (code) => process.exit(code),

@@ -3,15 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinanceSimulator } from '../dev/binanceSim/index.ts';
 import { AcceleratedClock, systemClock } from '../src/clock.ts';
 import { silentLogger } from '../src/logger.ts';
-import { BinanceRestClient } from '../src/market/BinanceRestClient.ts';
-import { BinanceWebSocketClient } from '../src/market/BinanceWebSocketClient.ts';
-import { MarketData } from '../src/market/MarketData.ts';
-import { MarketStore } from '../src/market/MarketStore.ts';
-import { Universe } from '../src/market/Universe.ts';
-import { Orchestrator } from '../src/Orchestrator.ts';
-import { Screener } from '../src/screening/Screener.ts';
-import { StateSynchronizer } from '../src/traders/StateSynchronizer.ts';
+import type { Orchestrator } from '../src/Orchestrator.ts';
 import type { SignalProvenance } from '../src/domain.ts';
+import { inProcessWorker } from './support/inProcessWorker.ts';
 import { type TestUser, createTestUser, insertTrader, sharedStack } from './support/stack.ts';
 import { waitFor } from './e2e.support.ts';
 
@@ -72,33 +66,7 @@ beforeAll(async () => {
   pulseId = await insertTrader(stack, { userId: user.id, name: 'pulse', filter: PULSE });
   detectorId = await insertTrader(stack, { userId: user.id, name: 'stale detector', filter: STALE_DETECTOR });
   const logger = silentLogger();
-  const database = new StateSynchronizer({ supabaseUrl: stack.supabaseUrl, supabaseKey: user.workerJwt, userId: user.id, machineId: 'test', clock, logger });
-  const rest = new BinanceRestClient({ baseUrl: simulator.restUrl, clock, logger, timeoutMs: 600_000 });
-  const ws = new BinanceWebSocketClient({ baseUrl: simulator.wsUrl, clock, logger });
-  const store = new MarketStore({ history: 60, clock });
-  const universe = new Universe({ rest, symbols: SYMBOLS, maxSymbols: 10, clock, logger });
-  const market = new MarketData({ rest, ws, store, universe, history: 60, clock, logger });
-  const screener = new Screener({ threads: 1, filterTimeoutMs: 200, filterMemoryMb: 16, failureLimit: 3, clock, logger });
-  orchestrator = new Orchestrator({
-    userId: user.id,
-    machineId: 'test',
-    workerVersion: 'test',
-    tickGraceMs: SPEED * 100,
-    traderPollMs: 30_000,
-    readyMinCoverage: 0.95,
-    readyMaxLagMs: SPEED * 3000,
-    // Half a real second, as the default is in real time.
-    readyMaxLatencyMs: SPEED * 500,
-    clock,
-    logger,
-    traders: database,
-    signals: database,
-    status: database,
-    database,
-    market,
-    store,
-    screener,
-  });
+  ({ orchestrator } = inProcessWorker({ stack, user, simulator, clock, symbols: SYMBOLS, logger }));
   await orchestrator.start();
 }, 60_000);
 

@@ -5,14 +5,8 @@ import { AcceleratedClock, systemClock } from '../src/clock.ts';
 import { candleOpenTimeAt } from '../src/domain.ts';
 import { appendFileSync } from 'node:fs';
 import { createLogger, silentLogger } from '../src/logger.ts';
-import { BinanceRestClient } from '../src/market/BinanceRestClient.ts';
-import { BinanceWebSocketClient } from '../src/market/BinanceWebSocketClient.ts';
-import { MarketData } from '../src/market/MarketData.ts';
-import { MarketStore } from '../src/market/MarketStore.ts';
-import { Universe } from '../src/market/Universe.ts';
-import { Orchestrator } from '../src/Orchestrator.ts';
-import { Screener } from '../src/screening/Screener.ts';
-import { StateSynchronizer } from '../src/traders/StateSynchronizer.ts';
+import type { Orchestrator } from '../src/Orchestrator.ts';
+import { inProcessWorker } from './support/inProcessWorker.ts';
 import { type TestUser, createTestUser, insertTrader, sharedStack } from './support/stack.ts';
 import { waitFor } from './e2e.support.ts';
 
@@ -34,7 +28,7 @@ let defaultUser: TestUser;
 let traderId: string;
 const running: Orchestrator[] = [];
 
-/** One worker's parts, wired as src/main.ts wires them. */
+/** One worker, wired by the composition root src/main.ts uses. */
 function createOrchestrator(options: { failureLimit?: number; user?: TestUser; logLines?: string[] } = {}): Orchestrator {
   const user = options.user ?? defaultUser;
   const lines = options.logLines;
@@ -43,32 +37,7 @@ function createOrchestrator(options: { failureLimit?: number; user?: TestUser; l
     : lines !== undefined
       ? createLogger({ level: 'debug', userId: user.id, machineId: 'test', sink: { write: (line) => void lines.push(line) } })
       : silentLogger();
-  const database = new StateSynchronizer({ supabaseUrl: stack.supabaseUrl, supabaseKey: user.workerJwt, userId: user.id, machineId: 'test', clock, logger });
-  const rest = new BinanceRestClient({ baseUrl: simulator.restUrl, clock, logger, timeoutMs: 600_000 });
-  const ws = new BinanceWebSocketClient({ baseUrl: simulator.wsUrl, clock, logger });
-  const store = new MarketStore({ history: 60, clock });
-  const universe = new Universe({ rest, symbols: SYMBOLS, maxSymbols: 10, clock, logger });
-  const market = new MarketData({ rest, ws, store, universe, history: 60, clock, logger });
-  const screener = new Screener({ threads: 1, filterTimeoutMs: 200, filterMemoryMb: 16, failureLimit: options.failureLimit ?? 3, clock, logger });
-  const orchestrator = new Orchestrator({
-    userId: user.id,
-    machineId: 'test',
-    workerVersion: 'test',
-    tickGraceMs: SPEED * 100,
-    traderPollMs: 30_000,
-    readyMinCoverage: 0.95,
-    readyMaxLagMs: SPEED * 3000,
-    readyMaxLatencyMs: SPEED * 500,
-    clock,
-    logger,
-    traders: database,
-    signals: database,
-    status: database,
-    database,
-    market,
-    store,
-    screener,
-  });
+  const { orchestrator } = inProcessWorker({ stack, user, simulator, clock, symbols: SYMBOLS, logger, failureLimit: options.failureLimit });
   running.push(orchestrator);
   return orchestrator;
 }

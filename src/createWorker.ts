@@ -1,0 +1,148 @@
+// The composition root: every adapter wired to the core from one Config. main.ts runs what it builds; tests build the same worker in-process.
+import type { Config } from './config.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { BinanceRestClient } from './market/BinanceRestClient.ts';
+import { BinanceWebSocketClient } from './market/BinanceWebSocketClient.ts';
+import { MarketData } from './market/MarketData.ts';
+import { MarketStore } from './market/MarketStore.ts';
+import { Universe } from './market/Universe.ts';
+import { EventLoopMonitor } from './ops/EventLoopMonitor.ts';
+import { type MetricsSources, WorkerMetrics } from './ops/metrics.ts';
+import { OpsServer } from './ops/OpsServer.ts';
+import { StatsReporter } from './ops/StatsReporter.ts';
+import { Orchestrator } from './Orchestrator.ts';
+import { Screener } from './screening/Screener.ts';
+import { StateSynchronizer } from './traders/StateSynchronizer.ts';
+import { WORKER_VERSION } from './version.ts';
+
+/** /health fails when the event loop has not run for this long: the worker is alive but not working. */
+const HEALTH_MAX_STALL_MS = 5_000;
+
+/** What a caller may set that the environment does not: tests, bench and the chaos harness. */
+export interface WorkerOverrides {
+  /** Every part logs here; by default a logger built from the config (level, pretty, the key redacted). */
+  logger?: Logger;
+  /** The version written to worker_status and each signal's provenance; WORKER_VERSION by default. */
+  workerVersion?: string;
+  /** A Binance REST request's timeout in clock ms (an accelerated clock needs a longer one); the client's default otherwise. */
+  restTimeoutMs?: number;
+}
+
+/** One worker's parts, built and wired but not started. */
+export interface Worker {
+  readonly logger: Logger;
+  readonly database: StateSynchronizer;
+  readonly rest: BinanceRestClient;
+  readonly ws: BinanceWebSocketClient;
+  readonly store: MarketStore;
+  readonly market: MarketData;
+  readonly screener: Screener;
+  readonly orchestrator: Orchestrator;
+  readonly eventLoop: EventLoopMonitor;
+  readonly metrics: WorkerMetrics;
+  readonly stats: StatsReporter;
+  readonly ops: OpsServer;
+  /** Stop in reverse order of start: the stats line, the orchestrator (flushing within `flushDeadlineMs`), the ops server, the event-loop monitor. */
+  stop(flushDeadlineMs: number): Promise<void>;
+}
+
+export function createWorker(config: Config, overrides: WorkerOverrides = {}): Worker {
+  const { clock } = config;
+  const logger =
+    overrides.logger ??
+    createLogger({ level: config.logLevel, userId: config.userId, machineId: config.machineId, secrets: [config.supabaseKey], pretty: config.logPretty });
+  const database = new StateSynchronizer({
+    supabaseUrl: config.supabaseUrl,
+    supabaseKey: config.supabaseKey,
+    userId: config.userId,
+    machineId: config.machineId,
+    clock,
+    logger,
+    bufferSize: config.writeBufferSize,
+  });
+  const rest = new BinanceRestClient({
+    baseUrl: config.binanceRestUrl,
+    clock,
+    logger,
+    ...(overrides.restTimeoutMs !== undefined ? { timeoutMs: overrides.restTimeoutMs } : {}),
+  });
+  const ws = new BinanceWebSocketClient({ baseUrl: config.binanceWsUrl, clock, logger });
+  const store = new MarketStore({
+    history: config.klineHistory,
+    clock,
+    onListenerError: (error, event) =>
+      logger.error({ event: 'market_listener_failed', symbol: event.symbol, interval: event.interval, err: error }, 'a candle-close consumer failed'),
+  });
+  const universe = new Universe({ rest, symbols: config.symbols, maxSymbols: config.maxSymbols, clock, logger });
+  const market = new MarketData({ rest, ws, store, universe, history: config.klineHistory, clock, logger });
+  const screener = new Screener({
+    threads: config.screenerThreads,
+    filterTimeoutMs: config.filterTimeoutMs,
+    filterMemoryMb: config.filterMemoryMb,
+    filterTickBudgetMs: config.filterTickBudgetMs,
+    failureLimit: config.traderFailureLimit,
+    clock,
+    logger,
+    ...(config.faultInjection ? { faults: config.faultInjection } : {}),
+  });
+  const orchestrator = new Orchestrator({
+    userId: config.userId,
+    machineId: config.machineId,
+    workerVersion: overrides.workerVersion ?? WORKER_VERSION,
+    tickGraceMs: config.tickGraceMs,
+    traderPollMs: config.traderPollMs,
+    readyMinCoverage: config.readyMinCoverage,
+    readyMaxLagMs: config.readyMaxLagMs,
+    readyMaxLatencyMs: config.readyMaxLatencyMs,
+    clock,
+    logger,
+    traders: database,
+    signals: database,
+    status: database,
+    database,
+    market,
+    store,
+    screener,
+  });
+  const sources: MetricsSources = {
+    stream: () => ws.stats(),
+    rest: () => rest.stats(),
+    sink: () => database.stats(),
+    worker: () => orchestrator.readiness(),
+  };
+  const eventLoop = new EventLoopMonitor();
+  const metrics = new WorkerMetrics({ sources, eventLoop });
+  metrics.observeTicks(orchestrator);
+  metrics.observeGaps(market);
+  const stats = new StatsReporter({ clock, logger, market: () => market.status(), sources, ticks: orchestrator, eventLoop, backlog: () => orchestrator.backlog() });
+  const ops = new OpsServer({
+    port: config.port,
+    logger,
+    health: () => {
+      const stalledMs = Math.round(eventLoop.stalledMs());
+      return { healthy: stalledMs < HEALTH_MAX_STALL_MS, eventLoopStalledMs: stalledMs, state: orchestrator.readiness().state };
+    },
+    readiness: () => orchestrator.readiness(),
+    metrics: () => metrics.render(),
+  });
+  return {
+    logger,
+    database,
+    rest,
+    ws,
+    store,
+    market,
+    screener,
+    orchestrator,
+    eventLoop,
+    metrics,
+    stats,
+    ops,
+    async stop(flushDeadlineMs) {
+      stats.stop();
+      await orchestrator.stop(flushDeadlineMs);
+      await ops.stop();
+      eventLoop.stop();
+    },
+  };
+}
