@@ -10,7 +10,7 @@ import { failHalfBatches, halfBatchFailuresFired, installDbFaults, setSlowWrites
 import { type FaultKind, type ScheduledFault, buildSchedule } from './faults.ts';
 import { type Exclusion, type OracleVerdict, type SignalRow, runOracle } from './oracle.ts';
 import { Rng } from './rng.ts';
-import { MAX_CATCH_UP_CANDLES } from '../../../src/Orchestrator.ts';
+import { MAX_CATCH_UP_CANDLES } from '../../../src/orchestration/bootCatchUp.ts';
 import { type HostileTrader, type OracleTrader, THREAD_EXIT_MARKER, higherTimeframeTrader, hostileTraders, oracleTrader, threadCrasherTrader } from './traders.ts';
 import { type HourlySample, hourlySamples } from './samples.ts';
 import { type ClockedLine, WorkerUnderTest } from './worker.ts';
@@ -517,7 +517,9 @@ export class ChaosRun {
     const snapshotAt = this.clock.now();
     const resumable = await this.resumableTraders();
     const generation = await this.worker.start();
-    await waitFor(`generation ${generation.index} to finish its catch-up`, () => generation.catchUpDoneAt !== null || generation.exitCode !== undefined, 120_000, 20);
+    // After a SIGKILL the boot first probes each trader alone, its name committed first (Probation): that takes real
+    // time per trader, so a crowd of them lasts real minutes, simulated hours on this clock, before the catch-up runs.
+    await waitFor(`generation ${generation.index} to finish its catch-up`, () => generation.catchUpDoneAt !== null || generation.exitCode !== undefined, 900_000, 20);
     if (generation.catchUpDoneAt === null) {
       this.problems.push(`${reason}: generation ${generation.index} exited ${generation.exitCode} before its catch-up step finished`);
       return;
