@@ -1,7 +1,9 @@
 // Owns the worker's lifecycle: ordered boot, screening ticks, trader hot reload, worker status, clean shutdown.
+// Past 400 lines because each tick still passes through here (scheduler → runTick → TickRunner) and the hot reload
+// lives here too; issue #17's tick pipeline, which the scheduler calls directly, is what takes both out.
 import { EventEmitter } from 'node:events';
 import type { Clock, TimerHandle } from './clock.ts';
-import { INTERVALS, type Interval, type Trader, type WorkerState, candleOpenTimeAt, intervalMs } from './domain.ts';
+import { INTERVALS, type Interval, type Trader, type WorkerState } from './domain.ts';
 import { BootFailedError, TransientError } from './errors.ts';
 import { LifecycleGuard } from './lifecycle.ts';
 import type { Logger } from './logger.ts';
@@ -18,17 +20,16 @@ import type {
   TraderChanges,
   TraderRepository,
 } from './ports.ts';
+import { catchUpMissedCandles } from './orchestration/bootCatchUp.ts';
 import { Probation } from './orchestration/Probation.ts';
 import { RisingEdges } from './orchestration/RisingEdges.ts';
-import { ServiceLevel, percentile } from './orchestration/ServiceLevel.ts';
+import { ServiceLevel, maxOrNull } from './orchestration/ServiceLevel.ts';
 import { type TickRequest, type TickRunResult, TickScheduler } from './orchestration/TickScheduler.ts';
 import { TickRunner } from './orchestration/TickRunner.ts';
 import { StatusWriter } from './orchestration/StatusWriter.ts';
 import { TraderHealth } from './orchestration/TraderHealth.ts';
 
 const HEARTBEAT_MS = 15_000;
-/** A worker down for longer than this many candles of an interval resumes that far back, no further. */
-export const MAX_CATCH_UP_CANDLES = 60;
 /** READY_MAX_LATENCY_MS's default: the close → commit p99 objective in BENCHMARKS.md. */
 const DEFAULT_READY_MAX_LATENCY_MS = 500;
 /** The log event of each kind of tick. */
@@ -197,7 +198,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       if (this.stopping) throw new TransientError('boot interrupted by shutdown');
       if (this.probation.needed) await this.step('probation', () => this.probation.run([...this.traders.values()].filter((trader) => !this.health.isDisabled(trader.id))));
       if (this.stopping) throw new TransientError('boot interrupted by shutdown');
-      await this.step('catchup', () => this.catchUpMissedCandles());
+      await this.step('catchup', () => this.catchUp());
       if (this.stopping) throw new TransientError('boot interrupted by shutdown');
       this.options.store.on('candleClosed', this.onCandleClosed);
       this.scheduler.setSchedule(this.schedule());
@@ -295,49 +296,18 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return new Map([...schedule].map(([interval, timeframes]) => [interval, [...timeframes]]));
   }
 
-  /**
-   * Screen, oldest first, the candles that closed between the previous run's last evaluation and the
-   * one before the latest (the latest itself is the scheduler's boot catch-up). Each trader only from
-   * its own resume point: a trader that is new or changed since starts, as in the browser, at the
-   * latest candle. A candle evaluated twice (status written a tick late before a crash) is harmless:
-   * its signal row already exists and the insert ignores the conflict.
-   */
-  private async catchUpMissedCandles(): Promise<object> {
-    const { clock } = this.options;
-    const screened: Record<string, number> = {};
-    for (const interval of this.schedule().keys()) {
-      const step = intervalMs(interval);
-      const resume = new Map<string, number>();
-      for (const trader of this.traders.values()) {
-        const evaluatedAt = this.resumeFrom.get(trader.id);
-        // The tick that ran at `evaluatedAt` screened the candle before the one open then; the next one is due.
-        if (trader.filter.refreshInterval === interval && evaluatedAt !== undefined) resume.set(trader.id, candleOpenTimeAt(interval, evaluatedAt));
-      }
-      if (resume.size === 0) continue;
-      let openTime = Math.max(Math.min(...resume.values()), candleOpenTimeAt(interval, clock.now()) - MAX_CATCH_UP_CANDLES * step);
-      // The latest closed candle moves on while we screen: keep going until only it is left.
-      while (!this.stopping && openTime < candleOpenTimeAt(interval, clock.now()) - step) {
-        const due = new Set([...resume].filter(([, from]) => from <= openTime).map(([id]) => id));
-        const symbols = this.options.market.symbols();
-        if (due.size > 0) await this.runTick(
-          {
-            kind: 'catchup',
-            interval,
-            openTime,
-            symbols,
-            expected: symbols.length,
-            closeReceivedAt: new Map(),
-            arrivalLagsMs: [],
-            queuedAt: clock.now(),
-          },
-          due,
-        );
-        if (due.size > 0) screened[interval] = (screened[interval] ?? 0) + 1;
-        openTime += step;
-      }
-    }
+  private async catchUp(): Promise<object> {
+    const candles = await catchUpMissedCandles({
+      clock: this.options.clock,
+      intervals: this.schedule().keys(),
+      traders: this.traders.values(),
+      resumeFrom: this.resumeFrom,
+      symbols: () => this.options.market.symbols(),
+      stopping: () => this.stopping,
+      run: (request, traderIds) => this.runTick(request, traderIds),
+    });
     this.resumeFrom.clear();
-    return { candles: screened };
+    return { candles };
   }
 
   private async runTick(request: TickRequest, only?: ReadonlySet<string>): Promise<TickRunResult> {
@@ -350,27 +320,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         (request.traderIds === undefined || request.traderIds.includes(trader.id)),
     );
     const summary = await this.runner.run(request, traders);
-    const closeToCommitMaxMs = summary.closeToCommitMs.length > 0 ? Math.max(...summary.closeToCommitMs) : null;
-    this.serviceLevel.recordLatencies(summary.closeToCommitMs);
-    const waiting = new Map<string, Interval[]>();
-    for (const pair of summary.skipped) waiting.set(pair.symbol, [...new Set([...(waiting.get(pair.symbol) ?? []), ...pair.timeframes])]);
-    const coverage = { evaluated: summary.symbolsEvaluated, waiting };
-    let level: TickServiceLevel | null = null;
-    if (request.kind === 'tick') {
-      level = this.serviceLevel.recordTick(
-        {
-          interval: request.interval,
-          openTime: request.openTime,
-          expected: request.expected,
-          arrivalLagP95Ms: percentile(summary.arrivalLagsMs, 0.95),
-          arrivalLagMaxMs: summary.arrivalLagsMs.length > 0 ? Math.max(...summary.arrivalLagsMs) : null,
-          closeToCommitMaxMs,
-        },
-        coverage,
-      );
-    } else if (request.kind === 'followup') {
-      level = this.serviceLevel.recordFollowUp(request.interval, request.openTime, coverage, closeToCommitMaxMs);
-    }
+    const level = this.serviceLevel.recordRun(request, summary);
+    const closeToCommitMaxMs = maxOrNull(summary.closeToCommitMs);
     this.log.info(
       {
         event: TICK_EVENT[request.kind],

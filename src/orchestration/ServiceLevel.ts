@@ -1,6 +1,6 @@
 // Each tick's service level (coverage, arrival lag, close-to-commit latency) and whether it is good enough to call the worker ready.
 import type { Interval } from '../domain.ts';
-import type { TickServiceLevel } from '../ports.ts';
+import type { TickRef, TickServiceLevel, TickSummary } from '../ports.ts';
 
 export interface ServiceLevelThresholds {
   minCoverage: number;
@@ -13,6 +13,11 @@ export interface ServiceLevelThresholds {
 export interface TickCoverage {
   evaluated: readonly string[];
   waiting: ReadonlyMap<string, readonly Interval[]>;
+}
+
+/** The largest value; null when there is none. */
+export function maxOrNull(values: readonly number[]): number | null {
+  return values.length > 0 ? Math.max(...values) : null;
 }
 
 export function percentile(values: readonly number[], fraction: number): number | null {
@@ -47,6 +52,36 @@ export class ServiceLevel {
 
   constructor(thresholds: ServiceLevelThresholds) {
     this.thresholds = thresholds;
+  }
+
+  /**
+   * Record one run of the tick pipeline: its signals' latencies, and its coverage (a tick's own, or what a follow-up
+   * adds to its tick). Returns the level to report; null for a catch-up, which no readiness judges.
+   */
+  recordRun(
+    request: TickRef & { expected: number },
+    summary: Pick<TickSummary, 'closeToCommitMs' | 'arrivalLagsMs' | 'skipped' | 'symbolsEvaluated'>,
+  ): TickServiceLevel | null {
+    this.recordLatencies(summary.closeToCommitMs);
+    const closeToCommitMaxMs = maxOrNull(summary.closeToCommitMs);
+    const waiting = new Map<string, Interval[]>();
+    for (const pair of summary.skipped) waiting.set(pair.symbol, [...new Set([...(waiting.get(pair.symbol) ?? []), ...pair.timeframes])]);
+    const coverage = { evaluated: summary.symbolsEvaluated, waiting };
+    if (request.kind === 'tick') {
+      return this.recordTick(
+        {
+          interval: request.interval,
+          openTime: request.openTime,
+          expected: request.expected,
+          arrivalLagP95Ms: percentile(summary.arrivalLagsMs, 0.95),
+          arrivalLagMaxMs: maxOrNull(summary.arrivalLagsMs),
+          closeToCommitMaxMs,
+        },
+        coverage,
+      );
+    }
+    if (request.kind === 'followup') return this.recordFollowUp(request.interval, request.openTime, coverage, closeToCommitMaxMs);
+    return null;
   }
 
   recordTick(level: Omit<TickServiceLevel, 'evaluated' | 'coverage' | 'waitingFor'>, coverage: TickCoverage): TickServiceLevel {

@@ -1,4 +1,6 @@
 // Turns candle-close events into screening ticks: waits for every symbol's close up to a grace period, follows up late ones, never piles up.
+// Past 400 lines: collecting closes, following up late symbols and owed evaluations, and the per-interval queue all
+// read and write the same collectors; splitting them is part of issue #17's tick pipeline.
 import type { Clock, TimerHandle } from '../clock.ts';
 import { type Interval, candleOpenTimeAt, intervalMs } from '../domain.ts';
 import type { Logger } from '../logger.ts';
