@@ -7,19 +7,7 @@ import { INTERVALS, type Interval, type Trader, type WorkerState } from './domai
 import { BootFailedError, TransientError } from './errors.ts';
 import { LifecycleGuard } from './lifecycle.ts';
 import type { Logger } from './logger.ts';
-import type {
-  CandleCloseSource,
-  DatabaseHealth,
-  LifecycleState,
-  MarketDataSource,
-  ScreenerPort,
-  SignalSink,
-  StatusSink,
-  TickServiceLevel,
-  TickSummary,
-  TraderChanges,
-  TraderRepository,
-} from './ports.ts';
+import type { CandleCloseSource, LifecycleState, MarketDataSource, ScreenerPort, TickServiceLevel, TickSummary, TraderChanges, WorkerDatabase } from './ports.ts';
 import { catchUpMissedCandles } from './orchestration/bootCatchUp.ts';
 import { Probation } from './orchestration/Probation.ts';
 import { RisingEdges } from './orchestration/RisingEdges.ts';
@@ -48,10 +36,7 @@ export interface OrchestratorOptions {
   heartbeatMs?: number;
   clock: Clock;
   logger: Logger;
-  traders: TraderRepository;
-  signals: SignalSink;
-  status: StatusSink;
-  database?: DatabaseHealth;
+  database: WorkerDatabase;
   market: MarketDataSource;
   store: CandleCloseSource;
   screener: ScreenerPort;
@@ -97,7 +82,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.options = options;
     this.log = options.logger;
     this.health = new TraderHealth({ userId: options.userId, clock: options.clock, logger: options.logger });
-    this.probation = new Probation({ status: options.status, screener: options.screener, market: options.store, clock: options.clock, logger: options.logger });
+    this.probation = new Probation({ status: options.database, screener: options.screener, market: options.store, clock: options.clock, logger: options.logger });
     this.serviceLevel = new ServiceLevel({
       minCoverage: options.readyMinCoverage,
       maxLagMs: options.readyMaxLagMs,
@@ -124,7 +109,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       screener: options.screener,
       store: options.store,
       isComplete: (symbol, interval, openTime) => options.market.isComplete(symbol, interval, openTime),
-      signals: options.signals,
+      signals: options.database,
       edges: this.edges,
       health: this.health,
     });
@@ -134,7 +119,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       workerVersion: options.workerVersion,
       clock: options.clock,
       logger: options.logger,
-      sink: options.status,
+      sink: options.database,
       health: this.health,
       counts: () => {
         const market = this.booted ? options.market.status() : null;
@@ -142,7 +127,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
           symbols: market?.symbols ?? 0,
           traders: this.traders.size,
           streams: market?.streams ?? 0,
-          lastError: this.lastError ?? options.database?.stats().lastError ?? null,
+          lastError: this.lastError ?? options.database.stats().lastError ?? null,
         };
       },
     });
@@ -185,10 +170,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.statusWriter.startedAt = this.options.clock.now();
     try {
       await this.step('supabase', async () => {
-        await this.options.database?.start?.();
+        await this.options.database.start();
         // Before this run's own row replaces it: did the previous process stop cleanly, and what was it running?
         await this.probation.readPrevious();
-        await this.options.status.writeWorkerStatus(this.statusWriter.startingStatus());
+        await this.options.database.writeWorkerStatus(this.statusWriter.startingStatus());
       });
       await this.step('traders', () => this.loadTraders());
       await this.step('market', async () => {
@@ -236,8 +221,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   private async loadTraders(): Promise<object> {
-    const { traders, rejected } = await this.options.traders.loadTraders();
-    const statuses = await this.options.status.readTraderStatuses();
+    const { traders, rejected } = await this.options.database.loadTraders();
+    const statuses = await this.options.database.readTraderStatuses();
     await this.options.screener.start();
     for (const trader of traders) {
       this.traders.set(trader.id, trader);
@@ -274,7 +259,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.options.store.off('candleClosed', this.onCandleClosed);
     await this.scheduler.stop();
     await Promise.allSettled([this.options.market.stop(), this.options.screener.stop()]);
-    await this.options.database?.stop?.().catch(() => {});
+    await this.options.database.stop().catch(() => {});
   }
 
   // ---- ticks ----
@@ -368,7 +353,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private async pollTraders(): Promise<void> {
     let changes: TraderChanges;
     try {
-      changes = await this.options.traders.changesSince();
+      changes = await this.options.database.changesSince();
     } catch (error) {
       this.log.warn({ event: 'trader_poll_failed', err: error }, 'trader poll failed');
       return;
@@ -429,7 +414,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     if (market.connectionsOpen < market.connectionsExpected) {
       reasons.push(`streams down: ${market.connectionsOpen}/${market.connectionsExpected} connections open`);
     }
-    if (this.options.database !== undefined && !this.options.database.stats().dbUp) reasons.push('database unreachable');
+    if (!this.options.database.stats().dbUp) reasons.push('database unreachable');
     reasons.push(...this.serviceLevel.problems());
     return reasons;
   }
@@ -477,7 +462,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     await this.polling;
     this.log.info({ event: 'shutdown', step: 'flush', deadlineMs: flushDeadlineMs }, 'flushing writes');
     try {
-      await this.options.signals.flush(flushDeadlineMs);
+      await this.options.database.flush(flushDeadlineMs);
     } catch (error) {
       this.log.error({ event: 'shutdown', step: 'flush', err: error }, 'flush incomplete');
     }
@@ -485,7 +470,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     await this.statusWriter.writeWorker('stopped');
     this.log.info({ event: 'shutdown', step: 'streams' }, 'closing streams');
     await Promise.allSettled([this.options.market.stop(), this.options.screener.stop()]);
-    await this.options.database?.stop?.().catch(() => {});
+    await this.options.database.stop().catch(() => {});
     this.log.info({ event: 'shutdown', step: 'done', durationMs: this.options.clock.now() - started }, 'worker stopped');
   }
 }

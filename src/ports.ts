@@ -75,12 +75,15 @@ export interface StatusSink {
   writeProbation(mark: ProbationMark | null): Promise<void>;
 }
 
-/** The database side's health, as the state synchronizer reports it. */
+/** The database side's lifecycle and health, as the state synchronizer reports it. */
 export interface DatabaseHealth {
-  start?(): Promise<void>;
-  stop?(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
   stats(): { dbUp: boolean; lastError: string | null };
 }
+
+/** Everything the core needs from the database; one adapter (src/traders/StateSynchronizer) implements all of it. */
+export type WorkerDatabase = TraderRepository & SignalSink & StatusSink & DatabaseHealth;
 
 // ---- Market data (implemented by src/market over Binance) ----
 
