@@ -4,7 +4,7 @@ import { loadConfig, type Config } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { scrubSecrets } from './logger.ts';
 import { createWorker } from './createWorker.ts';
-import { installProcessSignals } from './ops/processSignals.ts';
+import { installProcessHandlers } from './ops/processHandlers.ts';
 import { WORKER_VERSION } from './version.ts';
 
 /** Part of SHUTDOWN_TIMEOUT_MS kept for what follows the flush; also the grace before a forced exit. */
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   logger.info({ event: 'boot', step: 'config', durationMs: configMs, version: WORKER_VERSION, clockSpeed: clock.speed }, 'boot step done');
 
   let shuttingDown = false;
-  installProcessSignals({
+  installProcessHandlers({
     logger,
     shutdown: async () => {
       shuttingDown = true;

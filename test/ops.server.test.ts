@@ -5,7 +5,7 @@ import { createLogger, silentLogger } from '../src/logger.ts';
 import { EventLoopMonitor } from '../src/ops/EventLoopMonitor.ts';
 import { WorkerMetrics } from '../src/ops/metrics.ts';
 import { OpsServer } from '../src/ops/OpsServer.ts';
-import { installProcessSignals } from '../src/ops/processSignals.ts';
+import { installProcessHandlers } from '../src/ops/processHandlers.ts';
 import type { TickServiceLevel, TickSummary } from '../src/ports.ts';
 
 const servers: OpsServer[] = [];
@@ -146,7 +146,7 @@ describe('process signals', () => {
     const exits: number[] = [];
     const lines: string[] = [];
     const logger = createLogger({ level: 'info', userId: 'u', machineId: 'm', sink: { write: (line) => lines.push(line) } });
-    const remove = installProcessSignals({ logger, shutdown, exit: (code) => exits.push(code), target });
+    const remove = installProcessHandlers({ logger, shutdown, exit: (code) => exits.push(code), target });
     return { target, exits, lines, remove };
   }
 

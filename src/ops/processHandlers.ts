@@ -6,7 +6,7 @@ type ShutdownSignal = 'SIGTERM' | 'SIGINT';
 /** Conventional 128 + signal number, for a forced exit. */
 const FORCED_EXIT_CODE: Record<ShutdownSignal, number> = { SIGINT: 130, SIGTERM: 143 };
 
-export interface ProcessSignalOptions {
+export interface ProcessHandlerOptions {
   logger: Logger;
   /** Runs once, on the first signal; its rejection is logged and the exit code becomes 1. */
   shutdown: (signal: ShutdownSignal) => Promise<void>;
@@ -16,7 +16,7 @@ export interface ProcessSignalOptions {
 }
 
 /** Install handlers; returns a function that removes them. */
-export function installProcessSignals(options: ProcessSignalOptions): () => void {
+export function installProcessHandlers(options: ProcessHandlerOptions): () => void {
   const target = options.target ?? process;
   const { logger, exit } = options;
   let shuttingDown = false;
