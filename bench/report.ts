@@ -89,6 +89,8 @@ const HEADLINES: Array<{ name: string; label: string; what: string }> = [
   { name: 'tick', label: 'sandboxed ÷ unsandboxed, per tick', what: '2. Tick, sandboxed ÷ unsandboxed' },
   { name: 'tick', label: 'sandboxed tick, p99', what: '2. Tick, sandboxed p99' },
   { name: 'memory', label: 'worker RSS after ticks', what: '3. Memory, worker RSS' },
+  { name: 'scaling', label: 'RSS per additional trader', what: '3. Memory, RSS per additional trader' },
+  { name: 'scaling', label: 'peak RSS during ticks, 100 traders', what: '3. Memory, peak RSS with 100 traders' },
   { name: 'boot', label: 'spawn → ready', what: '4. Boot, time to ready' },
   { name: 'boot', label: 'REST weight, highest minute seen by the simulator', what: '4. Boot, REST weight per minute' },
   { name: 'latency', label: 'close → commit, p50', what: '5. Latency, close → commit p50' },
