@@ -82,7 +82,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.options = options;
     this.log = options.logger;
     this.health = new TraderHealth({ userId: options.userId, clock: options.clock, logger: options.logger });
-    this.probation = new Probation({ status: options.database, screener: options.screener, market: options.store, clock: options.clock, logger: options.logger });
+    this.probation = new Probation({
+      status: options.database,
+      screener: options.screener,
+      market: options.store,
+      clock: options.clock,
+      logger: options.logger,
+      onDisabled: (traderId, reason) => this.health.noteDisabled(traderId, reason),
+    });
     this.serviceLevel = new ServiceLevel({
       minCoverage: options.readyMinCoverage,
       maxLagMs: options.readyMaxLagMs,

@@ -10,6 +10,8 @@ export interface ProbationOptions {
   market: MarketView;
   clock: Clock;
   logger: Logger;
+  /** A trader the screener disabled during its probation run (a thread crash, say): recorded for trader_status. */
+  onDisabled: (traderId: string, reason: string) => void;
 }
 
 /**
@@ -72,13 +74,14 @@ export class Probation {
       await this.write({ traderId: trader.id, codeHash: trader.codeHash, cleared: [...cleared] });
       const interval = trader.filter.refreshInterval;
       try {
-        await screener.run({
+        const result = await screener.run({
           interval,
           candleOpenTime: candleOpenTimeAt(interval, clock.now()) - intervalMs(interval),
           traderIds: [trader.id],
           symbols: market.symbols(),
           market,
         });
+        for (const outcome of result.traders) if (outcome.disabled !== null) this.options.onDisabled(outcome.traderId, outcome.disabled.reason);
       } catch (error) {
         // The probe only has to survive; its verdicts are not signals (the catch-up screens the same candles).
         logger.warn({ event: 'probation_failed', traderId: trader.id, err: error }, 'probation run failed');

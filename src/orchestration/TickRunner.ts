@@ -227,6 +227,7 @@ export class TickRunner {
         market: new TruncatedMarketView(this.options.store, request.openTime),
       });
       for (const outcome of result.traders) {
+        if (outcome.disabled !== null) this.options.health.noteDisabled(outcome.traderId, outcome.disabled.reason);
         const asked = new Set(unknown.get(outcome.traderId));
         const matched = new Set(outcome.matches.map((match) => match.symbol).filter((symbol) => asked.has(symbol)));
         matchedBefore.set(outcome.traderId, matched);

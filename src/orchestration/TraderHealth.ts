@@ -108,6 +108,18 @@ export class TraderHealth {
     this.logger.error({ event: 'trader_disabled', traderId, reason }, 'trader disabled until its row changes');
   }
 
+  /**
+   * A disable the screener decided (and logged) in a run whose outcome is no tick's: the edge-priming
+   * run of the previous candle, a probation run. Without it trader_status would go on saying `running`.
+   */
+  noteDisabled(traderId: string, reason: string): void {
+    const record = this.records.get(traderId);
+    if (record === undefined || record.state === 'disabled') return;
+    record.state = 'disabled';
+    record.lastError = reason;
+    record.dirty = true;
+  }
+
   forget(traderId: string): void {
     this.records.delete(traderId);
   }
