@@ -6,7 +6,8 @@ import { ConfigError } from './errors.ts';
 
 const SYMBOL = /^[A-Z0-9]{2,20}$/;
 
-const integer = (min: number, max: number) =>
+/** Shared with the fleet controller's schema (src/fleet/config.ts): the same words for the same mistakes. */
+export const integer = (min: number, max: number) =>
   z.coerce
     .number({ error: 'must be a number' })
     .int({ error: 'must be an integer' })
@@ -16,7 +17,7 @@ const integer = (min: number, max: number) =>
 const wsUrl = z
   .string()
   .refine((value) => URL.canParse(value) && /^wss?:$/.test(new URL(value).protocol), { error: 'must be a ws:// or wss:// URL' });
-const httpUrl = z
+export const httpUrl = z
   .string()
   .refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), { error: 'must be an http:// or https:// URL' });
 

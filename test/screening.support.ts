@@ -4,18 +4,10 @@ import { candleCloseTime, intervalMs, INTERVALS } from '../src/domain.ts';
 import type { CandleOrigin } from '../src/domain.ts';
 import type { CandleSeriesView, MarketView } from '../src/ports.ts';
 import { createHash } from 'node:crypto';
+import { seededRandom } from '../dev/seededRandom.ts';
 
-/** Mulberry32: a small seeded generator, so every run sees the same market. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Every run sees the same market. */
+export { seededRandom };
 
 /** A random walk of closed candles ending with the candle that opens at `lastOpenTime`. */
 export function randomWalk(options: { seed: number; count: number; interval: Interval; lastOpenTime: number; start?: number }): Candle[] {

@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FlyModel, type BootEvent, type MachineConfig, type MachineState, type SimApp, type SimMachine, type Transitions } from './model.ts';
+import { seededRandom } from '../seededRandom.ts';
 
 export type { BootEvent } from './model.ts';
 
@@ -23,17 +24,8 @@ export interface FlySimulatorStats {
   leaseConflicts: number;
 }
 
-/** A small seeded generator (mulberry32): the same seed gives the same ids and fault draws. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same seed gives the same ids and fault draws. */
+const seeded = seededRandom;
 
 const WAITABLE: readonly MachineState[] = ['started', 'stopped', 'destroyed'];
 

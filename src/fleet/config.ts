@@ -2,18 +2,8 @@
 // never from the command line (where they would land in shell history and process listings).
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { httpUrl, integer } from '../config.ts';
 import { ConfigError } from '../errors.ts';
-
-const integer = (min: number, max: number) =>
-  z.coerce
-    .number({ error: 'must be a number' })
-    .int({ error: 'must be an integer' })
-    .min(min, { error: `must be at least ${min}` })
-    .max(max, { error: `must be at most ${max}` });
-
-const httpUrl = z
-  .string()
-  .refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), { error: 'must be an http:// or https:// URL' });
 
 const secret = (min: number) =>
   z.string({ error: 'is required' }).min(min, { error: `is too short (at least ${min} characters)` }).refine((value) => !/\s/.test(value), {
