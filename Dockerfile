@@ -20,6 +20,9 @@ ENV NODE_ENV=production
 # glibc gives every thread its own malloc arena (up to 8 per core) that it never shrinks; 2 arenas
 # serve the screening threads as well. Real worker, 200 symbols x 4 intervals x 500 candles, 20
 # traders, 2 threads: RSS 486 -> 429 MB (semi-space) -> 398 MB (both); 1 thread: 381 MB.
+# The semi-space cap is for the main thread only: the screening thread and the trader isolates are created
+# without it (src/screening/pool.ts), and the heap the backfill grew is handed back once it is done
+# (src/heap.ts). One thread, the same load, today: 315-330 MB (BENCHMARKS.md, memory).
 ENV NODE_OPTIONS="--max-semi-space-size=8" MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY package.json package-lock.json ./
