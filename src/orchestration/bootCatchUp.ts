@@ -31,6 +31,7 @@ export async function catchUpMissedCandles(options: BootCatchUpOptions): Promise
   const { clock } = options;
   const traders = [...options.traders];
   const screened: Record<string, number> = {};
+  const pending: Array<{ interval: Interval; step: number; resume: Map<string, number>; openTime: number }> = [];
   for (const interval of options.intervals) {
     const step = intervalMs(interval);
     const resume = new Map<string, number>();
@@ -40,26 +41,37 @@ export async function catchUpMissedCandles(options: BootCatchUpOptions): Promise
       if (trader.filter.refreshInterval === interval && evaluatedAt !== undefined) resume.set(trader.id, candleOpenTimeAt(interval, evaluatedAt));
     }
     if (resume.size === 0) continue;
-    let openTime = Math.max(Math.min(...resume.values()), candleOpenTimeAt(interval, clock.now()) - MAX_CATCH_UP_CANDLES * step);
-    // The latest closed candle moves on while we screen: keep going until only it is left.
-    while (!options.stopping() && openTime < candleOpenTimeAt(interval, clock.now()) - step) {
-      const due = new Set([...resume].filter(([, from]) => from <= openTime).map(([id]) => id));
-      const symbols = options.symbols();
-      if (due.size > 0) await options.run(
-        {
-          kind: 'catchup',
-          interval,
-          openTime,
-          symbols,
-          expected: symbols.length,
-          closeReceivedAt: new Map(),
-          arrivalLagsMs: [],
-          queuedAt: clock.now(),
-        },
-        due,
-      );
-      if (due.size > 0) screened[interval] = (screened[interval] ?? 0) + 1;
-      openTime += step;
+    const openTime = Math.max(Math.min(...resume.values()), candleOpenTimeAt(interval, clock.now()) - MAX_CATCH_UP_CANDLES * step);
+    pending.push({ interval, step, resume, openTime });
+  }
+  // The latest closed candle moves on while we screen: keep going until only it is left. Passes repeat until one
+  // screens nothing: a candle of one interval that closes while another interval is caught up is screened too (the
+  // scheduler, started right after, screens only the latest).
+  for (let progressed = true; progressed && !options.stopping(); ) {
+    progressed = false;
+    for (const entry of pending) {
+      const { interval, step, resume } = entry;
+      while (!options.stopping() && entry.openTime < candleOpenTimeAt(interval, clock.now()) - step) {
+        const openTime = entry.openTime;
+        const due = new Set([...resume].filter(([, from]) => from <= openTime).map(([id]) => id));
+        const symbols = options.symbols();
+        if (due.size > 0) await options.run(
+          {
+            kind: 'catchup',
+            interval,
+            openTime,
+            symbols,
+            expected: symbols.length,
+            closeReceivedAt: new Map(),
+            arrivalLagsMs: [],
+            queuedAt: clock.now(),
+          },
+          due,
+        );
+        if (due.size > 0) screened[interval] = (screened[interval] ?? 0) + 1;
+        entry.openTime += step;
+        progressed = true;
+      }
     }
   }
   return screened;
