@@ -1,0 +1,198 @@
+// Replays one trader over a past window through the live parts: the sandboxed screener, closed-candle views, the rising-edge rule.
+import type { Clock } from '../clock.ts';
+import { type Candle, type Interval, type Trader, candleOpenTimeAt, intervalMs } from '../domain.ts';
+import type { Logger } from '../logger.ts';
+import { MarketStore } from '../market/MarketStore.ts';
+import { RisingEdges } from '../orchestration/RisingEdges.ts';
+import { TruncatedMarketView } from '../orchestration/TruncatedMarketView.ts';
+import type { ScreenerPort, TraderTickOutcome } from '../ports.ts';
+
+/** A would-be signal, in the shape of the `signals` row it would have been (the --json output). */
+export interface ReplaySignal {
+  trader_id: string;
+  symbol: string;
+  interval: Interval;
+  /** ISO 8601, as PostgREST returns the column. */
+  candle_open_time: string;
+  price: number;
+  conditions: string[];
+}
+
+/** What the filter said at one candle of the refresh interval. */
+export interface CandleVerdicts {
+  candle_open_time: string;
+  /** Symbols with every timeframe the trader reads complete at this close; the others are `skipped`. */
+  evaluated: number;
+  matched: number;
+  errors: number;
+  skipped: number;
+  /** Rising edges: matches where the previous closed candle did not match. */
+  signals: number;
+}
+
+export interface ReplayError {
+  candle_open_time: string;
+  symbol: string | null;
+  message: string;
+}
+
+export interface ReplayReport {
+  signals: ReplaySignal[];
+  candles: CandleVerdicts[];
+  /** The first few evaluation errors, in candle order. */
+  errors: ReplayError[];
+  /** Set when the screener disabled the trader (failing ticks in a row), as the live worker would have: nothing after it ran. */
+  disabled: { candle_open_time: string; reason: string } | null;
+}
+
+export interface ReplayRequest {
+  trader: Trader;
+  symbols: string[];
+  /** The first candle replayed is the first of the refresh interval opening at or after `from`. */
+  from: number;
+  /** Candles opening at or after `to` are not replayed; nor is one that has not closed. */
+  to: number;
+}
+
+/** Where replay reads closed candles (KlineCache in production). */
+export interface ClosedCandleSource {
+  closedCandles(symbol: string, interval: Interval, startTime: number, endTime: number): Promise<Candle[]>;
+}
+
+export interface ReplayEngineOptions {
+  candles: ClosedCandleSource;
+  /** Started by the caller; the engine hands it the one trader it replays. */
+  screener: ScreenerPort;
+  /** KLINE_HISTORY: the series length the live worker keeps, so filters see as many candles as they did live. */
+  history: number;
+  clock: Clock;
+  logger: Logger;
+}
+
+const MAX_ERRORS = 10;
+
+export class ReplayEngine {
+  private readonly options: ReplayEngineOptions;
+
+  constructor(options: ReplayEngineOptions) {
+    this.options = options;
+  }
+
+  async replay(request: ReplayRequest): Promise<ReplayReport> {
+    const { trader, symbols } = request;
+    const interval = trader.filter.refreshInterval;
+    const length = intervalMs(interval);
+    const aligned = candleOpenTimeAt(interval, request.from);
+    const first = aligned < request.from ? aligned + length : aligned;
+    // Only closed candles: the one forming now has no verdict yet, live or replayed.
+    const end = Math.min(request.to, candleOpenTimeAt(interval, this.options.clock.now()));
+    const report: ReplayReport = { signals: [], candles: [], errors: [], disabled: null };
+    if (first >= end) return report;
+    const lastBoundary = candleOpenTimeAt(interval, end - 1) + length;
+
+    // Every timeframe the trader reads, from `history` candles before the first replayed close (the live
+    // worker's series length at that close, and the candle before it for the first edge) to the last close.
+    const pending: Array<{ symbol: string; interval: Interval; candle: Candle }> = [];
+    for (const symbol of symbols) {
+      for (const timeframe of trader.timeframes) {
+        const start = candleOpenTimeAt(timeframe, first + length) - (this.options.history + 1) * intervalMs(timeframe);
+        for (const candle of await this.options.candles.closedCandles(symbol, timeframe, start, lastBoundary)) {
+          pending.push({ symbol, interval: timeframe, candle });
+        }
+      }
+    }
+    pending.sort((a, b) => a.candle.closeTime - b.candle.closeTime);
+
+    const store = new MarketStore({ history: this.options.history, clock: this.options.clock });
+    const edges = new RisingEdges();
+    this.options.screener.setTraders([trader]);
+    let next = 0;
+    for (let openTime = first; openTime < end; openTime += length) {
+      const boundary = openTime + length;
+      // The store holds what a live worker held at this close: the series up to it, `history` long.
+      while (next < pending.length && pending[next]!.candle.closeTime < boundary) {
+        const { symbol, interval: timeframe, candle } = pending[next]!;
+        store.applyCandle(symbol, timeframe, candle, true, 'backfill');
+        next++;
+      }
+      const verdicts = await this.candle(request, edges, store, openTime, report);
+      report.candles.push(verdicts);
+      if (report.disabled !== null) break;
+    }
+    return report;
+  }
+
+  private async candle(request: ReplayRequest, edges: RisingEdges, store: MarketStore, openTime: number, report: ReplayReport): Promise<CandleVerdicts> {
+    const { trader } = request;
+    const interval = trader.filter.refreshInterval;
+    const boundary = openTime + intervalMs(interval);
+    const at = new Date(openTime).toISOString();
+    // As the live tick: a symbol is screened only when every timeframe the trader reads is complete at this close.
+    const complete = request.symbols.filter((symbol) =>
+      trader.timeframes.every((timeframe) => store.series(symbol, timeframe)?.lastClosed()?.openTime === candleOpenTimeAt(timeframe, boundary) - intervalMs(timeframe)),
+    );
+    const verdicts: CandleVerdicts = { candle_open_time: at, evaluated: 0, matched: 0, errors: 0, skipped: request.symbols.length - complete.length, signals: 0 };
+    if (complete.length === 0) return verdicts;
+    // No ticker history here: replayed closes are REST closes, and filters get the minimal ticker as the live worker gives them.
+    const market = new TruncatedMarketView(store, boundary);
+    const result = await this.options.screener.run({ interval, candleOpenTime: openTime, traderIds: [trader.id], symbols: complete, market });
+    const outcome = result.traders.find((candidate) => candidate.traderId === trader.id);
+    if (outcome === undefined) return verdicts;
+    verdicts.evaluated = outcome.evaluatedSymbols.length;
+    verdicts.matched = outcome.matches.length;
+    verdicts.errors = outcome.errors.length;
+    for (const error of outcome.errors) {
+      if (report.errors.length < MAX_ERRORS) report.errors.push({ candle_open_time: at, symbol: error.symbol, message: error.message });
+    }
+    if (outcome.disabled !== null) report.disabled = { candle_open_time: at, reason: outcome.disabled.reason };
+
+    const unknown = outcome.matches.map((match) => match.symbol).filter((symbol) => edges.verdict(trader.id, symbol, interval, openTime) === 'unknown');
+    const matchedBefore = unknown.length > 0 ? await this.previous(trader, edges, store, openTime, unknown) : new Set<string>();
+    const rising = outcome.matches.filter((match) => {
+      const verdict = edges.verdict(trader.id, match.symbol, interval, openTime);
+      return verdict === 'unknown' ? !matchedBefore.has(match.symbol) : verdict === 'rising';
+    });
+    recordVerdicts(edges, trader.id, openTime, complete, outcome);
+    for (const match of rising) {
+      report.signals.push({ trader_id: trader.id, symbol: match.symbol, interval, candle_open_time: at, price: match.price, conditions: match.conditions });
+    }
+    verdicts.signals = rising.length;
+    return verdicts;
+  }
+
+  /**
+   * The verdicts at the candle before, for symbols that match now without one: the first replayed candle, or after
+   * an error. The live tick primes its edges the same way, on the series as they stood at that earlier close.
+   */
+  private async previous(trader: Trader, edges: RisingEdges, store: MarketStore, openTime: number, symbols: string[]): Promise<Set<string>> {
+    const interval = trader.filter.refreshInterval;
+    const previousOpenTime = openTime - intervalMs(interval);
+    try {
+      const result = await this.options.screener.run({
+        interval,
+        candleOpenTime: previousOpenTime,
+        traderIds: [trader.id],
+        symbols,
+        market: new TruncatedMarketView(store, openTime),
+      });
+      const outcome = result.traders.find((candidate) => candidate.traderId === trader.id);
+      const matched = new Set((outcome?.matches ?? []).map((match) => match.symbol));
+      for (const symbol of outcome?.evaluatedSymbols ?? []) edges.record(trader.id, symbol, previousOpenTime, matched.has(symbol));
+      return matched;
+    } catch (error) {
+      // As live: without a verdict for the candle before, a match counts as new.
+      this.options.logger.warn({ event: 'replay_edge_prime_failed', traderId: trader.id, err: error }, 'previous candle evaluation failed');
+      return new Set();
+    }
+  }
+}
+
+/** Every verdict at this candle; a symbol that errored has none, so its next match is judged afresh. */
+function recordVerdicts(edges: RisingEdges, traderId: string, openTime: number, symbols: readonly string[], outcome: TraderTickOutcome): void {
+  const evaluated = new Set(outcome.evaluatedSymbols);
+  const matched = new Set(outcome.matches.map((match) => match.symbol));
+  for (const symbol of symbols) {
+    if (evaluated.has(symbol) || matched.has(symbol)) edges.record(traderId, symbol, openTime, matched.has(symbol));
+    else edges.forget(traderId, symbol);
+  }
+}
