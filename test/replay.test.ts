@@ -8,6 +8,7 @@ import { AcceleratedClock, systemClock } from '../src/clock.ts';
 import { candleOpenTimeAt } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
 import { BinanceRestClient } from '../src/market/BinanceRestClient.ts';
+import { runReplay } from '../src/replay/cli.ts';
 import { KlineCache } from '../src/replay/KlineCache.ts';
 import { ReplayEngine, type ReplaySignal } from '../src/replay/ReplayEngine.ts';
 import { Screener } from '../src/screening/Screener.ts';
@@ -37,10 +38,13 @@ const stack = sharedStack();
 let clock: AcceleratedClock;
 let simulator: BinanceSimulator;
 let cacheDir: string;
+/** The clock's parameters, for the CLI's CLOCK variable: the CLI then judges closes on the simulator's time. */
+let clockSetting: string;
 
 beforeAll(async () => {
   const now = systemClock.now();
   clock = new AcceleratedClock({ speed: SPEED, originRealMs: now, originClockMs: now });
+  clockSetting = `${SPEED},${now},${now}`;
   simulator = new BinanceSimulator({ seed: 16, clock, symbols: SYMBOLS, klineUpdateMs: 3000, tickerUpdateMs: 10_000 });
   await simulator.start();
   cacheDir = mkdtempSync(join(tmpdir(), 'replay-cache-'));
@@ -142,5 +146,33 @@ describe('replay', () => {
     expect(late.cache.chunksFetched).toBe(0);
     expect(late.cache.chunksFromDisk).toBeGreaterThan(0);
     expect(readdirSync(cacheDir)).toHaveLength(1);
+
+    // The CLI, configured like the worker, loads the trader by id through the user's worker key and prints the same signals.
+    const env = {
+      USER_ID: user.id,
+      SUPABASE_URL: stack.supabaseUrl,
+      SUPABASE_KEY: user.workerJwt,
+      BINANCE_REST_URL: simulator.restUrl,
+      KLINE_HISTORY: String(HISTORY),
+      CLOCK: clockSetting,
+      SYMBOLS: SYMBOLS.join(','),
+    };
+    const window = ['--from', new Date(liveWindow.from).toISOString(), '--to', String(liveWindow.to), '--cache-dir', cacheDir];
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { out: (text: string) => void out.push(text), err: (text: string) => void err.push(text) };
+    expect(await runReplay(['--trader', traderId, ...window, '--json'], env, io)).toBe(0);
+    expect(out).toHaveLength(1);
+    expect(sortSignals(JSON.parse(out[0]!) as ReplaySignal[])).toEqual(live);
+    expect(err.join('\n')).toMatch(/7 candles: 14 evaluations, 4 matches, 3 signals, 0 errors/);
+    out.length = 0;
+    expect(await runReplay(['--trader', traderId, ...window, '--csv'], env, io)).toBe(0);
+    const csv = out[0]!.split('\n');
+    expect(csv[0]).toBe('trader_id,symbol,interval,candle_open_time,price,conditions');
+    expect(csv.slice(1).map((line) => line.split(',').slice(1, 4).join(','))).toEqual(live.map((s) => `${s.symbol},${s.interval},${s.candle_open_time}`));
+    // A time it cannot read is a usage error (exit 2) that says what it accepts.
+    err.length = 0;
+    expect(await runReplay(['--trader', traderId, '--from', 'yesterday-ish'], env, io)).toBe(2);
+    expect(err.join('\n')).toMatch(/--from must be ISO 8601 or epoch ms/);
   }, 90_000);
 });
