@@ -181,7 +181,7 @@ export class ReplayEngine {
       return matched;
     } catch (error) {
       // As live: without a verdict for the candle before, a match counts as new.
-      this.options.logger.warn({ event: 'replay_edge_prime_failed', traderId: trader.id, err: error }, 'previous candle evaluation failed');
+      this.options.logger.warn({ event: 'edge_prime_failed', replay: true, traderIds: [trader.id], err: error }, 'previous candle evaluation failed');
       return new Set();
     }
   }
