@@ -558,9 +558,27 @@ export class ChaosRun {
     return new Set(rows.map((row) => row.id));
   }
 
-  /** The process frozen for two real seconds: closes that passed meanwhile are required all the same (screened on waking). */
+  /**
+   * The process frozen for two real seconds (two simulated minutes). On waking, the scheduler ticks a close only if
+   * its candle is still the latest closed one when the close reaches it: it takes older closes (replayed by the
+   * reconnect's gap fill) for history. So closes of a candle that was no longer the latest by then are excused,
+   * counted by name; the rest of the frozen span is required (the latest candle, and every slower interval's).
+   * No boot happens here, so the restart's catch-up does not apply: a gap the worker does not cover yet.
+   */
   private async clockJump(): Promise<void> {
     const { from, to } = await this.worker.freeze(2_000);
+    // The reconnect and its gap fill land within about a real second of waking.
+    const settled = to + this.real(1_000);
+    for (const interval of new Set(this.oracleTraders.map((trader) => trader.filter.refreshInterval))) {
+      const lastHistory = candleOpenTimeAt(interval, settled) - intervalMs(interval);
+      if (lastHistory < from - this.real(500)) continue;
+      this.timeline.exclusions.push({
+        interval,
+        from: from - this.real(500),
+        to: lastHistory,
+        reason: 'clock_jump: closes of candles no longer the latest when the frozen process woke (the scheduler takes a late close of an older candle for history; no catch-up without a boot)',
+      });
+    }
     this.timeline.watched.push({ from: from - this.real(500), to: to + this.real(1_500), reason: 'clock_jump: closes while the process was frozen, screened on waking' });
   }
 
