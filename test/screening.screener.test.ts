@@ -251,7 +251,7 @@ describe('Screener', () => {
     const first = await screener.run(tick);
     const charged = first.traders.find((t) => t.traderId === crasher.id)!;
     expect(charged.errors).toEqual([{ symbol: null, code: 'TRADER_CRASH', message: expect.stringMatching(/^crashed its screening thread: .*exit code 71/) }]);
-    expect(charged.disabled!.reason).toMatch(/crashed its screening thread/);
+    expect(charged.disabled!.reason).toMatch(/^TRADER_CRASH: crashed its screening thread: /);
     expect(screener.disabledTraders().map((d) => d.traderId)).toEqual([crasher.id]);
     const reference = evaluateUnsandboxed([before, after], tick);
     const neighbours = first.traders.filter((t) => t.traderId !== crasher.id);

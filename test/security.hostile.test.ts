@@ -206,7 +206,7 @@ describe('a trader that crashes its screening thread', () => {
       const own = result.traders.find((t) => t.traderId === crasher.id);
       if (i === 0) {
         expect(own!.errors.map((e) => e.code)).toEqual(['TRADER_CRASH']);
-        expect(own!.disabled?.reason).toMatch(/^crashed its screening thread: /);
+        expect(own!.disabled?.reason).toMatch(/^TRADER_CRASH: crashed its screening thread: /);
         expectBoundedTexts(own!);
       } else {
         expect(own, 'a disabled trader is not run again').toBeUndefined();
@@ -214,7 +214,7 @@ describe('a trader that crashes its screening thread', () => {
     }
     // One restart, on the first tick; none after the crasher was disabled.
     expect(screener.stats().threadRestarts - restartsBefore).toBe(1);
-    expect(screener.disabledTraders().find((d) => d.traderId === crasher.id)?.reason).toMatch(/^crashed its screening thread: /);
+    expect(screener.disabledTraders().find((d) => d.traderId === crasher.id)?.reason).toMatch(/^TRADER_CRASH: crashed its screening thread: /);
   });
 });
 

@@ -283,7 +283,7 @@ export class Screener implements ScreenerPort {
       const first = errors[0];
       // A thread crash costs every trader of the thread a restart and a rerun: one is enough to disable its cause.
       if (crashed || count >= this.options.failureLimit) {
-        const reason = (crashed ? `${first?.message ?? 'crashed its screening thread'}` : `${count} failing ticks in a row; last error ${first?.code ?? 'unknown'}: ${first?.message ?? ''}`).slice(0, 500);
+        const reason = (crashed ? `TRADER_CRASH: ${first?.message ?? 'crashed its screening thread'}` : `${count} failing ticks in a row; last error ${first?.code ?? 'unknown'}: ${first?.message ?? ''}`).slice(0, 500);
         this.disabled.set(trader.id, { reason, traderUpdatedAt: trader.updatedAt, codeHash: trader.codeHash });
         this.failingTicks.delete(trader.id);
         disabled = { reason };
