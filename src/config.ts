@@ -62,8 +62,8 @@ const schema = z.object({
   WRITE_BUFFER_SIZE: integer(10, 1_000_000).default(10_000),
   READY_MIN_COVERAGE: z.coerce.number({ error: 'must be a number' }).min(0).max(1).default(0.95),
   READY_MAX_LAG_MS: integer(100, 600_000).default(5000),
-  // The close → commit p99 objective of BENCHMARKS.md (< 500 ms).
-  READY_MAX_LATENCY_MS: integer(50, 600_000).default(500),
+  // The fleet's latency alert (1 s p99); see DEFAULT_READY_MAX_LATENCY_MS in Orchestrator.ts for why not the 500 ms objective.
+  READY_MAX_LATENCY_MS: integer(50, 600_000).default(1000),
   SHUTDOWN_TIMEOUT_MS: integer(1000, 300_000).default(20_000),
   // Test-only: lets the tests crash a screening thread or abort the process the way a native fault would.
   FAULT_INJECTION: z
