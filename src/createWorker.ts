@@ -46,6 +46,20 @@ export interface Worker {
   stop(flushDeadlineMs: number): Promise<void>;
 }
 
+/** The screener as the configuration sets it up: the live worker's, and replay's, so a replayed verdict is the live one. */
+export function createScreener(config: Config, logger: Logger): Screener {
+  return new Screener({
+    threads: config.screenerThreads,
+    filterTimeoutMs: config.filterTimeoutMs,
+    filterMemoryMb: config.filterMemoryMb,
+    filterTickBudgetMs: config.filterTickBudgetMs,
+    failureLimit: config.traderFailureLimit,
+    clock: config.clock,
+    logger,
+    ...(config.faultInjection ? { faults: config.faultInjection } : {}),
+  });
+}
+
 export function createWorker(config: Config, overrides: WorkerOverrides = {}): Worker {
   const { clock } = config;
   const logger =
@@ -75,16 +89,7 @@ export function createWorker(config: Config, overrides: WorkerOverrides = {}): W
   });
   const universe = new Universe({ rest, symbols: config.symbols, maxSymbols: config.maxSymbols, clock, logger });
   const market = new MarketData({ rest, ws, store, universe, history: config.klineHistory, clock, logger });
-  const screener = new Screener({
-    threads: config.screenerThreads,
-    filterTimeoutMs: config.filterTimeoutMs,
-    filterMemoryMb: config.filterMemoryMb,
-    filterTickBudgetMs: config.filterTickBudgetMs,
-    failureLimit: config.traderFailureLimit,
-    clock,
-    logger,
-    ...(config.faultInjection ? { faults: config.faultInjection } : {}),
-  });
+  const screener = createScreener(config, logger);
   const orchestrator = new Orchestrator({
     userId: config.userId,
     machineId: config.machineId,

@@ -11,7 +11,7 @@ import type { Trader } from '../domain.ts';
 import { ConfigError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import { BinanceRestClient } from '../market/BinanceRestClient.ts';
-import { Screener } from '../screening/Screener.ts';
+import { createScreener } from '../createWorker.ts';
 import { createWorkerClient } from '../traders/client.ts';
 import { parseTraderRow, TRADER_COLUMNS, type TraderRow } from '../traders/parse.ts';
 import { signalsCsv, signalsJson, signalsTable, summary, verdictsTable } from './format.ts';
@@ -107,15 +107,7 @@ export async function runReplay(argv: string[], env: Record<string, string | und
     secrets: [config.supabaseKey],
     sink: { write: (line) => io.err(line) },
   });
-  const screener = new Screener({
-    threads: config.screenerThreads,
-    filterTimeoutMs: config.filterTimeoutMs,
-    filterMemoryMb: config.filterMemoryMb,
-    filterTickBudgetMs: config.filterTickBudgetMs,
-    failureLimit: config.traderFailureLimit,
-    clock,
-    logger,
-  });
+  const screener = createScreener(config, logger);
   try {
     const from = time(values.from, '--from');
     const to = values.to === undefined ? clock.now() : time(values.to, '--to');
