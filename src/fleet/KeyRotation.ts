@@ -7,7 +7,7 @@ import { MachineLeasedError } from './errors.ts';
 import type { FleetStore } from './FleetStore.ts';
 import type { FlyMachinesClient } from './FlyMachinesClient.ts';
 import { machineConfigFor, primaryOf } from './plan.ts';
-import { waitUntilReady } from './Readiness.ts';
+import { bootsBefore, waitUntilReady } from './Readiness.ts';
 import type { Reconciler } from './Reconciler.ts';
 import { mintWorkerKey } from './workerKey.ts';
 
@@ -69,6 +69,7 @@ export class KeyRotation {
       const secretsVersion = await this.fly.setSecret(app, 'SUPABASE_KEY', key.token);
       const running = row.desired_state === 'running';
       const desired = { userId, state: row.desired_state, region: machine.region, memoryMb: row.memory_mb, image: machine.config.image };
+      const bootedBefore = await bootsBefore(this.store, [userId]);
       const sinceMs = this.clock.now();
       // An update with the new key id in its metadata replaces the machine's instance: it boots again and reads the
       // app's secrets afresh (a machine sees secrets as they were at its boot).
@@ -83,6 +84,7 @@ export class KeyRotation {
       if (running) {
         const notReady = await waitUntilReady(this.store, this.clock, [{ userId, machineId: machine.id }], {
           sinceMs,
+          bootedBefore,
           timeoutMs: this.settings.readyTimeoutMs,
           pollMs: this.settings.pollMs,
         });

@@ -18,9 +18,21 @@ export interface NotReady {
 /** Clock skew tolerated between the controller and the database or the machine (their clocks stamp the row). */
 const SKEW_MS = 2000;
 
-export function isFreshlyReady(status: WorkerStatusRow | undefined, target: ReadinessTarget, sinceMs: number): boolean {
+/**
+ * `bootedBefore`: the worker's started_at as read just before the change, if any. Within the skew
+ * tolerance a process that booted just before the change could pass for a new one: a row that still
+ * carries that boot never does.
+ */
+export function isFreshlyReady(status: WorkerStatusRow | undefined, target: ReadinessTarget, sinceMs: number, bootedBefore?: string): boolean {
   if (status === undefined || status.state !== 'ready' || status.machine_id !== target.machineId) return false;
+  if (bootedBefore !== undefined && status.started_at === bootedBefore) return false;
   return Date.parse(status.started_at) >= sinceMs - SKEW_MS && Date.parse(status.heartbeat_at) >= sinceMs - SKEW_MS;
+}
+
+/** The workers' started_at before a change, to tell their next boot from the current one (isFreshlyReady). */
+export async function bootsBefore(store: FleetStore, userIds: readonly string[]): Promise<Map<string, string>> {
+  const statuses = await store.workerStatuses(userIds);
+  return new Map([...statuses].map(([userId, status]) => [userId, status.started_at]));
 }
 
 function describeStatus(status: WorkerStatusRow | undefined, target: ReadinessTarget, nowMs: number): string {
@@ -36,13 +48,13 @@ export async function waitUntilReady(
   store: FleetStore,
   clock: Clock,
   targets: readonly ReadinessTarget[],
-  options: { sinceMs: number; timeoutMs: number; pollMs?: number },
+  options: { sinceMs: number; timeoutMs: number; pollMs?: number; bootedBefore?: ReadonlyMap<string, string> },
 ): Promise<NotReady[]> {
   const deadline = clock.now() + options.timeoutMs;
   let waiting = [...targets];
   for (;;) {
     const statuses = await store.workerStatuses(waiting.map((target) => target.userId));
-    waiting = waiting.filter((target) => !isFreshlyReady(statuses.get(target.userId), target, options.sinceMs));
+    waiting = waiting.filter((target) => !isFreshlyReady(statuses.get(target.userId), target, options.sinceMs, options.bootedBefore?.get(target.userId)));
     if (waiting.length === 0) return [];
     if (clock.now() >= deadline) {
       const now = clock.now();

@@ -5,7 +5,7 @@ import type { Clock } from '../clock.ts';
 import { chunk } from './batches.ts';
 import type { Logger } from '../logger.ts';
 import type { FleetStore } from './FleetStore.ts';
-import { waitUntilReady } from './Readiness.ts';
+import { bootsBefore, waitUntilReady } from './Readiness.ts';
 import type { Reconciler } from './Reconciler.ts';
 
 export interface RolloutOptions {
@@ -57,6 +57,7 @@ export class Rollout {
     const report: RolloutReport = { image: options.image, completed: false, updated: [], pending: [...running], stopped: [] };
 
     for (const [index, batch] of batches.entries()) {
+      const bootedBefore = await bootsBefore(this.store, batch);
       const sinceMs = this.clock.now();
       await this.store.setImage(batch, options.image);
       const reconciled = await this.reconciler.reconcile({ users: batch, maxPasses: 3 });
@@ -65,6 +66,7 @@ export class Rollout {
       const machines = new Map((await Promise.all(batch.map((user) => this.store.machine(user)))).map((row) => [row!.user_id, row!.machine_id ?? '']));
       const notReady = await waitUntilReady(this.store, this.clock, batch.map((userId) => ({ userId, machineId: machines.get(userId) ?? '' })), {
         sinceMs,
+        bootedBefore,
         timeoutMs: options.readyTimeoutMs,
         pollMs: options.pollMs,
       });
