@@ -4,7 +4,7 @@ import { CANDLE_ROW_FIELDS, type HelpersVersion } from '../domain.ts';
 import type { TraderErrorCode } from '../errors.ts';
 import { helpersSource, KLINE_HELPERS } from './helpers.ts';
 import { ThreadCpuLedger } from './threadCpu.ts';
-import { decodeVerdict, hostJudge, MAX_ARGS_KEY_CHARS, MAX_MESSAGE_CHARS, runtimeFunctionsSource } from './sandboxRuntime.ts';
+import { decodeVerdict, hostJudge, JUDGE_LIMITS, MAX_ARGS_KEY_CHARS, MAX_MESSAGE_CHARS, runtimeFunctionsSource } from './sandboxRuntime.ts';
 
 export type EvaluationOutcome =
   | { kind: 'ok'; match: boolean; conditions: string[]; warning: string | null }
@@ -75,7 +75,7 @@ function runtimeSource(version: HelpersVersion, memoryMb: number): string {
     'globalThis.__runtime = (function () {',
     `  const library = (function () { ${helpersSource(version)} })();`,
     runtimeFunctionsSource(),
-    `  const runtime = installRuntime(globalThis.__attach, globalThis.__memo, library, ${JSON.stringify([...KLINE_HELPERS])}, ${CANDLE_ROW_FIELDS});`,
+    `  const runtime = installRuntime(globalThis.__attach, globalThis.__memo, library, ${JSON.stringify([...KLINE_HELPERS])}, ${CANDLE_ROW_FIELDS}, ${JSON.stringify(JUDGE_LIMITS)});`,
     `  guardAllocations(${Math.floor(bytes / 8)}, ${Math.floor(bytes / 2)});`,
     '  delete globalThis.__attach;',
     '  delete globalThis.__memo;',

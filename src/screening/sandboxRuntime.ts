@@ -36,11 +36,15 @@ type Attach = (seriesId: number) => SharedArrayBuffer | undefined;
  */
 type Memo = (seriesId: number, helper: string, argsKey: string, offset?: number, length?: number) => unknown;
 
-/** At most this many conditions of at most this many characters cross into the host (DESIGN.md's contract). */
-export const MAX_CONDITIONS = 50;
-export const MAX_CONDITION_CHARS = 500;
-/** Error and warning texts are cut to this many characters. */
-export const MAX_MESSAGE_CHARS = 500;
+/**
+ * At most `conditions` conditions of at most `conditionChars` characters cross into the host (DESIGN.md's
+ * contract); error and warning texts are cut to `messageChars`. Handed to the judge in the isolates too.
+ */
+export const JUDGE_LIMITS = { conditions: 50, conditionChars: 500, messageChars: 500 } as const;
+export type JudgeLimits = { conditions: number; conditionChars: number; messageChars: number };
+const MAX_CONDITIONS = JUDGE_LIMITS.conditions;
+const MAX_CONDITION_CHARS = JUDGE_LIMITS.conditionChars;
+export const MAX_MESSAGE_CHARS = JUDGE_LIMITS.messageChars;
 /** The longest memo key the host accepts; longer argument lists are computed in the isolate. */
 export const MAX_ARGS_KEY_CHARS = 512;
 
@@ -72,12 +76,12 @@ interface Intrinsics {
  * database row and a log line. Shared by the isolates (with the isolate's captured builtins) and by
  * the unsandboxed reference (with Node's), so both read a verdict the same way.
  */
-export function createJudge(intrinsics: Intrinsics) {
+export function createJudge(intrinsics: Intrinsics, limits: JudgeLimits) {
   'use strict';
   const { apply, isArray, charCodeAt, fromCharCode, defineProperty } = intrinsics;
-  const MAX_CONDITIONS = 50;
-  const MAX_CONDITION_CHARS = 500;
-  const MAX_MESSAGE_CHARS = 500;
+  const MAX_CONDITIONS = limits.conditions;
+  const MAX_CONDITION_CHARS = limits.conditionChars;
+  const MAX_MESSAGE_CHARS = limits.messageChars;
 
   /**
    * At most `max` characters of `text`, with control characters (NUL included: PostgreSQL's jsonb
@@ -199,7 +203,7 @@ export const hostJudge: Judge = createJudge({
   charCodeAt: String.prototype.charCodeAt,
   fromCharCode: String.fromCharCode,
   defineProperty: Reflect.defineProperty,
-});
+}, JUDGE_LIMITS);
 
 /**
  * The host's reading of what `evaluate` returned: checked again with the host's own code (bounds,
@@ -309,7 +313,7 @@ export function guardAllocations(maxElements: number, maxChars: number): void {
   guard(Reflect as unknown as Record<string, unknown>, 'construct', (_self, args) => lengthOf(args[1]), false);
 }
 
-export function installRuntime(attach: Attach, memo: Memo, library: Record<string, (...args: unknown[]) => unknown>, klineHelperNames: string[], rowFields: number): IsolateRuntime {
+export function installRuntime(attach: Attach, memo: Memo, library: Record<string, (...args: unknown[]) => unknown>, klineHelperNames: string[], rowFields: number, judgeLimits: JudgeLimits): IsolateRuntime {
   'use strict';
   const FIELDS = rowFields;
   const apply = Reflect.apply;
@@ -334,7 +338,7 @@ export function installRuntime(attach: Attach, memo: Memo, library: Record<strin
   const freeze = Object.freeze;
   const parseJson = JSON.parse;
   const seriesHandles = new WeakMap();
-  const judge = createJudge({ apply, isArray: isArrayValue, charCodeAt, fromCharCode: String.fromCharCode, defineProperty });
+  const judge = createJudge({ apply, isArray: isArrayValue, charCodeAt, fromCharCode: String.fromCharCode, defineProperty }, judgeLimits);
   // Views on the thread's shared market rows, by series id. They never leave this closure, and the
   // code below only reads them by integer index (never .length, .buffer or a method, which a filter
   // could have redefined on the prototype to capture the view).
