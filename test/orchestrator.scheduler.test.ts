@@ -116,6 +116,25 @@ describe('tick scheduler', () => {
     await scheduler.stop();
   });
 
+  it('screens the candles a frozen process never collected, oldest first, before the next tick', async () => {
+    const { runs, market, scheduler, close } = setup({ symbols: ['A', 'B'], graceMs: 1000, schedule: new Map([['1m', []]]) });
+    close('A', '1m', T);
+    close('B', '1m', T);
+    await until(() => runs.length === 1);
+    // Frozen across two boundaries: those closes were stored later by a gap fill (history, no event); then the next close streams in.
+    for (const symbol of ['A', 'B']) for (const missed of [T + 60_000, T + 120_000]) market.closed.add(`${symbol}|1m|${missed}`);
+    close('A', '1m', T + 180_000);
+    close('B', '1m', T + 180_000);
+    await until(() => runs.length === 4);
+    expect(runs.map((run) => [run.kind, run.openTime, run.symbols])).toEqual([
+      ['tick', T, ['A', 'B']],
+      ['catchup', T + 60_000, ['A', 'B']],
+      ['catchup', T + 120_000, ['A', 'B']],
+      ['tick', T + 180_000, ['A', 'B']],
+    ]);
+    await scheduler.stop();
+  });
+
   it('ignores closes of history replayed by a long gap fill: no tick, no collector, no fill', async () => {
     const { clock, runs, market, scheduler, close } = setup({ symbols: ['A', 'B'], graceMs: 100, schedule: new Map([['1m', []]]) });
     const latestOpen = Math.floor(clock.now() / 60_000) * 60_000 - 60_000;

@@ -227,8 +227,23 @@ export class TickScheduler {
       // A newer candle started closing before the older one's grace ended: the older one goes now.
       this.fire(interval, slot, slot.collecting);
     }
+    this.fireMissed(interval, slot, openTime);
     slot.collecting = this.openCollector(interval, slot, openTime);
     return slot.collecting;
+  }
+
+  /**
+   * Candles between the last one fired and `openTime` that never collected a close: the process was
+   * frozen (or its streams silent) across their boundaries, and their closes came later as history
+   * (a gap fill), which candleClosed does not turn into ticks. Screened now as catch-ups, oldest first
+   * and before `openTime`'s tick, so the rising edges run in order; at most MAX_PENDING_CANDLES back.
+   * Each goes through the usual fire: symbols still incomplete are filled and followed up.
+   */
+  private fireMissed(interval: Interval, slot: IntervalSlot, openTime: number): void {
+    if (slot.fired === null) return;
+    const step = intervalMs(interval);
+    const first = Math.max(slot.fired.openTime + step, openTime - MAX_PENDING_CANDLES * step);
+    for (let missed = first; missed < openTime; missed += step) this.fire(interval, slot, this.openCollector(interval, slot, missed), 'catchup');
   }
 
   private openCollector(interval: Interval, slot: IntervalSlot, openTime: number): Collector {
