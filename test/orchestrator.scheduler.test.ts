@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { AcceleratedClock, systemClock } from '../src/clock.ts';
 import type { Candle, CandleOrigin, Interval } from '../src/domain.ts';
 import { candleCloseTime, intervalMs } from '../src/domain.ts';
-import { silentLogger } from '../src/logger.ts';
+import { type Logger, silentLogger } from '../src/logger.ts';
+import { collectingLogger } from './support/logs.ts';
 import type { TickMarket } from '../src/ports.ts';
 import { MAX_PENDING_CANDLES, type TickRequest, type TickRunResult, TickScheduler } from '../src/orchestration/TickScheduler.ts';
 
@@ -53,7 +54,13 @@ async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
   }
 }
 
-function setup(options: { symbols: string[]; graceMs: number; schedule: Map<Interval, Interval[]>; run?: (request: TickRequest) => Promise<TickRunResult | void> }) {
+function setup(options: {
+  symbols: string[];
+  graceMs: number;
+  schedule: Map<Interval, Interval[]>;
+  run?: (request: TickRequest) => Promise<TickRunResult | void>;
+  logger?: Logger;
+}) {
   // Ten clock milliseconds per real one: a 1 s grace is 100 ms of test time.
   const clock = new AcceleratedClock({ speed: 10, originRealMs: systemClock.now(), originClockMs: Date.UTC(2026, 0, 5, 0, 0, 30) });
   const market = new ClosedCandles(options.symbols);
@@ -61,7 +68,7 @@ function setup(options: { symbols: string[]; graceMs: number; schedule: Map<Inte
   const backlog: Array<[TickRequest, string]> = [];
   const scheduler = new TickScheduler({
     clock,
-    logger: silentLogger(),
+    logger: options.logger ?? silentLogger(),
     market,
     graceMs: options.graceMs,
     run: async (request) => {
@@ -132,6 +139,26 @@ describe('tick scheduler', () => {
       ['catchup', T + 120_000, ['A', 'B']],
       ['tick', T + 180_000, ['A', 'B']],
     ]);
+    await scheduler.stop();
+  });
+
+  it('a symbol still incomplete after every follow-up is given up with one log line, not silently', async () => {
+    const logs = collectingLogger();
+    // The runner keeps finding B's series incomplete (a fill that never completes it).
+    const { runs, scheduler, close } = setup({
+      symbols: ['A', 'B'],
+      graceMs: 1000,
+      schedule: new Map([['1m', []]]),
+      logger: logs.logger,
+      run: async (request) => ({ incomplete: request.symbols.filter((symbol) => symbol === 'B'), skipped: [] }),
+    });
+    close('A', '1m', T);
+    close('B', '1m', T);
+    await until(() => logs.events('tick_followup_dropped').length === 1);
+    const [dropped] = logs.events('tick_followup_dropped');
+    expect(dropped).toMatchObject({ interval: '1m', openTime: T, symbols: 1, first: ['B'], reason: expect.stringMatching(/still incomplete after \d+ follow-ups/) });
+    // The first run, then one follow-up per round for B.
+    expect(runs.filter((run) => run.kind === 'followup').every((run) => run.symbols.join() === 'B')).toBe(true);
     await scheduler.stop();
   });
 

@@ -436,16 +436,33 @@ export class TickScheduler {
     const slot = this.slots.get(request.interval);
     // Not only the latest candle: a tick that ran late finds its symbols incomplete while a newer one has fired.
     const collector = slot?.recent.find((recent) => recent.openTime === request.openTime);
-    if (slot === undefined || collector === undefined || !this.accepting) return;
+    if (slot === undefined || !this.accepting) return;
+    if (collector === undefined) {
+      this.dropFollowUps(request, symbols, `the candle is more than ${MAX_PENDING_CANDLES} candles behind`);
+      return;
+    }
+    const exhausted: string[] = [];
     for (const symbol of symbols) {
       const rounds = collector.rounds.get(symbol) ?? 0;
-      if (rounds >= MAX_FOLLOW_UP_ROUNDS) continue;
+      if (rounds >= MAX_FOLLOW_UP_ROUNDS) {
+        exhausted.push(symbol);
+        continue;
+      }
       collector.rounds.set(symbol, rounds + 1);
       collector.late.add(symbol);
       // The close itself arrived; what is missing is the series behind it (a gap being filled).
       collector.waiting.get(symbol)?.add(collector.interval);
       this.fillLate(slot, collector, symbol);
     }
+    if (exhausted.length > 0) this.dropFollowUps(request, exhausted, `still incomplete after ${MAX_FOLLOW_UP_ROUNDS} follow-ups`);
+  }
+
+  /** Symbols of a candle that will not be screened after all: said once, so an operator sees what a tick lost. */
+  private dropFollowUps(request: TickRequest, symbols: readonly string[], reason: string): void {
+    this.options.logger.warn(
+      { event: 'tick_followup_dropped', interval: request.interval, openTime: request.openTime, symbols: symbols.length, first: symbols.slice(0, 5), reason },
+      'incomplete symbols of a candle given up',
+    );
   }
 
   private enqueueFollowUp(collector: Collector, symbols: string[]): void {
