@@ -145,28 +145,37 @@ const REQUIRED_HINTS: Record<string, string> = {
 };
 
 /**
+ * The environment through `environmentSchema` (the worker's, or the fleet controller's); throws one
+ * ConfigError naming every bad variable and why, with `hints` after "is required".
+ */
+export function parseEnvironment<T extends z.ZodType>(
+  environmentSchema: T,
+  env: Record<string, string | undefined>,
+  hints: Record<string, string> = {},
+): z.infer<T> {
+  // An empty variable (`PORT=` in a .env file) means unset: the default applies, or "is required".
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const result = environmentSchema.safeParse(present);
+  if (result.success) return result.data;
+  const problems = new Map<string, string>();
+  for (const issue of result.error.issues) {
+    const variable = String(issue.path[0] ?? 'environment');
+    if (problems.has(variable)) continue;
+    const missing = env[variable] === undefined || env[variable] === '';
+    const hint = hints[variable];
+    problems.set(variable, missing && issue.code === 'invalid_type' ? `is required${hint ? ` (${hint})` : ''}` : issue.message);
+  }
+  // Messages are ours (the schema's `error` texts), never zod's echo of the input: no value can leak.
+  const reasons = [...problems].map(([variable, reason]) => `${variable} ${reason}`).join('; ');
+  throw new ConfigError([...problems.keys()].join(', '), reasons);
+}
+
+/**
  * Parse the environment. Throws one ConfigError naming every bad variable and why, in one line,
  * without ever echoing a value.
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  // An empty variable (`PORT=` in a .env file) means unset: the default applies, or "is required".
-  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
-  const result = schema.safeParse(present);
-  if (!result.success) {
-    const problems = new Map<string, string>();
-    for (const issue of result.error.issues) {
-      const variable = String(issue.path[0] ?? 'environment');
-      if (problems.has(variable)) continue;
-      const missing = env[variable] === undefined || env[variable] === '';
-      const hint = REQUIRED_HINTS[variable];
-      problems.set(variable, missing && issue.code === 'invalid_type' ? `is required${hint ? ` (${hint})` : ''}` : issue.message);
-    }
-    const variables = [...problems.keys()].join(', ');
-    // Messages are ours (the schema's `error` texts), never zod's echo of the input: no value can leak.
-    const reasons = [...problems].map(([variable, reason]) => `${variable} ${reason}`).join('; ');
-    throw new ConfigError(variables, reasons);
-  }
-  const parsed = result.data;
+  const parsed = parseEnvironment(schema, env, REQUIRED_HINTS);
   return {
     userId: parsed.USER_ID.toLowerCase(),
     supabaseUrl: parsed.SUPABASE_URL.replace(/\/+$/, ''),

@@ -2,8 +2,7 @@
 // never from the command line (where they would land in shell history and process listings).
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { httpUrl, integer } from '../config.ts';
-import { ConfigError } from '../errors.ts';
+import { httpUrl, integer, parseEnvironment } from '../config.ts';
 
 const secret = (min: number) =>
   z.string({ error: 'is required' }).min(min, { error: `is too short (at least ${min} characters)` }).refine((value) => !/\s/.test(value), {
@@ -62,20 +61,7 @@ export interface FleetConfig {
 
 /** Throws one ConfigError naming every bad variable, never echoing a value. */
 export function loadFleetConfig(env: Record<string, string | undefined> = process.env): FleetConfig {
-  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
-  const result = schema.safeParse(present);
-  if (!result.success) {
-    const problems = new Map<string, string>();
-    for (const issue of result.error.issues) {
-      const variable = String(issue.path[0] ?? 'environment');
-      if (problems.has(variable)) continue;
-      const missing = env[variable] === undefined || env[variable] === '';
-      problems.set(variable, missing && issue.code === 'invalid_type' ? 'is required' : issue.message);
-    }
-    const reasons = [...problems].map(([variable, reason]) => `${variable} ${reason}`).join('; ');
-    throw new ConfigError([...problems.keys()].join(', '), reasons);
-  }
-  const values = result.data;
+  const values = parseEnvironment(schema, env);
   return {
     flyApiToken: values.FLY_API_TOKEN,
     flyApiHostname: values.FLY_API_HOSTNAME,
