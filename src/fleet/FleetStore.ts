@@ -1,6 +1,7 @@
 // The fleet controller's side of the database (service role): desired state and the controller's record in
 // worker_machines, per-user claims, key revocation, and the workers' own worker_status.
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
+import type { WorkerStatusRow as WorkerRow } from '../traders/rows.ts';
 import { chunk } from './batches.ts';
 import { FleetDatabaseError } from './errors.ts';
 
@@ -31,15 +32,8 @@ export type MachineRecord = Partial<
   Pick<WorkerMachineRow, 'app_name' | 'machine_id' | 'key_id' | 'retiring_key_id' | 'actual_state' | 'actual_image' | 'last_action' | 'last_action_at' | 'last_error' | 'converged_at'>
 >;
 
-export interface WorkerStatusRow {
-  user_id: string;
-  machine_id: string;
-  version: string;
-  state: string;
-  started_at: string;
-  heartbeat_at: string;
-  last_error: string | null;
-}
+/** The columns of the worker's own status row (src/traders/rows.ts) the controller reads. */
+export type WorkerStatusRow = Pick<WorkerRow, 'user_id' | 'machine_id' | 'version' | 'state' | 'started_at' | 'heartbeat_at' | 'last_error'>;
 
 export interface DesiredSpec {
   desired_state?: DesiredState;
