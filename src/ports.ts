@@ -201,6 +201,8 @@ export interface ScreenerMatch {
   symbol: string;
   conditions: string[];
   price: number;
+  /** The filter's explain values (`{ match, conditions, values }`), bounded by the sandbox; absent when it returned none. */
+  values?: Record<string, number>;
 }
 
 export interface ScreenerError {

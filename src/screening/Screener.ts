@@ -270,7 +270,7 @@ export class Screener implements ScreenerPort {
   private account(reply: ThreadTraderResult, tick: ScreenerRun): TraderTickOutcome {
     const trader = this.traders.get(reply.traderId)!;
     const matches = reply.matches
-      .map((match) => ({ symbol: match.symbol, conditions: match.conditions, price: tick.market.series(match.symbol, trader.filter.refreshInterval)?.lastClosed()?.close ?? NaN }))
+      .map((match) => ({ symbol: match.symbol, conditions: match.conditions, price: tick.market.series(match.symbol, trader.filter.refreshInterval)?.lastClosed()?.close ?? NaN, ...(match.values === undefined ? {} : { values: match.values }) }))
       .sort((a, b) => compare(a.symbol, b.symbol));
     const errors = [...reply.errors].sort((a, b) => compare(a.symbol ?? '', b.symbol ?? '') || compare(a.code, b.code) || compare(a.message, b.message));
     this.totals.errors += errors.length;

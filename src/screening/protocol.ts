@@ -67,7 +67,8 @@ export type ToThread =
 export interface ThreadTraderResult {
   traderId: string;
   evaluated: string[];
-  matches: Array<{ symbol: string; conditions: string[] }>;
+  /** `values`: the filter's explain values of a match (sandboxRuntime's Verdict.values), when it returned any. */
+  matches: Array<{ symbol: string; conditions: string[]; values?: Record<string, number> }>;
   errors: Array<{ symbol: string | null; code: string; message: string }>;
   /** Off-contract results read by their truthiness, as the browser does: recorded, never a failure. */
   warnings: Array<{ symbol: string; message: string }>;

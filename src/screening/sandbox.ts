@@ -7,7 +7,7 @@ import { ThreadCpuLedger } from './threadCpu.ts';
 import { decodeVerdict, hostJudge, JUDGE_LIMITS, MAX_ARGS_KEY_CHARS, MAX_MESSAGE_CHARS, runtimeFunctionsSource } from './sandboxRuntime.ts';
 
 export type EvaluationOutcome =
-  | { kind: 'ok'; match: boolean; conditions: string[]; warning: string | null }
+  | { kind: 'ok'; match: boolean; conditions: string[]; warning: string | null; values?: Record<string, number> }
   /** `fatal`: the isolate is gone or unreliable; stop using it this tick and rebuild it. */
   | { kind: 'error'; code: TraderErrorCode; message: string; fatal: boolean };
 

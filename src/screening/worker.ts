@@ -180,7 +180,7 @@ export class ThreadScreener {
     result.evaluationMs += performance.now() - started;
     if (outcome.kind === 'ok') {
       result.evaluated.push(symbol);
-      if (outcome.match) result.matches.push({ symbol, conditions: outcome.conditions });
+      if (outcome.match) result.matches.push(outcome.values === undefined ? { symbol, conditions: outcome.conditions } : { symbol, conditions: outcome.conditions, values: outcome.values });
       if (outcome.warning !== null) result.warnings.push({ symbol, message: outcome.warning });
       this.enforceTickBudget(run, s);
       return;
