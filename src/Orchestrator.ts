@@ -1,6 +1,5 @@
-// Owns the worker's lifecycle: ordered boot, screening ticks, trader hot reload, worker status, clean shutdown.
-// Past 400 lines because each tick still passes through here (scheduler → runTick → TickRunner) and the hot reload
-// lives here too; issue #17's tick pipeline, which the scheduler calls directly, is what takes both out.
+// Owns the worker's lifecycle: ordered boot, trader hot reload, heartbeat and worker status, clean shutdown. The ticks
+// themselves run scheduler → TickRunner; the Orchestrator only builds the two and starts and stops them.
 import { EventEmitter } from 'node:events';
 import type { Clock, TimerHandle } from './clock.ts';
 import { INTERVALS, type Interval, type Trader, type WorkerState } from './domain.ts';
@@ -11,8 +10,8 @@ import type { CandleCloseSource, LifecycleState, MarketDataSource, ScreenerPort,
 import { catchUpMissedCandles } from './orchestration/bootCatchUp.ts';
 import { Probation } from './orchestration/Probation.ts';
 import { RisingEdges } from './orchestration/RisingEdges.ts';
-import { ServiceLevel, maxOrNull } from './orchestration/ServiceLevel.ts';
-import { type TickRequest, type TickRunResult, TickScheduler } from './orchestration/TickScheduler.ts';
+import { ServiceLevel } from './orchestration/ServiceLevel.ts';
+import { type TickRequest, TickScheduler } from './orchestration/TickScheduler.ts';
 import { TickRunner } from './orchestration/TickRunner.ts';
 import { StatusWriter } from './orchestration/StatusWriter.ts';
 import { TraderHealth } from './orchestration/TraderHealth.ts';
@@ -24,8 +23,6 @@ const HEARTBEAT_MS = 15_000;
  * (BENCHMARKS.md): a bar at the 500 ms objective would flap a healthy machine between ready and degraded.
  */
 const DEFAULT_READY_MAX_LATENCY_MS = 1000;
-/** The log event of each kind of tick. */
-const TICK_EVENT = { tick: 'tick', followup: 'tick_followup', catchup: 'tick_catchup' } as const satisfies Record<TickRequest['kind'], string>;
 
 export interface OrchestratorOptions {
   userId: string;
@@ -99,18 +96,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       maxLagMs: options.readyMaxLagMs,
       maxLatencyMs: options.readyMaxLatencyMs ?? DEFAULT_READY_MAX_LATENCY_MS,
     });
-    this.scheduler = new TickScheduler({
-      clock: options.clock,
-      logger: options.logger,
-      market: options.market,
-      graceMs: options.tickGraceMs,
-      run: (request) => this.runTick(request),
-      onBacklog: (request, outcome) => {
-        const event = outcome === 'skipped' ? 'tick_skipped' : 'tick_coalesced';
-        this.log.warn({ event, interval: request.interval, openTime: request.openTime, kind: request.kind }, 'tick backlog');
-        this.emit('backlog', request, outcome);
-      },
-    });
     this.runner = new TickRunner({
       userId: options.userId,
       machineId: options.machineId,
@@ -119,10 +104,25 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       logger: options.logger,
       screener: options.screener,
       store: options.store,
-      isComplete: (symbol, interval, openTime) => options.market.isComplete(symbol, interval, openTime),
+      market: options.market,
       signals: options.database,
       edges: this.edges,
       health: this.health,
+      serviceLevel: this.serviceLevel,
+      traders: () => this.traders.values(),
+      onRun: (summary, level) => {
+        if (level !== null) this.emit('tick', summary, level);
+        this.statusWriter.requestTraders();
+        void this.refreshState();
+      },
+    });
+    this.scheduler = new TickScheduler({
+      clock: options.clock,
+      logger: options.logger,
+      market: options.market,
+      graceMs: options.tickGraceMs,
+      run: (request) => this.runner.run(request),
+      onBacklog: (request, outcome) => this.emit('backlog', request, outcome),
     });
     this.statusWriter = new StatusWriter({
       userId: options.userId,
@@ -300,54 +300,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       resumeFrom: this.resumeFrom,
       symbols: () => this.options.market.symbols(),
       stopping: () => this.stopping,
-      run: (request, traderIds) => this.runTick(request, traderIds),
+      run: (request, traderIds) => this.runner.run(request, traderIds),
     });
     this.resumeFrom.clear();
     return { candles };
-  }
-
-  private async runTick(request: TickRequest, only?: ReadonlySet<string>): Promise<TickRunResult> {
-    if (this.stopping) return { incomplete: [], skipped: [] };
-    const traders = [...this.traders.values()].filter(
-      (trader) =>
-        trader.filter.refreshInterval === request.interval &&
-        !this.health.isDisabled(trader.id) &&
-        (only === undefined || only.has(trader.id)) &&
-        (request.traderIds === undefined || request.traderIds.includes(trader.id)),
-    );
-    const summary = await this.runner.run(request, traders);
-    const level = this.serviceLevel.recordRun(request, summary);
-    const closeToCommitMaxMs = maxOrNull(summary.closeToCommitMs);
-    this.log.info(
-      {
-        event: TICK_EVENT[request.kind],
-        interval: request.interval,
-        candleOpenTime: new Date(request.openTime).toISOString(),
-        traders: summary.traders,
-        symbols: summary.symbols,
-        expected: summary.expected,
-        coverage: level?.coverage ?? null,
-        waitingFor: level?.waitingFor ?? null,
-        skipped: summary.skipped.length,
-        evaluations: summary.evaluations,
-        errors: summary.errors,
-        matches: summary.matches,
-        signals: summary.signals,
-        durationMs: summary.durationMs,
-        screenMs: summary.screenMs,
-        edgesMs: summary.edgesMs,
-        writeMs: summary.writeMs,
-        queuedMs: summary.queuedMs,
-        arrivalLagP95Ms: level?.arrivalLagP95Ms ?? null,
-        arrivalLagMaxMs: level?.arrivalLagMaxMs ?? null,
-        closeToCommitMaxMs,
-      },
-      'tick',
-    );
-    if (level !== null) this.emit('tick', summary, level);
-    this.statusWriter.requestTraders();
-    void this.refreshState();
-    return { incomplete: summary.incomplete, skipped: summary.skipped };
   }
 
   // ---- hot reload ----
@@ -464,6 +420,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private async shutdown(flushDeadlineMs: number): Promise<void> {
     const started = this.options.clock.now();
     this.stopping = true;
+    this.runner.close();
     this.log.info({ event: 'shutdown', step: 'ticks' }, 'stopping ticks');
     this.options.clock.clearInterval(this.heartbeatTimer);
     this.options.clock.clearTimeout(this.pollTimer);

@@ -1,13 +1,19 @@
-// Runs one screening tick: screener over the (trader, symbol) pairs whose every timeframe is complete, rising edges, signals with provenance, trader totals.
+// The tick pipeline the scheduler calls: picks the due traders, screens the (trader, symbol) pairs whose every timeframe is
+// complete, finds rising edges, writes signals with provenance, folds outcomes into trader health and the service level,
+// and logs the tick.
 import type { Clock } from '../clock.ts';
-import { type Interval, type Signal, type SignalProvenance, type Trader, candleOpenTimeAt, intervalMs } from '../domain.ts';
+import { type Interval, type Signal, type SignalProvenance, type Trader, intervalMs } from '../domain.ts';
 import type { Logger } from '../logger.ts';
 import { helpersLibraryVersion } from '../screening/helpers.ts';
-import type { CandleCloseSource, MarketView, ScreenerPort, SignalSink, SkippedEvaluation, TickSummary, TraderTickOutcome } from '../ports.ts';
+import type { CandleCloseSource, MarketView, ScreenerPort, SignalSink, SkippedEvaluation, TickMarket, TickServiceLevel, TickSummary, TraderTickOutcome } from '../ports.ts';
 import type { RisingEdges } from './RisingEdges.ts';
-import type { TickRequest } from './TickScheduler.ts';
+import { type ServiceLevel, maxOrNull } from './ServiceLevel.ts';
+import { type TickRequest, type TickRunResult, completeAtBoundary } from './TickScheduler.ts';
 import type { TraderHealth } from './TraderHealth.ts';
 import { TruncatedMarketView } from './TruncatedMarketView.ts';
+
+/** The log event of each kind of tick. */
+const TICK_EVENT = { tick: 'tick', followup: 'tick_followup', catchup: 'tick_catchup' } as const satisfies Record<TickRequest['kind'], string>;
 
 export interface TickRunnerOptions {
   userId: string;
@@ -18,20 +24,80 @@ export interface TickRunnerOptions {
   screener: ScreenerPort;
   store: CandleCloseSource;
   /** The market's one judge of completeness (MarketDataSource.isComplete). */
-  isComplete: (symbol: string, interval: Interval, closedOpenTime: number) => boolean;
+  market: Pick<TickMarket, 'isComplete'>;
   signals: SignalSink;
   edges: RisingEdges;
   health: TraderHealth;
+  serviceLevel: ServiceLevel;
+  /** The traders running now; a run screens those due on its interval that are not disabled. */
+  traders: () => Iterable<Trader>;
+  /** After every run, with the service level it reported (null for a catch-up, which no readiness judges). */
+  onRun?: (summary: TickSummary, level: TickServiceLevel | null) => void;
 }
 
 export class TickRunner {
   private readonly options: TickRunnerOptions;
+  private closed = false;
 
   constructor(options: TickRunnerOptions) {
     this.options = options;
   }
 
-  async run(request: TickRequest, traders: readonly Trader[]): Promise<TickSummary> {
+  /** A shutdown began: runs still arriving (one already handed over, the boot's catch-up) screen nothing. */
+  close(): void {
+    this.closed = true;
+  }
+
+  /**
+   * Run one request for the traders due on its interval (only those in `only`, or named by the request, when given).
+   * Returns what the scheduler must follow up: symbols found incomplete after all, pairs skipped for another timeframe.
+   */
+  async run(request: TickRequest, only?: ReadonlySet<string>): Promise<TickRunResult> {
+    if (this.closed) return { incomplete: [], skipped: [] };
+    const traders = [...this.options.traders()].filter(
+      (trader) =>
+        trader.filter.refreshInterval === request.interval &&
+        !this.options.health.isDisabled(trader.id) &&
+        (only === undefined || only.has(trader.id)) &&
+        (request.traderIds === undefined || request.traderIds.includes(trader.id)),
+    );
+    const summary = await this.screen(request, traders);
+    const level = this.options.serviceLevel.recordRun(request, summary);
+    this.logRun(request, summary, level);
+    this.options.onRun?.(summary, level);
+    return { incomplete: summary.incomplete, skipped: summary.skipped };
+  }
+
+  private logRun(request: TickRequest, summary: TickSummary, level: TickServiceLevel | null): void {
+    this.options.logger.info(
+      {
+        event: TICK_EVENT[request.kind],
+        interval: request.interval,
+        candleOpenTime: new Date(request.openTime).toISOString(),
+        traders: summary.traders,
+        symbols: summary.symbols,
+        expected: summary.expected,
+        coverage: level?.coverage ?? null,
+        waitingFor: level?.waitingFor ?? null,
+        skipped: summary.skipped.length,
+        evaluations: summary.evaluations,
+        errors: summary.errors,
+        matches: summary.matches,
+        signals: summary.signals,
+        durationMs: summary.durationMs,
+        screenMs: summary.screenMs,
+        edgesMs: summary.edgesMs,
+        writeMs: summary.writeMs,
+        queuedMs: summary.queuedMs,
+        arrivalLagP95Ms: level?.arrivalLagP95Ms ?? null,
+        arrivalLagMaxMs: level?.arrivalLagMaxMs ?? null,
+        closeToCommitMaxMs: maxOrNull(summary.closeToCommitMs),
+      },
+      'tick',
+    );
+  }
+
+  private async screen(request: TickRequest, traders: readonly Trader[]): Promise<TickSummary> {
     const { clock, screener, store } = this.options;
     const startedAt = clock.now();
     // Never screen a stale or incomplete series. A symbol already past this candle (the request waited)
@@ -40,7 +106,7 @@ export class TickRunner {
     const incomplete: string[] = [];
     // A symbol not screenable now (its series behind, or a gap being filled) goes back to be filled and followed up.
     for (const symbol of request.symbols) {
-      if (this.options.isComplete(symbol, request.interval, request.openTime)) symbols.push(symbol);
+      if (this.options.market.isComplete(symbol, request.interval, request.openTime)) symbols.push(symbol);
       else incomplete.push(symbol);
     }
     const boundary = request.openTime + intervalMs(request.interval);
@@ -133,8 +199,7 @@ export class TickRunner {
       const key = `${symbol}\u0000${timeframe}`;
       let known = complete.get(key);
       if (known === undefined) {
-        // The timeframe's last candle closed at or before this boundary (on it, when the boundaries align).
-        known = this.options.isComplete(symbol, timeframe, candleOpenTimeAt(timeframe, boundary) - intervalMs(timeframe));
+        known = completeAtBoundary(this.options.market, symbol, timeframe, boundary);
         complete.set(key, known);
       }
       return known;

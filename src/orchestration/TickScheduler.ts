@@ -22,6 +22,14 @@ export interface TickRequest extends TickRef {
   traderIds?: string[];
 }
 
+/**
+ * Asks the market's one judge of completeness whether `timeframe` holds its last candle closing at or before `boundary`
+ * (on it, when the boundaries align): the question the scheduler asks when a tick fires and the runner when it runs.
+ */
+export function completeAtBoundary(market: Pick<TickMarket, 'isComplete'>, symbol: string, timeframe: Interval, boundary: number): boolean {
+  return market.isComplete(symbol, timeframe, candleOpenTimeAt(timeframe, boundary) - intervalMs(timeframe));
+}
+
 /** What a run reports back: symbols whose refresh series was incomplete after all, and (trader, symbol) pairs it skipped. */
 export interface TickRunResult {
   incomplete: string[];
@@ -40,7 +48,7 @@ export interface TickSchedulerOptions {
    * and the pairs it skipped for another incomplete timeframe: followed up once that series is filled.
    */
   run: (request: TickRequest) => Promise<TickRunResult | void>;
-  /** A queued request was dropped (more than MAX_PENDING_CANDLES waiting) or merged into a queued one. */
+  /** A queued request was dropped (more than MAX_PENDING_CANDLES waiting) or merged into a queued one; logged here already. */
   onBacklog?: (request: TickRequest, outcome: 'skipped' | 'coalesced') => void;
 }
 
@@ -307,8 +315,7 @@ export class TickScheduler {
   /** A close can be stored without an event reaching us (an earlier fill); trust the store's view. */
   private completeNow(collector: Collector, symbol: string, missing: Set<Interval>): boolean {
     for (const timeframe of missing) {
-      const openTime = collector.boundary - intervalMs(timeframe);
-      if (!this.options.market.isComplete(symbol, timeframe, openTime)) return false;
+      if (!completeAtBoundary(this.options.market, symbol, timeframe, collector.boundary)) return false;
       missing.delete(timeframe);
     }
     return true;
@@ -351,7 +358,7 @@ export class TickScheduler {
     }
     const stillMissing = collector.waiting.get(symbol);
     if (stillMissing === undefined || !this.completeNow(collector, symbol, stillMissing)) return;
-    if (!this.options.market.isComplete(symbol, collector.interval, collector.openTime)) return;
+    if (!completeAtBoundary(this.options.market, symbol, collector.interval, collector.boundary)) return;
     collector.late.delete(symbol);
     this.enqueueFollowUp(collector, [symbol]);
   }
@@ -402,9 +409,7 @@ export class TickScheduler {
     const slot = this.slots.get(collector.interval);
     const owed = collector.owed.get(symbol);
     if (slot === undefined || !slot.owing.includes(collector) || owed === undefined || !this.accepting) return;
-    const ready = [...owed].filter(([, timeframes]) =>
-      timeframes.every((timeframe) => this.options.market.isComplete(symbol, timeframe, candleOpenTimeAt(timeframe, collector.boundary) - intervalMs(timeframe))),
-    );
+    const ready = [...owed].filter(([, timeframes]) => timeframes.every((timeframe) => completeAtBoundary(this.options.market, symbol, timeframe, collector.boundary)));
     if (ready.length === 0) return;
     for (const [, timeframes] of ready) for (const timeframe of timeframes) this.owedBySeries.get(`${symbol}\u0000${timeframe}`)?.delete(collector);
     const request = this.request('followup', collector, [symbol]);
@@ -500,12 +505,18 @@ export class TickScheduler {
         queued.kind = request.kind;
         queued.arrivalLagsMs = request.arrivalLagsMs;
       }
-      this.options.onBacklog?.(request, 'coalesced');
+      this.backlogged(request, 'coalesced');
       return;
     }
     slot.queued.push(request);
     slot.queued.sort((a, b) => a.openTime - b.openTime);
-    while (slot.queued.length > MAX_PENDING_CANDLES) this.options.onBacklog?.(slot.queued.shift()!, 'skipped');
+    while (slot.queued.length > MAX_PENDING_CANDLES) this.backlogged(slot.queued.shift()!, 'skipped');
+  }
+
+  private backlogged(request: TickRequest, outcome: 'skipped' | 'coalesced'): void {
+    const event = outcome === 'skipped' ? 'tick_skipped' : 'tick_coalesced';
+    this.options.logger.warn({ event, interval: request.interval, openTime: request.openTime, kind: request.kind }, 'tick backlog');
+    this.options.onBacklog?.(request, outcome);
   }
 
   private runLoop(slot: IntervalSlot, first: TickRequest): void {
