@@ -3,8 +3,11 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { AcceleratedClock, type Clock, systemClock } from './clock.ts';
 import { ConfigError } from './errors.ts';
+import type { Shard } from './traders/shard.ts';
 
 const SYMBOL = /^[A-Z0-9]{2,20}$/;
+/** Machines one user's traders may be spread over; worker_machines.shard_count has the same bound (migration 0005). */
+export const MAX_SHARDS = 64;
 
 /** Shared with the fleet controller's schema (src/fleet/config.ts): the same words for the same mistakes. */
 export const integer = (min: number, max: number) =>
@@ -65,6 +68,9 @@ const schema = z.object({
   // The fleet's latency alert (1 s p99); see DEFAULT_READY_MAX_LATENCY_MS in Orchestrator.ts for why not the 500 ms objective.
   READY_MAX_LATENCY_MS: integer(50, 600_000).default(1000),
   SHUTDOWN_TIMEOUT_MS: integer(1000, 300_000).default(20_000),
+  // This machine's share of the user's traders (src/traders/shard.ts); one machine runs them all by default.
+  SHARD_INDEX: integer(0, MAX_SHARDS - 1).default(0),
+  SHARD_COUNT: integer(1, MAX_SHARDS).default(1),
   // Test-only: lets the tests crash a screening thread or abort the process the way a native fault would.
   FAULT_INJECTION: z
     .string()
@@ -87,6 +93,11 @@ const schema = z.object({
       },
       { error: 'must be "speed,originRealMs,originClockMs" (tests and the offline demo only)' },
     ),
+}).refine((env) => env.SHARD_INDEX < env.SHARD_COUNT, {
+  path: ['SHARD_INDEX'],
+  error: 'must be less than SHARD_COUNT (shards are numbered from 0)',
+  // Compared only when both are valid numbers: a bad SHARD_COUNT is named for itself, not as SHARD_INDEX's fault.
+  when: (payload) => !payload.issues.some((issue) => issue.path?.[0] === 'SHARD_INDEX' || issue.path?.[0] === 'SHARD_COUNT'),
 });
 
 export interface Config {
@@ -116,6 +127,8 @@ export interface Config {
   /** p99 close-to-commit latency over the recent ticks past this marks the worker degraded. */
   readyMaxLatencyMs: number;
   shutdownTimeoutMs: number;
+  /** This machine's share of the user's traders: SHARD_INDEX of SHARD_COUNT. */
+  shard: Shard;
   clock: Clock;
   /** Test-only fault injection: a screening thread exits, or the process aborts, when it begins a filter whose code holds the marker. */
   faultInjection: FaultInjection | null;
@@ -201,6 +214,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     readyMaxLagMs: parsed.READY_MAX_LAG_MS,
     readyMaxLatencyMs: parsed.READY_MAX_LATENCY_MS,
     shutdownTimeoutMs: parsed.SHUTDOWN_TIMEOUT_MS,
+    shard: { index: parsed.SHARD_INDEX, count: parsed.SHARD_COUNT },
     clock: parsed.CLOCK ? AcceleratedClock.parse(parsed.CLOCK) : systemClock,
     faultInjection: parsed.FAULT_INJECTION ? parseFaults(parsed.FAULT_INJECTION) : null,
   };

@@ -70,6 +70,7 @@ export function createWorker(config: Config, overrides: WorkerOverrides = {}): W
     supabaseKey: config.supabaseKey,
     userId: config.userId,
     machineId: config.machineId,
+    shard: config.shard,
     clock,
     logger,
     bufferSize: config.writeBufferSize,

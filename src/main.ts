@@ -31,7 +31,10 @@ async function main(): Promise<void> {
   const worker = createWorker(config);
   const { logger, orchestrator, ops, stats, eventLoop } = worker;
   const { clock } = config;
-  logger.info({ event: 'boot', step: 'config', durationMs: configMs, version: WORKER_VERSION, clockSpeed: clock.speed }, 'boot step done');
+  logger.info(
+    { event: 'boot', step: 'config', durationMs: configMs, version: WORKER_VERSION, clockSpeed: clock.speed, shardIndex: config.shard.index, shardCount: config.shard.count },
+    'boot step done',
+  );
 
   let shuttingDown = false;
   installProcessHandlers({

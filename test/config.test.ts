@@ -73,6 +73,22 @@ describe('loadConfig', () => {
     expect(configError({ ...VALID, PORT: '70000' }).message).toBe('PORT must be at most 65535');
   });
 
+  it('runs every trader on one machine unless SHARD_INDEX and SHARD_COUNT say otherwise', () => {
+    expect(loadConfig(VALID).shard).toEqual({ index: 0, count: 1 });
+    expect(loadConfig({ ...VALID, SHARD_INDEX: '2', SHARD_COUNT: '3' }).shard).toEqual({ index: 2, count: 3 });
+  });
+
+  it('names a shard index that is not below the shard count, and a count out of range', () => {
+    const beyond = configError({ ...VALID, SHARD_INDEX: '3', SHARD_COUNT: '3' });
+    expect(beyond.variable).toBe('SHARD_INDEX');
+    expect(beyond.message).toBe('SHARD_INDEX must be less than SHARD_COUNT (shards are numbered from 0)');
+    expect(configError({ ...VALID, SHARD_INDEX: '1' }).message).toBe('SHARD_INDEX must be less than SHARD_COUNT (shards are numbered from 0)');
+    expect(configError({ ...VALID, SHARD_COUNT: '0' }).message).toBe('SHARD_COUNT must be at least 1');
+    expect(configError({ ...VALID, SHARD_COUNT: '65' }).message).toBe('SHARD_COUNT must be at most 64');
+    expect(configError({ ...VALID, SHARD_INDEX: '-1', SHARD_COUNT: '2' }).message).toBe('SHARD_INDEX must be at least 0');
+    expect(configError({ ...VALID, SHARD_COUNT: 'two' }).message).toBe('SHARD_COUNT must be a number');
+  });
+
   it('names every bad variable at once', () => {
     const error = configError({ SUPABASE_URL: 'ftp://nope', PORT: '-1' });
     expect(error.variable.split(', ').sort()).toEqual(['PORT', 'SUPABASE_KEY', 'SUPABASE_URL', 'USER_ID']);

@@ -131,7 +131,7 @@ describe('database bounds', () => {
       last_error: null,
       ...overrides,
     });
-    expect(await insertCode(worker, 'worker_status', status({ machine_id: 'm'.repeat(200), version: 'v'.repeat(200), last_error: 'e'.repeat(2000) }), 'user_id')).toBeNull();
+    expect(await insertCode(worker, 'worker_status', status({ machine_id: 'm'.repeat(200), version: 'v'.repeat(200), last_error: 'e'.repeat(2000) }), 'user_id,shard_index')).toBeNull();
 
     const refused = {
       'negative symbols': { symbols: -1 },
@@ -142,7 +142,7 @@ describe('database bounds', () => {
       'a 2001-character last_error': { last_error: 'e'.repeat(2001) },
     };
     for (const [what, overrides] of Object.entries(refused)) {
-      expect(await insertCode(worker, 'worker_status', status(overrides), 'user_id'), what).toBe(CHECK_VIOLATION);
+      expect(await insertCode(worker, 'worker_status', status(overrides), 'user_id,shard_index'), what).toBe(CHECK_VIOLATION);
     }
   });
 
@@ -173,7 +173,7 @@ describe('database bounds', () => {
       lastError: error,
     });
     expect((await worker.from('trader_status').upsert(traderRow, { onConflict: 'trader_id' })).error).toBeNull();
-    expect((await worker.from('worker_status').upsert(workerRow, { onConflict: 'user_id' })).error).toBeNull();
+    expect((await worker.from('worker_status').upsert(workerRow, { onConflict: 'user_id,shard_index' })).error).toBeNull();
 
     const [stored] = await stack.sql<{ trader: string; worker: string }[]>`
       select t.last_error as trader, w.last_error as worker

@@ -46,7 +46,11 @@ export class SimulatedWorkers {
     const userId = event.env.USER_ID;
     if (key === undefined || userId === undefined) return 0;
     const now = new Date().toISOString();
-    const response = await fetch(`${event.env.SUPABASE_URL ?? supabaseUrl}/rest/v1/worker_status?on_conflict=user_id`, {
+    // One row per shard, as the real worker writes it (supabase/migrations/0005_shards.sql); a machine without the
+    // variables is shard 0 of 1.
+    const shardIndex = Number(event.env.SHARD_INDEX ?? '0');
+    const shardCount = Number(event.env.SHARD_COUNT ?? '1');
+    const response = await fetch(`${event.env.SUPABASE_URL ?? supabaseUrl}/rest/v1/worker_status?on_conflict=user_id,shard_index`, {
       method: 'POST',
       headers: {
         apikey: key,
@@ -54,7 +58,16 @@ export class SimulatedWorkers {
         'content-type': 'application/json',
         prefer: 'resolution=merge-duplicates,return=minimal',
       },
-      body: JSON.stringify({ user_id: userId, machine_id: event.machineId, version: event.image, state: 'ready', started_at: now, heartbeat_at: now }),
+      body: JSON.stringify({
+        user_id: userId,
+        shard_index: shardIndex,
+        shard_count: shardCount,
+        machine_id: event.machineId,
+        version: event.image,
+        state: 'ready',
+        started_at: now,
+        heartbeat_at: now,
+      }),
     });
     await response.body?.cancel();
     return response.status;

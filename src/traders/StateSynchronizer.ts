@@ -20,7 +20,17 @@ import type {
 import { createWorkerClient } from './client.ts';
 import { type PostgrestFailure, toDatabaseError } from './dbErrors.ts';
 import { TRADER_COLUMNS, type TraderRow } from './parse.ts';
-import { previousRunFromRow, SIGNAL_CONFLICT_KEY, signalRow, traderStatusFromRow, traderStatusRow, type TraderStatusRow, workerStatusRow } from './rows.ts';
+import {
+  previousRunFromRow,
+  SIGNAL_CONFLICT_KEY,
+  signalRow,
+  traderStatusFromRow,
+  traderStatusRow,
+  type TraderStatusRow,
+  WORKER_STATUS_CONFLICT_KEY,
+  workerStatusRow,
+} from './rows.ts';
+import { ownsTrader, type Shard, SINGLE_SHARD } from './shard.ts';
 import { newTicket, SignalBuffer, ticketSettled } from './SignalBuffer.ts';
 import { TraderDiff } from './TraderDiff.ts';
 
@@ -30,6 +40,8 @@ export interface StateSynchronizerOptions {
   supabaseKey: string;
   userId: string;
   machineId: string;
+  /** This machine's share of the user's traders (SHARD_INDEX of SHARD_COUNT); all of them by default. */
+  shard?: Shard;
   clock: Clock;
   logger: Logger;
   /** Signals held in memory while the database is unreachable. */
@@ -65,6 +77,7 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
   private readonly client: SupabaseClient;
   private readonly lifecycle = new LifecycleGuard('StateSynchronizer');
   private readonly chunkSize: number;
+  private readonly shard: Shard;
   private readonly diff = new TraderDiff();
   private readonly signals: SignalBuffer;
   private pendingWorker: WorkerStatus | null = null;
@@ -86,6 +99,7 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
     this.clock = options.clock;
     this.log = options.logger.child({ component: 'state-synchronizer' });
     this.chunkSize = options.chunkSize ?? 500;
+    this.shard = options.shard ?? SINGLE_SHARD;
     this.signals = new SignalBuffer(options.bufferSize ?? 10_000);
     this.client = createWorkerClient(options.supabaseUrl, options.supabaseKey, options.requestTimeoutMs ?? 10_000);
   }
@@ -136,7 +150,10 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
   async loadTraders(): Promise<TraderLoad> {
     const rows = await this.fetchRunnableRows();
     const load = this.diff.load(rows);
-    this.log.info({ event: 'traders_loaded', traders: load.traders.length, rejected: load.rejected.length }, 'traders loaded');
+    this.log.info(
+      { event: 'traders_loaded', traders: load.traders.length, rejected: load.rejected.length, shardIndex: this.shard.index, shardCount: this.shard.count },
+      'traders loaded',
+    );
     return load;
   }
 
@@ -145,7 +162,11 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
     return this.diff.diff(rows);
   }
 
-  /** The user's enabled traders with execution_mode cloud or both, newest first, all pages. */
+  /**
+   * The user's enabled traders with execution_mode cloud or both, newest first, all pages: those of this machine's
+   * shard. Every shard reads every row and keeps its own (src/traders/shard.ts), so each trader, and each rejected
+   * row's status, has exactly one owner.
+   */
   private async fetchRunnableRows(): Promise<TraderRow[]> {
     const rows: TraderRow[] = [];
     for (let offset = 0; ; offset += PAGE_SIZE) {
@@ -162,7 +183,7 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
       if (error) throw this.failed('load traders', error, status);
       this.markUp();
       const page = (data ?? []) as unknown as TraderRow[];
-      rows.push(...page);
+      rows.push(...page.filter((row) => ownsTrader(this.shard, row.id)));
       if (page.length < PAGE_SIZE) return rows;
     }
   }
@@ -237,7 +258,13 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
   }
 
   async readPreviousRun(): Promise<PreviousRun | null> {
-    const { data, error, status } = await this.client.from('worker_status').select('state,probation').eq('user_id', this.options.userId).limit(1).retry(false);
+    const { data, error, status } = await this.client
+      .from('worker_status')
+      .select('state,probation')
+      .eq('user_id', this.options.userId)
+      .eq('shard_index', this.shard.index)
+      .limit(1)
+      .retry(false);
     if (error) throw this.failed('read the previous run', error, status);
     this.markUp();
     const row = (data ?? [])[0] as { state: string; probation: unknown } | undefined;
@@ -246,7 +273,12 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
 
   /** Written at once, past the buffered status writes: the mark must be committed before the trader it names runs. */
   async writeProbation(mark: ProbationMark | null): Promise<void> {
-    const { error, status } = await this.client.from('worker_status').update({ probation: mark }).eq('user_id', this.options.userId).retry(false);
+    const { error, status } = await this.client
+      .from('worker_status')
+      .update({ probation: mark })
+      .eq('user_id', this.options.userId)
+      .eq('shard_index', this.shard.index)
+      .retry(false);
     if (error) throw this.failed('write the probation mark', error, status);
     this.markUp();
   }
@@ -316,7 +348,7 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
   private async drainStatuses(): Promise<'done' | 'yielded' | 'retry'> {
     const worker = this.pendingWorker;
     if (worker !== null) {
-      const outcome = await this.insert('worker_status', [workerStatusRow(worker)], 'user_id', false);
+      const outcome = await this.insert('worker_status', [workerStatusRow(worker, this.shard)], WORKER_STATUS_CONFLICT_KEY, false);
       if (!outcome.ok && outcome.error instanceof TransientError) return this.retryLater(outcome.error);
       if (!outcome.ok) this.reject('worker_status', worker, outcome.error as DatabaseRejectedError);
       if (this.pendingWorker === worker) this.pendingWorker = null;

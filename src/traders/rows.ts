@@ -1,8 +1,12 @@
 // Pure mapping between domain records and the rows of signals, worker_status and trader_status.
+import { type Shard, SINGLE_SHARD } from './shard.ts';
 import type { PreviousRun, ProbationMark, Signal, TraderState, TraderStatus, WorkerState, WorkerStatus } from '../domain.ts';
 
 /** The conflict target of every signal insert: the table's unique key. */
 export const SIGNAL_CONFLICT_KEY = 'trader_id,symbol,interval,candle_open_time';
+
+/** The conflict target of every worker_status upsert: the table's key, one row per shard of a user. */
+export const WORKER_STATUS_CONFLICT_KEY = 'user_id,shard_index';
 
 export interface SignalRow {
   user_id: string;
@@ -19,6 +23,9 @@ export interface SignalRow {
 
 export interface WorkerStatusRow {
   user_id: string;
+  /** With user_id, the row's key: one row per shard (supabase/migrations/0005_shards.sql); 0 for a single machine. */
+  shard_index: number;
+  shard_count: number;
   machine_id: string;
   version: string;
   state: string;
@@ -79,9 +86,11 @@ export function signalRow(signal: Signal, handedAt: number): SignalRow {
   };
 }
 
-export function workerStatusRow(status: WorkerStatus): WorkerStatusRow {
+export function workerStatusRow(status: WorkerStatus, shard: Shard = SINGLE_SHARD): WorkerStatusRow {
   return {
     user_id: status.userId,
+    shard_index: shard.index,
+    shard_count: shard.count,
     machine_id: status.machineId,
     version: status.version,
     state: status.state,
