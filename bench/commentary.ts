@@ -15,9 +15,10 @@ export const COMMENTARY: Record<string, Commentary> = {
   },
   tick: {
     always:
-      'Both sides evaluate exactly the same filters over the same MarketStore and must return the same matches. The sandboxed side pays for isolation (each trader in its own isolate, series handed across the thread boundary, results checked on the way back) and gains the cores: with one thread per core it can at best divide the time by the core count, so on a 2-core machine the ratio sits near 0.5 when isolation costs nothing and near 1.0 when it costs as much as a whole core.',
+      'All three sides evaluate the same filters over the same MarketStore and must return the same matches. The sandboxed side is the deployed shape: one screening thread (a shared-cpu-1x machine has one vCPU), each trader in its own isolate, series read in place from shared memory, helper results memoized across the thread\'s traders, results checked on the way back. The compute floor is what the indicator arithmetic alone costs: each filter written by hand over Float64Array columns (bench/support/floor.ts), computing only what its verdict needs, nothing shared between traders; the sandboxed side can beat it only by sharing helper results across traders. The unsandboxed side is the old service\'s `new Function` over kline arrays, kept as a reference. ' +
+      'Before issue #14 this benchmark ran the Screener on two threads against unsandboxed in one: 214 ms (168–277) against 181 ms (159–230), ratio 1.20 (0.75–1.71), p99 271 ms (2026-12-01, `npm run bench -- ingest tick hostile latency boot`, under load).',
     whenMissed:
-      '**Goal missed.** Bound: evaluations per core (traders × symbols ÷ threads, about 2,000 per thread here) times the cost of one evaluation inside an isolate (a call across the isolate boundary, helper work on 500-candle series), plus shipping the new candles to the threads. p99 is dominated by ticks where other processes hold a core (see the spread and the load average). Levers: more sharing of helper results across traders (most traders use RSI(14), EMA(9/21)… with the same parameters), fewer crossings of the isolate boundary per evaluation (one call per trader for all its symbols), and shipping only the new candle to the threads each tick. The scaling table shows where the time goes as traders and symbols grow.',
+      '**Goal missed.** Bound: traders × symbols evaluations on one thread, each paying a call into its isolate, the inputs it builds there (ticker, kline arrays), a call back to the host per helper and the copy of its result, and the host\'s helper arithmetic on kline arrays; the floor pays only the arithmetic. p99 is dominated by ticks where other processes hold the core (see the spread and the load average).',
   },
   hostile: {
     always:
@@ -39,13 +40,13 @@ export const COMMENTARY: Record<string, Commentary> = {
   },
   boot: {
     always:
-      'Boot is bounded by the backfill: 800 klines requests (200 symbols × 4 intervals) at 8 in flight (the REST client\'s default) with 50 ms added per response, within the weight budget the REST client keeps under 6,000/min.',
+      'Boot is bounded by the backfill: 800 klines requests (200 symbols × 4 intervals) at 8 in flight (the REST client\'s default) with 50 ms added per response, within the weight budget the REST client keeps under 6,000/min. Issue #14 sets the target at < 5 s (goal < 3 s); before it the goal was < 15 s.',
     whenMissed:
       '**Goal missed.** Bound: requests ÷ concurrency × latency, plus parsing. Levers: more requests in flight (the weight budget, not the count, is Binance\'s limit), or becoming ready on the intervals that tick first while slower ones backfill.',
   },
   latency: {
     always:
-      'A signal\'s latency is its closing kline\'s arrival on the socket → the tick that waits for every symbol\'s close → the screening of all traders over all symbols → one batched insert through PostgREST. So it is roughly the tick duration plus one round trip, the same for every signal of a tick.',
+      'A signal\'s latency is its closing kline\'s arrival on the socket → the tick that waits for every symbol\'s close → the screening of all traders over all symbols → one batched insert through PostgREST. So it is roughly the tick duration plus one round trip, the same for every signal of a tick. Issue #14 sets the target at p99 < 250 ms in the deployed shape (goal < 150 ms); before it the goal was < 500 ms.',
     whenMissed:
       '**Goal missed.** Bound: the tick duration (the tick figure above, under the same load) dominates; the insert adds tens of ms and the close arrival lag a few. Levers: whatever makes ticks faster (see tick), writing each trader\'s signals as soon as that trader is done instead of after the whole tick, and running the worker on a machine with dedicated cores.',
   },

@@ -86,7 +86,7 @@ const ORDER = ['ingest', 'tick', 'memory', 'boot', 'latency', 'scaling'];
 /** The five headline figures, one line each: the figure the issue sets a goal for. */
 const HEADLINES: Array<{ name: string; label: string; what: string }> = [
   { name: 'ingest', label: 'through the socket (wall clock)', what: '1. Ingest, messages/s on one core' },
-  { name: 'tick', label: 'sandboxed ÷ unsandboxed, per tick', what: '2. Tick, sandboxed ÷ unsandboxed' },
+  { name: 'tick', label: 'one-thread sandboxed tick ÷ compute floor', what: '2. Tick, one-thread sandboxed ÷ compute floor' },
   { name: 'tick', label: 'sandboxed tick, p99', what: '2. Tick, sandboxed p99' },
   { name: 'memory', label: 'worker RSS after ticks', what: '3. Memory, worker RSS' },
   { name: 'scaling', label: 'RSS per additional trader', what: '3. Memory, RSS per additional trader' },

@@ -194,6 +194,15 @@ export interface Signal {
   provenance: SignalProvenance;
   /** Worker clock time the closing kline arrived; used to measure close-to-commit latency. */
   closeReceivedAt: number;
+  /** The filter's explain values of this match (`{ match, conditions, values }`, bounded by the sandbox); absent: none. */
+  values?: Record<string, number>;
+  /** The 24 h ticker fields the filter was shown, as Binance strings (the minimal `{ e, s, c }` when no snapshot proved one). */
+  ticker?: Record<string, string>;
+  /**
+   * The filter code that fired (its sha256 is provenance.filterCodeHash): written once to trader_versions before the
+   * first signal citing it, so any signal can be replayed on its exact code. Absent: the row names no version.
+   */
+  filterCode?: string;
 }
 
 export type WorkerState = 'starting' | 'ready' | 'degraded' | 'stopping' | 'stopped';
@@ -245,4 +254,15 @@ export interface TraderStatus {
   lastWarning?: string | null;
   /** updated_at of the trader row this status refers to: a later row change lifts a `disabled`. */
   traderUpdatedAt: string | null;
+  /** The last screening run's counts (tick, follow-up or catch-up); absent until the trader ran. */
+  lastTick?: LastTickCounts;
+}
+
+/** What one screening run did for one trader: symbols screened (with or without an error), matched, failed; the first errors. */
+export interface LastTickCounts {
+  evaluated: number;
+  matched: number;
+  failed: number;
+  /** At most 5, in the screener's order; `symbol` null for an error of the whole trader (compile, timeout budget, crash). */
+  errors: Array<{ symbol: string | null; code: string; message: string }>;
 }

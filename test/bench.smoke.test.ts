@@ -40,7 +40,7 @@ describe('benchmarks in quick mode', () => {
     expect(goals).toEqual(
       expect.arrayContaining([
         'through the socket (wall clock)',
-        'sandboxed ÷ unsandboxed, per tick',
+        'one-thread sandboxed tick ÷ compute floor',
         'sandboxed tick, p99',
         'worker RSS after ticks',
         'spawn → ready',

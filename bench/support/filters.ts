@@ -1,12 +1,15 @@
 // The benchmark's traders: filters written the way the web app's users write them (RSI, EMA cross, volume spike, Bollinger squeeze, MACD).
 import { createHash } from 'node:crypto';
 import { INTERVALS, type Interval, type Trader } from '../../src/domain.ts';
+import { bollingerFloor, emaCrossFloor, type FloorFilter, macdStochFloor, rsiFloor, volumeSpikeFloor } from './floor.ts';
 
 export interface BenchFilter {
   name: string;
   refreshInterval: Interval;
   requiredTimeframes: Interval[];
   code: string;
+  /** The same filter by hand over Float64Array columns: the compute floor (bench/support/floor.ts). */
+  floor: FloorFilter;
 }
 
 /**
@@ -14,7 +17,7 @@ export interface BenchFilter {
  * `h`. Parameters vary per trader the way users tune them (most keep the defaults, a few do not), so
  * traders share some indicator work and not all of it, as they would on a real account.
  */
-const KINDS: Array<(variant: number, h: Interval) => { name: string; code: string }> = [
+const KINDS: Array<(variant: number, h: Interval) => { name: string; code: string; floor: FloorFilter }> = [
   (variant, h) => {
     const period = [14, 14, 7, 21][variant % 4]!;
     const below = [40, 45, 35, 42][variant % 4]!;
@@ -25,6 +28,7 @@ const rsi = helpers.getLatestRSI(k, ${period});
 const higher = helpers.getLatestRSI(timeframes['${h}'], 14);
 if (rsi === null || higher === null) return false;
 return { match: rsi < ${below} && higher < 60, conditions: ['RSI(${period}) ' + rsi.toFixed(1), '${h} RSI ' + higher.toFixed(1)] };`,
+      floor: rsiFloor(period, below, h),
     };
   },
   (variant, h) => {
@@ -41,6 +45,7 @@ if (fast[n] === null || slow[n] === null || trend === null) return false;
 // Crossed up within the last three candles, with the higher timeframe's trend.
 const crossed = fast[n] > slow[n] && fast[n - 3] !== null && fast[n - 3] <= slow[n - 3];
 return { match: crossed && close > trend, conditions: ['EMA ${fast} crossed above EMA ${slow}'] };`,
+      floor: emaCrossFloor(fast, slow),
     };
   },
   (variant, h) => {
@@ -55,6 +60,7 @@ const sma = helpers.calculateMA(higher, 20);
 if (average === null || sma === null) return false;
 const ratio = parseFloat(last[5]) / average;
 return { match: ratio > ${factor} && parseFloat(higher[higher.length - 1][4]) > sma && parseFloat(ticker.q) > 0, conditions: ['volume ' + ratio.toFixed(2) + 'x average'] };`,
+      floor: volumeSpikeFloor(factor),
     };
   },
   (variant, h) => {
@@ -67,6 +73,7 @@ if (!bb || bb.upper === null || bb.lower === null || !bb.middle) return false;
 const width = (bb.upper - bb.lower) / bb.middle;
 const adx = helpers.calculateADX(timeframes['${h}'], 14);
 return { match: width < ${width} && adx !== null, conditions: ['BB width ' + width.toFixed(4), 'ADX ' + (adx === null ? '-' : adx.toFixed(1))] };`,
+      floor: bollingerFloor(width),
     };
   },
   (variant, h) => {
@@ -80,6 +87,7 @@ const vwap = helpers.getLatestVWAP(timeframes['${h}']);
 if (!macd || macd.histogram === null || !stoch || stoch.k === null || vwap === null) return false;
 const close = parseFloat(ticker.c);
 return { match: macd.histogram > 0 && stoch.k > ${stochAbove} && stoch.k < ${stochAbove + 15}, conditions: ['MACD hist ' + macd.histogram.toFixed(5), 'near HVN ' + helpers.isNearHVN(close, hvnNodes, 2), 'vs VWAP ' + (close / vwap).toFixed(3)] };`,
+      floor: macdStochFloor(stochAbove),
     };
   },
 ];
@@ -92,8 +100,8 @@ export function benchFilters(count: number, higher: readonly Interval[]): BenchF
   if (higher.length === 0) throw new RangeError('benchFilters needs at least one higher timeframe');
   return Array.from({ length: count }, (_, index) => {
     const h = higher[index % higher.length]!;
-    const { name, code } = KINDS[index % KINDS.length]!(Math.floor(index / KINDS.length), h);
-    return { name, refreshInterval: '1m', requiredTimeframes: ['1m', h], code };
+    const { name, code, floor } = KINDS[index % KINDS.length]!(Math.floor(index / KINDS.length), h);
+    return { name, refreshInterval: '1m', requiredTimeframes: ['1m', h], code, floor };
   });
 }
 

@@ -3,6 +3,7 @@ import { systemClock } from '../../src/clock.ts';
 import type { Interval, Trader } from '../../src/domain.ts';
 import { silentLogger, type Logger } from '../../src/logger.ts';
 import { MarketStore } from '../../src/market/MarketStore.ts';
+import { evaluateFloor, type FloorFilter } from './floor.ts';
 import { evaluateUnsandboxed } from './reference.ts';
 import { Screener } from '../../src/screening/Screener.ts';
 import type { ScreenerRun, TraderTickOutcome } from '../../src/ports.ts';
@@ -36,11 +37,15 @@ export class TickLoad {
   readonly market: SyntheticMarket;
   readonly traders: Trader[];
   readonly screener: Screener;
+  /** Each trader with its filter written by hand over columns (the compute floor). */
+  private readonly floors: Array<{ trader: Trader; floor: FloorFilter; higher: Interval }>;
 
   private constructor(options: TickLoadOptions) {
     this.market = new SyntheticMarket({ symbols: options.symbols, intervals: ['1m', ...options.higher], history: options.history });
     this.store = new MarketStore({ history: options.history, clock: systemClock });
-    this.traders = benchTraders(benchFilters(options.traders, options.higher));
+    const filters = benchFilters(options.traders, options.higher);
+    this.traders = benchTraders(filters);
+    this.floors = this.traders.map((trader, index) => ({ trader, floor: filters[index]!.floor, higher: filters[index]!.requiredTimeframes[1]! }));
     // The worker's defaults (src/config.ts): 50 ms per evaluation, 32 MB per trader, 5 failing ticks.
     this.screener = new Screener({
       threads: options.threads ?? 0,
@@ -67,7 +72,7 @@ export class TickLoad {
     this.market.advance(this.store);
   }
 
-  /** The 1m tick on the sandboxed, parallel Screener. */
+  /** The 1m tick on the sandboxed Screener (on its threads: TickLoadOptions.threads). */
   async sandboxed(): Promise<TickTiming> {
     const started = performance.now();
     const result = await this.screener.run(this.tick());
@@ -78,6 +83,13 @@ export class TickLoad {
   unsandboxed(): TickTiming {
     const started = performance.now();
     const results = evaluateUnsandboxed(this.traders, this.tick());
+    return timing(performance.now() - started, results);
+  }
+
+  /** The same tick on the compute floor: the filters by hand over Float64Array columns, in this thread. */
+  floor(): TickTiming {
+    const started = performance.now();
+    const results = evaluateFloor(this.floors, this.tick());
     return timing(performance.now() - started, results);
   }
 

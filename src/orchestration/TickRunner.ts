@@ -4,6 +4,7 @@
 import type { Clock } from '../clock.ts';
 import { type Interval, type Signal, type SignalProvenance, type Trader, intervalMs } from '../domain.ts';
 import type { Logger } from '../logger.ts';
+import { tickerFields } from '../screening/contract.ts';
 import { helpersLibraryVersion } from '../screening/helpers.ts';
 import type { CandleCloseSource, MarketView, ScreenerPort, SignalSink, SkippedEvaluation, TickMarket, TickServiceLevel, TickSummary, TraderTickOutcome } from '../ports.ts';
 import type { RisingEdges } from './RisingEdges.ts';
@@ -172,7 +173,7 @@ export class TickRunner {
       summary.errors += outcome.errors.length;
       summary.matches += outcome.matches.length;
       const edges = this.risingEdges(trader, request, screened, outcome, matchedBefore.get(trader.id));
-      for (const match of edges) batch.push(this.signal(trader, request, market, match.symbol, match.price, match.conditions));
+      for (const match of edges) batch.push(this.signal(trader, request, market, match.symbol, match.price, match.conditions, match.values));
     }
     const edgedAt = clock.now();
     summary.edgesMs += edgedAt - edgesStarted;
@@ -307,7 +308,7 @@ export class TickRunner {
     return matchedBefore;
   }
 
-  private signal(trader: Trader, request: TickRequest, market: MarketView, symbol: string, price: number, conditions: string[]): Signal {
+  private signal(trader: Trader, request: TickRequest, market: MarketView, symbol: string, price: number, conditions: string[], values: Record<string, number> | undefined): Signal {
     const timeframes: SignalProvenance['timeframes'] = {};
     for (const timeframe of trader.timeframes) {
       const series = market.series(symbol, timeframe);
@@ -337,6 +338,10 @@ export class TickRunner {
         ticker: tickerProvenance(market, symbol),
       },
       closeReceivedAt: request.closeReceivedAt.get(symbol) ?? this.options.clock.now(),
+      ...(values === undefined ? {} : { values }),
+      // Exactly what the screener handed the filter (Screener.runNow), from the same view of the market at this close.
+      ticker: tickerFields(symbol, market.ticker(symbol), market.series(symbol, request.interval)?.lastClosed()?.close),
+      filterCode: trader.filter.code,
     };
   }
 

@@ -1,6 +1,6 @@
 // Per-trader running totals that become trader_status rows, and rate-limited trader_error events.
 import type { Clock } from '../clock.ts';
-import type { RejectedTrader, Trader, TraderState, TraderStatus } from '../domain.ts';
+import type { LastTickCounts, RejectedTrader, Trader, TraderState, TraderStatus } from '../domain.ts';
 import type { Logger } from '../logger.ts';
 import type { TraderTickOutcome } from '../ports.ts';
 
@@ -11,6 +11,7 @@ interface TraderRecord {
   state: TraderState;
   lastError: string | null;
   lastWarning: string | null;
+  lastTick?: LastTickCounts;
   lastEvaluatedAt: number | null;
   evaluations: number;
   matches: number;
@@ -143,6 +144,7 @@ export class TraderHealth {
       record.lastEvaluatedAt = candleCloseTime;
     }
     record.matches += outcome.matches.length;
+    record.lastTick = lastTickCounts(outcome);
     record.dirty = true;
     const warning = outcome.warnings[0];
     if (warning !== undefined) record.lastWarning = `TRADER_CONTRACT: ${warning.message} (${warning.symbol})`;
@@ -220,6 +222,20 @@ export class TraderHealth {
       meanEvaluationMs: record.evaluations === 0 ? 0 : record.totalEvaluationMs / record.evaluations,
       traderUpdatedAt: record.updatedAt,
       lastWarning: record.lastWarning,
+      ...(record.lastTick === undefined ? {} : { lastTick: record.lastTick }),
     };
   }
+}
+
+/** trader_status.last_tick_errors holds this many (supabase/migrations/0006_replay.sql). */
+const LAST_TICK_ERRORS = 5;
+
+function lastTickCounts(outcome: TraderTickOutcome): LastTickCounts {
+  const failed = new Set(outcome.errors.flatMap((error) => (error.symbol === null ? [] : [error.symbol])));
+  return {
+    evaluated: outcome.evaluatedSymbols.length + failed.size,
+    matched: outcome.matches.length,
+    failed: failed.size,
+    errors: outcome.errors.slice(0, LAST_TICK_ERRORS).map((error) => ({ symbol: error.symbol, code: error.code, message: error.message })),
+  };
 }
