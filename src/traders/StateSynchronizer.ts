@@ -32,6 +32,7 @@ import {
 } from './rows.ts';
 import { ownsTrader, type Shard, SINGLE_SHARD } from './shard.ts';
 import { newTicket, SignalBuffer, ticketSettled } from './SignalBuffer.ts';
+import { traderVersionRow, type TraderVersionRow } from './rows.ts';
 import { TraderDiff } from './TraderDiff.ts';
 
 export interface StateSynchronizerOptions {
@@ -66,6 +67,10 @@ export interface SynchronizerStats {
 
 type Outcome = { ok: true } | { ok: false; error: TransientError | DatabaseRejectedError };
 
+function versionKey(signal: Signal): string {
+  return `${signal.userId}|${signal.provenance.filterCodeHash}`;
+}
+
 const PAGE_SIZE = 1000;
 /** A floor under full jitter, so a failed retry never spins. */
 const MIN_RETRY_MS = 50;
@@ -92,6 +97,10 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
   private downSince: number | null = null;
   private closed = false;
   private counters = { signalsWritten: 0, signalsRejected: 0, dbRetries: 0 };
+  /** trader_versions rows known committed (`userId|codeHash`): each is written once, before the first signal citing it. */
+  private readonly versionsWritten = new Set<string>();
+  /** Versions the database refused (permanently): their signals are written without the reference rather than lost. */
+  private readonly versionsRefused = new Set<string>();
   private lastError: string | null = null;
 
   constructor(options: StateSynchronizerOptions) {
@@ -309,8 +318,15 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
   private async drainSignals(): Promise<boolean> {
     while (this.signals.length > 0) {
       const entries = this.signals.take(this.isolateRows > 0 ? 1 : this.chunkSize);
+      const versions = await this.writeVersions(entries.map((entry) => entry.signal));
+      if (!versions.ok) {
+        this.signals.releaseInFlight();
+        this.scheduleRetry(versions.error as TransientError);
+        return false;
+      }
       const handedAt = this.clock.now();
-      const outcome = await this.insert('signals', entries.map((entry) => signalRow(entry.signal, handedAt)), SIGNAL_CONFLICT_KEY, true);
+      const rows = entries.map((entry) => signalRow(entry.signal, handedAt, this.versionsWritten.has(versionKey(entry.signal))));
+      const outcome = await this.insert('signals', rows, SIGNAL_CONFLICT_KEY, true);
       if (outcome.ok) {
         const committedAt = this.clock.now();
         for (const entry of this.signals.settleInFlight()) {
@@ -342,6 +358,30 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
       );
     }
     return true;
+  }
+
+  /**
+   * The trader_versions rows these signals cite and this process has not written yet, as one insert that ignores
+   * conflicts (the row may exist from an earlier run). Fails only transiently; a refused version is logged and its
+   * signals go without the reference.
+   */
+  private async writeVersions(signals: readonly Signal[]): Promise<Outcome> {
+    const rows = new Map<string, TraderVersionRow>();
+    for (const signal of signals) {
+      const key = versionKey(signal);
+      if (this.versionsWritten.has(key) || this.versionsRefused.has(key)) continue;
+      const row = traderVersionRow(signal);
+      if (row !== null) rows.set(key, row);
+    }
+    if (rows.size === 0) return { ok: true };
+    const outcome = await this.insert('trader_versions', [...rows.values()], 'user_id,code_hash', true);
+    if (outcome.ok) for (const key of rows.keys()) this.versionsWritten.add(key);
+    else if (outcome.error instanceof TransientError) return outcome;
+    else {
+      for (const key of rows.keys()) this.versionsRefused.add(key);
+      this.log.error({ event: 'db_rejected', table: 'trader_versions', err: outcome.error }, 'code version refused by the database: its signals name no version');
+    }
+    return { ok: true };
   }
 
   /** 'yielded' when signals arrived meanwhile and should go first; 'retry' when a retry is scheduled. */

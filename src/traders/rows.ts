@@ -19,6 +19,26 @@ export interface SignalRow {
   source: 'cloud';
   machine_id: string;
   provenance: Record<string, unknown>;
+  /** The trader_versions row of the code that fired (supabase/migrations/0006_replay.sql); absent when none was written. */
+  code_hash?: string;
+  /** The filter's explain values, at most 20 finite numbers; null when it returned none. */
+  filter_values: Record<string, number> | null;
+  /** The 24 h ticker fields the filter was shown; null when not recorded. */
+  ticker: Record<string, string> | null;
+}
+
+/** A trader_versions row: the exact code behind the signals that cite its hash. */
+export interface TraderVersionRow {
+  user_id: string;
+  code_hash: string;
+  trader_id: string;
+  code: string;
+}
+
+/** The version a signal cites, when it carries its code. */
+export function traderVersionRow(signal: Signal): TraderVersionRow | null {
+  if (signal.filterCode === undefined) return null;
+  return { user_id: signal.userId, code_hash: signal.provenance.filterCodeHash, trader_id: signal.traderId, code: signal.filterCode };
 }
 
 export interface WorkerStatusRow {
@@ -49,6 +69,11 @@ export interface TraderStatusRow {
   trader_updated_at: string | null;
   /** Present only when the status carries one (supabase/migrations/0004_probation.sql). */
   last_warning?: string | null;
+  /** The last screening run's counts and first errors (supabase/migrations/0006_replay.sql); present once the trader ran. */
+  last_tick_evaluated?: number;
+  last_tick_matched?: number;
+  last_tick_failed?: number;
+  last_tick_errors?: Array<{ symbol: string | null; code: string; message: string }>;
 }
 
 /** worker_status.last_error and trader_status.last_error hold at most this many characters (supabase/migrations/0002_bounds.sql). */
@@ -70,8 +95,11 @@ function iso(time: number): string {
   return new Date(time).toISOString();
 }
 
-/** `handedAt` is the worker-clock time the row goes to the database: close-to-commit latency is measured up to it. */
-export function signalRow(signal: Signal, handedAt: number): SignalRow {
+/**
+ * `handedAt` is the worker-clock time the row goes to the database: close-to-commit latency is measured up to it.
+ * `withVersion`: its trader_versions row is committed, so the signal may cite it (the foreign key requires it).
+ */
+export function signalRow(signal: Signal, handedAt: number, withVersion = false): SignalRow {
   return {
     user_id: signal.userId,
     trader_id: signal.traderId,
@@ -83,6 +111,9 @@ export function signalRow(signal: Signal, handedAt: number): SignalRow {
     source: 'cloud',
     machine_id: signal.machineId,
     provenance: { ...signal.provenance, closeToCommitMs: Math.max(0, handedAt - signal.closeReceivedAt) },
+    ...(withVersion && signal.filterCode !== undefined ? { code_hash: signal.provenance.filterCodeHash } : {}),
+    filter_values: signal.values ?? null,
+    ticker: signal.ticker ?? null,
   };
 }
 
@@ -115,6 +146,15 @@ export function traderStatusRow(status: TraderStatus): TraderStatusRow {
     mean_evaluation_ms: Number.isFinite(status.meanEvaluationMs) ? status.meanEvaluationMs : 0,
     trader_updated_at: status.traderUpdatedAt,
     ...(status.lastWarning === undefined ? {} : { last_warning: statusText(status.lastWarning) }),
+    ...(status.lastTick === undefined
+      ? {}
+      : {
+          last_tick_evaluated: status.lastTick.evaluated,
+          last_tick_matched: status.lastTick.matched,
+          last_tick_failed: status.lastTick.failed,
+          // Each message cut again: the column's bound (8 KB for 5) must hold whatever the screener reported.
+          last_tick_errors: status.lastTick.errors.map((error) => ({ symbol: error.symbol, code: error.code, message: statusText(error.message)!.slice(0, 500).toWellFormed() })),
+        }),
   };
 }
 
