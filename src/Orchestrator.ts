@@ -82,7 +82,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     super();
     this.options = options;
     this.log = options.logger;
-    this.health = new TraderHealth({ userId: options.userId, clock: options.clock, logger: options.logger });
+    this.health = new TraderHealth({ userId: options.userId, clock: options.clock, logger: options.logger, screener: options.screener });
     this.probation = new Probation({
       status: options.database,
       screener: options.screener,
@@ -239,7 +239,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.traders.set(trader.id, trader);
       this.health.track(trader);
     }
-    await this.options.screener.setTraders(traders);
+    this.options.screener.updateTraders({ upserted: traders, removed: [] });
     let restored = 0;
     for (const status of statuses) {
       const trader = this.traders.get(status.traderId);
@@ -250,7 +250,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       }
       // A disable survives a restart only while the row it judged is unchanged.
       if (status.state !== 'disabled' || trader === undefined || status.traderUpdatedAt !== trader.updatedAt) continue;
-      this.options.screener.disable(trader.id, status.lastError ?? 'disabled', trader.updatedAt);
       this.health.restoreDisabled(trader.id, status.lastError);
       restored += 1;
     }
@@ -258,10 +257,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     for (const row of rejected) this.health.reject(row);
     // The trader the previous process died running alone (Probation): disabled before any of its code runs again.
     const suspect = await this.probation.takeSuspect(this.traders);
-    if (suspect !== null) {
-      this.options.screener.disable(suspect.trader.id, suspect.reason, suspect.trader.updatedAt);
-      this.health.disable(suspect.trader.id, suspect.reason);
-    }
+    if (suspect !== null) this.health.disable(suspect.trader.id, suspect.reason);
     await this.statusWriter.flushTraders();
     return { traders: traders.length, rejected: rejected.length, restoredDisabled: restored, intervals: this.intervals() };
   }
@@ -342,7 +338,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.edges.forgetTrader(row.id);
       this.health.reject(row);
     }
-    await this.options.screener.setTraders([...this.traders.values()]);
+    this.options.screener.updateTraders(changes);
     const intervals = this.intervals();
     this.log.info(
       {

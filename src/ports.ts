@@ -40,6 +40,9 @@ export interface TraderChanges {
   rejected: RejectedTrader[];
 }
 
+/** The part of a change the screener acts on: traders to compile (new or changed) and ids to drop. */
+export type TraderUpdate = Pick<TraderChanges, 'upserted' | 'removed'>;
+
 export interface TraderRepository {
   /** The user's enabled traders with execution_mode cloud or both, newest first. */
   loadTraders(): Promise<TraderLoad>;
@@ -237,8 +240,8 @@ export interface ScreenerPort {
   readonly state: LifecycleState;
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** Compile new and changed traders, drop removed ones; a changed row lifts a disable. */
-  setTraders(traders: Trader[]): void;
+  /** Compile new and changed traders, drop removed ones (the repository's diff, passed through); a changed row lifts a disable. */
+  updateTraders(changes: TraderUpdate): void;
   /** Restore a disable recorded before a restart; it holds until the trader's row changes. */
   disable(traderId: string, reason: string, traderUpdatedAt: string): void;
   run(request: ScreenerRun): Promise<{ traders: TraderTickOutcome[] }>;

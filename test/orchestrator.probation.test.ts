@@ -39,7 +39,7 @@ describe('probation', () => {
     const screener = new Screener({ threads: 1, filterTimeoutMs: 200, filterMemoryMb: 16, failureLimit: 5, clock: systemClock, logger: silentLogger(), faults: { threadExitMarker: THREAD_EXIT_MARKER } });
     await screener.start();
     stops.push(() => screener.stop());
-    const health = new TraderHealth({ userId: user.id, clock: systemClock, logger: silentLogger() });
+    const health = new TraderHealth({ userId: user.id, clock: systemClock, logger: silentLogger(), screener });
     const probation = new Probation({
       status: database,
       screener,

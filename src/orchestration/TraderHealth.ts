@@ -1,8 +1,10 @@
-// Per-trader running totals that become trader_status rows, and rate-limited trader_error events.
+// The worker's one record of each trader's health: running totals that become trader_status rows, rate-limited
+// trader_error events, and every disable (a failing run's, which the screener decides and reports in its outcome; a
+// restored one; a probation suspect's). A disable decided here is handed to the screener from here, so the two agree.
 import type { Clock } from '../clock.ts';
 import type { LastTickCounts, RejectedTrader, Trader, TraderState, TraderStatus } from '../domain.ts';
 import type { Logger } from '../logger.ts';
-import type { TraderTickOutcome } from '../ports.ts';
+import type { ScreenerPort, TraderTickOutcome } from '../ports.ts';
 
 interface TraderRecord {
   traderId: string;
@@ -30,11 +32,13 @@ export class TraderHealth {
   private readonly userId: string;
   private readonly clock: Clock;
   private readonly logger: Logger;
+  private readonly screener: Pick<ScreenerPort, 'disable'>;
 
-  constructor(options: { userId: string; clock: Clock; logger: Logger }) {
+  constructor(options: { userId: string; clock: Clock; logger: Logger; screener: Pick<ScreenerPort, 'disable'> }) {
     this.userId = options.userId;
     this.clock = options.clock;
     this.logger = options.logger;
+    this.screener = options.screener;
   }
 
   /** Start tracking a trader afresh (boot, or its row changed: a change lifts a disable). */
@@ -91,10 +95,11 @@ export class TraderHealth {
     record.totalEvaluationMs = status.meanEvaluationMs * status.evaluations;
   }
 
-  /** Restore a disable that survived a restart (its row did not change since). */
+  /** Restore a disable that survived a restart (its row did not change since); the screener holds it until the row changes. */
   restoreDisabled(traderId: string, reason: string | null): void {
     const record = this.records.get(traderId);
-    if (record === undefined) return;
+    if (record === undefined || record.updatedAt === null) return;
+    this.screener.disable(traderId, reason ?? 'disabled', record.updatedAt);
     record.state = 'disabled';
     record.lastError = reason;
   }
@@ -102,7 +107,8 @@ export class TraderHealth {
   /** Disable a trader now, for a cause found outside a tick (the previous process died running it): written with the reason. */
   disable(traderId: string, reason: string): void {
     const record = this.records.get(traderId);
-    if (record === undefined) return;
+    if (record === undefined || record.updatedAt === null) return;
+    this.screener.disable(traderId, reason, record.updatedAt);
     record.state = 'disabled';
     record.lastError = reason;
     record.dirty = true;

@@ -6,6 +6,7 @@ import { MarketStore } from '../market/MarketStore.ts';
 import { RisingEdges } from '../orchestration/RisingEdges.ts';
 import { TruncatedMarketView } from '../orchestration/TruncatedMarketView.ts';
 import type { ScreenerPort, TraderTickOutcome } from '../ports.ts';
+import type { Screener } from '../screening/Screener.ts';
 
 /** A would-be signal, in the shape of the `signals` row it would have been (the --json output). */
 export interface ReplaySignal {
@@ -16,6 +17,8 @@ export interface ReplaySignal {
   candle_open_time: string;
   price: number;
   conditions: string[];
+  /** The filter's explain values of the match, when it returned any (as `signals.filter_values`). */
+  values?: Record<string, number>;
 }
 
 /** What the filter said at one candle of the refresh interval. */
@@ -61,12 +64,17 @@ export interface ClosedCandleSource {
 
 export interface ReplayEngineOptions {
   candles: ClosedCandleSource;
-  /** Started by the caller; the engine hands it the one trader it replays. */
-  screener: ScreenerPort;
+  /** Started by the caller; the engine hands it the one trader it replays (the whole list: no diff to pass). */
+  screener: ScreenerPort & Pick<Screener, 'setTraders'>;
   /** KLINE_HISTORY: the series length the live worker keeps, so filters see as many candles as they did live. */
   history: number;
   clock: Clock;
   logger: Logger;
+  /**
+   * Runs each step (a candle, with its edge priming) when it may run: ReplayService passes LiveTickGate.slice, so a
+   * replay served by a live worker yields to its ticks between candles. Default: at once.
+   */
+  slice?: <T>(work: () => Promise<T>) => Promise<T>;
 }
 
 const MAX_ERRORS = 10;
@@ -107,15 +115,18 @@ export class ReplayEngine {
     const edges = new RisingEdges();
     this.options.screener.setTraders([trader]);
     let next = 0;
+    const slice = this.options.slice ?? ((work) => work());
     for (let openTime = first; openTime < end; openTime += length) {
       const boundary = openTime + length;
-      // The store holds what a live worker held at this close: the series up to it, `history` long.
-      while (next < pending.length && pending[next]!.candle.closeTime < boundary) {
-        const { symbol, interval: timeframe, candle } = pending[next]!;
-        store.applyCandle(symbol, timeframe, candle, true, 'backfill');
-        next++;
-      }
-      const verdicts = await this.candle(request, edges, store, openTime, report);
+      const verdicts = await slice(() => {
+        // The store holds what a live worker held at this close: the series up to it, `history` long.
+        while (next < pending.length && pending[next]!.candle.closeTime < boundary) {
+          const { symbol, interval: timeframe, candle } = pending[next]!;
+          store.applyCandle(symbol, timeframe, candle, true, 'backfill');
+          next++;
+        }
+        return this.candle(request, edges, store, openTime, report);
+      });
       report.candles.push(verdicts);
       if (report.disabled !== null) break;
     }
@@ -154,7 +165,7 @@ export class ReplayEngine {
     });
     recordVerdicts(edges, trader.id, openTime, complete, outcome);
     for (const match of rising) {
-      report.signals.push({ trader_id: trader.id, symbol: match.symbol, interval, candle_open_time: at, price: match.price, conditions: match.conditions });
+      report.signals.push({ trader_id: trader.id, symbol: match.symbol, interval, candle_open_time: at, price: match.price, conditions: match.conditions, ...(match.values === undefined ? {} : { values: match.values }) });
     }
     verdicts.signals = rising.length;
     return verdicts;

@@ -5,7 +5,7 @@ import type { Interval, Trader } from '../domain.ts';
 import { IllegalStateError } from '../errors.ts';
 import { LifecycleGuard } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
-import type { LifecycleState, ScreenerPort, ScreenerRun, TraderTickOutcome } from '../ports.ts';
+import type { LifecycleState, ScreenerPort, ScreenerRun, TraderTickOutcome, TraderUpdate } from '../ports.ts';
 import { hvnInterval, tickerFields } from './contract.ts';
 import { ScreenerThread, ThreadCrashedError } from './pool.ts';
 import { DEFAULT_FILTER_TICK_BUDGET_MS, type ThreadFaults, type ThreadTraderResult, type TraderSpec } from './protocol.ts';
@@ -97,20 +97,28 @@ export class Screener implements ScreenerPort {
     });
   }
 
-  /** Compile new and changed traders (by codeHash/updatedAt), drop removed ones; a changed row lifts a disable. */
+  /**
+   * The whole trader list, for a caller that keeps no diff of its own (replay, bench, tests): what is not in it is
+   * dropped. The worker passes the repository's diff through updateTraders instead of diffing the list a second time.
+   */
   setTraders(traders: Trader[]): void {
-    const incoming = new Map(traders.map((trader) => [trader.id, trader]));
+    const incoming = new Set(traders.map((trader) => trader.id));
+    this.updateTraders({ upserted: traders, removed: [...this.assignment.keys()].filter((id) => !incoming.has(id)) });
+  }
+
+  /** Compile new and changed traders (by codeHash/updatedAt), drop removed ones; a changed row lifts a disable. */
+  updateTraders(changes: TraderUpdate): void {
     const upserts = new Map<ScreenerThread, TraderSpec[]>();
     const removals = new Map<ScreenerThread, string[]>();
-    for (const [id, thread] of this.assignment) {
-      if (incoming.has(id)) continue;
-      removals.set(thread, [...(removals.get(thread) ?? []), id]);
+    for (const id of changes.removed) {
+      const thread = this.assignment.get(id);
+      if (thread !== undefined) removals.set(thread, [...(removals.get(thread) ?? []), id]);
       this.assignment.delete(id);
       this.traders.delete(id);
       this.failingTicks.delete(id);
       this.disabled.delete(id);
     }
-    for (const trader of incoming.values()) {
+    for (const trader of changes.upserted) {
       const previous = this.traders.get(trader.id);
       this.traders.set(trader.id, trader);
       const record = this.disabled.get(trader.id);
