@@ -6,7 +6,7 @@ import { INTERVALS, type Interval, type Trader, type WorkerState } from './domai
 import { BootFailedError, TransientError } from './errors.ts';
 import { LifecycleGuard } from './lifecycle.ts';
 import type { Logger } from './logger.ts';
-import type { CandleCloseSource, LifecycleState, MarketDataSource, ScreenerPort, TickServiceLevel, TickSummary, TraderChanges, WorkerDatabase } from './ports.ts';
+import type { LifecycleState, MarketDataSource, ScreenerPort, TickServiceLevel, TickSummary, TraderChanges, WorkerDatabase } from './ports.ts';
 import { catchUpMissedCandles } from './orchestration/bootCatchUp.ts';
 import { Probation } from './orchestration/Probation.ts';
 import { RisingEdges } from './orchestration/RisingEdges.ts';
@@ -38,8 +38,8 @@ export interface OrchestratorOptions {
   clock: Clock;
   logger: Logger;
   database: WorkerDatabase;
+  /** Universe, backfill and streams, and the store they fill (market.candles). */
   market: MarketDataSource;
-  store: CandleCloseSource;
   screener: ScreenerPort;
 }
 
@@ -86,7 +86,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.probation = new Probation({
       status: options.database,
       screener: options.screener,
-      market: options.store,
+      market: options.market.candles,
       clock: options.clock,
       logger: options.logger,
       onDisabled: (traderId, reason) => this.health.noteDisabled(traderId, reason),
@@ -103,7 +103,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       clock: options.clock,
       logger: options.logger,
       screener: options.screener,
-      store: options.store,
       market: options.market,
       signals: options.database,
       edges: this.edges,
@@ -196,7 +195,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       if (this.stopping) throw new TransientError('boot interrupted by shutdown');
       await this.step('catchup', () => this.catchUp());
       if (this.stopping) throw new TransientError('boot interrupted by shutdown');
-      this.options.store.on('candleClosed', this.onCandleClosed);
+      this.options.market.candles.on('candleClosed', this.onCandleClosed);
       this.scheduler.setSchedule(this.schedule());
       this.scheduler.start();
       // The candle that closed while the worker was down or booting is screened now, not skipped.
@@ -263,7 +262,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   private async releaseAfterFailedBoot(): Promise<void> {
-    this.options.store.off('candleClosed', this.onCandleClosed);
+    this.options.market.candles.off('candleClosed', this.onCandleClosed);
     await this.scheduler.stop();
     await Promise.allSettled([this.options.market.stop(), this.options.screener.stop()]);
     await this.options.database.stop().catch(() => {});
@@ -420,7 +419,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.log.info({ event: 'shutdown', step: 'ticks' }, 'stopping ticks');
     this.options.clock.clearInterval(this.heartbeatTimer);
     this.options.clock.clearTimeout(this.pollTimer);
-    this.options.store.off('candleClosed', this.onCandleClosed);
+    this.options.market.candles.off('candleClosed', this.onCandleClosed);
     await this.statusWriter.writeWorker('stopping');
     await this.scheduler.stop();
     await this.polling;

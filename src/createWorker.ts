@@ -104,7 +104,6 @@ export function createWorker(config: Config, overrides: WorkerOverrides = {}): W
     logger,
     database,
     market,
-    store,
     screener,
   });
   const sources: MetricsSources = {

@@ -161,9 +161,11 @@ export interface MarketDataStatus {
   pendingGaps: number;
 }
 
-/** The market-data facade: universe, backfill and streams behind one lifecycle. */
+/** The market-data facade: universe, backfill and streams behind one lifecycle, and the store they fill. */
 export interface MarketDataSource {
   readonly state: LifecycleState;
+  /** The store this facade fills: the series filters read, announcing each closed candle after storing it. */
+  readonly candles: CandleCloseSource;
   /** Universe → backfill → streams; resolves when every series is backfilled and every stream is open. */
   start(intervals: Interval[]): Promise<void>;
   stop(): Promise<void>;

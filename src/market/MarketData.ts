@@ -77,6 +77,10 @@ export class MarketData extends EventEmitter<Events> implements MarketDataSource
     return this.lifecycle.state;
   }
 
+  get candles(): MarketStore {
+    return this.options.store;
+  }
+
   /** Resolves when every (symbol, interval) is backfilled and every stream connection is open. */
   start(intervals: Interval[] = []): Promise<void> {
     return this.lifecycle.start(async () => {

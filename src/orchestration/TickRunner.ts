@@ -6,7 +6,7 @@ import { type Interval, type Signal, type SignalProvenance, type Trader, interva
 import type { Logger } from '../logger.ts';
 import { tickerFields } from '../screening/contract.ts';
 import { helpersLibraryVersion } from '../screening/helpers.ts';
-import type { CandleCloseSource, MarketView, ScreenerPort, SignalSink, SkippedEvaluation, TickMarket, TickServiceLevel, TickSummary, TraderTickOutcome } from '../ports.ts';
+import type { MarketDataSource, MarketView, ScreenerPort, SignalSink, SkippedEvaluation, TickServiceLevel, TickSummary, TraderTickOutcome } from '../ports.ts';
 import type { RisingEdges } from './RisingEdges.ts';
 import { type ServiceLevel, maxOrNull } from './ServiceLevel.ts';
 import { type TickRequest, type TickRunResult, completeAtBoundary } from './TickScheduler.ts';
@@ -23,9 +23,8 @@ export interface TickRunnerOptions {
   clock: Clock;
   logger: Logger;
   screener: ScreenerPort;
-  store: CandleCloseSource;
-  /** The market's one judge of completeness (MarketDataSource.isComplete). */
-  market: Pick<TickMarket, 'isComplete'>;
+  /** The market's one judge of completeness (isComplete) and the store it fills (candles). */
+  market: Pick<MarketDataSource, 'isComplete' | 'candles'>;
   signals: SignalSink;
   edges: RisingEdges;
   health: TraderHealth;
@@ -99,7 +98,8 @@ export class TickRunner {
   }
 
   private async screen(request: TickRequest, traders: readonly Trader[]): Promise<TickSummary> {
-    const { clock, screener, store } = this.options;
+    const { clock, screener } = this.options;
+    const store = this.options.market.candles;
     const startedAt = clock.now();
     // Never screen a stale or incomplete series. A symbol already past this candle (the request waited)
     // is screened as it stood at the close (below); one behind it or with a gap is handed back to be filled.
@@ -290,7 +290,7 @@ export class TickRunner {
         traderIds: [...unknown.keys()],
         symbols: [...new Set([...unknown.values()].flat())],
         // The series and the ticker as of the previous close: the snapshot of that earlier close, not this one's.
-        market: new TruncatedMarketView(this.options.store, request.openTime),
+        market: new TruncatedMarketView(this.options.market.candles, request.openTime),
       });
       for (const outcome of result.traders) {
         if (outcome.disabled !== null) this.options.health.noteDisabled(outcome.traderId, outcome.disabled.reason);
