@@ -104,7 +104,7 @@ describe('npm run fleet', () => {
     const rows = JSON.parse(status.stdout) as FleetStatusRow[];
     expect(rows.find((row) => row.user === user)).toMatchObject({ desired: 'running', state: 'started', region: 'fra', image: 'registry.fly.io/screener:v1', worker: 'ready', lastError: null });
     const table = await fleet('status');
-    expect(table.stdout.split('\n')[0]).toMatch(/^USER\s+DESIRED\s+APP\s+MACHINE\s+STATE\s+REGION\s+IMAGE\s+WORKER\s+HEARTBEAT\s+LAST ERROR$/);
+    expect(table.stdout.split('\n')[0]).toMatch(/^USER\s+SHARD\s+DESIRED\s+APP\s+MACHINE\s+STATE\s+REGION\s+IMAGE\s+WORKER\s+HEARTBEAT\s+LAST ERROR$/);
 
     const oldKey = sim.app(appOf(user))!.secrets.get('SUPABASE_KEY')!;
     const bootsBefore = workers.bootsOf(user).length;

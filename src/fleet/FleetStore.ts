@@ -13,6 +13,8 @@ export interface WorkerMachineRow {
   region: string;
   memory_mb: number;
   image: string;
+  /** Machines the user's traders are spread over, one per shard (supabase/migrations/0005_shards.sql). */
+  shard_count: number;
   app_name: string | null;
   machine_id: string | null;
   key_id: string | null;
@@ -33,13 +35,22 @@ export type MachineRecord = Partial<
 >;
 
 /** The columns of the worker's own status row (src/traders/rows.ts) the controller reads. */
-export type WorkerStatusRow = Pick<WorkerRow, 'user_id' | 'machine_id' | 'version' | 'state' | 'started_at' | 'heartbeat_at' | 'last_error'>;
+export type WorkerStatusRow = Pick<
+  WorkerRow,
+  'user_id' | 'shard_index' | 'shard_count' | 'machine_id' | 'version' | 'state' | 'started_at' | 'heartbeat_at' | 'last_error'
+>;
+
+/** worker_status has one row per (user, shard): the key of the maps that hold them. */
+export function shardKey(userId: string, shardIndex: number): string {
+  return `${userId}#${shardIndex}`;
+}
 
 export interface DesiredSpec {
   desired_state?: DesiredState;
   region?: string;
   memory_mb?: number;
   image?: string;
+  shard_count?: number;
 }
 
 interface Failure {
@@ -131,20 +142,29 @@ export class FleetStore {
     return rows.length > 0;
   }
 
+  /** The workers' own status rows, keyed by shardKey(user, shard index). */
   async workerStatuses(userIds?: readonly string[]): Promise<Map<string, WorkerStatusRow>> {
     const statuses = new Map<string, WorkerStatusRow>();
-    const columns = 'user_id, machine_id, version, state, started_at, heartbeat_at, last_error';
+    const columns = 'user_id, shard_index, shard_count, machine_id, version, state, started_at, heartbeat_at, last_error';
     if (userIds !== undefined) {
       for (const users of chunk(userIds, 200)) {
         const rows = check('read worker_status', await this.db.from('worker_status').select(columns).in('user_id', users)) as WorkerStatusRow[];
-        for (const row of rows) statuses.set(row.user_id, row);
+        for (const row of rows) statuses.set(shardKey(row.user_id, row.shard_index), row);
       }
       return statuses;
     }
     for (let from = 0; ; from += PAGE) {
-      const rows = check('read worker_status', await this.db.from('worker_status').select(columns).order('user_id').range(from, from + PAGE - 1)) as WorkerStatusRow[];
-      for (const row of rows) statuses.set(row.user_id, row);
+      const rows = check(
+        'read worker_status',
+        await this.db.from('worker_status').select(columns).order('user_id').order('shard_index').range(from, from + PAGE - 1),
+      ) as WorkerStatusRow[];
+      for (const row of rows) statuses.set(shardKey(row.user_id, row.shard_index), row);
       if (rows.length < PAGE) return statuses;
     }
+  }
+
+  /** Deletes the status rows of a user's shards at or beyond `shardCount`: their machines are gone. */
+  async dropShardStatuses(userId: string, shardCount: number): Promise<void> {
+    check('delete worker_status of removed shards', await this.db.from('worker_status').delete().eq('user_id', userId).gte('shard_index', shardCount));
   }
 }

@@ -6,7 +6,7 @@ import type { Logger } from '../logger.ts';
 import { MachineLeasedError } from './errors.ts';
 import type { FleetStore } from './FleetStore.ts';
 import type { FlyMachinesClient } from './FlyMachinesClient.ts';
-import { machineConfigFor, primaryOf } from './plan.ts';
+import { machineConfigFor, shardMachines } from './plan.ts';
 import { bootsBefore, waitUntilReady } from './Readiness.ts';
 import type { Reconciler } from './Reconciler.ts';
 import { mintWorkerKey } from './workerKey.ts';
@@ -59,30 +59,39 @@ export class KeyRotation {
       );
     try {
       const app = row.app_name ?? this.reconciler.appFor(userId);
-      const machines = await this.fly.listMachines(app);
-      const machine = machines === null ? undefined : primaryOf(machines);
-      if (machine === undefined) throw new RotationFailedError(`user ${userId} has no machine: provision it first`);
+      const listed = await this.fly.listMachines(app);
+      // Every shard runs on the app's one key: each machine restarts on the new one before the old is revoked.
+      const machines = listed === null ? [] : [...shardMachines(listed)].filter(([shardIndex]) => shardIndex >= 0);
+      if (machines.length === 0) throw new RotationFailedError(`user ${userId} has no machine: provision it first`);
       const key = mintWorkerKey(userId, this.settings.supabaseJwtSecret, { nowSec: Math.floor(this.clock.now() / 1000), days: this.settings.keyDays });
       // Write-ahead: the old id stays recorded as retiring until the machine runs on the new one.
       const retiring = [row.key_id, row.retiring_key_id].filter((id): id is string => id !== null);
       await this.store.record(userId, { key_id: key.keyId, retiring_key_id: row.key_id ?? row.retiring_key_id }, { release: false });
       const secretsVersion = await this.fly.setSecret(app, 'SUPABASE_KEY', key.token);
       const running = row.desired_state === 'running';
-      const desired = { userId, state: row.desired_state, region: machine.region, memoryMb: row.memory_mb, image: machine.config.image };
       const bootedBefore = await bootsBefore(this.store, [userId]);
       const sinceMs = this.clock.now();
-      // An update with the new key id in its metadata replaces the machine's instance: it boots again and reads the
-      // app's secrets afresh (a machine sees secrets as they were at its boot).
-      await this.fly.withLease(app, machine.id, 'fleet rotate-key', async (nonce) => {
-        const updated = await this.fly.updateMachine(app, machine.id, machineConfigFor(desired, { supabaseUrl: this.settings.supabaseUrl, keyId: key.keyId }), {
-          nonce,
-          skipLaunch: !running,
-          minSecretsVersion: secretsVersion,
+      for (const [shardIndex, machine] of machines) {
+        // The machine keeps its place and count (a change of count is reconcile's); only the key changes.
+        const desired = {
+          userId,
+          state: row.desired_state,
+          region: machine.region,
+          memoryMb: row.memory_mb,
+          image: machine.config.image,
+          shardCount: Number(machine.config.env?.SHARD_COUNT ?? '1'),
+        };
+        // An update with the new key id in its metadata replaces the machine's instance: it boots again and reads the
+        // app's secrets afresh (a machine sees secrets as they were at its boot).
+        await this.fly.withLease(app, machine.id, 'fleet rotate-key', async (nonce) => {
+          const config = machineConfigFor(desired, { supabaseUrl: this.settings.supabaseUrl, keyId: key.keyId, shardIndex });
+          const updated = await this.fly.updateMachine(app, machine.id, config, { nonce, skipLaunch: !running, minSecretsVersion: secretsVersion });
+          if (running) await this.reconciler.settle(app, machine.id, 'started', updated.instance_id);
         });
-        if (running) await this.reconciler.settle(app, machine.id, 'started', updated.instance_id);
-      });
+      }
       if (running) {
-        const notReady = await waitUntilReady(this.store, this.clock, [{ userId, machineId: machine.id }], {
+        const targets = machines.map(([shardIndex, machine]) => ({ userId, machineId: machine.id, shardIndex }));
+        const notReady = await waitUntilReady(this.store, this.clock, targets, {
           sinceMs,
           bootedBefore,
           timeoutMs: this.settings.readyTimeoutMs,

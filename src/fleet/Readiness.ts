@@ -1,16 +1,19 @@
 // "Ready" as the fleet judges it: the worker on that very machine reports `ready` in worker_status, and it booted and
 // beat after the change being checked, so an old process's row can never pass for the new one.
 import type { Clock } from '../clock.ts';
-import type { FleetStore, WorkerStatusRow } from './FleetStore.ts';
+import { type FleetStore, shardKey, type WorkerStatusRow } from './FleetStore.ts';
 
 export interface ReadinessTarget {
   userId: string;
   machineId: string;
+  /** The shard the machine runs (worker_status has a row per shard); 0 for a user with one machine. */
+  shardIndex?: number;
 }
 
 export interface NotReady {
   userId: string;
   machineId: string;
+  shardIndex?: number;
   /** What worker_status said last, for the report. */
   seen: string;
 }
@@ -29,11 +32,13 @@ export function isFreshlyReady(status: WorkerStatusRow | undefined, target: Read
   return Date.parse(status.started_at) >= sinceMs - SKEW_MS && Date.parse(status.heartbeat_at) >= sinceMs - SKEW_MS;
 }
 
-/** The workers' started_at before a change, to tell their next boot from the current one (isFreshlyReady). */
+/** The workers' started_at before a change, by shardKey, to tell their next boot from the current one (isFreshlyReady). */
 export async function bootsBefore(store: FleetStore, userIds: readonly string[]): Promise<Map<string, string>> {
   const statuses = await store.workerStatuses(userIds);
-  return new Map([...statuses].map(([userId, status]) => [userId, status.started_at]));
+  return new Map([...statuses].map(([key, status]) => [key, status.started_at]));
 }
+
+const keyOf = (target: ReadinessTarget) => shardKey(target.userId, target.shardIndex ?? 0);
 
 function describeStatus(status: WorkerStatusRow | undefined, target: ReadinessTarget, nowMs: number): string {
   if (status === undefined) return 'no worker_status row';
@@ -54,11 +59,11 @@ export async function waitUntilReady(
   let waiting = [...targets];
   for (;;) {
     const statuses = await store.workerStatuses(waiting.map((target) => target.userId));
-    waiting = waiting.filter((target) => !isFreshlyReady(statuses.get(target.userId), target, options.sinceMs, options.bootedBefore?.get(target.userId)));
+    waiting = waiting.filter((target) => !isFreshlyReady(statuses.get(keyOf(target)), target, options.sinceMs, options.bootedBefore?.get(keyOf(target))));
     if (waiting.length === 0) return [];
     if (clock.now() >= deadline) {
       const now = clock.now();
-      return waiting.map((target) => ({ ...target, seen: describeStatus(statuses.get(target.userId), target, now) }));
+      return waiting.map((target) => ({ ...target, seen: describeStatus(statuses.get(keyOf(target)), target, now) }));
     }
     await clock.sleep(options.pollMs ?? 1000);
   }

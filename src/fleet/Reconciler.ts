@@ -8,7 +8,7 @@ import { FleetDatabaseError, FlyRejectedError, FlyUnavailableError, MachineLease
 import type { FleetStore, MachineRecord, WorkerMachineRow } from './FleetStore.ts';
 import type { FlyMachine } from './flyMessages.ts';
 import type { FlyMachinesClient } from './FlyMachinesClient.ts';
-import { appNameFor, machineConfigFor, nextStep, type Desired } from './plan.ts';
+import { appNameFor, machineConfigFor, nextStep, shardOf, type Desired } from './plan.ts';
 import { mintWorkerKey } from './workerKey.ts';
 
 export interface ReconcilerSettings {
@@ -31,8 +31,10 @@ export interface UserOutcome {
   converged: boolean;
   /** What this controller did, in order (`create-app`, `provision`, `update: image a → b`, …). */
   actions: string[];
-  /** The machine's state when the controller last looked. */
+  /** The machine's state when the controller last looked (shard 0's, when the user has several). */
   state?: string;
+  /** Once converged: the machine of each shard, by index. */
+  machines?: Array<{ shardIndex: number; machineId: string }>;
   error?: string;
 }
 
@@ -45,8 +47,8 @@ export interface ReconcileReport {
 /** A machine did not reach a state in time: the next pass looks again. */
 class NotSettledError extends Error {}
 
-/** Steps one user may take in one pass; from nothing to a running machine takes four. */
-const MAX_STEPS = 8;
+/** Steps one user may take in one pass; from nothing to a running machine takes four, and each more shard one or two more. */
+const maxStepsFor = (shardCount: number) => 6 + 2 * shardCount;
 
 export class Reconciler {
   private readonly fly: FlyMachinesClient;
@@ -107,7 +109,8 @@ export class Reconciler {
   async convergeUser(row: WorkerMachineRow): Promise<UserOutcome> {
     const userId = row.user_id;
     const app = row.app_name ?? this.appFor(userId);
-    const desired: Desired = { userId, state: row.desired_state, region: row.region, memoryMb: row.memory_mb, image: row.image };
+    const desired: Desired = { userId, state: row.desired_state, region: row.region, memoryMb: row.memory_mb, image: row.image, shardCount: row.shard_count ?? 1 };
+    const maxSteps = maxStepsFor(desired.shardCount);
     const actions: string[] = [];
     let keyId = row.key_id;
     let retiringKeyId = row.retiring_key_id;
@@ -126,12 +129,13 @@ export class Reconciler {
     };
     try {
       let machines = await this.fly.listMachines(app);
-      for (let step = 0; step < MAX_STEPS; step += 1) {
+      for (let step = 0; step < maxSteps; step += 1) {
         const next = nextStep(desired, machines, keyId);
         if (next.kind === 'converged') {
           machine = next.machine;
+          const shards = next.machines.map((entry) => ({ shardIndex: shardOf(entry), machineId: entry.id }));
           return await finish(
-            { converged: true, state: machine?.state ?? 'absent' },
+            { converged: true, state: machine?.state ?? 'absent', machines: shards },
             {
               app_name: machines === null ? null : app,
               machine_id: machine?.id ?? null,
@@ -160,12 +164,14 @@ export class Reconciler {
             actions.push('revoke-key');
             continue;
           case 'provision':
-            ({ keyId, retiringKeyId } = await this.provision(app, desired, keyId, retiringKeyId));
-            actions.push('provision');
+            ({ keyId, retiringKeyId } = await this.provision(app, desired, { keyId, retiringKeyId, shardIndex: next.shardIndex, appHasMachines: (machines ?? []).length > 0 }));
+            actions.push(desired.shardCount > 1 ? `provision shard ${next.shardIndex}` : 'provision');
             break;
           case 'destroy':
             for (const target of next.machines) await this.destroy(app, target);
             actions.push(`destroy ${next.machines.length} (${next.reason})`);
+            // The status rows of shards that no longer exist would read as machines gone silent.
+            if (desired.state !== 'absent') await this.store.dropShardStatuses(userId, desired.shardCount);
             break;
           case 'update':
             await this.update(app, desired, next.machine, keyId);
@@ -191,7 +197,7 @@ export class Reconciler {
         }
         machines = await this.fly.listMachines(app);
       }
-      return await finish({ converged: false, error: `not converged after ${MAX_STEPS} steps` }, { last_error: `not converged after ${MAX_STEPS} steps` });
+      return await finish({ converged: false, error: `not converged after ${maxSteps} steps` }, { last_error: `not converged after ${maxSteps} steps` });
     } catch (error) {
       const message = describe(error);
       this.logger.warn({ event: 'fleet_user_failed', userId, app, err: message }, 'user not converged');
@@ -200,27 +206,45 @@ export class Reconciler {
   }
 
   /**
-   * A user with an app but no machine: mint a fresh key (the one recorded before is revoked: no machine uses it),
-   * record its id before it exists anywhere else, set it as the app's secret, then create the machine.
+   * A shard with no machine. When the app has no machine at all: mint a fresh key (the one recorded before is revoked:
+   * no machine uses it), record its id before it exists anywhere else, set it as the app's secret, then create the
+   * machine. When other shards run, the new machine boots on the app's secret they run on, the key recorded.
    */
-  private async provision(app: string, desired: Desired, keyId: string | null, retiringKeyId: string | null): Promise<{ keyId: string; retiringKeyId: null }> {
+  private async provision(
+    app: string,
+    desired: Desired,
+    current: { keyId: string | null; retiringKeyId: string | null; shardIndex: number; appHasMachines: boolean },
+  ): Promise<{ keyId: string; retiringKeyId: string | null }> {
+    const { keyId, retiringKeyId, shardIndex } = current;
+    if (current.appHasMachines && keyId !== null) {
+      await this.createShardMachine(app, desired, { keyId, shardIndex });
+      return { keyId, retiringKeyId };
+    }
     const key = mintWorkerKey(desired.userId, this.settings.supabaseJwtSecret, { nowSec: Math.floor(this.clock.now() / 1000), days: this.settings.keyDays });
     for (const id of [keyId, retiringKeyId]) if (id !== null) await this.store.revokeKey(id, desired.userId, 'replaced at provisioning');
     await this.store.record(desired.userId, { app_name: app, key_id: key.keyId, retiring_key_id: null }, { release: false });
     const secretsVersion = await this.fly.setSecret(app, 'SUPABASE_KEY', key.token);
-    const machine = await this.fly.createMachine(app, {
-      name: 'worker',
-      region: desired.region,
-      config: machineConfigFor(desired, { supabaseUrl: this.settings.supabaseUrl, keyId: key.keyId }),
-      skipLaunch: desired.state !== 'running',
-      minSecretsVersion: secretsVersion,
-    });
-    if (desired.state === 'running') await this.settle(app, machine.id, 'started', machine.instance_id);
+    await this.createShardMachine(app, desired, { keyId: key.keyId, shardIndex, minSecretsVersion: secretsVersion });
     return { keyId: key.keyId, retiringKeyId: null };
   }
 
+  private async createShardMachine(app: string, desired: Desired, options: { keyId: string; shardIndex: number; minSecretsVersion?: number }): Promise<void> {
+    const machine = await this.fly.createMachine(app, {
+      name: options.shardIndex === 0 ? 'worker' : `worker-${options.shardIndex}`,
+      region: desired.region,
+      config: machineConfigFor(desired, { supabaseUrl: this.settings.supabaseUrl, keyId: options.keyId, shardIndex: options.shardIndex }),
+      skipLaunch: desired.state !== 'running',
+      ...(options.minSecretsVersion === undefined ? {} : { minSecretsVersion: options.minSecretsVersion }),
+    });
+    if (desired.state === 'running') await this.settle(app, machine.id, 'started', machine.instance_id);
+  }
+
   private async update(app: string, desired: Desired, machine: FlyMachine, keyId: string | null): Promise<void> {
-    const config = machineConfigFor(desired, { supabaseUrl: this.settings.supabaseUrl, keyId: machine.config.metadata?.screener_key_id ?? keyId ?? '' });
+    const config = machineConfigFor(desired, {
+      supabaseUrl: this.settings.supabaseUrl,
+      keyId: machine.config.metadata?.screener_key_id ?? keyId ?? '',
+      shardIndex: shardOf(machine),
+    });
     await this.fly.withLease(app, machine.id, 'fleet update', async (nonce) => {
       const updated = await this.fly.updateMachine(app, machine.id, config, { nonce, skipLaunch: desired.state !== 'running' });
       if (desired.state === 'running') await this.settle(app, machine.id, 'started', updated.instance_id);

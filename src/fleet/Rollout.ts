@@ -63,15 +63,22 @@ export class Rollout {
       const reconciled = await this.reconciler.reconcile({ users: batch, maxPasses: 3 });
       const failed = batch.map((user) => reconciled.notConverged.find((outcome) => outcome.userId === user)).find((outcome) => outcome !== undefined);
       if (failed !== undefined) return this.halt(report, failed.userId, `machine not updated: ${failed.error ?? 'not converged'}`);
-      const machines = new Map((await Promise.all(batch.map((user) => this.store.machine(user)))).map((row) => [row!.user_id, row!.machine_id ?? '']));
-      const notReady = await waitUntilReady(this.store, this.clock, batch.map((userId) => ({ userId, machineId: machines.get(userId) ?? '' })), {
+      // Every machine of the user, one per shard, must come back ready.
+      const targets = batch.flatMap((userId) => {
+        const machines = reconciled.converged.find((outcome) => outcome.userId === userId)?.machines ?? [];
+        return machines.length === 0 ? [{ userId, machineId: '' }] : machines.map(({ shardIndex, machineId }) => ({ userId, machineId, shardIndex }));
+      });
+      const notReady = await waitUntilReady(this.store, this.clock, targets, {
         sinceMs,
         bootedBefore,
         timeoutMs: options.readyTimeoutMs,
         pollMs: options.pollMs,
       });
       const first = batch.map((user) => notReady.find((entry) => entry.userId === user)).find((entry) => entry !== undefined);
-      if (first !== undefined) return this.halt(report, first.userId, `not ready within ${Math.round(options.readyTimeoutMs / 1000)} s: ${first.seen}`);
+      if (first !== undefined) {
+        const shard = first.shardIndex ? ` (shard ${first.shardIndex})` : '';
+        return this.halt(report, first.userId, `not ready within ${Math.round(options.readyTimeoutMs / 1000)} s${shard}: ${first.seen}`);
+      }
       report.updated.push(...batch);
       report.pending = report.pending.filter((user) => !batch.includes(user));
       this.logger.info({ event: 'fleet_rollout_batch', batch: index + 1, of: batches.length, users: batch.length, image: options.image }, 'rollout batch ready');

@@ -3,6 +3,7 @@
 // where it was asked to (naming who and why), 2 for a usage or configuration error.
 import { parseArgs } from 'node:util';
 import { systemClock, type Clock } from '../clock.ts';
+import { MAX_SHARDS } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import { loadFleetConfig, type FleetConfig } from './config.ts';
@@ -15,10 +16,10 @@ import { fleetStatus, formatStatusTable } from './status.ts';
 
 const USAGE = `usage: npm run fleet -- <command>
   reconcile [--watch]                 make every user's machine match worker_machines (--watch: every FLEET_INTERVAL_S)
-  provision <user> [--image <image>] [--region <region>] [--memory <mb>]
-                                      want a running machine for the user, then reconcile that user
+  provision <user> [--image <image>] [--region <region>] [--memory <mb>] [--shards <n>]
+                                      want running machines for the user (one per shard), then reconcile that user
   deprovision <user>                  stop and destroy the user's machine, delete its app, revoke its key
-  status [--json]                     user, app, machine, state, region, image, worker state, heartbeat age, last error
+  status [--json]                     user, shard, app, machine, state, region, image, worker state, heartbeat age, last error
   rollout <image> [--canaries 2] [--canary <user>]... [--batch 10]
                                       canaries first, then batches; halts at the first machine not ready in time
   rotate-key <user>                   new key, set as the app secret, machine restarted, ready, then the old key revoked
@@ -85,6 +86,7 @@ export async function runFleet(argv: string[], env: Record<string, string | unde
         image: { type: 'string' },
         region: { type: 'string' },
         memory: { type: 'string' },
+        shards: { type: 'string' },
         canaries: { type: 'string', default: '2' },
         canary: { type: 'string', multiple: true },
         batch: { type: 'string', default: '10' },
@@ -131,7 +133,9 @@ export async function runFleet(argv: string[], env: Record<string, string | unde
         const user = userArgument(positionals, command);
         const memory = values.memory === undefined ? undefined : Number(values.memory);
         if (memory !== undefined && (!Number.isInteger(memory) || memory % 256 !== 0)) throw new UsageError('--memory must be a multiple of 256 (MB)');
-        await store.setDesired(user, { desired_state: 'running', image: values.image, region: values.region, memory_mb: memory });
+        const shards = values.shards === undefined ? undefined : Number(values.shards);
+        if (shards !== undefined && (!Number.isInteger(shards) || shards < 1 || shards > MAX_SHARDS)) throw new UsageError(`--shards must be a whole number from 1 to ${MAX_SHARDS}`);
+        await store.setDesired(user, { desired_state: 'running', image: values.image, region: values.region, memory_mb: memory, shard_count: shards });
         return printReport(io, await reconciler.reconcile({ users: [user] }));
       }
       case 'deprovision': {
