@@ -1,4 +1,4 @@
-// Helpers for tests that run the built worker as a real process: build once into an isolated folder, spawn, watch its log.
+// Runs the built worker as a real process, for tests, bench and the chaos suite: build once into an isolated folder, spawn, watch its log, poll until a deadline.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';

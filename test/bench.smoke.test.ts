@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StoredResults } from '../bench/report.ts';
-import { ROOT } from './e2e.support.ts';
+import { ROOT } from '../dev/workerProcess.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
 

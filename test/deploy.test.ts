@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { validate } from 'dockerfile-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinanceSimulator } from '../dev/binanceSim/index.ts';
-import { ROOT, buildWorker, spawnWorker, waitFor } from './e2e.support.ts';
+import { ROOT, buildWorker, spawnWorker, waitFor } from '../dev/workerProcess.ts';
 import { createTestUser, sharedStack } from './support/stack.ts';
 
 const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');

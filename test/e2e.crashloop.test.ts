@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinanceSimulator } from '../dev/binanceSim/index.ts';
 import { AcceleratedClock, systemClock } from '../src/clock.ts';
-import { ROOT, type WorkerProcess, buildWorker, spawnWorker, waitFor } from './e2e.support.ts';
+import { ROOT, type WorkerProcess, buildWorker, spawnWorker, waitFor } from '../dev/workerProcess.ts';
 import { createTestUser, insertTrader, sharedStack, type TestUser } from './support/stack.ts';
 
 const SPEED = 30;

@@ -6,7 +6,7 @@ import { BinanceSimulator } from '../dev/binanceSim/index.ts';
 import { type LocalStack, startLocalStack } from '../dev/localStack.ts';
 import { AcceleratedClock, systemClock } from '../src/clock.ts';
 import { candleOpenTimeAt } from '../src/domain.ts';
-import { ROOT, type WorkerProcess, buildWorker, spawnWorker, waitFor } from './e2e.support.ts';
+import { ROOT, type WorkerProcess, buildWorker, spawnWorker, waitFor } from '../dev/workerProcess.ts';
 
 /** Worker-clock ms per real ms: a 1m candle closes every 2 s. */
 const SPEED = 30;

@@ -6,7 +6,7 @@ import { BinanceSimulator } from '../dev/binanceSim/index.ts';
 import { AcceleratedClock, systemClock } from '../src/clock.ts';
 import { candleOpenTimeAt } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
-import { waitFor } from './e2e.support.ts';
+import { waitFor } from '../dev/workerProcess.ts';
 import { inProcessWorker } from './support/inProcessWorker.ts';
 import { clientFor, createTestUser, insertTrader, sharedStack } from './support/stack.ts';
 

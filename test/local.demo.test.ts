@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { startLocalStack } from '../dev/localStack.ts';
-import { ROOT } from './e2e.support.ts';
+import { ROOT } from '../dev/workerProcess.ts';
 import { cleanupsAfterEach } from './support/wait.ts';
 
 const cleanups = cleanupsAfterEach();

@@ -7,7 +7,7 @@ import type { Orchestrator } from '../src/Orchestrator.ts';
 import type { SignalProvenance } from '../src/domain.ts';
 import { inProcessWorker } from './support/inProcessWorker.ts';
 import { type TestUser, createTestUser, insertTrader, sharedStack } from './support/stack.ts';
-import { waitFor } from './e2e.support.ts';
+import { waitFor } from '../dev/workerProcess.ts';
 
 /** A 1m candle closes every 3 s of real time. */
 const SPEED = 20;

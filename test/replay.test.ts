@@ -13,7 +13,7 @@ import { KlineCache } from '../src/replay/KlineCache.ts';
 import { ReplayEngine, type ReplaySignal } from '../src/replay/ReplayEngine.ts';
 import { Screener } from '../src/screening/Screener.ts';
 import { parseTraderRow } from '../src/traders/parse.ts';
-import { waitFor } from './e2e.support.ts';
+import { waitFor } from '../dev/workerProcess.ts';
 import { inProcessWorker } from './support/inProcessWorker.ts';
 import { createTestUser, insertTrader, sharedStack } from './support/stack.ts';
 

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from './e2e.support.ts';
+import { ROOT } from '../dev/workerProcess.ts';
 
 interface Instruction {
   keyword: string;

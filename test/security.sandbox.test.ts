@@ -8,7 +8,7 @@ import { silentLogger } from '../src/logger.ts';
 import { evaluateUnsandboxed } from '../bench/support/reference.ts';
 import { Screener } from '../src/screening/Screener.ts';
 import type { ScreenerRun, TraderTickOutcome } from '../src/ports.ts';
-import { ROOT } from './e2e.support.ts';
+import { ROOT } from '../dev/workerProcess.ts';
 import { makeTrader, TestMarket } from './screening.support.ts';
 
 const SYMBOLS = ['AAAUSDT', 'BBBUSDT', 'CCCUSDT'];

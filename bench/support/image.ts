@@ -1,7 +1,7 @@
 // The runtime environment the production image sets (Dockerfile ENV of its last stage), so benchmarked workers run as deployed.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from '../../test/e2e.support.ts';
+import { ROOT } from '../../dev/workerProcess.ts';
 
 /**
  * `ENV` lines of the Dockerfile's final stage, both forms (`ENV A=1 B="x y"` and `ENV A 1`).

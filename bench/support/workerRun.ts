@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { BinanceSimulator } from '../../dev/binanceSim/index.ts';
 import type { LocalStack } from '../../dev/localStack.ts';
 import { AcceleratedClock, type Clock, systemClock } from '../../src/clock.ts';
-import { type LogLine, ROOT, type WorkerProcess, spawnWorker, waitFor } from '../../test/e2e.support.ts';
+import { type LogLine, ROOT, type WorkerProcess, spawnWorker, waitFor } from '../../dev/workerProcess.ts';
 import type { BenchFilter } from './filters.ts';
 import { imageRuntimeEnv } from './image.ts';
 

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { ROOT } from '../../e2e.support.ts';
+import { ROOT } from '../../../dev/workerProcess.ts';
 import type { RunReport } from './run.ts';
 import { slope } from './samples.ts';
 

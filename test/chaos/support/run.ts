@@ -5,7 +5,7 @@ import { AcceleratedClock, systemClock } from '../../../src/clock.ts';
 import { type Interval, candleOpenTimeAt, intervalMs } from '../../../src/domain.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, buildWorker, waitFor } from '../../e2e.support.ts';
+import { ROOT, buildWorker, waitFor } from '../../../dev/workerProcess.ts';
 import { failHalfBatches, halfBatchFailuresFired, installDbFaults, setSlowWrites } from './dbFaults.ts';
 import { type FaultKind, type ScheduledFault, buildSchedule } from './faults.ts';
 import { type Exclusion, type OracleVerdict, type SignalRow, runOracle } from './oracle.ts';

@@ -1,7 +1,7 @@
 // The worker under test as a sequence of real processes ("generations"): spawn, signal, restart, and every log line kept with its clock time.
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Clock } from '../../../src/clock.ts';
-import { waitFor } from '../../e2e.support.ts';
+import { waitFor } from '../../../dev/workerProcess.ts';
 
 export interface ClockedLine {
   /** Simulated (worker-clock) time at which the suite read the line: never earlier than the worker wrote it. */
