@@ -11,12 +11,26 @@ import { type MetricsSources, WorkerMetrics } from './ops/metrics.ts';
 import { OpsServer } from './ops/OpsServer.ts';
 import { StatsReporter } from './ops/StatsReporter.ts';
 import { Orchestrator } from './Orchestrator.ts';
+import { KlineCache } from './replay/KlineCache.ts';
+import { LiveTickGate } from './replay/LiveTickGate.ts';
+import { ReplayService } from './replay/ReplayService.ts';
 import { Screener } from './screening/Screener.ts';
+import { createWorkerClient } from './traders/client.ts';
+import { ReplayRequests } from './traders/ReplayRequests.ts';
 import { StateSynchronizer } from './traders/StateSynchronizer.ts';
 import { WORKER_VERSION } from './version.ts';
 
 /** /health fails when the event loop has not run for this long: the worker is alive but not working. */
 const HEALTH_MAX_STALL_MS = 5_000;
+
+/**
+ * Replay on request (src/replay/ReplayService.ts) yields to live ticks: a replay candle (one slice) gets at most this
+ * CPU budget on its own screening thread (wall backstop 5x), and no slice starts within REPLAY_GUARD_MS of a candle
+ * close, nor within REPLAY_QUIET_MS of a live screening run, so none is running when a tick begins.
+ */
+const REPLAY_TICK_BUDGET_MS = 200;
+const REPLAY_GUARD_MS = 2_000;
+const REPLAY_QUIET_MS = 250;
 
 /** What a caller may set that the environment does not: tests, bench and the chaos harness. */
 export interface WorkerOverrides {
@@ -42,7 +56,11 @@ export interface Worker {
   readonly metrics: WorkerMetrics;
   readonly stats: StatsReporter;
   readonly ops: OpsServer;
-  /** Stop in reverse order of start: the stats line, the orchestrator (flushing within `flushDeadlineMs`), the ops server, the event-loop monitor. */
+  /** Serves replay_requests between live ticks; main.ts starts it once the worker is up. */
+  readonly replay: ReplayService;
+  /** Watches the live screener's runs; replay slices start only between them. */
+  readonly liveTicks: LiveTickGate;
+  /** Stop in reverse order of start: the replay service, the stats line, the orchestrator (flushing within `flushDeadlineMs`), the ops server, the event-loop monitor. */
   stop(flushDeadlineMs: number): Promise<void>;
 }
 
@@ -91,6 +109,7 @@ export function createWorker(config: Config, overrides: WorkerOverrides = {}): W
   const universe = new Universe({ rest, symbols: config.symbols, maxSymbols: config.maxSymbols, clock, logger });
   const market = new MarketData({ rest, ws, store, universe, history: config.klineHistory, clock, logger });
   const screener = createScreener(config, logger);
+  const liveTicks = new LiveTickGate({ clock, guardMs: REPLAY_GUARD_MS, tickGraceMs: config.tickGraceMs, quietMs: REPLAY_QUIET_MS });
   const orchestrator = new Orchestrator({
     userId: config.userId,
     machineId: config.machineId,
@@ -104,7 +123,20 @@ export function createWorker(config: Config, overrides: WorkerOverrides = {}): W
     logger,
     database,
     market,
-    screener,
+    screener: liveTicks.watch(screener),
+  });
+  // One thread and a small per-candle budget: a slice ends within REPLAY_GUARD_MS, before the next close.
+  const replayScreenerConfig = { ...config, screenerThreads: 1, filterTickBudgetMs: Math.min(config.filterTickBudgetMs, REPLAY_TICK_BUDGET_MS) };
+  const replay = new ReplayService({
+    queue: new ReplayRequests({ client: createWorkerClient(config.supabaseUrl, config.supabaseKey, 10_000), userId: config.userId, clock }),
+    machineId: config.machineId,
+    live: () => orchestrator.readiness().state === 'ready',
+    gate: liveTicks,
+    createScreener: () => createScreener(replayScreenerConfig, logger),
+    createCandles: (dir) => new KlineCache({ dir, sourceUrl: config.binanceRestUrl, rest, clock }),
+    history: config.klineHistory,
+    clock,
+    logger,
   });
   const sources: MetricsSources = {
     stream: () => ws.stats(),
@@ -140,7 +172,10 @@ export function createWorker(config: Config, overrides: WorkerOverrides = {}): W
     metrics,
     stats,
     ops,
+    replay,
+    liveTicks,
     async stop(flushDeadlineMs) {
+      await replay.stop();
       stats.stop();
       await orchestrator.stop(flushDeadlineMs);
       await ops.stop();

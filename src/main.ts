@@ -75,6 +75,8 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   stats.start();
+  // Replay requests from the web app, served between ticks (never before the live worker is up).
+  await worker.replay.start();
 }
 
 main().catch((error: unknown) => {

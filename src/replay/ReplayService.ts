@@ -1,0 +1,213 @@
+// Serves the user's replay requests (replay_requests) at low priority: one at a time, in slices between live ticks.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Clock, TimerHandle } from '../clock.ts';
+import type { Trader } from '../domain.ts';
+import { LifecycleGuard } from '../lifecycle.ts';
+import type { Logger } from '../logger.ts';
+import type { LifecycleState } from '../ports.ts';
+import type { Screener } from '../screening/Screener.ts';
+import type { LiveTickGate } from './LiveTickGate.ts';
+import { type ClosedCandleSource, ReplayEngine, type ReplayReport, type ReplaySignal } from './ReplayEngine.ts';
+
+/** A request taken from the queue (marked running by this machine). */
+export interface ReplayJob {
+  id: string;
+  /** The request's trader, null when it carried a filter of its own. */
+  traderId: string | null;
+  /** The trader to replay, or why it cannot run (the reason a live worker would write to trader_status). */
+  trader: { ok: true; trader: Trader } | { ok: false; reason: string };
+  symbols: string[];
+  from: number;
+  to: number;
+}
+
+/** What a finished request records (replay_requests.summary). */
+export interface ReplaySummary {
+  candles: number;
+  evaluated: number;
+  matched: number;
+  errors: number;
+  signals: number;
+  /** Results written: `signals`, unless cut to the limit. */
+  results: number;
+  errorSamples: Array<{ candle_open_time: string; symbol: string | null; message: string }>;
+}
+
+export type ReplayOutcome = { status: 'done'; reason: string | null; summary: ReplaySummary } | { status: 'failed'; reason: string; summary: ReplaySummary | null };
+
+/** The database side (src/traders/ReplayRequests.ts implements it over supabase-js). */
+export interface ReplayRequestQueue {
+  /** Requests this machine left running (it restarted mid-replay): failed with `reason`. Returns how many. */
+  abandon(machineId: string, reason: string): Promise<number>;
+  /** The oldest pending request, marked running by `machineId`; null when none is pending. */
+  claimNext(machineId: string): Promise<ReplayJob | null>;
+  writeResults(job: ReplayJob, results: ReplaySignal[]): Promise<void>;
+  finish(job: ReplayJob, outcome: ReplayOutcome): Promise<void>;
+}
+
+export interface ReplayServiceOptions {
+  queue: ReplayRequestQueue;
+  machineId: string;
+  /** True while the live worker is ready: a booting or degraded worker takes no replay work. */
+  live: () => boolean;
+  gate: Pick<LiveTickGate, 'slice' | 'quiet'>;
+  /** A screener of its own (never the live one: replay hands it one trader), stopped after each request. */
+  createScreener: () => Screener;
+  /** Closed candles by REST through the worker's own client (and its weight budget), cached in `dir` for one request. */
+  createCandles: (dir: string) => ClosedCandleSource;
+  /** KLINE_HISTORY. */
+  history: number;
+  clock: Clock;
+  logger: Logger;
+  /** How often the queue is asked for work; default 10 s. */
+  pollMs?: number;
+  /** Results written per request at most; default 1000 (the summary still counts every signal). */
+  maxResults?: number;
+}
+
+const DEFAULT_POLL_MS = 10_000;
+const DEFAULT_MAX_RESULTS = 1000;
+const ERROR_SAMPLES = 5;
+
+export class ReplayService {
+  private readonly options: ReplayServiceOptions;
+  private readonly lifecycle = new LifecycleGuard('ReplayService');
+  private readonly log: Logger;
+  /** The one poll timer: asks the queue for work every pollMs while running. */
+  private pollTimer: TimerHandle | undefined;
+  /** The request being served, so stop() can wait for it to be marked. */
+  private serving: Promise<void> | null = null;
+  private abort = new AbortController();
+  private readonly counters = { done: 0, failed: 0 };
+
+  constructor(options: ReplayServiceOptions) {
+    this.options = options;
+    this.log = options.logger.child({ component: 'replay' });
+  }
+
+  get state(): LifecycleState {
+    return this.lifecycle.state;
+  }
+
+  stats(): { done: number; failed: number; busy: boolean } {
+    return { ...this.counters, busy: this.serving !== null };
+  }
+
+  /** Fails what this machine left running before a restart, then polls. */
+  start(): Promise<void> {
+    return this.lifecycle.start(async () => {
+      this.abort = new AbortController();
+      try {
+        const abandoned = await this.options.queue.abandon(this.options.machineId, 'the worker restarted during the replay; insert the request again');
+        if (abandoned > 0) this.log.warn({ event: 'replay_abandoned', requests: abandoned }, 'replay requests left running by a previous process marked failed');
+      } catch (error) {
+        // Replay is a side service: a database hiccup here must not fail the worker; they are failed at the next start.
+        this.log.warn({ event: 'replay_queue_failed', err: error }, 'could not mark replay requests left running');
+      }
+      this.pollTimer = this.options.clock.setInterval(() => this.poll(), this.options.pollMs ?? DEFAULT_POLL_MS);
+      this.poll();
+    });
+  }
+
+  /** Stops polling; a request in progress is stopped at its next slice and marked failed. */
+  stop(): Promise<void> {
+    return this.lifecycle.stop(async () => {
+      this.options.clock.clearInterval(this.pollTimer);
+      this.pollTimer = undefined;
+      this.abort.abort(new ReplayStoppedError());
+      await this.serving;
+    });
+  }
+
+  /** Take the next request, unless one is in progress or the live worker is not ready. Never throws. */
+  private poll(): void {
+    if (this.serving !== null || this.lifecycle.state !== 'running' || !this.options.live()) return;
+    this.serving = (async () => {
+      try {
+        for (;;) {
+          if (this.lifecycle.state !== 'running' || !this.options.live()) return;
+          const job = await this.options.queue.claimNext(this.options.machineId);
+          if (job === null) return;
+          await this.serve(job);
+        }
+      } catch (error) {
+        this.log.warn({ event: 'replay_queue_failed', err: error }, 'replay queue unreachable: retrying at the next poll');
+      } finally {
+        this.serving = null;
+      }
+    })();
+  }
+
+  private async serve(job: ReplayJob): Promise<void> {
+    const started = this.options.clock.now();
+    this.log.info({ event: 'replay_started', requestId: job.id, traderId: job.traderId, symbols: job.symbols.length, from: new Date(job.from).toISOString(), to: new Date(job.to).toISOString() }, 'replay request taken');
+    const outcome = await this.replay(job);
+    await this.options.queue.finish(job, outcome);
+    if (outcome.status === 'done') this.counters.done++;
+    else this.counters.failed++;
+    this.log.info(
+      { event: 'replay_finished', requestId: job.id, status: outcome.status, reason: outcome.reason, signals: outcome.summary?.signals ?? null, durationMs: this.options.clock.now() - started },
+      'replay request finished',
+    );
+  }
+
+  private async replay(job: ReplayJob): Promise<ReplayOutcome> {
+    if (!job.trader.ok) return { status: 'failed', reason: `the trader cannot run: ${job.trader.reason}`, summary: null };
+    const trader = job.trader.trader;
+    const signal = this.abort.signal;
+    const dir = await mkdtemp(join(tmpdir(), 'screener-replay-'));
+    const screener = this.options.createScreener();
+    try {
+      await screener.start();
+      const gate = this.options.gate;
+      const source = this.options.createCandles(dir);
+      // A fetch waits for a quiet moment too, but mostly waits on the network: it holds no slice.
+      const candles: ClosedCandleSource = {
+        closedCandles: async (...args) => {
+          await gate.quiet(signal);
+          return source.closedCandles(...args);
+        },
+      };
+      const engine = new ReplayEngine({ candles, screener, history: this.options.history, clock: this.options.clock, logger: this.log, slice: (work) => gate.slice(work, signal) });
+      const report = await engine.replay({ trader, symbols: job.symbols, from: job.from, to: job.to });
+      const maxResults = this.options.maxResults ?? DEFAULT_MAX_RESULTS;
+      const results = report.signals.slice(0, maxResults);
+      await this.options.queue.writeResults(job, results);
+      const summary = summarize(report, results.length);
+      if (report.disabled !== null) {
+        return { status: 'failed', reason: `the trader was disabled at the candle opening ${report.disabled.candle_open_time}, as the live worker would have: ${report.disabled.reason}`, summary };
+      }
+      const cut = results.length < report.signals.length ? `${report.signals.length} signals; the first ${results.length} written` : null;
+      return { status: 'done', reason: cut, summary };
+    } catch (error) {
+      if (signal.aborted) return { status: 'failed', reason: 'the worker stopped during the replay; insert the request again', summary: null };
+      this.log.warn({ event: 'replay_failed', requestId: job.id, err: error }, 'replay request failed');
+      return { status: 'failed', reason: `replay failed: ${(error as Error).message}`, summary: null };
+    } finally {
+      if (screener.state !== 'idle' && screener.state !== 'stopped') await screener.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+export class ReplayStoppedError extends Error {
+  constructor() {
+    super('replay service stopped');
+    this.name = 'ReplayStoppedError';
+  }
+}
+
+function summarize(report: ReplayReport, results: number): ReplaySummary {
+  const sum = (pick: (candle: ReplayReport['candles'][number]) => number) => report.candles.reduce((total, candle) => total + pick(candle), 0);
+  return {
+    candles: report.candles.length,
+    evaluated: sum((candle) => candle.evaluated),
+    matched: sum((candle) => candle.matched),
+    errors: sum((candle) => candle.errors),
+    signals: report.signals.length,
+    results,
+    errorSamples: report.errors.slice(0, ERROR_SAMPLES).map((error) => ({ ...error, message: error.message.slice(0, 500) })),
+  };
+}

@@ -1,0 +1,127 @@
+// replay_requests and replay_results over supabase-js (supabase/migrations/0006_replay.sql): the queue ReplayService serves.
+import type { SupabaseClient } from '@supabase/supabase-js';
+import type { Clock } from '../clock.ts';
+import type { ReplayJob, ReplayOutcome, ReplayRequestQueue } from '../replay/ReplayService.ts';
+import type { ReplaySignal } from '../replay/ReplayEngine.ts';
+import { toDatabaseError } from './dbErrors.ts';
+import { parseTraderRow, TRADER_COLUMNS, type TraderRow } from './parse.ts';
+
+/** A replay_requests row as PostgREST returns it. */
+interface ReplayRequestRow {
+  id: string;
+  user_id: string;
+  trader_id: string | null;
+  filter: unknown;
+  symbols: unknown;
+  range_from: string;
+  range_to: string;
+}
+
+const REQUEST_COLUMNS = 'id,user_id,trader_id,filter,symbols,range_from,range_to';
+/** Results per insert request. */
+const RESULT_CHUNK = 500;
+/** Pending requests looked at per claim: another machine (a shard) may take one first. */
+const CLAIM_CANDIDATES = 5;
+
+export class ReplayRequests implements ReplayRequestQueue {
+  private readonly client: SupabaseClient;
+  private readonly userId: string;
+  private readonly clock: Clock;
+
+  constructor(options: { client: SupabaseClient; userId: string; clock: Clock }) {
+    this.client = options.client;
+    this.userId = options.userId;
+    this.clock = options.clock;
+  }
+
+  async abandon(machineId: string, reason: string): Promise<number> {
+    const { data, error, status } = await this.client
+      .from('replay_requests')
+      .update({ status: 'failed', reason, finished_at: this.iso() })
+      .eq('user_id', this.userId)
+      .eq('machine_id', machineId)
+      .eq('status', 'running')
+      .select('id');
+    if (error) throw toDatabaseError('abandon replay requests', error, status);
+    return (data ?? []).length;
+  }
+
+  async claimNext(machineId: string): Promise<ReplayJob | null> {
+    const { data, error, status } = await this.client
+      .from('replay_requests')
+      .select(REQUEST_COLUMNS)
+      .eq('user_id', this.userId)
+      .eq('status', 'pending')
+      .order('created_at', { ascending: true })
+      .limit(CLAIM_CANDIDATES);
+    if (error) throw toDatabaseError('read replay requests', error, status);
+    for (const candidate of (data ?? []) as ReplayRequestRow[]) {
+      // Taken only if still pending when the update lands: of two machines asking at once, one gets it.
+      const claim = await this.client
+        .from('replay_requests')
+        .update({ status: 'running', machine_id: machineId, started_at: this.iso() })
+        .eq('id', candidate.id)
+        .eq('status', 'pending')
+        .select(REQUEST_COLUMNS);
+      if (claim.error) throw toDatabaseError('claim a replay request', claim.error, claim.status);
+      const row = (claim.data ?? [])[0] as ReplayRequestRow | undefined;
+      if (row !== undefined) return this.job(row);
+    }
+    return null;
+  }
+
+  async writeResults(job: ReplayJob, results: ReplaySignal[]): Promise<void> {
+    const rows = results.map((result) => ({
+      request_id: job.id,
+      user_id: this.userId,
+      trader_id: job.traderId,
+      symbol: result.symbol,
+      interval: result.interval,
+      candle_open_time: result.candle_open_time,
+      price: result.price,
+      matched_conditions: result.conditions,
+      filter_values: result.values ?? null,
+      code_hash: job.trader.ok ? job.trader.trader.codeHash : null,
+    }));
+    for (let start = 0; start < rows.length; start += RESULT_CHUNK) {
+      const { error, status } = await this.client
+        .from('replay_results')
+        .upsert(rows.slice(start, start + RESULT_CHUNK), { onConflict: 'request_id,symbol,interval,candle_open_time', ignoreDuplicates: true });
+      if (error) throw toDatabaseError('write replay results', error, status);
+    }
+  }
+
+  async finish(job: ReplayJob, outcome: ReplayOutcome): Promise<void> {
+    const { error, status } = await this.client
+      .from('replay_requests')
+      .update({ status: outcome.status, reason: outcome.reason?.slice(0, 2000) ?? null, summary: outcome.summary, finished_at: this.iso() })
+      .eq('id', job.id);
+    if (error) throw toDatabaseError('finish a replay request', error, status);
+  }
+
+  /** The request as a job: its trader read now (as its row stands), or its own filter as a trader that never existed. */
+  private async job(row: ReplayRequestRow): Promise<ReplayJob> {
+    const base = { id: row.id, traderId: row.trader_id, symbols: parseSymbols(row.symbols), from: Date.parse(row.range_from), to: Date.parse(row.range_to) };
+    let trader: TraderRow;
+    if (row.trader_id !== null) {
+      const { data, error, status } = await this.client.from('traders').select(TRADER_COLUMNS).eq('id', row.trader_id).maybeSingle<TraderRow>();
+      if (error) throw toDatabaseError('read the trader of a replay request', error, status);
+      if (data === null) return { ...base, trader: { ok: false, reason: `trader ${row.trader_id} not found` } };
+      trader = data;
+    } else {
+      const now = this.iso();
+      trader = { id: row.id, user_id: row.user_id, name: `replay ${row.id}`, enabled: true, execution_mode: 'cloud', filter: row.filter, created_at: now, updated_at: now };
+    }
+    const parsed = parseTraderRow(trader);
+    return { ...base, trader: parsed.ok ? { ok: true, trader: parsed.trader } : { ok: false, reason: parsed.rejected.reason } };
+  }
+
+  private iso(): string {
+    return new Date(this.clock.now()).toISOString();
+  }
+}
+
+/** The database checked them (1 to 20 symbols); anything else is no symbol at all. */
+function parseSymbols(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((symbol): symbol is string => typeof symbol === 'string') : [];
+}
