@@ -5,7 +5,8 @@ import { candleCloseTime, intervalMs } from '../src/domain.ts';
 import { type Logger, silentLogger } from '../src/logger.ts';
 import { collectingLogger } from './support/logs.ts';
 import type { TickMarket } from '../src/ports.ts';
-import { MAX_PENDING_CANDLES, type TickRequest, type TickRunResult, TickScheduler } from '../src/orchestration/TickScheduler.ts';
+import { MAX_PENDING_CANDLES } from '../src/orchestration/TickQueue.ts';
+import { type TickRequest, type TickRunResult, TickScheduler } from '../src/orchestration/TickScheduler.ts';
 
 // The scheduler's market port is three questions about stored candles; this in-memory stand-in
 // answers them from a set of closed (symbol, interval, openTime) keys so each timing rule can be

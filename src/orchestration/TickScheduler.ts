@@ -1,10 +1,11 @@
 // Turns candle-close events into screening ticks: waits for every symbol's close up to a grace period, follows up late ones, never piles up.
-// Past 400 lines: collecting closes, following up late symbols and owed evaluations, and the per-interval queue all
-// read and write the same collectors; splitting them is part of issue #17's tick pipeline.
+// Past 400 lines: collecting closes, following up late symbols and following up owed evaluations all read and write the
+// same per-candle collectors (a split would hand each of them every collector); the run queue is TickQueue's.
 import type { Clock, TimerHandle } from '../clock.ts';
 import { type Interval, candleOpenTimeAt, intervalMs } from '../domain.ts';
 import type { Logger } from '../logger.ts';
 import type { CandleClosedEvent, SkippedEvaluation, TickMarket, TickRef } from '../ports.ts';
+import { MAX_PENDING_CANDLES, TickQueue } from './TickQueue.ts';
 
 /** One unit of screening work for one refresh interval and candle. */
 export interface TickRequest extends TickRef {
@@ -73,12 +74,6 @@ interface Collector {
 
 const MAX_FOLLOW_UP_ROUNDS = 3;
 /**
- * Candles of one interval that may wait behind a running tick. Each is screened, oldest first, on the
- * market as it stood at its close, so waiting costs latency, not correctness; past this many the oldest
- * is dropped, so a worker that cannot keep up sheds its backlog instead of falling ever further behind.
- */
-export const MAX_PENDING_CANDLES = 5;
-/**
  * Candles of one interval that may owe evaluations skipped for an incomplete timeframe (a higher timeframe's gap
  * fill failing): an hour of 1m candles, as far back as a restart catches up. Past it the oldest are given up, counted.
  */
@@ -93,11 +88,7 @@ interface IntervalSlot {
   /** Fired collectors that owe skipped evaluations, oldest first (at most MAX_OWING_CANDLES). */
   owing: Collector[];
   boundaryTimer: TimerHandle | undefined;
-  running: boolean;
-  /** Requests waiting behind the running one, one per candle, oldest first. */
-  queued: TickRequest[];
-  idle: Promise<void>;
-  markIdle: () => void;
+  queue: TickQueue;
 }
 
 /**
@@ -136,9 +127,6 @@ export class TickScheduler {
         existing.timeframes = merged;
         continue;
       }
-      let markIdle = () => {};
-      const idle = new Promise<void>((resolve) => (markIdle = resolve));
-      markIdle();
       const slot: IntervalSlot = {
         timeframes: merged,
         collecting: null,
@@ -146,10 +134,7 @@ export class TickScheduler {
         recent: [],
         owing: [],
         boundaryTimer: undefined,
-        running: false,
-        queued: [],
-        idle,
-        markIdle,
+        queue: new TickQueue({ logger: this.options.logger, run: (request) => this.runRequest(request), onBacklog: this.options.onBacklog }),
       };
       this.slots.set(interval, slot);
       if (this.accepting) this.armWatchdog(interval, slot);
@@ -166,10 +151,9 @@ export class TickScheduler {
     this.accepting = false;
     for (const slot of this.slots.values()) {
       this.clearSlotTimers(slot);
-      slot.queued = [];
       slot.collecting = null;
     }
-    await Promise.all([...this.slots.values()].map((slot) => slot.idle));
+    await Promise.all([...this.slots.values()].map((slot) => slot.queue.clear()));
   }
 
   /** Feed every candle close from the store here. */
@@ -203,7 +187,7 @@ export class TickScheduler {
     if (slot.fired !== null && slot.fired.openTime > openTime) return;
     if (slot.fired !== null && slot.fired.openTime === openTime) {
       const ready = [...slot.fired.waiting].filter(([symbol, missing]) => missing.size === 0 && !slot.fired!.late.has(symbol));
-      this.enqueue(slot, this.request('catchup', slot.fired, ready.map(([symbol]) => symbol)));
+      slot.queue.enqueue(this.request('catchup', slot.fired, ready.map(([symbol]) => symbol)));
       return;
     }
     this.fire(interval, slot, this.openCollector(interval, slot, openTime), 'catchup');
@@ -223,7 +207,7 @@ export class TickScheduler {
   /** Number of ticks running or queued, for stats. */
   backlog(): number {
     let count = 0;
-    for (const slot of this.slots.values()) count += (slot.running ? 1 : 0) + slot.queued.length;
+    for (const slot of this.slots.values()) count += slot.queue.size;
     return count;
   }
 
@@ -308,7 +292,7 @@ export class TickScheduler {
       if (missing.size === 0 || this.completeNow(collector, symbol, missing)) ready.push(symbol);
       else collector.late.add(symbol);
     }
-    this.enqueue(slot, this.request(kind, collector, ready));
+    slot.queue.enqueue(this.request(kind, collector, ready));
     for (const symbol of collector.late) this.fillLate(slot, collector, symbol);
   }
 
@@ -415,7 +399,7 @@ export class TickScheduler {
     const request = this.request('followup', collector, [symbol]);
     // Every trader owed here: the run re-judges them all, so what it skips again stays owed.
     request.traderIds = [...owed.keys()];
-    this.enqueue(slot, request);
+    slot.queue.enqueue(request);
   }
 
   /** A candle left the follow-up window with evaluations still owed: they are given up, counted. */
@@ -473,7 +457,7 @@ export class TickScheduler {
   private enqueueFollowUp(collector: Collector, symbols: string[]): void {
     const slot = this.slots.get(collector.interval);
     if (slot === undefined || !this.accepting) return;
-    this.enqueue(slot, this.request('followup', collector, symbols));
+    slot.queue.enqueue(this.request('followup', collector, symbols));
   }
 
   private request(kind: TickRequest['kind'], collector: Collector, symbols: string[]): TickRequest {
@@ -489,57 +473,11 @@ export class TickScheduler {
     };
   }
 
-  private enqueue(slot: IntervalSlot, request: TickRequest): void {
-    if (!slot.running) {
-      this.runLoop(slot, request);
-      return;
-    }
-    const queued = slot.queued.find((waiting) => waiting.openTime === request.openTime);
-    if (queued !== undefined) {
-      // Same candle: one run covers both (a tick still waiting absorbs its own follow-ups).
-      queued.symbols = [...new Set([...queued.symbols, ...request.symbols])];
-      // Every trader if either asked for every trader (the run re-judges each pair, so a repeat changes nothing).
-      queued.traderIds =
-        queued.traderIds === undefined || request.traderIds === undefined ? undefined : [...new Set([...queued.traderIds, ...request.traderIds])];
-      if (request.kind === 'tick' || queued.kind === 'followup') {
-        queued.kind = request.kind;
-        queued.arrivalLagsMs = request.arrivalLagsMs;
-      }
-      this.backlogged(request, 'coalesced');
-      return;
-    }
-    slot.queued.push(request);
-    slot.queued.sort((a, b) => a.openTime - b.openTime);
-    while (slot.queued.length > MAX_PENDING_CANDLES) this.backlogged(slot.queued.shift()!, 'skipped');
-  }
-
-  private backlogged(request: TickRequest, outcome: 'skipped' | 'coalesced'): void {
-    const event = outcome === 'skipped' ? 'tick_skipped' : 'tick_coalesced';
-    this.options.logger.warn({ event, interval: request.interval, openTime: request.openTime, kind: request.kind }, 'tick backlog');
-    this.options.onBacklog?.(request, outcome);
-  }
-
-  private runLoop(slot: IntervalSlot, first: TickRequest): void {
-    slot.running = true;
-    slot.idle = new Promise<void>((resolve) => (slot.markIdle = resolve));
-    const loop = async () => {
-      let next: TickRequest | null = first;
-      while (next !== null) {
-        // Let the code that announced the close finish first (a gap fill clears its gap after its last close).
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        try {
-          const result = await this.options.run(next);
-          if (result) this.recordSkipped(next, result);
-          if (result && result.incomplete.length > 0) this.requeueIncomplete(next, result.incomplete);
-        } catch (error) {
-          this.options.logger.error({ event: 'tick_failed', interval: next.interval, openTime: next.openTime, err: error }, 'tick failed');
-        }
-        next = slot.queued.shift() ?? null;
-      }
-      slot.running = false;
-      slot.markIdle();
-    };
-    void loop();
+  /** One queued request: run it, then follow up what it found incomplete and remember what it skipped. */
+  private async runRequest(request: TickRequest): Promise<void> {
+    const result = await this.options.run(request);
+    if (result) this.recordSkipped(request, result);
+    if (result && result.incomplete.length > 0) this.requeueIncomplete(request, result.incomplete);
   }
 
   private armWatchdog(interval: Interval, slot: IntervalSlot): void {
