@@ -1,4 +1,6 @@
-// Hands the main thread's spare V8 heap back to the system after a burst of garbage (the boot backfill), which V8 would otherwise keep committed.
+// Hands spare V8 heap back to the system: the main thread's after a burst of garbage (the boot backfill), and the means to collect a trader's isolate between its runs.
+import { constrainedMemory } from 'node:process';
+import { totalmem } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -7,21 +9,28 @@ type Collector = (options: { type: 'major'; execution: 'sync'; flavor: 'last-res
 let collector: Collector | null = null;
 
 /**
- * V8's `gc`, taken from a context created while --expose-gc is on, then the flag is turned off again so
- * no context created later (a trader's isolate above all) sees a `gc` global. V8 flags are per process.
+ * Runs `create` (which creates a V8 context) with --expose-gc on, so that context gets a `gc` global,
+ * then turns the flag off again so no context created later sees one. V8 flags are per process: a
+ * context another thread creates in between gets `gc` as well, or misses it if that thread turns the
+ * flag off first; callers take the function and remove the global at once, and treat a missing one
+ * as "cannot collect". `create` must not run untrusted code.
  */
+export function withGcExposed<T>(create: () => T): T {
+  setFlagsFromString('--expose-gc');
+  try {
+    return create();
+  } finally {
+    setFlagsFromString('--no-expose-gc');
+  }
+}
+
+/** V8's `gc` for the main thread, taken from a context created while --expose-gc is on. */
 function getCollector(): Collector {
   if (collector) return collector;
   // Started with --expose-gc (the benchmarks' children): the flag is on already and stays on.
   const own = (globalThis as { gc?: unknown }).gc;
   if (typeof own === 'function') return (collector = own as Collector);
-  setFlagsFromString('--expose-gc');
-  try {
-    collector = runInNewContext('gc') as Collector;
-  } finally {
-    setFlagsFromString('--no-expose-gc');
-  }
-  return collector;
+  return (collector = withGcExposed(() => runInNewContext('gc') as Collector));
 }
 
 /**
@@ -33,4 +42,27 @@ function getCollector(): Collector {
  */
 export function compactHeap(): void {
   getCollector()({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+}
+
+/**
+ * Source of an expression, evaluated in a fresh isolate's context created under withGcExposed, that
+ * takes `gc` away from the global (its property cannot be deleted: a declaration of the gc extension;
+ * it is overwritten) and returns a function running one low-memory collection of that isolate, or
+ * undefined when the context got no `gc`. Run before any filter code, so no filter can reach it.
+ */
+export const ISOLATE_COLLECTOR_SOURCE = `(() => {
+  'use strict';
+  const gc = globalThis.gc;
+  if (!Reflect.deleteProperty(globalThis, 'gc')) globalThis.gc = undefined;
+  return typeof gc === 'function' ? () => { gc({ type: 'major', execution: 'sync', flavor: 'last-resort' }); } : undefined;
+})()`;
+
+/**
+ * The memory this process may use: the machine's (a Fly machine is a VM, so its total memory is the
+ * machine size), or its cgroup limit when lower (a container).
+ */
+export function machineMemoryBytes(): number {
+  const limit = constrainedMemory();
+  const total = totalmem();
+  return limit > 0 && limit < total ? limit : total;
 }

@@ -23,6 +23,8 @@ export interface ScreenerOptions {
   logger: Logger;
   /** Test-only fault injection (config FAULT_INJECTION). */
   faults?: ThreadFaults;
+  /** Resident bytes above which the threads collect their isolates after each tick (ThreadOptions); the machine's memory × 0.75 when absent. */
+  memoryBudgetBytes?: number;
 }
 
 /** One run's results (the port's, plus what the run cost). */
@@ -76,6 +78,7 @@ export class Screener implements ScreenerPort {
       filterMemoryMb: options.filterMemoryMb,
       filterTickBudgetMs: options.filterTickBudgetMs ?? DEFAULT_FILTER_TICK_BUDGET_MS,
       ...(options.faults ? { faults: options.faults } : {}),
+      ...(options.memoryBudgetBytes === undefined ? {} : { memoryBudgetBytes: options.memoryBudgetBytes }),
     };
     this.threads = Array.from({ length: count }, (_, index) => new ScreenerThread(index, threadOptions, this.logger));
   }

@@ -27,6 +27,8 @@ export interface ThreadOptions {
    * dies leaves behind who was running (InFlight).
    */
   inFlight?: SharedArrayBuffer;
+  /** Resident bytes of the process above which the thread collects its isolates after each tick (IsolateCollector); the machine's memory × MEMORY_BUDGET_FRACTION when absent. */
+  memoryBudgetBytes?: number;
   /** Test-only fault injection (config FAULT_INJECTION): what a screening thread does when a filter's code holds a marker. */
   faults?: ThreadFaults;
 }

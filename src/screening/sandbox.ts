@@ -4,6 +4,7 @@ import { CANDLE_ROW_FIELDS, type HelpersVersion } from '../domain.ts';
 import type { TraderErrorCode } from '../errors.ts';
 import { helpersSource, KLINE_HELPERS } from './helpers.ts';
 import { ThreadCpuLedger } from './threadCpu.ts';
+import { ISOLATE_COLLECTOR_SOURCE, withGcExposed } from '../heap.ts';
 import { decodeVerdict, hostJudge, JUDGE_LIMITS, MAX_ARGS_KEY_CHARS, MAX_MESSAGE_CHARS, runtimeFunctionsSource } from './sandboxRuntime.ts';
 
 export type EvaluationOutcome =
@@ -93,6 +94,8 @@ export class TraderSandbox {
   private context: ivm.Context | null = null;
   private evaluateRef: ivm.Reference<IsolateFunction> | null = null;
   private beginTickRef: ivm.Reference<IsolateFunction> | null = null;
+  /** One low-memory collection of this isolate (see collectGarbage); null when its context got no `gc`. */
+  private collectRef: ivm.Reference<IsolateFunction> | null = null;
   private compileError: string | null = null;
   /** Shared market bytes the current isolate's limit makes room for (see beginTick). */
   private sharedAllowance = 0;
@@ -131,8 +134,12 @@ export class TraderSandbox {
     });
     this.isolate = isolate;
     try {
-      const context = isolate.createContextSync();
+      // Created with V8's gc extension, taken away from the global before the runtime or the filter runs (heap.ts).
+      const context = withGcExposed(() => isolate.createContextSync());
       this.context = context;
+      const collector = context.evalSync(ISOLATE_COLLECTOR_SOURCE, { reference: true, timeout: SETUP_TIMEOUT_MS }) as ivm.Reference<IsolateFunction>;
+      if (collector.typeof === 'function') this.collectRef = collector;
+      else collector.release();
       const { host, helpers } = this.options;
       context.global.setSync('__attach', new ivm.Callback((seriesId: unknown) => host.attach(seriesId)));
       // The runtime passes primitives only; anything else (or an oversized key) is refused before the host looks at it.
@@ -210,6 +217,8 @@ export class TraderSandbox {
   }
 
   dispose(): void {
+    this.collectRef?.release();
+    this.collectRef = null;
     this.evaluateRef?.release();
     this.evaluateRef = null;
     this.beginTickRef?.release();
@@ -242,6 +251,22 @@ export class TraderSandbox {
     this.dispose();
     this.prepare(sharedBytes);
     return true;
+  }
+
+  /**
+   * One low-memory collection of the isolate between ticks (IsolateCollector decides when): its heap
+   * shrinks to what is live and the pages go back to the system. False when it cannot (no isolate, no
+   * `gc`); an isolate that fails it is rebuilt by its next tick, as after any fatal error.
+   */
+  collectGarbage(): boolean {
+    if (!this.ready || !this.collectRef) return false;
+    try {
+      this.collectRef.applySync(undefined, [], { timeout: SETUP_TIMEOUT_MS });
+      return true;
+    } catch {
+      this.dispose();
+      return false;
+    }
   }
 
   /** Heap in use by this trader's isolate, in bytes (0 when it is not built). */

@@ -6,6 +6,8 @@ import { TraderSandbox, type SandboxHost } from './sandbox.ts';
 import type { SymbolSpec } from './sandboxRuntime.ts';
 import { seriesKey, SeriesTable } from './sharedSeries.ts';
 import { ThreadCpuShare } from './threadCpu.ts';
+import { IsolateCollector } from './isolateCollector.ts';
+import { machineMemoryBytes } from '../heap.ts';
 
 /**
  * An isolate whose heap grew by this much since its first tick is rebuilt (a fresh one holds about
@@ -21,11 +23,21 @@ const RECYCLE_GROWTH_BYTES = 1024 * 1024;
  */
 const TICK_WALL_BACKSTOP_FACTOR = 5;
 
+/**
+ * Isolate collection (IsolateCollector): after 3 ticks sat out in a row (a 1m trader sits out at most
+ * the 5m, 15m and 1h ticks at the top of the hour), at most 8 a tick (~30 ms), and every isolate once
+ * the process holds more than 75 % of the machine's memory after a tick (the memory alert fires at 80 %).
+ */
+const ISOLATE_IDLE_TICKS = 3;
+const ISOLATE_COLLECTIONS_PER_TICK = 8;
+export const MEMORY_BUDGET_FRACTION = 0.75;
+
 /** Evaluates ticks for the traders assigned to this thread. Kept free of worker_threads so it can be driven directly. */
 export class ThreadScreener {
   private readonly options: ThreadOptions;
   private readonly tickBudgetMs: number;
   private readonly traders = new Map<string, { spec: TraderSpec; sandbox: TraderSandbox }>();
+  private readonly collector: IsolateCollector;
   private readonly table = new SeriesTable();
   private readonly scratch = new KlineScratch();
   /** The share of a core this thread gets during the tick: turns a trader's wall time into CPU time for its budget. */
@@ -45,12 +57,19 @@ export class ThreadScreener {
     this.tickBudgetMs = options.filterTickBudgetMs ?? DEFAULT_FILTER_TICK_BUDGET_MS;
     this.onCatastrophicError = onCatastrophicError;
     this.inFlight = new Int32Array(options.inFlight ?? new SharedArrayBuffer(8));
+    this.collector = new IsolateCollector({
+      idleTicks: ISOLATE_IDLE_TICKS,
+      maxIdlePerTick: ISOLATE_COLLECTIONS_PER_TICK,
+      budgetBytes: options.memoryBudgetBytes ?? machineMemoryBytes() * MEMORY_BUDGET_FRACTION,
+      rss: () => process.memoryUsage.rss(),
+    });
   }
 
   setTraders(upsert: TraderSpec[], remove: string[]): void {
     for (const id of remove) {
       this.traders.get(id)?.sandbox.dispose();
       this.traders.delete(id);
+      this.collector.forget(id);
     }
     for (const spec of upsert) {
       this.traders.get(spec.id)?.sandbox.dispose();
@@ -64,6 +83,7 @@ export class ThreadScreener {
         onCatastrophicError: this.onCatastrophicError,
       });
       this.traders.set(spec.id, { spec, sandbox });
+      this.collector.fresh(spec.id);
       // Compile now so the first tick pays nothing; a failure is reported by every tick until the row changes.
       sandbox.prepare();
     }
@@ -109,8 +129,19 @@ export class ThreadScreener {
   /** Between ticks: rebuild isolates whose heaps grew (see TraderSandbox.recycleAbove). Returns how many. */
   recycleGrownIsolates(): number {
     let recycled = 0;
-    for (const { sandbox } of this.traders.values()) if (sandbox.recycleAfterGrowth(RECYCLE_GROWTH_BYTES)) recycled++;
+    for (const [id, { sandbox }] of this.traders) {
+      if (!sandbox.recycleAfterGrowth(RECYCLE_GROWTH_BYTES)) continue;
+      this.collector.fresh(id);
+      recycled++;
+    }
     return recycled;
+  }
+
+  /** Between ticks: collect the isolates IsolateCollector picks after a tick in which `ran` ran. Returns how many. */
+  collectIsolates(ran: readonly string[]): number {
+    let collected = 0;
+    for (const id of this.collector.afterTick(ran)) if (this.traders.get(id)?.sandbox.collectGarbage()) collected++;
+    return collected;
   }
 
   stop(): void {
@@ -257,6 +288,7 @@ if (parentPort) {
       post(screener.tick(message));
       // After the reply, so the rebuild costs no tick any latency.
       screener.recycleGrownIsolates();
+      screener.collectIsolates(message.traderIds);
     }
     else if (message.type === 'stop') {
       screener.stop();

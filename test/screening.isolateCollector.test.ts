@@ -1,0 +1,103 @@
+// Isolate collection between ticks: which isolates the policy picks, and what a collection does to a real trader isolate.
+import { afterEach, describe, expect, it } from 'vitest';
+import { IsolateCollector } from '../src/screening/isolateCollector.ts';
+import { TraderSandbox } from '../src/screening/sandbox.ts';
+
+const MB = 1024 * 1024;
+
+function collector(options: { rss?: () => number; budgetBytes?: number; maxIdlePerTick?: number } = {}): IsolateCollector {
+  return new IsolateCollector({ idleTicks: 3, maxIdlePerTick: options.maxIdlePerTick ?? 8, budgetBytes: options.budgetBytes ?? 400 * MB, rss: options.rss ?? (() => 100 * MB) });
+}
+
+describe('IsolateCollector', () => {
+  it('never collects a trader that runs every tick while memory is ample', () => {
+    const policy = collector();
+    policy.fresh('a');
+    for (let tick = 0; tick < 20; tick++) expect(policy.afterTick(['a'])).toEqual([]);
+  });
+
+  it('collects a trader once it sat out three ticks in a row, and not again until it has run', () => {
+    const policy = collector();
+    policy.fresh('slow');
+    policy.fresh('fast');
+    expect(policy.afterTick(['slow', 'fast'])).toEqual([]);
+    expect(policy.afterTick(['fast'])).toEqual([]);
+    expect(policy.afterTick(['fast'])).toEqual([]);
+    expect(policy.afterTick(['fast'])).toEqual(['slow']);
+    for (let tick = 0; tick < 10; tick++) expect(policy.afterTick(['fast'])).toEqual([]);
+    expect(policy.afterTick(['slow', 'fast'])).toEqual([]);
+    expect(policy.afterTick([])).toEqual([]);
+    expect(policy.afterTick([])).toEqual([]);
+    expect(policy.afterTick([]).sort()).toEqual(['fast', 'slow']);
+  });
+
+  it('does not collect an isolate that never ran since it was built', () => {
+    const policy = collector({ rss: () => 900 * MB });
+    policy.fresh('new');
+    for (let tick = 0; tick < 5; tick++) expect(policy.afterTick([])).toEqual([]);
+  });
+
+  it('spreads a crowd going idle over several ticks, the longest idle first', () => {
+    const policy = collector({ maxIdlePerTick: 2 });
+    const crowd = ['c1', 'c2', 'c3', 'c4', 'c5'];
+    for (const id of crowd) policy.fresh(id);
+    policy.afterTick(['c1', 'c2']);
+    policy.afterTick(['c3', 'c4', 'c5']);
+    policy.afterTick([]);
+    expect(policy.afterTick([])).toEqual(['c1', 'c2']);
+    expect(policy.afterTick([])).toEqual(['c3', 'c4']);
+    expect(policy.afterTick([])).toEqual(['c5']);
+    expect(policy.afterTick([])).toEqual([]);
+  });
+
+  it('collects every isolate that ran since its last collection while the process is above its budget', () => {
+    let rss = 100 * MB;
+    const policy = collector({ rss: () => rss, budgetBytes: 300 * MB, maxIdlePerTick: 1 });
+    for (const id of ['a', 'b', 'c']) policy.fresh(id);
+    expect(policy.afterTick(['a', 'b', 'c'])).toEqual([]);
+    rss = 350 * MB;
+    expect(policy.afterTick(['a', 'b']).sort()).toEqual(['a', 'b', 'c']);
+    expect(policy.afterTick(['a'])).toEqual(['a']);
+    rss = 200 * MB;
+    expect(policy.afterTick(['a'])).toEqual([]);
+  });
+
+  it('forgets a removed trader', () => {
+    const policy = collector();
+    policy.fresh('gone');
+    policy.afterTick(['gone']);
+    policy.forget('gone');
+    for (let tick = 0; tick < 5; tick++) expect(policy.afterTick([])).toEqual([]);
+  });
+});
+
+describe('TraderSandbox.collectGarbage', () => {
+  const sandboxes: TraderSandbox[] = [];
+  afterEach(() => {
+    for (const sandbox of sandboxes.splice(0)) sandbox.dispose();
+  });
+
+  function sandbox(code: string): TraderSandbox {
+    // The filters here read no market data, so the host is never asked for any.
+    const box = new TraderSandbox({ traderId: 't', code, helpers: 'webapp', timeoutMs: 1000, memoryMb: 32, host: { attach: () => undefined, memo: () => undefined }, onCatastrophicError: () => undefined });
+    sandboxes.push(box);
+    expect(box.prepare()).toBeNull();
+    expect(box.beginTick('[{"s":"AUSDT"}]', '[[-1]]', 0)).toBeNull();
+    return box;
+  }
+
+  it('hands back the heap an evaluation filled with garbage, and the filter still runs after it', () => {
+    const box = sandbox(`const rows = []; for (let i = 0; i < 40000; i++) rows.push({ i, label: 'row ' + i }); return rows.length === 40000;`);
+    expect(box.evaluate(0)).toMatchObject({ kind: 'ok', match: true });
+    const before = box.heapBytes();
+    expect(box.collectGarbage()).toBe(true);
+    expect(box.heapBytes()).toBeLessThan(before - 2 * MB);
+    expect(box.evaluate(0)).toMatchObject({ kind: 'ok', match: true });
+  });
+
+  it('leaves the filter no way to V8s gc', () => {
+    const box = sandbox(`return { match: typeof gc === 'undefined' && typeof globalThis.gc === 'undefined', conditions: [String(Object.getOwnPropertyNames(globalThis).filter((name) => typeof globalThis[name] === 'function' && /gc/i.test(name)))] };`);
+    expect(box.collectGarbage()).toBe(true);
+    expect(box.evaluate(0)).toMatchObject({ kind: 'ok', match: true, conditions: [''] });
+  });
+});
