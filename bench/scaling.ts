@@ -8,6 +8,13 @@ const THREADS = 1;
 /** Issue #14: RSS per additional trader ≤ 2 MB (goal 1 MB), and 100 traders fit in a 512 MB machine. */
 const PER_TRADER_TARGET_MB = 2;
 const HUNDRED_TRADERS_TARGET_MB = 512;
+/**
+ * A 512 MB machine's budget: above 75 % of the machine's memory the screening thread collects every
+ * isolate after each tick (src/screening/isolateCollector.ts); on this benchmark's large host it never
+ * would, so the budget is given explicitly for the rows that show what it buys.
+ */
+const MACHINE_MB = 512;
+const BUDGET_BYTES = MACHINE_MB * 0.75 * 1024 * 1024;
 
 /** Least-squares slope of y against x: MB per trader over every trader size measured. */
 function slope(points: ReadonlyArray<[number, number]>): number {
@@ -31,12 +38,12 @@ export const scaling: Benchmark = {
     const baseSymbols = full ? 200 : 20;
     const baseTraders = full ? 20 : 5;
     const reports = new Map<string, FootprintReport>();
-    const measure = async (symbols: number, traders: number): Promise<FootprintReport> => {
-      const key = `${symbols}×${traders}`;
+    const measure = async (symbols: number, traders: number, budgeted = false): Promise<FootprintReport> => {
+      const key = `${symbols}×${traders}${budgeted ? ' budgeted' : ''}`;
       let report = reports.get(key);
       if (!report) {
-        context.progress(`scaling: ${symbols} symbols × ${traders} traders`);
-        report = await measureFootprint({ symbols, traders, higher: HIGHER, history, threads: THREADS, ...ticks });
+        context.progress(`scaling: ${symbols} symbols × ${traders} traders${budgeted ? `, ${MACHINE_MB} MB machine budget` : ''}`);
+        report = await measureFootprint({ symbols, traders, higher: HIGHER, history, threads: THREADS, ...ticks, ...(budgeted ? { memoryBudgetBytes: BUDGET_BYTES } : {}) });
         reports.set(key, report);
       }
       return report;
@@ -64,6 +71,18 @@ export const scaling: Benchmark = {
       traderReports.push([traders, report]);
       byTraders.rows.push(row(traders, report, baseSymbols * traders));
     }
+    const budgetSizes = full ? [50, 100] : [5];
+    const byTradersBudgeted: Table = {
+      title: `vs traders on a ${MACHINE_MB} MB machine (${baseSymbols} symbols, ${THREADS} thread, isolates collected after each tick above ${(BUDGET_BYTES / MB).toFixed(0)} MB)`,
+      columns: ['traders', ...columns],
+      rows: [],
+    };
+    const budgetedReports: Array<[number, FootprintReport]> = [];
+    for (const traders of budgetSizes) {
+      const report = await measure(baseSymbols, traders, true);
+      budgetedReports.push([traders, report]);
+      byTradersBudgeted.rows.push(row(traders, report, baseSymbols * traders));
+    }
     const base = await measure(baseSymbols, baseTraders);
     const perTrader = slope(traderReports.map(([traders, report]) => [traders, report.afterTicksRss / MB]));
     const perTraderPeak = slope(traderReports.map(([traders, report]) => [traders, report.tickPeakRss / MB]));
@@ -84,11 +103,21 @@ export const scaling: Benchmark = {
         detail: `${(most.afterTicksRss / MB).toFixed(0)} MB after the ticks; ${baseSymbols} symbols × 4 intervals × ${history} candles`,
       },
     ];
+    const [budgetTraders, budgeted] = budgetedReports.at(-1)!;
+    const unbudgeted = traderReports.find(([traders]) => traders === budgetTraders)?.[1];
+    const tickRatio = unbudgeted ? distribution(budgeted.tickMs).median / distribution(unbudgeted.tickMs).median : NaN;
+    figures.push({
+      label: `peak RSS during ticks, ${budgetTraders} traders, ${MACHINE_MB} MB machine budget`,
+      value: budgeted.tickPeakRss / MB,
+      unit: 'MB',
+      goal: full ? goal(context.mode, `fits in ${HUNDRED_TRADERS_TARGET_MB} MB`, budgeted.tickPeakRss / MB <= HUNDRED_TRADERS_TARGET_MB) : undefined,
+      detail: `${(budgeted.afterTicksRss / MB).toFixed(0)} MB after the ticks; tick ${Number.isFinite(tickRatio) ? `${tickRatio.toFixed(2)} ×` : 'n/a'} the same size without the budget (the collections and the heaps growing back)`,
+    });
     return {
       name: 'scaling',
       title: scaling.title,
       figures,
-      tables: [bySymbols, byTraders],
+      tables: [bySymbols, byTraders, byTradersBudgeted],
       notes: [
         `Each size in a fresh child process (bench/support/footprintChild.ts) with the image's runtime environment (NODE_OPTIONS, MALLOC_ARENA_MAX from the Dockerfile): a MarketStore with 1m, 5m, 15m and 1h × ${history} candles per symbol, the Screener with ${THREADS} screening thread (the deployed shape) and the worker's limits, each trader seeing 1m plus one higher timeframe; ${ticks.warmupTicks} warm-up and ${ticks.ticks} measured 1m ticks, each after a new candle closed.`,
         `RSS after the ticks and a GC; "peak RSS in ticks" is VmHWM over the measured ticks (reset after the warm-up), what a machine's memory must hold; "store" is the RSS growth from filling the store, "Screener" the growth from starting it and running the ticks (the thread, isolates, the series they read). Baseline RSS of the child before any data: ${(base.baselineRss / MB).toFixed(0)} MB (Node running the .ts sources; the image runs compiled JavaScript).`,

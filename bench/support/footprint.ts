@@ -13,6 +13,8 @@ export interface FootprintOptions {
   ticks: number;
   /** Screening threads; 1 is the deployed shape (a shared-cpu-1x machine has one vCPU). */
   threads: number;
+  /** Resident bytes above which the screening thread collects its isolates after each tick: a machine's budget (75 % of its memory). */
+  memoryBudgetBytes?: number;
 }
 
 export interface FootprintReport {

@@ -26,7 +26,7 @@ function resetPeak(): void {
   writeFileSync('/proc/self/clear_refs', '5');
 }
 
-const load = await TickLoad.start({ symbols: options.symbols, traders: options.traders, higher: options.higher as Interval[], history: options.history, threads: options.threads }, () => {
+const load = await TickLoad.start({ symbols: options.symbols, traders: options.traders, higher: options.higher as Interval[], history: options.history, threads: options.threads, ...(options.memoryBudgetBytes === undefined ? {} : { memoryBudgetBytes: options.memoryBudgetBytes }) }, () => {
   filledRss = settledRss();
 });
 const storeBytes = load.store.memoryBytes();

@@ -19,6 +19,8 @@ export interface TickLoadOptions {
   /** 0 = one per core, as in production. */
   threads?: number;
   logger?: Logger;
+  /** Resident bytes above which the screening threads collect their isolates after each tick (a machine's budget); the machine's own when absent. */
+  memoryBudgetBytes?: number;
 }
 
 export interface TickTiming {
@@ -54,6 +56,7 @@ export class TickLoad {
       failureLimit: 5,
       clock: systemClock,
       logger: options.logger ?? silentLogger(),
+      ...(options.memoryBudgetBytes === undefined ? {} : { memoryBudgetBytes: options.memoryBudgetBytes }),
     });
   }
 
