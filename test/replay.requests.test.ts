@@ -52,7 +52,7 @@ afterAll(async () => {
 });
 
 /** The same replay run directly (the engine's own reproduction of live signals is test/replay.test.ts). */
-async function directReplay(traderId: string, from: number, to: number) {
+async function directReplay(traderId: string, from: number, to: number, history = HISTORY) {
   const [row] = await stack.sql<Array<{ id: string; user_id: string; name: string; enabled: boolean; execution_mode: string; filter: unknown; created_at: Date; updated_at: Date }>>`
     select id, user_id, name, enabled, execution_mode, filter, created_at, updated_at from public.traders where id = ${traderId}`;
   const parsed = parseTraderRow({ ...row!, created_at: row!.created_at.toISOString(), updated_at: row!.updated_at.toISOString() });
@@ -62,7 +62,7 @@ async function directReplay(traderId: string, from: number, to: number) {
   const screener = new Screener({ threads: 1, filterTimeoutMs: 200, filterMemoryMb: 16, failureLimit: 3, clock, logger: silentLogger() });
   await screener.start();
   try {
-    const engine = new ReplayEngine({ candles: new KlineCache({ dir, sourceUrl: simulator.restUrl, rest, clock }), screener, history: HISTORY, clock, logger: silentLogger() });
+    const engine = new ReplayEngine({ candles: new KlineCache({ dir, sourceUrl: simulator.restUrl, rest, clock }), screener, history, clock, logger: silentLogger() });
     return await engine.replay({ trader: parsed.trader, symbols: SYMBOLS, from, to });
   } finally {
     await screener.stop();
@@ -132,7 +132,8 @@ describe('replay on request', () => {
       // Live ticks ran on at least two closes while the replay ran.
       expect(gate.liveRuns - liveRunsBefore).toBeGreaterThanOrEqual(2);
       expect(gate.liveRunsDuringSlices).toBe(0);
-      expect(worker.replay.stats()).toMatchObject({ done: 1, failed: 1 });
+      // The two requests, and the trader's own look-back.
+      expect(worker.replay.stats()).toMatchObject({ done: 2, failed: 1 });
       expect(degraded).not.toContain('degraded');
       // Nothing of replay became a live signal: the live worker only writes what it screened since it started.
       const { data: live } = await app.from('signals').select('candle_open_time').eq('trader_id', traderId);
@@ -147,6 +148,54 @@ describe('replay on request', () => {
     }
   }, 180_000);
 
+  it('a new trader, and each edit of its code, gets a look-back over its last candles from the live store', async () => {
+    const user = await createTestUser(stack);
+    const worker = inProcessWorker({ stack, user, simulator, clock, symbols: SYMBOLS, logger: silentLogger() });
+    const app = clientFor(stack, user.userJwt);
+    // Created while the worker runs, as a user creates one in the web app.
+    const other = await insertTrader(stack, { userId: user.id, name: 'other', filter: { code: 'return false;', refreshInterval: '1m', requiredTimeframes: ['1m'] } });
+    await worker.orchestrator.start();
+    await worker.replay.start();
+    try {
+      const insertedAt = clock.now();
+      const traderId = await insertTrader(stack, { userId: user.id, name: 'new', filter: RISING_FILTER });
+      const lookbacks = async (count: number) =>
+        waitFor(`${count} look-backs of the new trader done`, async () => {
+          const { data } = await app.from('replay_requests').select('id,kind,status,code_hash,range_from,range_to,symbols,summary').eq('trader_id', traderId).order('created_at');
+          return (data ?? []).length === count && data!.every((row) => row.status === 'done') ? data! : null;
+        }, 60_000, 200);
+      const [first] = await lookbacks(1);
+      expect(first).toMatchObject({ kind: 'lookback', symbols: SYMBOLS });
+      const from = Date.parse(first!.range_from);
+      const to = Date.parse(first!.range_to);
+      // Half of inProcessWorker's 60 candles of history; the filters of a look-back see the other half, less one.
+      expect(to - from).toBe(30 * MINUTE);
+      const direct = await directReplay(traderId, from, to, HISTORY - 30 - 1);
+      const { data: results } = await app.from('replay_results').select('symbol,candle_open_time,price,filter_values').eq('request_id', first!.id).order('candle_open_time').order('symbol');
+      expect(direct.candles).toHaveLength(30);
+      const sorted = [...direct.signals].sort((a, b) => a.candle_open_time.localeCompare(b.candle_open_time) || a.symbol.localeCompare(b.symbol));
+      expect(results!.map((row) => [row.symbol, Date.parse(row.candle_open_time), Number(row.price), row.filter_values])).toEqual(
+        sorted.map((signal) => [signal.symbol, Date.parse(signal.candle_open_time), signal.price, signal.values]),
+      );
+      expect(first!.summary).toMatchObject({ candles: 30, evaluated: 60, signals: direct.signals.length });
+
+      // An edit is a new code version: a look-back of its own, once.
+      const edited = { ...RISING_FILTER, code: RISING_FILTER.code.replace('last[4] > before[4]', 'last[4] < before[4]') };
+      await stack.sql`update public.traders set filter = ${stack.sql.json(edited)} where id = ${traderId}`;
+      const [, second] = await lookbacks(2);
+      expect(second!.code_hash).not.toBe(first!.code_hash);
+      // The trader that existed at boot got its look-back too, and nothing is looked back on twice.
+      const { data: all } = await app.from('replay_requests').select('trader_id,kind').eq('kind', 'lookback');
+      expect(all!.filter((row) => row.trader_id === other)).toHaveLength(1);
+      expect(all!).toHaveLength(3);
+      // None of it is a live signal: the live worker signals only from the candle it was created in.
+      const { data: live } = await app.from('signals').select('candle_open_time').eq('trader_id', traderId);
+      expect((live ?? []).every((row) => Date.parse(row.candle_open_time) >= candleOpenTimeAt('1m', insertedAt))).toBe(true);
+    } finally {
+      await worker.stop(5_000);
+    }
+  }, 120_000);
+
   it('refuses requests past the limits: range, symbols, requests per hour, and any from a worker key', async () => {
     const user = await createTestUser(stack);
     const traderId = await insertTrader(stack, { userId: user.id, filter: { ...RISING_FILTER, refreshInterval: '1h', requiredTimeframes: ['1h'] } });
@@ -160,6 +209,9 @@ describe('replay on request', () => {
     expect((await app.from('replay_requests').insert(request(now - 2 * MINUTE, now - 3 * MINUTE))).error?.message).toMatch(/range_to must be after range_from/);
     expect((await app.from('replay_requests').insert(request(now - MINUTE, now, Array.from({ length: 21 }, (_, i) => `S${i}USDT`)))).error?.message).toMatch(/1 to 20 symbols/);
     expect((await app.from('replay_requests').insert(request(now - MINUTE, now, ['btc usdt']))).error?.code).toBe('23514');
+    // A user cannot pass its request for a look-back (outside the hourly quota).
+    const sneaky = await app.from('replay_requests').insert({ ...request(now - MINUTE, now), kind: 'lookback', code_hash: 'a'.repeat(64) });
+    expect(sneaky.error?.code).toBe('42501');
     // A worker key serves requests; it never makes one.
     const asWorker = await clientFor(stack, user.workerJwt).from('replay_requests').insert(request(now - 999 * 3_600_000, now));
     expect(asWorker.error?.code).toBe('42501');

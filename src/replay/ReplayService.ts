@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../clock.ts';
-import type { Trader } from '../domain.ts';
+import { candleOpenTimeAt, intervalMs, type Trader } from '../domain.ts';
 import { LifecycleGuard } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import type { LifecycleState } from '../ports.ts';
@@ -14,6 +14,8 @@ import { type ClosedCandleSource, ReplayEngine, type ReplayReport, type ReplaySi
 /** A request taken from the queue (marked running by this machine). */
 export interface ReplayJob {
   id: string;
+  /** 'request': a user's; 'lookback': the worker's own, for a trader version it had not looked back on. */
+  kind: 'request' | 'lookback';
   /** The request's trader, null when it carried a filter of its own. */
   traderId: string | null;
   /** The trader to replay, or why it cannot run (the reason a live worker would write to trader_status). */
@@ -43,6 +45,8 @@ export interface ReplayRequestQueue {
   abandon(machineId: string, reason: string): Promise<number>;
   /** The oldest pending request, marked running by `machineId`; null when none is pending. */
   claimNext(machineId: string): Promise<ReplayJob | null>;
+  /** Queue a look-back of this trader's code version; 'exists' when one was queued before (by any run or shard). */
+  enqueueLookback(trader: Trader, symbols: string[], from: number, to: number): Promise<'queued' | 'exists'>;
   writeResults(job: ReplayJob, results: ReplaySignal[]): Promise<void>;
   finish(job: ReplayJob, outcome: ReplayOutcome): Promise<void>;
 }
@@ -65,6 +69,12 @@ export interface ReplayServiceOptions {
   pollMs?: number;
   /** Results written per request at most; default 1000 (the summary still counts every signal). */
   maxResults?: number;
+  /**
+   * Look-back on create and edit: each trader version the live worker runs gets its would-be signals over its last
+   * `candles` candles, on the live universe, read from the live store (no REST): the store holds KLINE_HISTORY
+   * candles, so those filters see `history - candles - 1`.
+   */
+  lookback?: { candles: number; source: ClosedCandleSource; traders: () => Iterable<Trader>; symbols: () => string[] };
 }
 
 const DEFAULT_POLL_MS = 10_000;
@@ -81,6 +91,8 @@ export class ReplayService {
   private serving: Promise<void> | null = null;
   private abort = new AbortController();
   private readonly counters = { done: 0, failed: 0 };
+  /** `traderId|codeHash` of the versions whose look-back is queued (by this process or before). */
+  private readonly lookedBack = new Set<string>();
 
   constructor(options: ReplayServiceOptions) {
     this.options = options;
@@ -128,6 +140,7 @@ export class ReplayService {
       try {
         for (;;) {
           if (this.lifecycle.state !== 'running' || !this.options.live()) return;
+          await this.queueLookbacks();
           const job = await this.options.queue.claimNext(this.options.machineId);
           if (job === null) return;
           await this.serve(job);
@@ -138,6 +151,23 @@ export class ReplayService {
         this.serving = null;
       }
     })();
+  }
+
+  /** A look-back for every trader version not looked back on yet: new traders, and edited ones (a new code hash). */
+  private async queueLookbacks(): Promise<void> {
+    const lookback = this.options.lookback;
+    if (lookback === undefined) return;
+    const symbols = lookback.symbols();
+    if (symbols.length === 0) return;
+    for (const trader of lookback.traders()) {
+      const key = `${trader.id}|${trader.codeHash}`;
+      if (this.lookedBack.has(key)) continue;
+      const length = intervalMs(trader.filter.refreshInterval);
+      const to = candleOpenTimeAt(trader.filter.refreshInterval, this.options.clock.now());
+      const outcome = await this.options.queue.enqueueLookback(trader, symbols, to - lookback.candles * length, to);
+      this.lookedBack.add(key);
+      if (outcome === 'queued') this.log.info({ event: 'replay_lookback_queued', traderId: trader.id, candles: lookback.candles, symbols: symbols.length }, 'look-back queued for a new trader version');
+    }
   }
 
   private async serve(job: ReplayJob): Promise<void> {
@@ -162,7 +192,9 @@ export class ReplayService {
     try {
       await screener.start();
       const gate = this.options.gate;
-      const source = this.options.createCandles(dir);
+      const lookback = job.kind === 'lookback' ? this.options.lookback : undefined;
+      const source = lookback?.source ?? this.options.createCandles(dir);
+      const history = lookback === undefined ? this.options.history : this.options.history - lookback.candles - 1;
       // A fetch waits for a quiet moment too, but mostly waits on the network: it holds no slice.
       const candles: ClosedCandleSource = {
         closedCandles: async (...args) => {
@@ -170,7 +202,7 @@ export class ReplayService {
           return source.closedCandles(...args);
         },
       };
-      const engine = new ReplayEngine({ candles, screener, history: this.options.history, clock: this.options.clock, logger: this.log, slice: (work) => gate.slice(work, signal) });
+      const engine = new ReplayEngine({ candles, screener, history, clock: this.options.clock, logger: this.log, slice: (work) => gate.slice(work, signal) });
       const report = await engine.replay({ trader, symbols: job.symbols, from: job.from, to: job.to });
       const maxResults = this.options.maxResults ?? DEFAULT_MAX_RESULTS;
       const results = report.signals.slice(0, maxResults);

@@ -1,6 +1,7 @@
 // replay_requests and replay_results over supabase-js (supabase/migrations/0006_replay.sql): the queue ReplayService serves.
 import type { SupabaseClient } from '@supabase/supabase-js';
 import type { Clock } from '../clock.ts';
+import type { Trader } from '../domain.ts';
 import type { ReplayJob, ReplayOutcome, ReplayRequestQueue } from '../replay/ReplayService.ts';
 import type { ReplaySignal } from '../replay/ReplayEngine.ts';
 import { toDatabaseError } from './dbErrors.ts';
@@ -9,6 +10,7 @@ import { parseTraderRow, TRADER_COLUMNS, type TraderRow } from './parse.ts';
 /** A replay_requests row as PostgREST returns it. */
 interface ReplayRequestRow {
   id: string;
+  kind: 'request' | 'lookback';
   user_id: string;
   trader_id: string | null;
   filter: unknown;
@@ -17,7 +19,7 @@ interface ReplayRequestRow {
   range_to: string;
 }
 
-const REQUEST_COLUMNS = 'id,user_id,trader_id,filter,symbols,range_from,range_to';
+const REQUEST_COLUMNS = 'id,kind,user_id,trader_id,filter,symbols,range_from,range_to';
 /** Results per insert request. */
 const RESULT_CHUNK = 500;
 /** Pending requests looked at per claim: another machine (a shard) may take one first. */
@@ -70,6 +72,22 @@ export class ReplayRequests implements ReplayRequestQueue {
     return null;
   }
 
+  async enqueueLookback(trader: Trader, symbols: string[], from: number, to: number): Promise<'queued' | 'exists'> {
+    const { error, status } = await this.client.from('replay_requests').insert({
+      kind: 'lookback',
+      user_id: this.userId,
+      trader_id: trader.id,
+      code_hash: trader.codeHash,
+      symbols,
+      range_from: new Date(from).toISOString(),
+      range_to: new Date(to).toISOString(),
+    });
+    // One look-back per trader and code version (a unique index): an earlier run, or another shard, queued it.
+    if (error?.code === '23505') return 'exists';
+    if (error) throw toDatabaseError('queue a look-back', error, status);
+    return 'queued';
+  }
+
   async writeResults(job: ReplayJob, results: ReplaySignal[]): Promise<void> {
     const rows = results.map((result) => ({
       request_id: job.id,
@@ -101,7 +119,7 @@ export class ReplayRequests implements ReplayRequestQueue {
 
   /** The request as a job: its trader read now (as its row stands), or its own filter as a trader that never existed. */
   private async job(row: ReplayRequestRow): Promise<ReplayJob> {
-    const base = { id: row.id, traderId: row.trader_id, symbols: parseSymbols(row.symbols), from: Date.parse(row.range_from), to: Date.parse(row.range_to) };
+    const base = { id: row.id, kind: row.kind, traderId: row.trader_id, symbols: parseSymbols(row.symbols), from: Date.parse(row.range_from), to: Date.parse(row.range_to) };
     let trader: TraderRow;
     if (row.trader_id !== null) {
       const { data, error, status } = await this.client.from('traders').select(TRADER_COLUMNS).eq('id', row.trader_id).maybeSingle<TraderRow>();

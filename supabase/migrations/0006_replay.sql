@@ -111,6 +111,10 @@ create table if not exists public.replay_requests (
   range_from timestamptz not null,
   range_to timestamptz not null,
   status text not null default 'pending' check (status in ('pending', 'running', 'done', 'failed')),
+  -- 'request': the user asked. 'lookback': the worker asked itself, for a trader version it had not looked back on.
+  kind text not null default 'request' check (kind in ('request', 'lookback')),
+  -- For a look-back: the code version (sha256 of filter.code) it replays; one look-back per trader and version.
+  code_hash text,
   -- Why a request failed (or what was cut short, for a done one).
   reason text,
   -- The worker machine that took it.
@@ -130,6 +134,7 @@ create table if not exists public.replay_requests (
 );
 
 create index if not exists replay_requests_pending_idx on public.replay_requests (user_id, status, created_at);
+create unique index if not exists replay_requests_lookback_once on public.replay_requests (trader_id, code_hash) where kind = 'lookback';
 
 -- Candle length of an interval, for the range limit; null for an interval the worker does not know.
 create or replace function public.replay_interval_ms(value text)
@@ -151,6 +156,8 @@ $$;
  *   - a range of at most 1000 candles of the trader's refresh interval (from its filter; 1m when the filter does not
  *     say or cannot be read), starting in the past, ending after it starts;
  *   - 1 to 20 symbols, each an upper-case Binance symbol.
+ * A look-back (kind 'lookback', only from a worker key, see the policy) covers the worker's universe: up to 1000
+ * symbols, and it does not count against the user's hourly quota.
  * A new request always starts pending, with nothing of the worker's filled in.
  */
 create or replace function public.replay_requests_before_insert()
@@ -172,7 +179,8 @@ begin
   new.finished_at := null;
   new.created_at := now();
 
-  if jsonb_typeof(new.symbols) <> 'array' or jsonb_array_length(new.symbols) < 1 or jsonb_array_length(new.symbols) > 20
+  if jsonb_typeof(new.symbols) <> 'array' or jsonb_array_length(new.symbols) < 1
+     or jsonb_array_length(new.symbols) > (case when new.kind = 'lookback' then 1000 else 20 end)
      or exists (select 1 from jsonb_array_elements(new.symbols) s where jsonb_typeof(s) <> 'string' or (s #>> '{}') !~ '^[A-Z0-9]{2,20}$') then
     raise exception 'replay_requests: symbols must be a JSON array of 1 to 20 symbols such as "BTCUSDT"' using errcode = '23514';
   end if;
@@ -192,6 +200,9 @@ begin
   if new.range_to <= new.range_from then
     raise exception 'replay_requests: range_to must be after range_from' using errcode = '23514';
   end if;
+  if new.kind = 'lookback' and (new.trader_id is null or new.code_hash is null or new.code_hash !~ '^[0-9a-f]{64}$') then
+    raise exception 'replay_requests: a look-back names its trader and code_hash' using errcode = '23514';
+  end if;
   if new.range_from >= now() then
     raise exception 'replay_requests: range_from must be in the past' using errcode = '23514';
   end if;
@@ -199,9 +210,12 @@ begin
     raise exception 'replay_requests: a range covers at most 1000 candles of the refresh interval (% ms each)', candle_ms using errcode = '23514';
   end if;
 
+  if new.kind = 'lookback' then
+    return new;
+  end if;
   -- One count at a time per user, so two inserts at once cannot both pass the limit.
   perform pg_advisory_xact_lock(hashtextextended('replay_requests:' || new.user_id::text, 0));
-  select count(*) into recent from public.replay_requests r where r.user_id = new.user_id and r.created_at > now() - interval '1 hour';
+  select count(*) into recent from public.replay_requests r where r.user_id = new.user_id and r.kind = 'request' and r.created_at > now() - interval '1 hour';
   if recent >= 10 then
     raise exception 'replay_requests: at most 10 requests per hour' using errcode = '23514';
   end if;
@@ -246,13 +260,16 @@ create policy replay_requests_select_own on public.replay_requests
   for select to authenticated
   using (user_id = (select auth.uid()));
 
--- The user's own session asks; a worker key never does.
+-- The user's own session asks for a replay; a worker key only for a look-back of one of the user's traders.
 drop policy if exists replay_requests_insert_own on public.replay_requests;
 create policy replay_requests_insert_own on public.replay_requests
   for insert to authenticated
   with check (
     user_id = (select auth.uid())
-    and coalesce((select auth.jwt()) ->> 'worker', 'false') <> 'true'
+    and case
+      when coalesce((select auth.jwt()) ->> 'worker', 'false') = 'true' then kind = 'lookback' and trader_id is not null and code_hash is not null
+      else kind = 'request' and code_hash is null
+    end
     and (trader_id is null or exists (select 1 from public.traders t where t.id = trader_id and t.user_id = (select auth.uid())))
   );
 
