@@ -2,7 +2,7 @@
 // themselves run scheduler → TickRunner; the Orchestrator only builds the two and starts and stops them.
 import { EventEmitter } from 'node:events';
 import type { Clock, TimerHandle } from './clock.ts';
-import { INTERVALS, type Interval, type Trader, type WorkerState } from './domain.ts';
+import type { Trader, WorkerState } from './domain.ts';
 import { BootFailedError, TransientError } from './errors.ts';
 import { LifecycleGuard } from './lifecycle.ts';
 import type { Logger } from './logger.ts';
@@ -10,19 +10,14 @@ import type { LifecycleState, MarketDataSource, ScreenerPort, TickServiceLevel, 
 import { catchUpMissedCandles } from './orchestration/bootCatchUp.ts';
 import { Probation } from './orchestration/Probation.ts';
 import { RisingEdges } from './orchestration/RisingEdges.ts';
-import { ServiceLevel } from './orchestration/ServiceLevel.ts';
+import { intervalsOf, scheduleOf } from './orchestration/schedule.ts';
+import { DEFAULT_READY_MAX_LATENCY_MS, ServiceLevel } from './orchestration/ServiceLevel.ts';
 import { type TickRequest, TickScheduler } from './orchestration/TickScheduler.ts';
 import { TickRunner } from './orchestration/TickRunner.ts';
 import { StatusWriter } from './orchestration/StatusWriter.ts';
 import { TraderHealth } from './orchestration/TraderHealth.ts';
 
 const HEARTBEAT_MS = 15_000;
-/**
- * READY_MAX_LATENCY_MS's default: 1 s, the fleet's latency alert (deploy/alerts.yml). The deployed shape
- * (one screening thread, 20 traders x 200 symbols) measures a close -> commit p99 of 500-560 ms
- * (BENCHMARKS.md): a bar at the 500 ms objective would flap a healthy machine between ready and degraded.
- */
-const DEFAULT_READY_MAX_LATENCY_MS = 1000;
 
 export interface OrchestratorOptions {
   userId: string;
@@ -76,7 +71,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private readonly statusWriter: StatusWriter;
   private readonly probation: Probation;
   /** Per trader unchanged since the previous run: when that run last evaluated it (from trader_status). */
-  private readonly resumeFrom = new Map<string, number>();
+  private resumeFrom = new Map<string, number>();
 
   constructor(options: OrchestratorOptions) {
     super();
@@ -133,12 +128,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       health: this.health,
       counts: () => {
         const market = this.booted ? options.market.status() : null;
-        return {
-          symbols: market?.symbols ?? 0,
-          traders: this.traders.size,
-          streams: market?.streams ?? 0,
-          lastError: this.lastError ?? options.database.stats().lastError ?? null,
-        };
+        const lastError = this.lastError ?? options.database.stats().lastError ?? null;
+        return { symbols: market?.symbols ?? 0, traders: this.traders.size, streams: market?.streams ?? 0, lastError };
       },
     });
     this.onCandleClosed = (event) => this.scheduler.candleClosed(event);
@@ -170,11 +161,6 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return this.serviceLevel.snapshot();
   }
 
-  /** The traders running now (loaded, not rejected), for the replay service's look-backs. */
-  runningTraders(): Trader[] {
-    return [...this.traders.values()];
-  }
-
   backlog(): number {
     return this.scheduler.backlog();
   }
@@ -192,7 +178,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       });
       await this.step('traders', () => this.loadTraders());
       await this.step('market', async () => {
-        await this.options.market.start(this.intervals());
+        await this.options.market.start(intervalsOf(this.traders.values()));
         return { ...this.options.market.status() };
       });
       if (this.stopping) throw new TransientError('boot interrupted by shutdown');
@@ -201,10 +187,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       await this.step('catchup', () => this.catchUp());
       if (this.stopping) throw new TransientError('boot interrupted by shutdown');
       this.options.market.candles.on('candleClosed', this.onCandleClosed);
-      this.scheduler.setSchedule(this.schedule());
+      this.scheduler.setSchedule(scheduleOf(this.traders.values()));
       this.scheduler.start();
       // The candle that closed while the worker was down or booting is screened now, not skipped.
-      for (const interval of this.schedule().keys()) this.scheduler.catchUp(interval);
+      for (const interval of scheduleOf(this.traders.values()).keys()) this.scheduler.catchUp(interval);
       this.booted = true;
       this.armHeartbeat();
       this.armPoll();
@@ -244,58 +230,35 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.health.track(trader);
     }
     this.options.screener.updateTraders({ upserted: traders, removed: [] });
-    let restored = 0;
-    for (const status of statuses) {
-      const trader = this.traders.get(status.traderId);
-      this.health.restoreTotals(status);
-      // Candles that closed while no worker ran are screened at boot, for the filter that was running then.
-      if (trader !== undefined && status.lastEvaluatedAt !== null && status.traderUpdatedAt === trader.updatedAt && status.state !== 'disabled') {
-        this.resumeFrom.set(trader.id, status.lastEvaluatedAt);
-      }
-      // A disable survives a restart only while the row it judged is unchanged.
-      if (status.state !== 'disabled' || trader === undefined || status.traderUpdatedAt !== trader.updatedAt) continue;
-      this.health.restoreDisabled(trader.id, status.lastError);
-      restored += 1;
-    }
+    const { restoredDisabled, resumeFrom } = this.health.restore(statuses, this.traders);
+    this.resumeFrom = resumeFrom;
     // After the restore: a rejected row starts its totals afresh, as a row rejected by a poll does.
     for (const row of rejected) this.health.reject(row);
     // The trader the previous process died running alone (Probation): disabled before any of its code runs again.
     const suspect = await this.probation.takeSuspect(this.traders);
     if (suspect !== null) this.health.disable(suspect.trader.id, suspect.reason);
     await this.statusWriter.flushTraders();
-    return { traders: traders.length, rejected: rejected.length, restoredDisabled: restored, intervals: this.intervals() };
+    return { traders: traders.length, rejected: rejected.length, restoredDisabled, intervals: intervalsOf(this.traders.values()) };
   }
 
   private async releaseAfterFailedBoot(): Promise<void> {
     this.options.market.candles.off('candleClosed', this.onCandleClosed);
     await this.scheduler.stop();
+    await this.release();
+  }
+
+  /** Streams and screening threads, then the database: what start() acquired, in reverse. */
+  private async release(): Promise<void> {
     await Promise.allSettled([this.options.market.stop(), this.options.screener.stop()]);
     await this.options.database.stop().catch(() => {});
   }
 
   // ---- ticks ----
 
-  private intervals(): Interval[] {
-    const intervals = new Set<Interval>();
-    for (const trader of this.traders.values()) for (const timeframe of trader.timeframes) intervals.add(timeframe);
-    return INTERVALS.filter((interval) => intervals.has(interval));
-  }
-
-  /** Refresh interval → every timeframe its traders read. */
-  private schedule(): Map<Interval, Interval[]> {
-    const schedule = new Map<Interval, Set<Interval>>();
-    for (const trader of this.traders.values()) {
-      const timeframes = schedule.get(trader.filter.refreshInterval) ?? new Set<Interval>();
-      for (const timeframe of trader.timeframes) timeframes.add(timeframe);
-      schedule.set(trader.filter.refreshInterval, timeframes);
-    }
-    return new Map([...schedule].map(([interval, timeframes]) => [interval, [...timeframes]]));
-  }
-
   private async catchUp(): Promise<object> {
     const candles = await catchUpMissedCandles({
       clock: this.options.clock,
-      intervals: this.schedule().keys(),
+      intervals: scheduleOf(this.traders.values()).keys(),
       traders: this.traders.values(),
       resumeFrom: this.resumeFrom,
       symbols: () => this.options.market.symbols(),
@@ -326,24 +289,13 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       return;
     }
     if (changes.upserted.length === 0 && changes.removed.length === 0 && changes.rejected.length === 0) return;
-    const before = this.intervals().join(',');
-    for (const trader of changes.upserted) {
-      this.traders.set(trader.id, trader);
-      this.health.track(trader);
-      this.edges.forgetTrader(trader.id);
-    }
-    for (const id of changes.removed) {
-      this.traders.delete(id);
-      this.health.forget(id);
-      this.edges.forgetTrader(id);
-    }
-    for (const row of changes.rejected) {
-      this.traders.delete(row.id);
-      this.edges.forgetTrader(row.id);
-      this.health.reject(row);
-    }
+    const before = intervalsOf(this.traders.values()).join(',');
+    for (const trader of changes.upserted) this.traders.set(trader.id, trader);
+    for (const id of changes.removed) this.traders.delete(id);
+    this.health.apply(changes);
+    for (const id of [...changes.upserted.map((trader) => trader.id), ...changes.removed, ...changes.rejected.map((row) => row.id)]) this.edges.forgetTrader(id);
     this.options.screener.updateTraders(changes);
-    const intervals = this.intervals();
+    const intervals = intervalsOf(this.traders.values());
     this.log.info(
       {
         event: 'traders_changed',
@@ -363,8 +315,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         this.log.error({ event: 'intervals_change_failed', intervals, err: error }, 'changing intervals failed');
       }
     }
-    this.serviceLevel.retain([...this.schedule().keys()]);
-    this.scheduler.setSchedule(this.schedule());
+    this.serviceLevel.retain([...scheduleOf(this.traders.values()).keys()]);
+    this.scheduler.setSchedule(scheduleOf(this.traders.values()));
     // A new or changed trader is screened on the latest closed candle at once, as the browser would.
     for (const interval of new Set(changes.upserted.map((trader) => trader.filter.refreshInterval))) this.scheduler.catchUp(interval);
     this.statusWriter.requestTraders();
@@ -437,8 +389,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     await this.statusWriter.flushTraders();
     await this.statusWriter.writeWorker('stopped');
     this.log.info({ event: 'shutdown', step: 'streams' }, 'closing streams');
-    await Promise.allSettled([this.options.market.stop(), this.options.screener.stop()]);
-    await this.options.database.stop().catch(() => {});
+    await this.release();
     this.log.info({ event: 'shutdown', step: 'done', durationMs: this.options.clock.now() - started }, 'worker stopped');
   }
 }

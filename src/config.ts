@@ -65,7 +65,7 @@ const schema = z.object({
   WRITE_BUFFER_SIZE: integer(10, 1_000_000).default(10_000),
   READY_MIN_COVERAGE: z.coerce.number({ error: 'must be a number' }).min(0).max(1).default(0.95),
   READY_MAX_LAG_MS: integer(100, 600_000).default(5000),
-  // The fleet's latency alert (1 s p99); see DEFAULT_READY_MAX_LATENCY_MS in Orchestrator.ts for why not the 500 ms objective.
+  // The fleet's latency alert (1 s p99); see DEFAULT_READY_MAX_LATENCY_MS in orchestration/ServiceLevel.ts for why not the 500 ms objective.
   READY_MAX_LATENCY_MS: integer(50, 600_000).default(1000),
   SHUTDOWN_TIMEOUT_MS: integer(1000, 300_000).default(20_000),
   // This machine's share of the user's traders (src/traders/shard.ts); one machine runs them all by default.

@@ -4,7 +4,7 @@
 import type { Clock } from '../clock.ts';
 import type { LastTickCounts, RejectedTrader, Trader, TraderState, TraderStatus } from '../domain.ts';
 import type { Logger } from '../logger.ts';
-import type { ScreenerPort, TraderTickOutcome } from '../ports.ts';
+import type { ScreenerPort, TraderChanges, TraderTickOutcome } from '../ports.ts';
 
 interface TraderRecord {
   traderId: string;
@@ -86,7 +86,7 @@ export class TraderHealth {
    * Carry the totals of the previous run over (boot): a restart must not reset `evaluations` to zero,
    * nor forget `last_evaluated_at`, which the next boot resumes from.
    */
-  restoreTotals(status: TraderStatus): void {
+  private restoreTotals(status: TraderStatus): void {
     const record = this.records.get(status.traderId);
     if (record === undefined || record.evaluations > 0) return;
     record.lastEvaluatedAt = status.lastEvaluatedAt;
@@ -95,8 +95,35 @@ export class TraderHealth {
     record.totalEvaluationMs = status.meanEvaluationMs * status.evaluations;
   }
 
+  /**
+   * Boot: carry the previous run's trader_status rows over. Totals always; a disable only while the row it judged is
+   * unchanged; and, per trader unchanged and not disabled, when that run last evaluated it (the boot catch-up resumes there).
+   */
+  restore(statuses: readonly TraderStatus[], traders: ReadonlyMap<string, Trader>): { restoredDisabled: number; resumeFrom: Map<string, number> } {
+    const resumeFrom = new Map<string, number>();
+    let restoredDisabled = 0;
+    for (const status of statuses) {
+      const trader = traders.get(status.traderId);
+      this.restoreTotals(status);
+      const unchanged = trader !== undefined && status.traderUpdatedAt === trader.updatedAt;
+      // Candles that closed while no worker ran are screened at boot, for the filter that was running then.
+      if (unchanged && status.lastEvaluatedAt !== null && status.state !== 'disabled') resumeFrom.set(status.traderId, status.lastEvaluatedAt);
+      if (!unchanged || status.state !== 'disabled') continue;
+      this.restoreDisabled(status.traderId, status.lastError);
+      restoredDisabled += 1;
+    }
+    return { restoredDisabled, resumeFrom };
+  }
+
+  /** A poll's changes: new and changed rows tracked afresh, removed ones forgotten, then rejected ones recorded (a rejected row's previous version is among the removed). */
+  apply(changes: TraderChanges): void {
+    for (const trader of changes.upserted) this.track(trader);
+    for (const id of changes.removed) this.forget(id);
+    for (const row of changes.rejected) this.reject(row);
+  }
+
   /** Restore a disable that survived a restart (its row did not change since); the screener holds it until the row changes. */
-  restoreDisabled(traderId: string, reason: string | null): void {
+  private restoreDisabled(traderId: string, reason: string | null): void {
     const record = this.records.get(traderId);
     if (record === undefined || record.updatedAt === null) return;
     this.screener.disable(traderId, reason ?? 'disabled', record.updatedAt);
