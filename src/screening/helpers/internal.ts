@@ -79,4 +79,47 @@ export function smaOfSeries(values: Series, period: number): Series {
   return out;
 }
 
-export const INTERNAL_FUNCTIONS = [toNumber, isValidPeriod, closesOf, lastNonNull, nullSeries, emaOfSeries, smaOfSeries];
+/**
+ * closesOf as a Float64Array, NaN where closesOf has null: the same numbers without boxing each one
+ * (a null in an array makes every element a heap object). Reads every kline, as closesOf does, so a
+ * missing kline throws the same way.
+ */
+export function closeColumn(klines: ArrayLike<Kline>): Float64Array {
+  const closes = new Float64Array(klines.length);
+  for (let i = 0; i < klines.length; i++) {
+    const close = toNumber(klines[i]![4]);
+    closes[i] = Number.isFinite(close) ? close : NaN;
+  }
+  return closes;
+}
+
+/**
+ * Wilder's RSI of `closes` (no NaN in them) into `out` from index `period` on, with calculateRSI's
+ * arithmetic; `out` must hold closes.length values. Entries below `period` are left as they are.
+ */
+export function rsiInto(closes: Float64Array, period: number, out: Float64Array): void {
+  let gains = 0;
+  let losses = 0;
+  for (let i = 1; i <= period; i++) {
+    const change = closes[i]! - closes[i - 1]!;
+    if (change > 0) gains += change;
+    else losses -= change;
+  }
+  let avgGain = gains / period;
+  let avgLoss = losses / period;
+  out[period] = avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
+  for (let i = period + 1; i < closes.length; i++) {
+    const change = closes[i]! - closes[i - 1]!;
+    avgGain = (avgGain * (period - 1) + (change > 0 ? change : 0)) / period;
+    avgLoss = (avgLoss * (period - 1) + (change < 0 ? -change : 0)) / period;
+    out[i] = avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
+  }
+}
+
+/** True when every value is a number (no NaN: closeColumn's stand-in for null). */
+export function allReadable(values: Float64Array): boolean {
+  for (let i = 0; i < values.length; i++) if (values[i] !== values[i]) return false;
+  return true;
+}
+
+export const INTERNAL_FUNCTIONS = [toNumber, isValidPeriod, closesOf, lastNonNull, nullSeries, emaOfSeries, smaOfSeries, closeColumn, rsiInto, allReadable];

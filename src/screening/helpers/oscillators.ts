@@ -1,5 +1,5 @@
 // RSI, StochRSI and the stochastic oscillator. Functions named `…Textbook` are the opt-in 'textbook' definitions (see library.ts).
-import { closesOf, isValidPeriod, lastNonNull, nullSeries, smaOfSeries, toNumber } from './internal.ts';
+import { allReadable, closeColumn, closesOf, isValidPeriod, lastNonNull, nullSeries, rsiInto, smaOfSeries, toNumber } from './internal.ts';
 import type { Kline, Series } from './types.ts';
 
 /**
@@ -30,9 +30,29 @@ export function calculateRSI(klines: ArrayLike<Kline>, period: number = 14): Ser
   return out;
 }
 
-/** The latest RSI, or null. */
+/**
+ * The latest RSI, or null: calculateRSI's last value by the same arithmetic, without its two arrays
+ * of boxed numbers (the screener asks for the latest RSI of every symbol on every tick).
+ */
 export function getLatestRSI(klines: ArrayLike<Kline>, period: number = 14): number | null {
-  return lastNonNull(calculateRSI(klines, period));
+  if (!klines || !isValidPeriod(period) || klines.length < period + 1) return null;
+  const closes = closeColumn(klines);
+  if (!allReadable(closes)) return null;
+  let gains = 0;
+  let losses = 0;
+  for (let i = 1; i <= period; i++) {
+    const change = closes[i]! - closes[i - 1]!;
+    if (change > 0) gains += change;
+    else losses -= change;
+  }
+  let avgGain = gains / period;
+  let avgLoss = losses / period;
+  for (let i = period + 1; i < closes.length; i++) {
+    const change = closes[i]! - closes[i - 1]!;
+    avgGain = (avgGain * (period - 1) + (change > 0 ? change : 0)) / period;
+    avgLoss = (avgLoss * (period - 1) + (change < 0 ? -change : 0)) / period;
+  }
+  return avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
 }
 
 /**
@@ -82,11 +102,41 @@ export function getLatestStochRSI(
   kPeriod: number = 3,
   dPeriod: number = 3,
 ): { k: number; d: number } | null {
-  const series = calculateStochRSI(klines, rsiPeriod, stochPeriod, kPeriod, dPeriod);
-  if (!series || series.length === 0) return null;
-  for (let i = series.length - 1; i >= 0; i--) {
-    const entry = series[i]!;
-    if (entry.k !== 0 || entry.d !== 0) return { k: entry.k, d: entry.d };
+  // calculateStochRSI's answer, by its arithmetic in its order, computed only at the entries looked
+  // at from the end (usually the last one) instead of building the whole series of { k, d }.
+  if (!isValidPeriod(stochPeriod) || !isValidPeriod(kPeriod) || !isValidPeriod(dPeriod)) return null;
+  if (!klines || !isValidPeriod(rsiPeriod) || klines.length < rsiPeriod + 1) return null;
+  const closes = closeColumn(klines);
+  if (!allReadable(closes)) return null;
+  const length = closes.length;
+  // calculateRSI has a value from rsiPeriod on: those are the positions the raw StochRSI reads.
+  if (length < stochPeriod + kPeriod - 1 || length - rsiPeriod < stochPeriod) return null;
+  const rsi = new Float64Array(length);
+  rsiInto(closes, rsiPeriod, rsi);
+  const firstRaw = rsiPeriod + stochPeriod - 1;
+  const raw = (at: number): number => {
+    let highest = -Infinity;
+    let lowest = Infinity;
+    for (let m = at - stochPeriod + 1; m <= at; m++) {
+      const value = rsi[m]!;
+      if (value > highest) highest = value;
+      if (value < lowest) lowest = value;
+    }
+    return highest === lowest ? 50 : ((rsi[at]! - lowest) / (highest - lowest)) * 100;
+  };
+  const kAt = (at: number): number => {
+    let sum = 0;
+    for (let j = at - kPeriod + 1; j <= at; j++) sum += raw(j);
+    return sum / kPeriod;
+  };
+  // Before this index %K or %D is missing, and the web app's entry is { k: 0, d: 0 }.
+  const firstEntry = firstRaw + kPeriod - 1 + dPeriod - 1;
+  for (let i = length - 1; i >= firstEntry; i--) {
+    let sum = 0;
+    for (let j = i - dPeriod + 1; j <= i; j++) sum += kAt(j);
+    const k = kAt(i);
+    const d = sum / dPeriod;
+    if (k !== 0 || d !== 0) return { k, d };
   }
   return null;
 }

@@ -1,5 +1,5 @@
 // ADX, channel extremes and Bollinger Bands. Functions named `…Textbook` are the opt-in 'textbook' definitions (see library.ts).
-import { closesOf, isValidPeriod, nullSeries, toNumber } from './internal.ts';
+import { closeColumn, closesOf, isValidPeriod, nullSeries, toNumber } from './internal.ts';
 import { calculateMASeries } from './moving.ts';
 import type { Kline, Series } from './types.ts';
 
@@ -129,11 +129,26 @@ export function getLatestBollingerBands(
   period: number = 20,
   stdDev: number = 2,
 ): { upper: number | null; middle: number | null; lower: number | null } {
-  const bands = calculateBollingerBands(klines, period, stdDev);
-  for (let i = bands.middle.length - 1; i >= 0; i--) {
-    if (bands.upper[i] !== null && bands.middle[i] !== null && bands.lower[i] !== null) {
-      return { upper: bands.upper[i]!, middle: bands.middle[i]!, lower: bands.lower[i]! };
+  // calculateBollingerBands's latest complete entry by its arithmetic, computed from the end only.
+  const length = klines ? klines.length : 0;
+  if (!isValidPeriod(period) || length < period) return { upper: null, middle: null, lower: null };
+  const closes = closeColumn(klines);
+  for (let i = length - 1; i >= period - 1; i--) {
+    let sum = 0;
+    let valid = true;
+    for (let j = i - period + 1; j <= i; j++) {
+      if (closes[j] !== closes[j]) {
+        valid = false;
+        break;
+      }
+      sum += closes[j]!;
     }
+    if (!valid) continue;
+    const mean = sum / period;
+    let squares = 0;
+    for (let j = i - period + 1; j <= i; j++) squares += (closes[j]! - mean) * (closes[j]! - mean);
+    const deviation = Math.sqrt(squares / period);
+    return { upper: mean + stdDev * deviation, middle: mean, lower: mean - stdDev * deviation };
   }
   return { upper: null, middle: null, lower: null };
 }

@@ -65,7 +65,23 @@ export function calculateVWAPSeries(klines: ArrayLike<Kline>, anchorPeriod?: num
 
 /** The latest VWAP of calculateVWAPSeries, or null. */
 export function getLatestVWAP(klines: ArrayLike<Kline>, anchorPeriod?: number): number | null {
-  return lastNonNull(calculateVWAPSeries(klines, anchorPeriod));
+  // calculateVWAPSeries's last value by its arithmetic, without its array.
+  if (!klines || klines.length === 0) return null;
+  const start = anchorPeriod && anchorPeriod > 0 && anchorPeriod < klines.length ? klines.length - Math.floor(anchorPeriod) : 0;
+  let priceVolume = 0;
+  let volumeSum = 0;
+  let latest: number | null = null;
+  for (let i = start; i < klines.length; i++) {
+    const high = toNumber(klines[i]![2]);
+    const low = toNumber(klines[i]![3]);
+    const close = toNumber(klines[i]![4]);
+    const volume = toNumber(klines[i]![5]);
+    if (!Number.isFinite(high) || !Number.isFinite(low) || !Number.isFinite(close) || !Number.isFinite(volume)) continue;
+    priceVolume += ((high + low + close) / 3) * volume;
+    volumeSum += volume;
+    if (volumeSum > 0) latest = priceVolume / volumeSum;
+  }
+  return latest;
 }
 
 /**
