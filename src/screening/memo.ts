@@ -46,14 +46,16 @@ export class TickMemo implements SandboxHost {
     if (!entry || !HELPERS_VERSIONS.includes(library) || typeof helper !== 'string' || !KLINE_HELPERS.has(helper) || typeof argsKey !== 'string') return undefined;
     const range = rangeOf(entry, offset, length);
     if (range === null) return undefined;
-    const args = parseArgsKey(argsKey, helper === 'calculateHighVolumeNodes');
-    if (args === null) return undefined;
     const seriesKey = range.whole ? String(entry.id) : `${entry.id}@${range.offset}:${range.length}`;
     const key = `${library}|${seriesKey}|${helper}|${argsKey}`;
-    if (this.results.has(key)) {
+    // Only keys that parsed are ever stored, so a hit needs no second parse (most calls are hits: every trader after the first).
+    const stored = this.results.get(key);
+    if (stored !== undefined || this.results.has(key)) {
       this.hits++;
-      return this.results.get(key);
+      return stored;
     }
+    const args = parseArgsKey(argsKey, helper === 'calculateHighVolumeNodes');
+    if (args === null) return undefined;
     this.misses++;
     const fn = helperFunctions(library)[helper as keyof ReturnType<typeof helperFunctions>] as (klines: Kline[], ...rest: unknown[]) => unknown;
     let result: unknown;

@@ -442,6 +442,10 @@ export function installRuntime(attach: Attach, memo: Memo, library: Record<strin
   const viewsSet = apply(bind, mapSet, [views]) as (key: number, value: unknown) => void;
   const weakMapGetOn = apply(bind, weakMapGet, [seriesHandles]) as (key: unknown) => unknown;
   const weakMapSetOn = apply(bind, weakMapSet, [seriesHandles]) as (key: unknown, value: unknown) => void;
+  // Descriptors reused for every definition the runtime makes on each evaluation (never handed to a
+  // filter): a fresh `{ __proto__: null, … }` object per definition cost more than the rest of the setup.
+  const stateDescriptor = { __proto__: null, value: undefined as unknown, writable: true, enumerable: false, configurable: true } as PropertyDescriptor;
+  const entryDescriptor = { __proto__: null, value: undefined as unknown, writable: true, enumerable: true, configurable: true } as PropertyDescriptor;
   let filter: ((...args: unknown[]) => unknown) | null = null;
   let wantsHvnNodes = true;
   let tickTickers: Array<Record<string, string>> = [];
@@ -604,7 +608,9 @@ export function installRuntime(attach: Attach, memo: Memo, library: Record<strin
   function lazyArray(series: SeriesState, offset: number, length: number): unknown[] {
     const target: unknown[] = [];
     const handle: MemoHandle = { seriesId: series.seriesId, offset, length, dirty: false };
-    defineProperty(target, STATE, { __proto__: null, value: { series, offset, length, full: null, handle }, writable: true, configurable: true } as PropertyDescriptor);
+    stateDescriptor.value = { series, offset, length, full: null, handle };
+    defineProperty(target, STATE, stateDescriptor);
+    stateDescriptor.value = undefined;
     const proxy = new ProxyCtor(target, handler);
     weakMapSetOn(proxy, handle);
     return proxy;
@@ -746,13 +752,14 @@ export function installRuntime(attach: Attach, memo: Memo, library: Record<strin
       if (filter === null) return judge.encodeError('filter is not compiled');
       const spec = tickSpecs[symbol]!;
       const source = tickTickers[symbol]!;
-      const ticker: Record<string, string> = {};
-      const keys = ownKeys(source) as string[];
-      for (let i = 0; i < keys.length; i++) defineProperty(ticker, keys[i]!, { __proto__: null, value: source[keys[i]!], writable: true, enumerable: true, configurable: true } as PropertyDescriptor);
+      // A spread copies own data properties by definition (no setter, getter or iterator a filter could have planted runs), and V8 clones the shape in one step.
+      const ticker: Record<string, string> = { ...source };
       const timeframes: Record<string, unknown> = {};
       for (let i = 1; i + 4 < spec.length; i += 5) {
         const series: SeriesState = { seriesId: spec[i + 1] as number, generation: spec[i + 2] as number, rowStart: spec[i + 3] as number, built: [] };
-        defineProperty(timeframes, spec[i] as string, { __proto__: null, value: lazyArray(series, 0, spec[i + 4] as number), writable: true, enumerable: true, configurable: true } as PropertyDescriptor);
+        entryDescriptor.value = lazyArray(series, 0, spec[i + 4] as number);
+        defineProperty(timeframes, spec[i] as string, entryDescriptor);
+        entryDescriptor.value = undefined;
       }
       try {
         const hvnNodes = wantsHvnNodes ? hvnNodesOf(spec) : [];
