@@ -61,6 +61,8 @@ const schema = z.object({
   FILTER_TICK_BUDGET_MS: integer(10, 600_000).default(500),
   TRADER_FAILURE_LIMIT: integer(1, 1000).default(5),
   TRADER_POLL_MS: integer(1000, 30_000).default(10_000),
+  // Look-back of each new or edited trader (src/replay/ReplayService.ts): candles replayed, 0 to turn it off.
+  REPLAY_LOOKBACK_CANDLES: integer(0, 500).default(100),
   TICK_GRACE_MS: integer(0, 60_000).default(1500),
   WRITE_BUFFER_SIZE: integer(10, 1_000_000).default(10_000),
   READY_MIN_COVERAGE: z.coerce.number({ error: 'must be a number' }).min(0).max(1).default(0.95),
@@ -120,6 +122,8 @@ export interface Config {
   filterTickBudgetMs: number;
   traderFailureLimit: number;
   traderPollMs: number;
+  /** Candles a new or edited trader's look-back replays (at most half of klineHistory); 0: no look-back. */
+  replayLookbackCandles: number;
   tickGraceMs: number;
   writeBufferSize: number;
   readyMinCoverage: number;
@@ -208,6 +212,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     filterTickBudgetMs: parsed.FILTER_TICK_BUDGET_MS,
     traderFailureLimit: parsed.TRADER_FAILURE_LIMIT,
     traderPollMs: parsed.TRADER_POLL_MS,
+    replayLookbackCandles: parsed.REPLAY_LOOKBACK_CANDLES,
     tickGraceMs: parsed.TICK_GRACE_MS,
     writeBufferSize: parsed.WRITE_BUFFER_SIZE,
     readyMinCoverage: parsed.READY_MIN_COVERAGE,

@@ -32,8 +32,6 @@ const HEALTH_MAX_STALL_MS = 5_000;
 const REPLAY_TICK_BUDGET_MS = 200;
 const REPLAY_GUARD_MS = 2_000;
 const REPLAY_QUIET_MS = 250;
-/** A new or edited trader's look-back covers this many candles (at most half of KLINE_HISTORY, which it reads). */
-const REPLAY_LOOKBACK_CANDLES = 100;
 
 /** What a caller may set that the environment does not: tests, bench and the chaos harness. */
 export interface WorkerOverrides {
@@ -140,7 +138,9 @@ export function createWorker(config: Config, overrides: WorkerOverrides = {}): W
     history: config.klineHistory,
     clock,
     logger,
-    lookback: { candles: Math.min(REPLAY_LOOKBACK_CANDLES, Math.floor(config.klineHistory / 2)), source: new StoreCandles(store), traders: () => orchestrator.runningTraders(), symbols: () => market.symbols() },
+    ...(config.replayLookbackCandles > 0
+      ? { lookback: { candles: Math.min(config.replayLookbackCandles, Math.floor(config.klineHistory / 2)), source: new StoreCandles(store), traders: () => orchestrator.runningTraders(), symbols: () => market.symbols() } }
+      : {}),
   });
   const sources: MetricsSources = {
     stream: () => ws.stats(),
