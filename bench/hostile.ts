@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { systemClock } from '../src/clock.ts';
 import type { Trader } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
-import { Screener, type TickResult } from '../src/screening/Screener.ts';
+import { Screener, type ScreenerRunResult } from '../src/screening/Screener.ts';
 import type { ScreenerRun } from '../src/ports.ts';
 import { HOSTILE_FILTERS } from '../test/support/hostileFilters.ts';
 import { type Benchmark, type BenchContext, distribution, goal, medianFigure, repeat } from './benchmark.ts';
@@ -30,7 +30,7 @@ function hostileTraders(): Trader[] {
 }
 
 /** Sorted `traderId symbol` pairs of the given traders' matches. */
-function matchKeys(result: TickResult, traderIds: ReadonlySet<string>): string {
+function matchKeys(result: ScreenerRunResult, traderIds: ReadonlySet<string>): string {
   return result.traders
     .filter((trader) => traderIds.has(trader.traderId))
     .flatMap((trader) => trader.matches.map((match) => `${trader.traderId} ${match.symbol}`))
@@ -76,10 +76,10 @@ export const hostile: Benchmark = {
         const plainFirst = index % 2 === 0 ? await timed(load.screener, load.traders) : null;
         const withCorpus = await timed(beside, [...load.traders, ...corpus]);
         const plain = plainFirst ?? (await timed(load.screener, load.traders));
-        const standardErrors = (result: TickResult): number => result.traders.filter((t) => standardIds.has(t.traderId)).reduce((sum, t) => sum + t.errors.length, 0);
+        const standardErrors = (result: ScreenerRunResult): number => result.traders.filter((t) => standardIds.has(t.traderId)).reduce((sum, t) => sum + t.errors.length, 0);
         // The standard traders' matches must not depend on who shares their threads.
         if (standardErrors(plain.result) === 0 && standardErrors(withCorpus.result) === 0 && matchKeys(plain.result, standardIds) !== matchKeys(withCorpus.result, standardIds)) disagreements++;
-        const standardMs = (result: TickResult) => result.traders.filter((t) => standardIds.has(t.traderId)).reduce((sum, t) => sum + t.evaluationMs, 0);
+        const standardMs = (result: ScreenerRunResult) => result.traders.filter((t) => standardIds.has(t.traderId)).reduce((sum, t) => sum + t.evaluationMs, 0);
         const hostileResults = withCorpus.result.traders.filter((t) => !standardIds.has(t.traderId));
         if (index >= 0) for (const t of hostileResults) hostileMs.set(t.traderId, (hostileMs.get(t.traderId) ?? 0) + t.evaluationMs / plan.repetitions);
         return { plainMs: plain.ms, withMs: withCorpus.ms, plainStandardMs: standardMs(plain.result), withStandardMs: standardMs(withCorpus.result), hostileRunning: hostileResults.length };

@@ -89,6 +89,10 @@ export interface DatabaseHealth {
 export type WorkerDatabase = TraderRepository & SignalSink & StatusSink & DatabaseHealth;
 
 // ---- Market data (implemented by src/market over Binance) ----
+// Three faces: MarketDataSource (the facade, MarketData: universe, backfill, streams, the judge of completeness),
+// CandleStore (the store it fills, MarketStore: candles and tickers, announcing each close) and MarketView (what a
+// screener run reads: the store, or a TruncatedMarketView of it as of a past close). TickMarket is the facade's part the
+// tick scheduler asks.
 
 /** The closed candles of one (symbol, interval), oldest first, as a read-only view. */
 export interface CandleSeriesView {
@@ -165,7 +169,7 @@ export interface MarketDataStatus {
 export interface MarketDataSource {
   readonly state: LifecycleState;
   /** The store this facade fills: the series filters read, announcing each closed candle after storing it. */
-  readonly candles: CandleCloseSource;
+  readonly candles: CandleStore;
   /** Universe → backfill → streams; resolves when every series is backfilled and every stream is open. */
   start(intervals: Interval[]): Promise<void>;
   stop(): Promise<void>;
@@ -195,7 +199,7 @@ export interface TickerHistory {
 }
 
 /** The store: a MarketView that announces every closed candle after storing it, and keeps tickers as of recent closes. */
-export interface CandleCloseSource extends MarketView, TickerHistory {
+export interface CandleStore extends MarketView, TickerHistory {
   on(event: 'candleClosed', listener: (event: CandleClosedEvent) => void): unknown;
   off(event: 'candleClosed', listener: (event: CandleClosedEvent) => void): unknown;
 }

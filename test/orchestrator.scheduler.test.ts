@@ -6,7 +6,7 @@ import { type Logger, silentLogger } from '../src/logger.ts';
 import { collectingLogger } from './support/logs.ts';
 import type { TickMarket } from '../src/ports.ts';
 import { MAX_PENDING_CANDLES } from '../src/orchestration/TickQueue.ts';
-import { type TickRequest, type TickRunResult, TickScheduler } from '../src/orchestration/TickScheduler.ts';
+import { type TickRequest, type TickFollowUps, TickScheduler } from '../src/orchestration/TickScheduler.ts';
 
 // The scheduler's market port is three questions about stored candles; this in-memory stand-in
 // answers them from a set of closed (symbol, interval, openTime) keys so each timing rule can be
@@ -59,7 +59,7 @@ function setup(options: {
   symbols: string[];
   graceMs: number;
   schedule: Map<Interval, Interval[]>;
-  run?: (request: TickRequest) => Promise<TickRunResult | void>;
+  run?: (request: TickRequest) => Promise<TickFollowUps | void>;
   logger?: Logger;
 }) {
   // Ten clock milliseconds per real one: a 1 s grace is 100 ms of test time.

@@ -5,7 +5,7 @@ import type { Trader } from '../src/domain.ts';
 import { intervalMs } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
 import { evaluateUnsandboxed } from '../bench/support/reference.ts';
-import { Screener, type ScreenerOptions, type TickResult } from '../src/screening/Screener.ts';
+import { Screener, type ScreenerOptions, type ScreenerRunResult } from '../src/screening/Screener.ts';
 import type { ScreenerRun, TraderTickOutcome } from '../src/ports.ts';
 import { makeTrader, randomWalk, TestMarket } from './screening.support.ts';
 
@@ -125,7 +125,7 @@ describe('Screener', () => {
     let lastClose = LAST_CLOSE;
     for (let step = 0; step < 3; step++) {
       const tick = tickOver(market, traders);
-      const result: TickResult = await screener.run({ ...tick, candleOpenTime: lastClose + 1 - intervalMs('1m') });
+      const result: ScreenerRunResult = await screener.run({ ...tick, candleOpenTime: lastClose + 1 - intervalMs('1m') });
       expect(comparable(result.traders)).toEqual(comparable(evaluateUnsandboxed(traders, tick)));
       lastClose += intervalMs('1m');
       for (const [i, symbol] of SYMBOLS.entries()) {
@@ -166,7 +166,7 @@ describe('Screener', () => {
     const tick = { ...tickOver(market, traders), symbols: SYMBOLS.slice(0, 3) };
 
     const first = await screener.run(tick);
-    const byId = (result: TickResult, id: string) => result.traders.find((t) => t.traderId === id);
+    const byId = (result: ScreenerRunResult, id: string) => result.traders.find((t) => t.traderId === id);
     expect(byId(first, thrower.id)!.errors.map((e) => [e.code, e.message])).toEqual(SYMBOLS.slice(0, 3).map(() => ['TRADER_RUNTIME', 'Error: bad filter']));
     expect(byId(first, stringy.id)!.errors[0]!.message).toMatch(/TypeError: .*getLatestMA/);
     expect(byId(first, broken.id)!.errors).toEqual([{ symbol: null, code: 'TRADER_COMPILE', message: expect.stringMatching(/SyntaxError/) }]);
@@ -200,7 +200,7 @@ describe('Screener', () => {
     const screener = await startScreener({ threads: 1, filterTimeoutMs: 100, filterTickBudgetMs: 120, failureLimit: 2 });
     screener.setTraders([slow, healthy]);
     const tick = tickOver(market, [slow, healthy]);
-    const byId = (result: TickResult, id: string) => result.traders.find((t) => t.traderId === id)!;
+    const byId = (result: ScreenerRunResult, id: string) => result.traders.find((t) => t.traderId === id)!;
 
     const first = await screener.run(tick);
     const slowResult = byId(first, slow.id);

@@ -9,7 +9,7 @@ import { systemClock } from '../src/clock.ts';
 import type { Trader } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
 import { evaluateUnsandboxed } from '../bench/support/reference.ts';
-import { Screener, type TickResult } from '../src/screening/Screener.ts';
+import { Screener, type ScreenerRunResult } from '../src/screening/Screener.ts';
 import type { ScreenerRun, TraderTickOutcome } from '../src/ports.ts';
 import { makeTrader, TestMarket } from './screening.support.ts';
 import { CHILD_MARKET, type ChildTick } from './support/hostileChild.ts';
@@ -80,7 +80,7 @@ function expectCleanText(text: string, max: number): void {
 }
 
 interface CaseRun {
-  ticks: TickResult[];
+  ticks: ScreenerRunResult[];
   /** The hostile trader's result per tick, undefined once it is disabled (a disabled trader is not run). */
   hostile: Array<TraderTickOutcome | undefined>;
   wallMs: number[];

@@ -9,7 +9,7 @@ import { helpersLibraryVersion } from '../screening/helpers.ts';
 import type { MarketDataSource, MarketView, ScreenerPort, SignalSink, SkippedEvaluation, TickServiceLevel, TickSummary, TraderTickOutcome } from '../ports.ts';
 import type { RisingEdges } from './RisingEdges.ts';
 import { type ServiceLevel, maxOrNull } from './ServiceLevel.ts';
-import { type TickRequest, type TickRunResult, completeAtBoundary } from './TickScheduler.ts';
+import { type TickRequest, type TickFollowUps, completeAtBoundary } from './TickScheduler.ts';
 import type { TraderHealth } from './TraderHealth.ts';
 import { TruncatedMarketView } from './TruncatedMarketView.ts';
 
@@ -52,7 +52,7 @@ export class TickRunner {
    * Run one request for the traders due on its interval (only those in `only`, or named by the request, when given).
    * Returns what the scheduler must follow up: symbols found incomplete after all, pairs skipped for another timeframe.
    */
-  async run(request: TickRequest, only?: ReadonlySet<string>): Promise<TickRunResult> {
+  async run(request: TickRequest, only?: ReadonlySet<string>): Promise<TickFollowUps> {
     if (this.closed) return { incomplete: [], skipped: [] };
     const traders = [...this.options.traders()].filter(
       (trader) =>

@@ -31,8 +31,8 @@ export function completeAtBoundary(market: Pick<TickMarket, 'isComplete'>, symbo
   return market.isComplete(symbol, timeframe, candleOpenTimeAt(timeframe, boundary) - intervalMs(timeframe));
 }
 
-/** What a run reports back: symbols whose refresh series was incomplete after all, and (trader, symbol) pairs it skipped. */
-export interface TickRunResult {
+/** What a run hands back to be followed up: symbols whose refresh series was incomplete after all, and (trader, symbol) pairs it skipped. */
+export interface TickFollowUps {
   incomplete: string[];
   /** Pairs not evaluated because these other timeframes of the trader were incomplete: owed once they are filled. */
   skipped: SkippedEvaluation[];
@@ -48,7 +48,7 @@ export interface TickSchedulerOptions {
    * symbols it found incomplete after all (a gap opened meanwhile): they are filled and followed up;
    * and the pairs it skipped for another incomplete timeframe: followed up once that series is filled.
    */
-  run: (request: TickRequest) => Promise<TickRunResult | void>;
+  run: (request: TickRequest) => Promise<TickFollowUps | void>;
   /** A queued request was dropped (more than MAX_PENDING_CANDLES waiting) or merged into a queued one; logged here already. */
   onBacklog?: (request: TickRequest, outcome: 'skipped' | 'coalesced') => void;
 }
@@ -351,7 +351,7 @@ export class TickScheduler {
    * Remember the pairs a run skipped for an incomplete timeframe. A run covers, for each symbol it screened, every
    * trader owed there (a follow-up of owed pairs names them all), so what it skipped replaces what was owed.
    */
-  private recordSkipped(request: TickRequest, result: TickRunResult): void {
+  private recordSkipped(request: TickRequest, result: TickFollowUps): void {
     const slot = this.slots.get(request.interval);
     if (slot === undefined) return;
     const collector = slot.recent.find((recent) => recent.openTime === request.openTime) ?? slot.owing.find((owing) => owing.openTime === request.openTime);

@@ -27,8 +27,8 @@ export interface ScreenerOptions {
   memoryBudgetBytes?: number;
 }
 
-/** One run's results (the port's, plus what the run cost). */
-export interface TickResult {
+/** What ScreenerPort.run resolves to: the port's per-trader outcomes, plus what the run cost. */
+export interface ScreenerRunResult {
   interval: Interval;
   candleOpenTime: number;
   traders: TraderTickOutcome[];
@@ -166,14 +166,14 @@ export class Screener implements ScreenerPort {
    * Evaluate the tick's traders over its symbols. Same input, same output, whatever the thread count.
    * Calls queue behind each other; the threads work one tick at a time anyway.
    */
-  run(tick: ScreenerRun): Promise<TickResult> {
+  run(tick: ScreenerRun): Promise<ScreenerRunResult> {
     if (this.lifecycle.state !== 'running') return Promise.reject(new IllegalStateError('Screener', this.lifecycle.state, 'run'));
     const result = this.queue.then(() => this.runNow(tick));
     this.queue = result.catch(() => undefined);
     return result;
   }
 
-  private async runNow(tick: ScreenerRun): Promise<TickResult> {
+  private async runNow(tick: ScreenerRun): Promise<ScreenerRunResult> {
     if (this.lifecycle.state !== 'running') throw new IllegalStateError('Screener', this.lifecycle.state, 'run');
     const started = performance.now();
     const byThread = new Map<ScreenerThread, Trader[]>();
