@@ -18,9 +18,13 @@ const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './
  * A thread's own heap holds one symbol's helper work at a time (see ThreadScreener.tick), about
  * 10-20 MB live; without a cap V8 lets each worker's heap fill with garbage before collecting it.
  * Measured with 20 traders over 200 symbols x 4 intervals: 493-593 MB process RSS after 40 ticks
- * uncapped, 363-374 MB with this cap; a 32/4 MB cap saved nothing more (308 vs 317 MB).
+ * uncapped, 363-374 MB with a 64/8 MB cap; a 32/4 MB cap saved nothing more (308 vs 317 MB).
+ * A 4 MB young generation (2 MB semi-spaces) against 8 (4 MB): the thread's heap 28 -> ~20 MB
+ * committed, process RSS 270/276/271 -> 262/259/263 MB (one thread, 20 traders, 200 symbols, the
+ * image's settings, interleaved), the thread's CPU per tick 406/374/300 -> 382/300/298 ms. At 3 MB
+ * (1 MB semi-spaces, V8's least) it scavenged often enough to cost up to 1.5x the thread's CPU.
  */
-const THREAD_HEAP_LIMITS = { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 8 };
+const THREAD_HEAP_LIMITS = { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 4 };
 
 /**
  * The image's NODE_OPTIONS cap the main thread's semi-spaces (--max-semi-space-size, see the
