@@ -296,17 +296,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     for (const id of [...changes.upserted.map((trader) => trader.id), ...changes.removed, ...changes.rejected.map((row) => row.id)]) this.edges.forgetTrader(id);
     this.options.screener.updateTraders(changes);
     const intervals = intervalsOf(this.traders.values());
-    this.log.info(
-      {
-        event: 'traders_changed',
-        upserted: changes.upserted.map((trader) => trader.id),
-        removed: changes.removed,
-        rejected: changes.rejected.map((row) => row.id),
-        traders: this.traders.size,
-        intervals,
-      },
-      'traders changed',
-    );
+    const [upserted, rejected] = [changes.upserted.map((trader) => trader.id), changes.rejected.map((row) => row.id)];
+    this.log.info({ event: 'traders_changed', upserted, removed: changes.removed, rejected, traders: this.traders.size, intervals }, 'traders changed');
     if (intervals.join(',') !== before) {
       try {
         // New intervals are backfilled before their ticks are scheduled, so no tick sees a short series.
