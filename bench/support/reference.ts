@@ -4,7 +4,7 @@
 import type { Trader } from '../../src/domain.ts';
 import { candleToKline, HVN_LOOKBACK, hvnInterval, tickerFields } from '../../src/screening/contract.ts';
 import { helperFunctions } from '../../src/screening/helpers.ts';
-import { hostJudge } from '../../src/screening/sandboxRuntime.ts';
+import { hostJudge } from '../../src/screening/runtime/judge.ts';
 import type { ScreenerRun, TraderTickOutcome } from '../../src/ports.ts';
 
 type Filter = (ticker: unknown, timeframes: unknown, helpers: unknown, hvnNodes: unknown) => unknown;

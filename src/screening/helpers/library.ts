@@ -176,9 +176,10 @@ export const KLINE_HELPERS: ReadonlySet<string> = new Set<HelperName>([
  * A function's source with calls into other modules turned back into calls by name. Vitest's
  * module runner rewrites `calculateRSI(…)` imported from a sibling file into
  * `(0,__vite_ssr_import_2__.calculateRSI)(…)`; inside the rebuilt library every function is in scope
- * under its own name. Plain Node and the built image leave the source as written.
+ * under its own name. Plain Node and the built image leave the source as written. The sandbox's
+ * runtime, assembled from several files the same way, uses it too.
  */
-function unqualified(source: string): string {
+export function unqualified(source: string): string {
   return source.replace(/\(0\s*,\s*__vite_ssr_import_\d+__\.([\w$]+)\)/g, '$1').replace(/__vite_ssr_import_\d+__\.([\w$]+)/g, '$1');
 }
 
