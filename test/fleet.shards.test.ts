@@ -7,7 +7,9 @@ import { type FleetRig, startFleetRig } from '../dev/flySim/rig.ts';
 import type { SimulatedWorkers } from '../dev/flySim/workers.ts';
 import type { LocalStack } from '../dev/localStack.ts';
 import { systemClock } from '../src/clock.ts';
+import type { FlyMachine } from '../src/fleet/flyMessages.ts';
 import { KeyRotation } from '../src/fleet/KeyRotation.ts';
+import { type Desired, nextStep } from '../src/fleet/plan.ts';
 import { Rollout } from '../src/fleet/Rollout.ts';
 import { fleetStatus } from '../src/fleet/status.ts';
 import { keyIdOf } from '../src/fleet/workerKey.ts';
@@ -49,6 +51,34 @@ const machinesOf = (app: string) =>
 const statusRows = (user: string) =>
   stack.sql<{ shard_index: number; shard_count: number; machine_id: string; state: string }[]>`
     select shard_index, shard_count, machine_id, state from public.worker_status where user_id = ${user} order by shard_index`;
+
+describe('the plan for a sharded user', () => {
+  const desired: Desired = { userId: 'u', state: 'running', region: 'nrt', memoryMb: 1024, image: 'img:v1', shardCount: 1 };
+  const machine = (id: string, env: Record<string, string>, createdAt = '2026-01-01T00:00:00Z'): FlyMachine => ({
+    id,
+    state: 'started',
+    region: 'nrt',
+    created_at: createdAt,
+    config: { image: 'img:v1', guest: { memory_mb: 1024 }, env: { USER_ID: 'u', ...env } },
+  });
+
+  it('leaves a machine from before sharding (no SHARD_INDEX, no SHARD_COUNT) alone: a controller upgrade restarts nothing', () => {
+    const legacy = machine('m0', {});
+    expect(nextStep(desired, [legacy], 'key')).toEqual({ kind: 'converged', machine: legacy, machines: [legacy] });
+  });
+
+  it('takes the legacy machine as shard 0 when the count grows, and restarts it with the count only after the new shards', () => {
+    const legacy = machine('m0', {});
+    expect(nextStep({ ...desired, shardCount: 2 }, [legacy], 'key')).toEqual({ kind: 'provision', shardIndex: 1 });
+    const second = machine('m1', { SHARD_INDEX: '1', SHARD_COUNT: '2' });
+    expect(nextStep({ ...desired, shardCount: 2 }, [legacy, second], 'key')).toMatchObject({ kind: 'update', machine: { id: 'm0' }, reason: 'shards 1 → 2' });
+  });
+
+  it('destroys a machine whose SHARD_INDEX it cannot read, after the shards it keeps are in line', () => {
+    const machines = [machine('m0', { SHARD_INDEX: '0', SHARD_COUNT: '1' }), machine('mx', { SHARD_INDEX: 'first', SHARD_COUNT: '1' })];
+    expect(nextStep(desired, machines, 'key')).toMatchObject({ kind: 'destroy', machines: [{ id: 'mx' }], reason: 'shards beyond 1' });
+  });
+});
 
 describe('sharded users', () => {
   it('reshards 1 → 3 → 2: new shards first, then the survivors restarted with the count, extra shards destroyed last', async () => {
