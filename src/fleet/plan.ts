@@ -91,10 +91,12 @@ const HALTED = new Set(['stopped', 'created', 'suspended']);
  * The next step for one user. `machines` is null when the user's app does not exist; `keyId` is the worker key the
  * controller last set (still to be revoked once the user should have no machine).
  *
- * A user has one machine per shard index below `shardCount`. A change of count is ordered so that every trader always
- * has a machine running it, at the price of a short overlap (two machines running one trader, whose duplicate signals
- * the signals' unique key absorbs), never a gap: new shards are created before the existing ones are restarted with
- * the new count, and shards beyond the count are destroyed only after the ones that take their traders over restarted.
+ * A user has one machine per shard index below `shardCount`. A change of count is ordered so that a trader's old
+ * machine stops only once its new one has started: new shards are created before the existing ones are restarted
+ * with the new count, and shards beyond the count are destroyed only after the ones that take their traders over
+ * restarted. The price is a short overlap (two machines screening one trader, whose duplicate signals the signals'
+ * unique key absorbs); the seconds a restarted worker spends booting are screened by its boot catch-up, as after any
+ * restart.
  */
 export function nextStep(desired: Desired, machines: readonly FlyMachine[] | null, keyId: string | null): Step {
   if (desired.state === 'absent') {
