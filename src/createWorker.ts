@@ -32,6 +32,8 @@ const HEALTH_MAX_STALL_MS = 5_000;
 const REPLAY_TICK_BUDGET_MS = 200;
 const REPLAY_GUARD_MS = 2_000;
 const REPLAY_QUIET_MS = 250;
+/** An edited trader's previous and new code are compared over this many candles after the edit (with look-backs on). */
+const REPLAY_SHADOW_CANDLES = 10;
 
 /** What a caller may set that the environment does not: tests, bench and the chaos harness. */
 export interface WorkerOverrides {
@@ -138,6 +140,7 @@ export function createWorker(config: Config, overrides: WorkerOverrides = {}): W
     history: config.klineHistory,
     clock,
     logger,
+    shadowCandles: config.replayLookbackCandles > 0 ? REPLAY_SHADOW_CANDLES : 0,
     ...(config.replayLookbackCandles > 0
       ? { lookback: { candles: Math.min(config.replayLookbackCandles, Math.floor(config.klineHistory / 2)), source: new StoreCandles(store), traders: () => orchestrator.runningTraders(), symbols: () => market.symbols() } }
       : {}),

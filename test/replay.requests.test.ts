@@ -78,11 +78,12 @@ describe('replay on request', () => {
     const app = clientFor(stack, user.userJwt);
     const degraded: string[] = [];
     worker.orchestrator.on('state', (state: string) => degraded.push(state));
+    // The window ends before the worker starts: whatever it screens live (its boot catch-up included) is later.
+    const to = candleOpenTimeAt('1m', clock.now()) - MINUTE;
+    const from = to - 600 * MINUTE;
     await worker.orchestrator.start();
     await worker.replay.start();
     const liveRunsBefore = worker.liveTicks.stats().liveRuns;
-    const to = candleOpenTimeAt('1m', clock.now()) - MINUTE;
-    const from = to - 600 * MINUTE;
     try {
       // As the web app does: the user's own session, through row-level security.
       const { data: request, error } = await app
@@ -161,7 +162,7 @@ describe('replay on request', () => {
       const traderId = await insertTrader(stack, { userId: user.id, name: 'new', filter: RISING_FILTER });
       const lookbacks = async (count: number) =>
         waitFor(`${count} look-backs of the new trader done`, async () => {
-          const { data } = await app.from('replay_requests').select('id,kind,status,code_hash,range_from,range_to,symbols,summary').eq('trader_id', traderId).order('created_at');
+          const { data } = await app.from('replay_requests').select('id,kind,status,code_hash,range_from,range_to,symbols,summary').eq('trader_id', traderId).eq('kind', 'lookback').order('created_at');
           return (data ?? []).length === count && data!.every((row) => row.status === 'done') ? data! : null;
         }, 60_000, 200);
       const [first] = await lookbacks(1);
@@ -184,6 +185,21 @@ describe('replay on request', () => {
       await stack.sql`update public.traders set filter = ${stack.sql.json(edited)} where id = ${traderId}`;
       const [, second] = await lookbacks(2);
       expect(second!.code_hash).not.toBe(first!.code_hash);
+      // And a shadow: the previous and the edited code over the 10 candles after the edit, their differing verdicts recorded.
+      const shadow = await waitFor('the shadow of the edit done', async () => {
+        const { data } = await app.from('replay_requests').select('id,status,reason,code_hash,previous_code_hash,range_from,range_to,summary').eq('trader_id', traderId).eq('kind', 'shadow');
+        return data?.[0]?.status === 'done' || data?.[0]?.status === 'failed' ? data[0] : null;
+      }, 120_000, 200);
+      expect(shadow).toMatchObject({ status: 'done', code_hash: second!.code_hash, previous_code_hash: first!.code_hash });
+      expect(Date.parse(shadow.range_to) - Date.parse(shadow.range_from)).toBe(10 * MINUTE);
+      const { data: differences } = await app.from('replay_results').select('variant,symbol,candle_open_time,filter_values,code_hash').eq('request_id', shadow.id);
+      // Rising against falling: they differ wherever the close moved, each side naming its own code.
+      expect(differences!.length).toBeGreaterThan(5);
+      expect(shadow.summary).toMatchObject({ candles: 10, differences: differences!.length });
+      for (const row of differences!) {
+        if (row.variant === 'old') expect([row.filter_values.change > 0, row.code_hash]).toEqual([true, first!.code_hash]);
+        else expect([row.variant, row.filter_values.change < 0, row.code_hash]).toEqual(['new', true, second!.code_hash]);
+      }
       // The trader that existed at boot got its look-back too, and nothing is looked back on twice.
       const { data: all } = await app.from('replay_requests').select('trader_id,kind').eq('kind', 'lookback');
       expect(all!.filter((row) => row.trader_id === other)).toHaveLength(1);
@@ -194,7 +210,7 @@ describe('replay on request', () => {
     } finally {
       await worker.stop(5_000);
     }
-  }, 120_000);
+  }, 200_000);
 
   it('refuses requests past the limits: range, symbols, requests per hour, and any from a worker key', async () => {
     const user = await createTestUser(stack);

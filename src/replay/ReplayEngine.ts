@@ -5,7 +5,7 @@ import type { Logger } from '../logger.ts';
 import { MarketStore } from '../market/MarketStore.ts';
 import { RisingEdges } from '../orchestration/RisingEdges.ts';
 import { TruncatedMarketView } from '../orchestration/TruncatedMarketView.ts';
-import type { ScreenerPort, TraderTickOutcome } from '../ports.ts';
+import type { ScreenerMatch, ScreenerPort, TraderTickOutcome } from '../ports.ts';
 import type { Screener } from '../screening/Screener.ts';
 
 /** A would-be signal, in the shape of the `signals` row it would have been (the --json output). */
@@ -75,6 +75,8 @@ export interface ReplayEngineOptions {
    * replay served by a live worker yields to its ticks between candles. Default: at once.
    */
   slice?: <T>(work: () => Promise<T>) => Promise<T>;
+  /** Every candle's verdicts (symbols evaluated without error, and the matches among them): a shadow compares two codes on them. */
+  onVerdicts?: (candleOpenTime: number, evaluated: readonly string[], matches: readonly ScreenerMatch[]) => void;
 }
 
 const MAX_ERRORS = 10;
@@ -151,6 +153,7 @@ export class ReplayEngine {
     if (outcome === undefined) return verdicts;
     verdicts.evaluated = outcome.evaluatedSymbols.length;
     verdicts.matched = outcome.matches.length;
+    this.options.onVerdicts?.(openTime, outcome.evaluatedSymbols, outcome.matches);
     verdicts.errors = outcome.errors.length;
     for (const error of outcome.errors) {
       if (report.errors.length < MAX_ERRORS) report.errors.push({ candle_open_time: at, symbol: error.symbol, message: error.message });

@@ -6,7 +6,7 @@ import type { Clock, TimerHandle } from '../clock.ts';
 import { candleOpenTimeAt, intervalMs, type Trader } from '../domain.ts';
 import { LifecycleGuard } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
-import type { LifecycleState } from '../ports.ts';
+import type { LifecycleState, ScreenerMatch } from '../ports.ts';
 import type { Screener } from '../screening/Screener.ts';
 import type { LiveTickGate } from './LiveTickGate.ts';
 import { type ClosedCandleSource, ReplayEngine, type ReplayReport, type ReplaySignal } from './ReplayEngine.ts';
@@ -14,8 +14,12 @@ import { type ClosedCandleSource, ReplayEngine, type ReplayReport, type ReplaySi
 /** A request taken from the queue (marked running by this machine). */
 export interface ReplayJob {
   id: string;
-  /** 'request': a user's; 'lookback': the worker's own, for a trader version it had not looked back on. */
-  kind: 'request' | 'lookback';
+  /**
+   * 'request': a user's; 'lookback': the worker's own, for a trader version it had not looked back on; 'shadow': the
+   * worker's own, comparing an edited trader's previous code (`previous`) with its new one over the candles after the edit.
+   */
+  kind: 'request' | 'lookback' | 'shadow';
+  previous?: { ok: true; trader: Trader } | { ok: false; reason: string };
   /** The request's trader, null when it carried a filter of its own. */
   traderId: string | null;
   /** The trader to replay, or why it cannot run (the reason a live worker would write to trader_status). */
@@ -35,7 +39,13 @@ export interface ReplaySummary {
   /** Results written: `signals`, unless cut to the limit. */
   results: number;
   errorSamples: Array<{ candle_open_time: string; symbol: string | null; message: string }>;
+  /** A shadow's: (symbol, candle) verdicts of the previous code that matched, and verdicts that differ. */
+  previousMatched?: number;
+  differences?: number;
 }
+
+/** A result row: a would-be signal, or for a shadow a verdict only one of the two codes gave ('old' or 'new'). */
+export type ReplayResult = ReplaySignal & { variant?: 'old' | 'new' };
 
 export type ReplayOutcome = { status: 'done'; reason: string | null; summary: ReplaySummary } | { status: 'failed'; reason: string; summary: ReplaySummary | null };
 
@@ -47,7 +57,9 @@ export interface ReplayRequestQueue {
   claimNext(machineId: string): Promise<ReplayJob | null>;
   /** Queue a look-back of this trader's code version; 'exists' when one was queued before (by any run or shard). */
   enqueueLookback(trader: Trader, symbols: string[], from: number, to: number): Promise<'queued' | 'exists'>;
-  writeResults(job: ReplayJob, results: ReplaySignal[]): Promise<void>;
+  /** Queue a shadow of an edit: both versions over [from, to), served once those candles have closed. */
+  enqueueShadow(previous: Trader, current: Trader, symbols: string[], from: number, to: number): Promise<'queued' | 'exists'>;
+  writeResults(job: ReplayJob, results: ReplayResult[]): Promise<void>;
   finish(job: ReplayJob, outcome: ReplayOutcome): Promise<void>;
 }
 
@@ -75,6 +87,8 @@ export interface ReplayServiceOptions {
    * candles, so those filters see `history - candles - 1`.
    */
   lookback?: { candles: number; source: ClosedCandleSource; traders: () => Iterable<Trader>; symbols: () => string[] };
+  /** Shadow on edit: an edited trader's previous and new code compared over this many candles after the edit (0: off; needs `lookback`). */
+  shadowCandles?: number;
 }
 
 const DEFAULT_POLL_MS = 10_000;
@@ -93,6 +107,8 @@ export class ReplayService {
   private readonly counters = { done: 0, failed: 0 };
   /** `traderId|codeHash` of the versions whose look-back is queued (by this process or before). */
   private readonly lookedBack = new Set<string>();
+  /** The version of each trader seen at the last poll: a new code hash there is an edit. */
+  private readonly seen = new Map<string, Trader>();
 
   constructor(options: ReplayServiceOptions) {
     this.options = options;
@@ -160,6 +176,16 @@ export class ReplayService {
     const symbols = lookback.symbols();
     if (symbols.length === 0) return;
     for (const trader of lookback.traders()) {
+      const previous = this.seen.get(trader.id);
+      this.seen.set(trader.id, trader);
+      const shadowCandles = this.options.shadowCandles ?? 0;
+      if (previous !== undefined && previous.codeHash !== trader.codeHash && shadowCandles > 0) {
+        const length = intervalMs(trader.filter.refreshInterval);
+        // From the first candle the new code screens live: the next one to close.
+        const from = candleOpenTimeAt(trader.filter.refreshInterval, this.options.clock.now());
+        const outcome = await this.options.queue.enqueueShadow(previous, trader, symbols, from, from + shadowCandles * length);
+        if (outcome === 'queued') this.log.info({ event: 'replay_shadow_queued', traderId: trader.id, candles: shadowCandles }, 'shadow of an edit queued');
+      }
       const key = `${trader.id}|${trader.codeHash}`;
       if (this.lookedBack.has(key)) continue;
       const length = intervalMs(trader.filter.refreshInterval);
@@ -185,6 +211,7 @@ export class ReplayService {
 
   private async replay(job: ReplayJob): Promise<ReplayOutcome> {
     if (!job.trader.ok) return { status: 'failed', reason: `the trader cannot run: ${job.trader.reason}`, summary: null };
+    if (job.kind === 'shadow' && job.previous?.ok !== true) return { status: 'failed', reason: `the previous version cannot run: ${job.previous?.ok === false ? job.previous.reason : 'unknown'}`, summary: null };
     const trader = job.trader.trader;
     const signal = this.abort.signal;
     const dir = await mkdtemp(join(tmpdir(), 'screener-replay-'));
@@ -192,7 +219,7 @@ export class ReplayService {
     try {
       await screener.start();
       const gate = this.options.gate;
-      const lookback = job.kind === 'lookback' ? this.options.lookback : undefined;
+      const lookback = job.kind === 'request' ? undefined : this.options.lookback;
       const source = lookback?.source ?? this.options.createCandles(dir);
       const history = lookback === undefined ? this.options.history : this.options.history - lookback.candles - 1;
       // A fetch waits for a quiet moment too, but mostly waits on the network: it holds no slice.
@@ -202,7 +229,17 @@ export class ReplayService {
           return source.closedCandles(...args);
         },
       };
-      const engine = new ReplayEngine({ candles, screener, history, clock: this.options.clock, logger: this.log, slice: (work) => gate.slice(work, signal) });
+      const verdicts = new Map<string, ScreenerMatch | null>();
+      const engine = new ReplayEngine({
+        candles,
+        screener,
+        history,
+        clock: this.options.clock,
+        logger: this.log,
+        slice: (work) => gate.slice(work, signal),
+        onVerdicts: (openTime, evaluated, matches) => recordVerdicts(verdicts, openTime, evaluated, matches),
+      });
+      if (job.kind === 'shadow' && job.previous?.ok === true) return await this.shadow(job, engine, verdicts, job.previous.trader, trader);
       const report = await engine.replay({ trader, symbols: job.symbols, from: job.from, to: job.to });
       const maxResults = this.options.maxResults ?? DEFAULT_MAX_RESULTS;
       const results = report.signals.slice(0, maxResults);
@@ -222,6 +259,53 @@ export class ReplayService {
       await rm(dir, { recursive: true, force: true });
     }
   }
+
+  /** The previous code, then the new one, over the same candles; every (symbol, candle) where only one matched is a result. */
+  private async shadow(job: ReplayJob, engine: ReplayEngine, verdicts: Map<string, ScreenerMatch | null>, previous: Trader, current: Trader): Promise<ReplayOutcome> {
+    const request = { symbols: job.symbols, from: job.from, to: job.to };
+    const before = await engine.replay({ trader: previous, ...request });
+    const old = new Map(verdicts);
+    verdicts.clear();
+    const after = await engine.replay({ trader: current, ...request });
+    const results: ReplayResult[] = [];
+    let previousMatched = 0;
+    for (const [key, newMatch] of verdicts) {
+      if (!old.has(key)) continue;
+      const oldMatch = old.get(key)!;
+      if (oldMatch !== null) previousMatched++;
+      if ((oldMatch === null) === (newMatch === null)) continue;
+      const [openTime, symbol] = splitKey(key);
+      const match = (oldMatch ?? newMatch)!;
+      results.push({
+        trader_id: current.id,
+        symbol,
+        interval: current.filter.refreshInterval,
+        candle_open_time: new Date(openTime).toISOString(),
+        price: match.price,
+        conditions: match.conditions,
+        ...(match.values === undefined ? {} : { values: match.values }),
+        variant: oldMatch !== null ? 'old' : 'new',
+      });
+    }
+    results.sort((a, b) => a.candle_open_time.localeCompare(b.candle_open_time) || a.symbol.localeCompare(b.symbol));
+    const written = results.slice(0, this.options.maxResults ?? DEFAULT_MAX_RESULTS);
+    await this.options.queue.writeResults(job, written);
+    const summary = { ...summarize(after, written.length), signals: results.length, previousMatched, differences: results.length };
+    const disabled = before.disabled ?? after.disabled;
+    if (disabled !== null) return { status: 'failed', reason: `a version was disabled at the candle opening ${disabled.candle_open_time}: ${disabled.reason}`, summary };
+    return { status: 'done', reason: written.length < results.length ? `${results.length} differences; the first ${written.length} written` : null, summary };
+  }
+}
+
+/** Verdicts by `openTime|symbol`: the match, or null for a symbol evaluated without one. */
+function recordVerdicts(verdicts: Map<string, ScreenerMatch | null>, openTime: number, evaluated: readonly string[], matches: readonly ScreenerMatch[]): void {
+  for (const symbol of evaluated) verdicts.set(`${openTime}|${symbol}`, null);
+  for (const match of matches) verdicts.set(`${openTime}|${match.symbol}`, match);
+}
+
+function splitKey(key: string): [number, string] {
+  const at = key.indexOf('|');
+  return [Number(key.slice(0, at)), key.slice(at + 1)];
 }
 
 export class ReplayStoppedError extends Error {

@@ -2,15 +2,16 @@
 import type { SupabaseClient } from '@supabase/supabase-js';
 import type { Clock } from '../clock.ts';
 import type { Trader } from '../domain.ts';
-import type { ReplayJob, ReplayOutcome, ReplayRequestQueue } from '../replay/ReplayService.ts';
-import type { ReplaySignal } from '../replay/ReplayEngine.ts';
+import type { ReplayJob, ReplayOutcome, ReplayRequestQueue, ReplayResult } from '../replay/ReplayService.ts';
 import { toDatabaseError } from './dbErrors.ts';
 import { parseTraderRow, TRADER_COLUMNS, type TraderRow } from './parse.ts';
 
 /** A replay_requests row as PostgREST returns it. */
 interface ReplayRequestRow {
   id: string;
-  kind: 'request' | 'lookback';
+  kind: 'request' | 'lookback' | 'shadow';
+  code_hash: string | null;
+  previous_code_hash: string | null;
   user_id: string;
   trader_id: string | null;
   filter: unknown;
@@ -19,7 +20,7 @@ interface ReplayRequestRow {
   range_to: string;
 }
 
-const REQUEST_COLUMNS = 'id,kind,user_id,trader_id,filter,symbols,range_from,range_to';
+const REQUEST_COLUMNS = 'id,kind,code_hash,previous_code_hash,user_id,trader_id,filter,symbols,range_from,range_to';
 /** Results per insert request. */
 const RESULT_CHUNK = 500;
 /** Pending requests looked at per claim: another machine (a shard) may take one first. */
@@ -54,6 +55,8 @@ export class ReplayRequests implements ReplayRequestQueue {
       .select(REQUEST_COLUMNS)
       .eq('user_id', this.userId)
       .eq('status', 'pending')
+      // A shadow waits for the candles after its edit to close.
+      .or(`kind.neq.shadow,range_to.lte.${this.iso()}`)
       .order('created_at', { ascending: true })
       .limit(CLAIM_CANDIDATES);
     if (error) throw toDatabaseError('read replay requests', error, status);
@@ -88,7 +91,27 @@ export class ReplayRequests implements ReplayRequestQueue {
     return 'queued';
   }
 
-  async writeResults(job: ReplayJob, results: ReplaySignal[]): Promise<void> {
+  async enqueueShadow(previous: Trader, current: Trader, symbols: string[], from: number, to: number): Promise<'queued' | 'exists'> {
+    // Both codes as versions first: the shadow reads them from there, whatever runs meanwhile.
+    const versions = [previous, current].map((trader) => ({ user_id: this.userId, code_hash: trader.codeHash, trader_id: trader.id, code: trader.filter.code }));
+    const written = await this.client.from('trader_versions').upsert(versions, { onConflict: 'user_id,code_hash', ignoreDuplicates: true });
+    if (written.error) throw toDatabaseError('write the versions of a shadow', written.error, written.status);
+    const { error, status } = await this.client.from('replay_requests').insert({
+      kind: 'shadow',
+      user_id: this.userId,
+      trader_id: current.id,
+      code_hash: current.codeHash,
+      previous_code_hash: previous.codeHash,
+      symbols,
+      range_from: new Date(from).toISOString(),
+      range_to: new Date(to).toISOString(),
+    });
+    if (error?.code === '23505') return 'exists';
+    if (error) throw toDatabaseError('queue a shadow', error, status);
+    return 'queued';
+  }
+
+  async writeResults(job: ReplayJob, results: ReplayResult[]): Promise<void> {
     const rows = results.map((result) => ({
       request_id: job.id,
       user_id: this.userId,
@@ -99,12 +122,13 @@ export class ReplayRequests implements ReplayRequestQueue {
       price: result.price,
       matched_conditions: result.conditions,
       filter_values: result.values ?? null,
-      code_hash: job.trader.ok ? job.trader.trader.codeHash : null,
+      code_hash: result.variant === 'old' && job.previous?.ok ? job.previous.trader.codeHash : job.trader.ok ? job.trader.trader.codeHash : null,
+      variant: result.variant ?? 'replay',
     }));
     for (let start = 0; start < rows.length; start += RESULT_CHUNK) {
       const { error, status } = await this.client
         .from('replay_results')
-        .upsert(rows.slice(start, start + RESULT_CHUNK), { onConflict: 'request_id,symbol,interval,candle_open_time', ignoreDuplicates: true });
+        .upsert(rows.slice(start, start + RESULT_CHUNK), { onConflict: 'request_id,variant,symbol,interval,candle_open_time', ignoreDuplicates: true });
       if (error) throw toDatabaseError('write replay results', error, status);
     }
   }
@@ -131,7 +155,16 @@ export class ReplayRequests implements ReplayRequestQueue {
       trader = { id: row.id, user_id: row.user_id, name: `replay ${row.id}`, enabled: true, execution_mode: 'cloud', filter: row.filter, created_at: now, updated_at: now };
     }
     const parsed = parseTraderRow(trader);
-    return { ...base, trader: parsed.ok ? { ok: true, trader: parsed.trader } : { ok: false, reason: parsed.rejected.reason } };
+    if (row.kind !== 'shadow' || !parsed.ok) return { ...base, trader: parsed.ok ? { ok: true, trader: parsed.trader } : { ok: false, reason: parsed.rejected.reason } };
+    // A shadow runs the two versions it names, with the row's other settings (timeframes, helpers) as they stand.
+    return { ...base, trader: await this.version(parsed.trader, row.code_hash), previous: await this.version(parsed.trader, row.previous_code_hash) };
+  }
+
+  private async version(trader: Trader, hash: string | null): Promise<{ ok: true; trader: Trader } | { ok: false; reason: string }> {
+    const { data, error, status } = await this.client.from('trader_versions').select('code').eq('user_id', this.userId).eq('code_hash', hash ?? '').maybeSingle<{ code: string }>();
+    if (error) throw toDatabaseError('read a trader version', error, status);
+    if (data === null) return { ok: false, reason: `version ${hash} not found in trader_versions` };
+    return { ok: true, trader: { ...trader, filter: { ...trader.filter, code: data.code }, codeHash: hash! } };
   }
 
   private iso(): string {

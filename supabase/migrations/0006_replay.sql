@@ -112,9 +112,12 @@ create table if not exists public.replay_requests (
   range_to timestamptz not null,
   status text not null default 'pending' check (status in ('pending', 'running', 'done', 'failed')),
   -- 'request': the user asked. 'lookback': the worker asked itself, for a trader version it had not looked back on.
-  kind text not null default 'request' check (kind in ('request', 'lookback')),
-  -- For a look-back: the code version (sha256 of filter.code) it replays; one look-back per trader and version.
+  -- 'shadow': the worker compares an edited trader's previous and new code over the candles after the edit.
+  kind text not null default 'request' check (kind in ('request', 'lookback', 'shadow')),
+  -- For a look-back or a shadow: the code version (sha256 of filter.code) it replays; one look-back per trader and version.
   code_hash text,
+  -- For a shadow: the version before the edit (both are in trader_versions).
+  previous_code_hash text,
   -- Why a request failed (or what was cut short, for a done one).
   reason text,
   -- The worker machine that took it.
@@ -135,6 +138,7 @@ create table if not exists public.replay_requests (
 
 create index if not exists replay_requests_pending_idx on public.replay_requests (user_id, status, created_at);
 create unique index if not exists replay_requests_lookback_once on public.replay_requests (trader_id, code_hash) where kind = 'lookback';
+create unique index if not exists replay_requests_shadow_once on public.replay_requests (trader_id, previous_code_hash, code_hash) where kind = 'shadow';
 
 -- Candle length of an interval, for the range limit; null for an interval the worker does not know.
 create or replace function public.replay_interval_ms(value text)
@@ -180,7 +184,7 @@ begin
   new.created_at := now();
 
   if jsonb_typeof(new.symbols) <> 'array' or jsonb_array_length(new.symbols) < 1
-     or jsonb_array_length(new.symbols) > (case when new.kind = 'lookback' then 1000 else 20 end)
+     or jsonb_array_length(new.symbols) > (case when new.kind = 'request' then 20 else 1000 end)
      or exists (select 1 from jsonb_array_elements(new.symbols) s where jsonb_typeof(s) <> 'string' or (s #>> '{}') !~ '^[A-Z0-9]{2,20}$') then
     raise exception 'replay_requests: symbols must be a JSON array of 1 to 20 symbols such as "BTCUSDT"' using errcode = '23514';
   end if;
@@ -200,17 +204,21 @@ begin
   if new.range_to <= new.range_from then
     raise exception 'replay_requests: range_to must be after range_from' using errcode = '23514';
   end if;
-  if new.kind = 'lookback' and (new.trader_id is null or new.code_hash is null or new.code_hash !~ '^[0-9a-f]{64}$') then
-    raise exception 'replay_requests: a look-back names its trader and code_hash' using errcode = '23514';
+  if new.kind <> 'request' and (new.trader_id is null or new.code_hash is null or new.code_hash !~ '^[0-9a-f]{64}$') then
+    raise exception 'replay_requests: a look-back or shadow names its trader and code_hash' using errcode = '23514';
   end if;
-  if new.range_from >= now() then
+  if new.kind = 'shadow' and (new.previous_code_hash is null or new.previous_code_hash !~ '^[0-9a-f]{64}$') then
+    raise exception 'replay_requests: a shadow names its previous_code_hash' using errcode = '23514';
+  end if;
+  -- A shadow covers the candles after an edit: it is queued before they close and served once they have.
+  if new.kind <> 'shadow' and new.range_from >= now() then
     raise exception 'replay_requests: range_from must be in the past' using errcode = '23514';
   end if;
   if extract(epoch from (new.range_to - new.range_from)) * 1000 > 1000 * candle_ms then
     raise exception 'replay_requests: a range covers at most 1000 candles of the refresh interval (% ms each)', candle_ms using errcode = '23514';
   end if;
 
-  if new.kind = 'lookback' then
+  if new.kind <> 'request' then
     return new;
   end if;
   -- One count at a time per user, so two inserts at once cannot both pass the limit.
@@ -267,8 +275,8 @@ create policy replay_requests_insert_own on public.replay_requests
   with check (
     user_id = (select auth.uid())
     and case
-      when coalesce((select auth.jwt()) ->> 'worker', 'false') = 'true' then kind = 'lookback' and trader_id is not null and code_hash is not null
-      else kind = 'request' and code_hash is null
+      when coalesce((select auth.jwt()) ->> 'worker', 'false') = 'true' then kind in ('lookback', 'shadow') and trader_id is not null and code_hash is not null
+      else kind = 'request' and code_hash is null and previous_code_hash is null
     end
     and (trader_id is null or exists (select 1 from public.traders t where t.id = trader_id and t.user_id = (select auth.uid())))
   );
@@ -295,8 +303,11 @@ create table if not exists public.replay_results (
   matched_conditions jsonb not null default '[]'::jsonb,
   filter_values jsonb,
   code_hash text,
+  -- 'replay': a would-be signal. For a shadow, a verdict that differs: 'old' (only the code before the edit matched) or
+  -- 'new' (only the edited code matched), with that code's conditions and values.
+  variant text not null default 'replay' check (variant in ('replay', 'old', 'new')),
   created_at timestamptz not null default now(),
-  constraint replay_results_request_candle_key unique (request_id, symbol, interval, candle_open_time),
+  constraint replay_results_request_candle_key unique (request_id, variant, symbol, interval, candle_open_time),
   constraint replay_results_bounded check (
     public.is_bounded_string_array(matched_conditions, 50, 500)
     and (filter_values is null or public.is_bounded_number_object(filter_values, 20, 32))
