@@ -247,8 +247,8 @@ export const hostJudge: Judge = createJudge({
 export function decodeVerdict(raw: unknown): DecodedOutcome | null {
   if (raw === true || raw === false) return { kind: 'verdict', verdict: { match: raw, conditions: [], warning: null } };
   // Each field is bounded, so a genuine encoding is never longer than this.
-  // A number's text is at most 24 characters (-1.2345678901234567e-308).
-  const limit = 16 + (MAX_MESSAGE_CHARS + 1) * 2 + MAX_CONDITIONS * (MAX_CONDITION_CHARS * 2 + 1) + MAX_VALUES * (MAX_VALUE_KEY_CHARS + 26);
+  // A number's text is at most 25 characters (-0.0000012345678901234567), so a value pair is key + 27 with its separators.
+  const limit = 16 + (MAX_MESSAGE_CHARS + 1) * 2 + MAX_CONDITIONS * (MAX_CONDITION_CHARS * 2 + 1) + MAX_VALUES * (MAX_VALUE_KEY_CHARS + 27);
   if (typeof raw !== 'string' || raw.length > limit) return null;
   const fields = raw.split(FIELD);
   if (fields[0] === 'e' && fields.length === 2) return { kind: 'error', message: hostJudge.sanitize(fields[1]!, MAX_MESSAGE_CHARS) };
