@@ -161,6 +161,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return this.serviceLevel.snapshot();
   }
 
+  /** The traders running now (loaded, not rejected), for the replay service's look-backs. */
+  runningTraders(): Trader[] {
+    return [...this.traders.values()];
+  }
+
   backlog(): number {
     return this.scheduler.backlog();
   }
