@@ -1,6 +1,6 @@
 // The only code that talks to Supabase: loads traders, writes signals idempotently, writes status, and buffers writes through outages.
-// Just past 400 lines: the four tables share one client, one outage state and one retry loop, which a split would
-// have to pass around.
+// Past 400 lines: the tables it reads and writes (traders, signals and the trader_versions they cite, worker_status,
+// trader_status) share one client, one outage state, one retry loop and one drain order, which a split would have to pass around.
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { backoffDelay } from '../backoff.ts';
 import type { Clock, TimerHandle } from '../clock.ts';
