@@ -11,7 +11,7 @@ const MAX_HVN_BINS = 1000;
 const MAX_ENTRIES = 200_000;
 
 /**
- * Serves the isolates of one thread during one tick, one symbol at a time. Filters reach it only through the runtime's two
+ * Serves the isolates of one thread during one tick, a few symbols at a time. Filters reach it only through the runtime's two
  * callbacks, with arguments copied out of an untrusted heap, so every argument is checked here; a
  * result is computed by the trusted library from the thread's own copy of the data and handed back
  * as a copy, so no trader can poison what another one sees.
@@ -30,7 +30,7 @@ export class TickMemo implements SandboxHost {
     this.scratch = scratch;
   }
 
-  /** The thread moves on to the next symbol: what was built for the previous one is no longer needed. */
+  /** The thread moves on to the next symbols (a batch of them): what was built for the previous ones is no longer needed. */
   nextSymbol(): void {
     this.klines.clear();
     this.scratch.release();

@@ -5,7 +5,7 @@ import type { TraderErrorCode } from '../errors.ts';
 import { helpersSource, KLINE_HELPERS } from './helpers.ts';
 import { ThreadCpuLedger } from './threadCpu.ts';
 import { ISOLATE_COLLECTOR_SOURCE, withGcExposed } from '../heap.ts';
-import { decodeVerdict, hostJudge, JUDGE_LIMITS, MAX_ARGS_KEY_CHARS, MAX_MESSAGE_CHARS, runtimeFunctionsSource } from './sandboxRuntime.ts';
+import { BATCH_SEPARATOR, decodeVerdict, hostJudge, JUDGE_LIMITS, MAX_ARGS_KEY_CHARS, MAX_MESSAGE_CHARS, runtimeFunctionsSource } from './sandboxRuntime.ts';
 
 export type EvaluationOutcome =
   | { kind: 'ok'; match: boolean; conditions: string[]; warning: string | null; values?: Record<string, number> }
@@ -49,6 +49,23 @@ const SETUP_TIMEOUT_MS = 2000;
  * evaluation survives a machine giving the thread a tenth of a core (seen under test load).
  */
 export const WALL_BACKSTOP_FACTOR = 10;
+
+/** Most symbols one call into an isolate evaluates (evaluateBatch): one isolate switch and crossing per this many evaluations. */
+export const MAX_BATCH_SYMBOLS = 16;
+
+/**
+ * A batch is sized so its evaluations are expected to use at most this share of one evaluation's CPU
+ * limit together: then a batch whose CPU stays within the limit vouches for every evaluation in it.
+ */
+const BATCH_SHARE_OF_LIMIT = 0.25;
+
+/**
+ * A batch is stopped at this multiple of one evaluation's CPU limit in wall time (an honest batch is
+ * sized to a quarter of the limit: room for a machine giving the thread a twelfth of a core), so a
+ * runaway in a batch costs this much before its symbol is run alone under the usual limits: its
+ * usual wall backstop plus 30 %, once (the trader is evaluated one symbol at a time from then on).
+ */
+const BATCH_WALL_FACTOR = 3;
 
 /** How stale the CPU mark may get before a call (see ThreadCpuLedger): the slack of the CPU limit. */
 const CPU_MARK_REFRESH_MS = 10;
@@ -94,6 +111,15 @@ export class TraderSandbox {
   private context: ivm.Context | null = null;
   private evaluateRef: ivm.Reference<IsolateFunction> | null = null;
   private beginTickRef: ivm.Reference<IsolateFunction> | null = null;
+  private evaluateBatchRef: ivm.Reference<IsolateFunction> | null = null;
+  /** This tick's beginTick arguments, to rebuild the isolate after a failed batch. */
+  private tick: { tickersJson: string; specsJson: string; sharedBytes: number } | null = null;
+  /**
+   * Symbols per call (evaluateBatch): sized from the trader's own evaluation time, and 1 for good once
+   * a batch could not vouch for its evaluations (a trader that needs the single-evaluation path pays
+   * for a failed batch once).
+   */
+  batchSize = MAX_BATCH_SYMBOLS;
   /** One low-memory collection of this isolate (see collectGarbage); null when its context got no `gc`. */
   private collectRef: ivm.Reference<IsolateFunction> | null = null;
   private compileError: string | null = null;
@@ -163,6 +189,7 @@ export class TraderSandbox {
       }
       this.evaluateRef = runtime.getSync('evaluate', { reference: true }) as ivm.Reference<IsolateFunction>;
       this.beginTickRef = runtime.getSync('beginTick', { reference: true }) as ivm.Reference<IsolateFunction>;
+      this.evaluateBatchRef = runtime.getSync('evaluateBatch', { reference: true }) as ivm.Reference<IsolateFunction>;
       runtime.release();
       return null;
     } catch (error) {
@@ -174,6 +201,7 @@ export class TraderSandbox {
 
   /** Hand the isolate this tick's tickers and symbol specs; returns why the trader cannot run, or null. */
   beginTick(tickersJson: string, specsJson: string, sharedBytes: number): { code: TraderErrorCode; message: string } | null {
+    this.tick = { tickersJson, specsJson, sharedBytes };
     const setupError = this.prepare(sharedBytes);
     if (setupError) return setupError;
     try {
@@ -206,10 +234,42 @@ export class TraderSandbox {
       this.dispose();
       return { kind: 'error', code: 'TRADER_TIMEOUT', message: `filter exceeded the ${this.options.timeoutMs} ms CPU time limit`, fatal: true };
     }
-    const decoded = decodeVerdict(raw);
-    if (decoded === null) return { kind: 'error', code: 'TRADER_CONTRACT', message: 'filter broke its sandbox runtime', fatal: true };
-    if (decoded.kind === 'error') return { kind: 'error', code: 'TRADER_RUNTIME', message: decoded.message, fatal: false };
-    return { kind: 'ok', ...decoded.verdict };
+    return outcomeOf(raw);
+  }
+
+  /**
+   * Run the filter for several of the tick's symbols in one call (after beginTick); never throws.
+   * Null when the call cannot vouch that each evaluation kept within its CPU limit: the call used more
+   * CPU than one evaluation may, or failed (a runaway stopped at BATCH_WALL_FACTOR times the limit, an
+   * exhausted heap: the isolate is then rebuilt for this tick). The caller then runs each of these
+   * symbols alone with evaluate(), under the usual limits, so only the guilty symbol fails.
+   */
+  evaluateBatch(symbols: number[]): EvaluationOutcome[] | null {
+    if (!this.ready) return null;
+    let raw: unknown;
+    const started = performance.now();
+    cpuLedger.before(started);
+    try {
+      raw = this.evaluateBatchRef!.applySync(undefined, [symbols], { timeout: this.options.timeoutMs * BATCH_WALL_FACTOR, arguments: { copy: true } });
+    } catch {
+      this.batchSize = 1;
+      this.dispose();
+      // A setup failure here is the next evaluate()'s to report, as 'sandbox is not ready'.
+      if (this.tick) this.beginTick(this.tick.tickersJson, this.tick.specsJson, this.tick.sharedBytes);
+      return null;
+    }
+    const ended = performance.now();
+    const wallMs = ended - started;
+    if (wallMs > this.options.timeoutMs && cpuLedger.cpuOf(ended, wallMs) > this.options.timeoutMs) {
+      this.batchSize = 1;
+      return null;
+    }
+    const answers = typeof raw === 'string' ? raw.split(BATCH_SEPARATOR) : [];
+    if (answers.length !== symbols.length) return symbols.map(() => ({ kind: 'error', code: 'TRADER_CONTRACT', message: 'filter broke its sandbox runtime', fatal: true }));
+    // The next batch is sized from this one's time per evaluation (wall time: never less than CPU time).
+    const perEvaluationMs = wallMs / symbols.length;
+    this.batchSize = Math.max(1, Math.min(MAX_BATCH_SYMBOLS, Math.floor((this.options.timeoutMs * BATCH_SHARE_OF_LIMIT) / Math.max(perEvaluationMs, 1e-3))));
+    return answers.map((answer) => outcomeOf(answer === 't' ? true : answer === 'f' ? false : answer));
   }
 
   private wallLimitMs(): number {
@@ -223,6 +283,8 @@ export class TraderSandbox {
     this.evaluateRef = null;
     this.beginTickRef?.release();
     this.beginTickRef = null;
+    this.evaluateBatchRef?.release();
+    this.evaluateBatchRef = null;
     this.context?.release();
     this.context = null;
     if (this.isolate && !this.isolate.isDisposed) this.isolate.dispose();
@@ -287,3 +349,11 @@ export class TraderSandbox {
 }
 
 type IsolateFunction = (...args: unknown[]) => unknown;
+
+/** What the host makes of one answer of the runtime, read again with the host's own code (decodeVerdict). */
+function outcomeOf(raw: unknown): EvaluationOutcome {
+  const decoded = decodeVerdict(raw);
+  if (decoded === null) return { kind: 'error', code: 'TRADER_CONTRACT', message: 'filter broke its sandbox runtime', fatal: true };
+  if (decoded.kind === 'error') return { kind: 'error', code: 'TRADER_RUNTIME', message: decoded.message, fatal: false };
+  return { kind: 'ok', ...decoded.verdict };
+}

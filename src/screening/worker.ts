@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { KlineScratch, TickMemo } from './memo.ts';
 import { DEFAULT_FILTER_TICK_BUDGET_MS, type FromThread, type ThreadOptions, type ThreadTraderResult, type ToThread, type TraderSpec } from './protocol.ts';
-import { TraderSandbox, type SandboxHost } from './sandbox.ts';
+import { MAX_BATCH_SYMBOLS, TraderSandbox, type EvaluationOutcome, type SandboxHost } from './sandbox.ts';
 import type { SymbolSpec } from './sandboxRuntime.ts';
 import { seriesKey, SeriesTable } from './sharedSeries.ts';
 import { ThreadCpuShare } from './threadCpu.ts';
@@ -90,8 +90,11 @@ export class ThreadScreener {
   }
 
   /**
-   * Symbol by symbol, every trader: the host-side helper memo then only ever holds one symbol's
-   * klines and results, so the thread's heap stays small whatever the size of the universe.
+   * A few symbols at a time (MAX_BATCH_SYMBOLS), every trader over them in one call into its isolate:
+   * the host-side helper memo then only ever holds those symbols' klines and results, so the thread's
+   * heap stays small whatever the size of the universe, and a trader's isolate is entered once per
+   * batch instead of once per symbol (switching isolates and crossing into one cost about as much as
+   * a light filter's evaluation).
    */
   tick(message: Extract<ToThread, { type: 'tick' }>): Extract<FromThread, { type: 'tickResult' }> {
     this.cpuShare.start();
@@ -107,13 +110,14 @@ export class ThreadScreener {
         Atomics.store(this.inFlight, 1, t + 1);
         runs.push(this.beginTrader(message.traderIds[t]!, symbols, tickersJson));
       }
-      for (let s = 0; s < symbols.length; s++) {
+      for (let from = 0; from < symbols.length; from += MAX_BATCH_SYMBOLS) {
+        const to = Math.min(symbols.length, from + MAX_BATCH_SYMBOLS);
         memo.nextSymbol();
         for (let t = 0; t < runs.length; t++) {
           const run = runs[t]!;
           if (!run.active) continue;
           Atomics.store(this.inFlight, 1, t + 1);
-          this.evaluateSymbol(run, symbols, s);
+          this.evaluateSymbols(run, symbols, from, to);
         }
       }
       // Cleared only when the work ended normally: a throw that ends the thread leaves the mark on its trader.
@@ -202,13 +206,46 @@ export class ThreadScreener {
     return { result, sandbox, specs, active: true };
   }
 
+  /** Symbols `from` to `to` (exclusive) of one trader: in batches the sandbox sizes, or one by one. */
+  private evaluateSymbols(run: TraderRun, symbols: string[], from: number, to: number): void {
+    const sandbox = run.sandbox!;
+    let s = from;
+    while (s < to && run.active) {
+      if (sandbox.batchSize <= 1) {
+        this.evaluateSymbol(run, symbols, s++);
+        continue;
+      }
+      const batch: number[] = [];
+      while (s < to && batch.length < sandbox.batchSize) {
+        if (run.specs[s] !== null) batch.push(s);
+        s++;
+      }
+      if (batch.length === 0) continue;
+      const started = performance.now();
+      const outcomes = sandbox.evaluateBatch(batch);
+      run.result.evaluationMs += performance.now() - started;
+      if (outcomes === null) {
+        // The batch could not vouch for each evaluation's CPU limit: each symbol alone, under it.
+        for (const symbol of batch) if (run.active) this.evaluateSymbol(run, symbols, symbol);
+        continue;
+      }
+      // A trader stopped part-way (fatal error, tick budget) keeps none of the batch's later answers.
+      for (let i = 0; i < batch.length && run.active; i++) this.record(run, symbols, batch[i]!, outcomes[i]!);
+    }
+  }
+
   private evaluateSymbol(run: TraderRun, symbols: string[], s: number): void {
     if (run.specs[s] === null) return;
-    const symbol = symbols[s]!;
-    const { result } = run;
     const started = performance.now();
     const outcome = run.sandbox!.evaluate(s);
-    result.evaluationMs += performance.now() - started;
+    run.result.evaluationMs += performance.now() - started;
+    this.record(run, symbols, s, outcome);
+  }
+
+  /** One symbol's outcome in the trader's result; a fatal error or a spent tick budget stops the trader for this tick. */
+  private record(run: TraderRun, symbols: string[], s: number, outcome: EvaluationOutcome): void {
+    const symbol = symbols[s]!;
+    const { result } = run;
     if (outcome.kind === 'ok') {
       result.evaluated.push(symbol);
       if (outcome.match) result.matches.push(outcome.values === undefined ? { symbol, conditions: outcome.conditions } : { symbol, conditions: outcome.conditions, values: outcome.values });
