@@ -182,9 +182,10 @@ export function createWorker(config: Config, overrides: WorkerOverrides = {}): W
     replay,
     liveTicks,
     async stop(flushDeadlineMs) {
-      await replay.stop();
+      // Live ticks stop at once: waiting for the replay service first let ticks (and their signals) run
+      // for most of a second after SIGTERM. The replay's request is failed or resumed at the next start.
       stats.stop();
-      await orchestrator.stop(flushDeadlineMs);
+      await Promise.all([replay.stop(), orchestrator.stop(flushDeadlineMs)]);
       await ops.stop();
       eventLoop.stop();
     },
