@@ -22,7 +22,7 @@ ENV NODE_ENV=production
 # traders, 2 threads: RSS 486 -> 429 MB (semi-space) -> 398 MB (both); 1 thread: 381 MB.
 # The semi-space cap is for the main thread only: the screening thread and the trader isolates are created
 # without it (src/screening/pool.ts), and the heap the backfill grew is handed back once it is done
-# (src/heap.ts). One thread, the same load, today: 313-334 MB (BENCHMARKS.md, memory). Trader isolates are collected
+# (src/heap.ts). One thread, the same load, today: 298-304 MB (BENCHMARKS.md, memory). Trader isolates are collected
 # between their runs, and after every tick above 75 % of the machine's memory (src/screening/isolateCollector.ts).
 ENV NODE_OPTIONS="--max-semi-space-size=8" MALLOC_ARENA_MAX=2
 WORKDIR /app

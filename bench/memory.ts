@@ -28,6 +28,31 @@ async function sampleAfterTicks(run: WorkerRun, plan: { warmupTicks: number; sam
   return samples;
 }
 
+/**
+ * The same worker as right after a fresh deployment, replaying the last candles of every trader
+ * (REPLAY_LOOKBACK_CANDLES, the worker's default; the standard worker turns it off to measure the steady state).
+ */
+async function lookBackRun(
+  context: BenchContext,
+  plan: { warmupTicks: number; samples: number },
+): Promise<{ rss: ReturnType<typeof distribution>; heapUsed: number; peakRss: number }> {
+  const run = await launchStandardWorker(await context.environment.stack(), context.mode, { env: { REPLAY_LOOKBACK_CANDLES: String(LOOK_BACK_CANDLES) } });
+  try {
+    await run.waitForLine('ready', (line) => line.event === 'ready', 180_000);
+    const samples = await sampleAfterTicks(run, plan);
+    return {
+      rss: distribution(samples.map((sample) => sample.rss / MB)),
+      heapUsed: distribution(samples.map((sample) => sample.heapUsed / MB)).median,
+      peakRss: run.memory().peakRss,
+    };
+  } finally {
+    await run.stop();
+  }
+}
+
+/** The worker's default look-back (src/config.ts REPLAY_LOOKBACK_CANDLES). */
+const LOOK_BACK_CANDLES = 100;
+
 /** The same worker on Node's defaults, without the image's runtime settings: what those settings buy. */
 async function nodeDefaultsRun(
   context: BenchContext,
@@ -74,6 +99,8 @@ export const memory: Benchmark = {
     await context.environment.releaseStandardWorker();
     context.progress("memory: the same worker on Node's defaults");
     const defaults = await nodeDefaultsRun(context, size, plan);
+    context.progress('memory: the same worker replaying every trader\'s last candles, as after a deployment');
+    const lookBack = await lookBackRun(context, plan);
     context.progress('memory: breakdown in a child process at the same size');
     const parts = await measureFootprint({ symbols: size.symbols, traders: size.traders, higher: ['5m', '15m', '1h'], history: size.history, warmupTicks: 2, ticks: 2, threads: 1 });
     return {
@@ -95,13 +122,16 @@ export const memory: Benchmark = {
         medianFigure("same worker on Node's defaults (without the image's runtime settings)", defaults.rss, 'MB', {
           detail: `${defaults.heapTotal.toFixed(0)} MB heap reserved against ${heapTotal.median.toFixed(0)} MB; 1m tick median ${defaults.tickMs.toFixed(0)} ms against ${workerTickMs.toFixed(0)} ms`,
         }),
+        medianFigure(`same worker after a deployment (look-back of ${LOOK_BACK_CANDLES} candles per trader, REPLAY_LOOKBACK_CANDLES)`, lookBack.rss, 'MB', {
+          detail: `main-thread heap ${lookBack.heapUsed.toFixed(0)} MB in use against ${heap.median.toFixed(0)} MB; peak ${(lookBack.peakRss / MB).toFixed(0)} MB over the sampled ticks`,
+        }),
         { label: 'breakdown: Node + modules (fresh process, no data)', value: parts.baselineRss / MB, unit: 'MB' },
         { label: 'breakdown: MarketStore (RSS growth; exact buffer bytes in detail)', value: (parts.filledRss - parts.baselineRss) / MB, unit: 'MB', detail: `${(parts.storeBytes / MB).toFixed(1)} MB of Float64Array rings` },
         { label: 'breakdown: Screener (threads, isolates, the series they read)', value: (parts.afterTicksRss - parts.filledRss) / MB, unit: 'MB', detail: `${parts.threads} screening thread${parts.threads === 1 ? '' : 's'}, ${size.traders} trader isolates` },
       ],
       tables: [],
       notes: [
-        `The real worker (src/main.ts) in the deployed shape, one screening thread (SCREENER_THREADS=1: a shared-cpu-1x machine has one vCPU), with the production image's runtime environment (${Object.entries(imageRuntimeEnv()).map(([key, value]) => `${key}=${value}`).join(' ')}, read from the Dockerfile) against the local stack and the simulator on an accelerated clock (×${size.speed}); ${size.symbols} symbols × 1m/5m/15m/1h × ${size.history} candles, ${size.traders} traders. RSS from /proc/<pid>/status (all threads), heap and external from its /metrics, read after each of ${plan.samples} new 1m ticks, at least ${plan.warmupTicks} ticks after boot (${ticksSeen} 1m ticks by then); median with min–max.`,
+        `The real worker (src/main.ts) in the deployed shape, one screening thread (SCREENER_THREADS=1: a shared-cpu-1x machine has one vCPU), with the production image's runtime environment (${Object.entries(imageRuntimeEnv()).map(([key, value]) => `${key}=${value}`).join(' ')}, read from the Dockerfile) against the local stack and the simulator on an accelerated clock (×${size.speed}), without the look-back replays of a fresh deployment (REPLAY_LOOKBACK_CANDLES=0; measured apart above); ${size.symbols} symbols × 1m/5m/15m/1h × ${size.history} candles, ${size.traders} traders. RSS from /proc/<pid>/status (all threads), heap and external from its /metrics, read after each of ${plan.samples} new 1m ticks, at least ${plan.warmupTicks} ticks after boot (${ticksSeen} 1m ticks by then); median with min–max.`,
         `The breakdown comes from a fresh child process holding the same MarketStore and Screener without the network, database and HTTP parts (bench/support/footprintChild.ts): RSS before data, after filling the store, after starting the Screener and running ticks (each after a GC). It adds up to ${(parts.afterTicksRss / MB).toFixed(0)} MB; the other ${(rss.median - parts.afterTicksRss / MB).toFixed(0)} MB of the worker's RSS are mostly its main-thread V8 heap (${heapTotal.median.toFixed(0)} MB reserved in the worker against ${(parts.heapUsed / MB).toFixed(0)} MB in use in the child), then supabase-js, ws, pino, prom-client and their buffers.`,
       ],
     };
