@@ -24,13 +24,17 @@ export function withGcExposed<T>(create: () => T): T {
   }
 }
 
-/** V8's `gc` for the main thread, taken from a context created while --expose-gc is on. */
-function getCollector(): Collector {
+/**
+ * V8's `gc` for the main thread, taken from a context created while --expose-gc is on; null when a
+ * screening thread turned the flag off in between (see withGcExposed), to be tried again next time.
+ */
+function getCollector(): Collector | null {
   if (collector) return collector;
   // Started with --expose-gc (the benchmarks' children): the flag is on already and stays on.
   const own = (globalThis as { gc?: unknown }).gc;
   if (typeof own === 'function') return (collector = own as Collector);
-  return (collector = withGcExposed(() => runInNewContext('gc') as Collector));
+  const found: unknown = withGcExposed(() => runInNewContext('globalThis.gc'));
+  return typeof found === 'function' ? (collector = found as Collector) : null;
 }
 
 /**
@@ -41,7 +45,7 @@ function getCollector(): Collector {
  * on a hot path.
  */
 export function compactHeap(): void {
-  getCollector()({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  getCollector()?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }
 
 /**
