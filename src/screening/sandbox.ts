@@ -115,11 +115,15 @@ export class TraderSandbox {
   /** This tick's beginTick arguments, to rebuild the isolate after a failed batch. */
   private tick: { tickersJson: string; specsJson: string; sharedBytes: number } | null = null;
   /**
-   * Symbols per call (evaluateBatch): sized from the trader's own evaluation time, and 1 for good once
-   * a batch could not vouch for its evaluations (a trader that needs the single-evaluation path pays
-   * for a failed batch once).
+   * Symbols per call (evaluateBatch), sized from the trader's own time per evaluation; 1 for the rest
+   * of the tick once a batch could not vouch for its evaluations, and for good once one of its
+   * evaluations failed a limit on its own (a runaway pays for a failed batch once).
    */
   batchSize = MAX_BATCH_SYMBOLS;
+  /** Wall ms per evaluation lately (batches and single calls): what the next tick's batches are sized from. */
+  private paceMs = 0;
+  /** One of this filter's evaluations broke a limit (time, memory) on its own: no more batches for it. */
+  private brokeLimit = false;
   /** One low-memory collection of this isolate (see collectGarbage); null when its context got no `gc`. */
   private collectRef: ivm.Reference<IsolateFunction> | null = null;
   private compileError: string | null = null;
@@ -202,6 +206,8 @@ export class TraderSandbox {
   /** Hand the isolate this tick's tickers and symbol specs; returns why the trader cannot run, or null. */
   beginTick(tickersJson: string, specsJson: string, sharedBytes: number): { code: TraderErrorCode; message: string } | null {
     this.tick = { tickersJson, specsJson, sharedBytes };
+    // A batch that failed under a passing load (a starved machine) costs the trader single calls for one tick only.
+    if (!this.brokeLimit) this.batchSize = batchSizeFor(this.paceMs, this.options.timeoutMs);
     const setupError = this.prepare(sharedBytes);
     if (setupError) return setupError;
     try {
@@ -226,14 +232,17 @@ export class TraderSandbox {
       const failure = this.failure(error);
       // After a timeout or an exhausted heap the filter's state is unknown: start from a fresh isolate.
       this.dispose();
+      this.brokeLimit = true;
       return { kind: 'error', ...failure, fatal: true };
     }
     const ended = performance.now();
     const wallMs = ended - started;
     if (wallMs > this.options.timeoutMs && cpuLedger.cpuOf(ended, wallMs) > this.options.timeoutMs) {
       this.dispose();
+      this.brokeLimit = true;
       return { kind: 'error', code: 'TRADER_TIMEOUT', message: `filter exceeded the ${this.options.timeoutMs} ms CPU time limit`, fatal: true };
     }
+    this.paceMs = wallMs;
     return outcomeOf(raw);
   }
 
@@ -252,10 +261,10 @@ export class TraderSandbox {
     try {
       raw = this.evaluateBatchRef!.applySync(undefined, [symbols], { timeout: this.options.timeoutMs * BATCH_WALL_FACTOR, arguments: { copy: true } });
     } catch {
-      this.batchSize = 1;
       this.dispose();
       // A setup failure here is the next evaluate()'s to report, as 'sandbox is not ready'.
       if (this.tick) this.beginTick(this.tick.tickersJson, this.tick.specsJson, this.tick.sharedBytes);
+      this.batchSize = 1;
       return null;
     }
     const ended = performance.now();
@@ -267,8 +276,8 @@ export class TraderSandbox {
     const answers = typeof raw === 'string' ? raw.split(BATCH_SEPARATOR) : [];
     if (answers.length !== symbols.length) return symbols.map(() => ({ kind: 'error', code: 'TRADER_CONTRACT', message: 'filter broke its sandbox runtime', fatal: true }));
     // The next batch is sized from this one's time per evaluation (wall time: never less than CPU time).
-    const perEvaluationMs = wallMs / symbols.length;
-    this.batchSize = Math.max(1, Math.min(MAX_BATCH_SYMBOLS, Math.floor((this.options.timeoutMs * BATCH_SHARE_OF_LIMIT) / Math.max(perEvaluationMs, 1e-3))));
+    this.paceMs = wallMs / symbols.length;
+    this.batchSize = batchSizeFor(this.paceMs, this.options.timeoutMs);
     return answers.map((answer) => outcomeOf(answer === 't' ? true : answer === 'f' ? false : answer));
   }
 
@@ -349,6 +358,11 @@ export class TraderSandbox {
 }
 
 type IsolateFunction = (...args: unknown[]) => unknown;
+
+/** Symbols per batch for a filter taking `paceMs` per evaluation: their CPU together within a share of one evaluation's limit. */
+function batchSizeFor(paceMs: number, timeoutMs: number): number {
+  return Math.max(1, Math.min(MAX_BATCH_SYMBOLS, Math.floor((timeoutMs * BATCH_SHARE_OF_LIMIT) / Math.max(paceMs, 1e-3))));
+}
 
 /** What the host makes of one answer of the runtime, read again with the host's own code (decodeVerdict). */
 function outcomeOf(raw: unknown): EvaluationOutcome {
