@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { AcceleratedClock, type Clock, systemClock } from './clock.ts';
 import { ConfigError } from './errors.ts';
-import type { Shard } from './traders/shard.ts';
+import type { Shard } from './database/shard.ts';
 
 const SYMBOL = /^[A-Z0-9]{2,20}$/;
 /** Machines one user's traders may be spread over; worker_machines.shard_count has the same bound (migration 0005). */
@@ -70,7 +70,7 @@ const schema = z.object({
   // The fleet's latency alert (1 s p99); see DEFAULT_READY_MAX_LATENCY_MS in orchestration/ServiceLevel.ts for why not the 500 ms objective.
   READY_MAX_LATENCY_MS: integer(50, 600_000).default(1000),
   SHUTDOWN_TIMEOUT_MS: integer(1000, 300_000).default(20_000),
-  // This machine's share of the user's traders (src/traders/shard.ts); one machine runs them all by default.
+  // This machine's share of the user's traders (src/database/shard.ts); one machine runs them all by default.
   SHARD_INDEX: integer(0, MAX_SHARDS - 1).default(0),
   SHARD_COUNT: integer(1, MAX_SHARDS).default(1),
   // Test-only: lets the tests crash a screening thread or abort the process the way a native fault would.

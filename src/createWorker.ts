@@ -16,9 +16,9 @@ import { LiveTickGate } from './replay/LiveTickGate.ts';
 import { ReplayService } from './replay/ReplayService.ts';
 import { StoreCandles } from './replay/StoreCandles.ts';
 import { Screener } from './screening/Screener.ts';
-import { createWorkerClient } from './traders/client.ts';
-import { ReplayRequests } from './traders/ReplayRequests.ts';
-import { StateSynchronizer } from './traders/StateSynchronizer.ts';
+import { createWorkerClient } from './database/client.ts';
+import { ReplayRequests } from './database/ReplayRequests.ts';
+import { StateSynchronizer } from './database/StateSynchronizer.ts';
 import { WORKER_VERSION } from './version.ts';
 
 /** /health fails when the event loop has not run for this long: the worker is alive but not working. */

@@ -23,7 +23,7 @@ export interface Lifecycle {
   stop(): Promise<void>;
 }
 
-// ---- Traders and signals (implemented by src/traders/StateSynchronizer over supabase-js) ----
+// ---- Traders and signals (implemented by src/database/StateSynchronizer over supabase-js) ----
 
 export interface TraderLoad {
   traders: Trader[];
@@ -85,7 +85,7 @@ export interface DatabaseHealth {
   stats(): { dbUp: boolean; lastError: string | null };
 }
 
-/** Everything the core needs from the database; one adapter (src/traders/StateSynchronizer) implements all of it. */
+/** Everything the core needs from the database; one adapter (src/database/StateSynchronizer) implements all of it. */
 export type WorkerDatabase = TraderRepository & SignalSink & StatusSink & DatabaseHealth;
 
 // ---- Market data (implemented by src/market over Binance) ----

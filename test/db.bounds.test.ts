@@ -1,8 +1,8 @@
 // The bounds of supabase/migrations/0002_bounds.sql through the real PostgREST with supabase-js: each one accepts a row
-// at its limit and refuses one just past it, and the worker's own status rows (src/traders/rows.ts) always fit.
+// at its limit and refuses one just past it, and the worker's own status rows (src/database/rows.ts) always fit.
 import type { SupabaseClient } from '@supabase/supabase-js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MAX_STATUS_TEXT, traderStatusRow, workerStatusRow } from '../src/traders/rows.ts';
+import { MAX_STATUS_TEXT, traderStatusRow, workerStatusRow } from '../src/database/rows.ts';
 import { clientFor, createTestUser, insertTrader, sharedStack, type TestUser } from './support/stack.ts';
 
 const stack = sharedStack();

@@ -14,7 +14,7 @@ import { BinanceSimulator } from '../dev/binanceSim/index.ts';
 import { buildWorker, ROOT, spawnWorker, waitFor, type WorkerProcess } from '../dev/workerProcess.ts';
 import { AcceleratedClock, systemClock } from '../src/clock.ts';
 import { type Interval, intervalMs } from '../src/domain.ts';
-import { shardOfTrader } from '../src/traders/shard.ts';
+import { shardOfTrader } from '../src/database/shard.ts';
 import { runOracle, type SignalRow } from './chaos/support/oracle.ts';
 import { createTestUser, sharedStack, type TestUser } from './support/stack.ts';
 

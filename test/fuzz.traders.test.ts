@@ -2,8 +2,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { INTERVALS, type Trader } from '../src/domain.ts';
-import { codeHash, MAX_FILTER_CODE_LENGTH, parseTraderRow, type TraderRow } from '../src/traders/parse.ts';
-import { TraderDiff } from '../src/traders/TraderDiff.ts';
+import { codeHash, MAX_FILTER_CODE_LENGTH, parseTraderRow, type TraderRow } from '../src/database/parse.ts';
+import { TraderDiff } from '../src/database/TraderDiff.ts';
 import { anyJson, check, nastyString } from './fuzz.support.ts';
 
 const uuidArb = fc.uuid();

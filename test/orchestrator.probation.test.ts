@@ -5,7 +5,7 @@ import { silentLogger } from '../src/logger.ts';
 import { Probation } from '../src/orchestration/Probation.ts';
 import { TraderHealth } from '../src/orchestration/TraderHealth.ts';
 import { Screener } from '../src/screening/Screener.ts';
-import { StateSynchronizer } from '../src/traders/StateSynchronizer.ts';
+import { StateSynchronizer } from '../src/database/StateSynchronizer.ts';
 import { makeTrader, TestMarket } from './screening.support.ts';
 import { workerStatus } from './support/signals.ts';
 import { createTestUser, sharedStack } from './support/stack.ts';

@@ -12,7 +12,7 @@ import { BinanceRestClient } from '../src/market/BinanceRestClient.ts';
 import { KlineCache } from '../src/replay/KlineCache.ts';
 import { ReplayEngine } from '../src/replay/ReplayEngine.ts';
 import { Screener } from '../src/screening/Screener.ts';
-import { parseTraderRow } from '../src/traders/parse.ts';
+import { parseTraderRow } from '../src/database/parse.ts';
 import { waitFor } from '../dev/workerProcess.ts';
 import { inProcessWorker } from './support/inProcessWorker.ts';
 import { clientFor, createTestUser, insertTrader, sharedStack } from './support/stack.ts';

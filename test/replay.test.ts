@@ -12,7 +12,7 @@ import { runReplay } from '../src/replay/cli.ts';
 import { KlineCache } from '../src/replay/KlineCache.ts';
 import { ReplayEngine, type ReplaySignal } from '../src/replay/ReplayEngine.ts';
 import { Screener } from '../src/screening/Screener.ts';
-import { parseTraderRow } from '../src/traders/parse.ts';
+import { parseTraderRow } from '../src/database/parse.ts';
 import { waitFor } from '../dev/workerProcess.ts';
 import { inProcessWorker } from './support/inProcessWorker.ts';
 import { createTestUser, insertTrader, sharedStack } from './support/stack.ts';

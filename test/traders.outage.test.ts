@@ -2,7 +2,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalStack, startLocalStack } from '../dev/localStack.ts';
 import { systemClock } from '../src/clock.ts';
-import { StateSynchronizer } from '../src/traders/StateSynchronizer.ts';
+import { StateSynchronizer } from '../src/database/StateSynchronizer.ts';
 import { collectingLogger } from './support/logs.ts';
 import { signalSeries, traderStatus, workerStatus } from './support/signals.ts';
 import { createTestUser, insertTrader, type TestUser } from './support/stack.ts';

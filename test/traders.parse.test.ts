@@ -2,9 +2,9 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DatabaseRejectedError, TransientError } from '../src/errors.ts';
-import { isTransientFailure, toDatabaseError } from '../src/traders/dbErrors.ts';
-import { parseTraderRow, type TraderRow } from '../src/traders/parse.ts';
-import { newTicket, SignalBuffer } from '../src/traders/SignalBuffer.ts';
+import { isTransientFailure, toDatabaseError } from '../src/database/dbErrors.ts';
+import { parseTraderRow, type TraderRow } from '../src/database/parse.ts';
+import { newTicket, SignalBuffer } from '../src/database/SignalBuffer.ts';
 import { signalSeries } from './support/signals.ts';
 
 function row(filter: unknown, overrides: Partial<TraderRow> = {}): TraderRow {

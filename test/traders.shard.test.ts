@@ -2,8 +2,8 @@
 // probation mark kept per shard (supabase/migrations/0005_shards.sql), against the shared real stack.
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/clock.ts';
-import { fnv1a64, jumpConsistentHash, type Shard, shardOfTrader } from '../src/traders/shard.ts';
-import { StateSynchronizer } from '../src/traders/StateSynchronizer.ts';
+import { fnv1a64, jumpConsistentHash, type Shard, shardOfTrader } from '../src/database/shard.ts';
+import { StateSynchronizer } from '../src/database/StateSynchronizer.ts';
 import { collectingLogger } from './support/logs.ts';
 import { workerStatus } from './support/signals.ts';
 import { clientFor, createTestUser, insertTrader, sharedStack, type TestUser } from './support/stack.ts';

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { AcceleratedClock, systemClock } from '../src/clock.ts';
 import { DatabaseRejectedError } from '../src/errors.ts';
-import { StateSynchronizer } from '../src/traders/StateSynchronizer.ts';
+import { StateSynchronizer } from '../src/database/StateSynchronizer.ts';
 import { collectingLogger } from './support/logs.ts';
 import { makeSignal, signalSeries, traderStatus, workerStatus } from './support/signals.ts';
 import { createTestUser, insertTrader, sharedStack, type TestUser } from './support/stack.ts';

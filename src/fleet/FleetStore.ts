@@ -1,7 +1,7 @@
 // The fleet controller's side of the database (service role): desired state and the controller's record in
 // worker_machines, per-user claims, key revocation, and the workers' own worker_status.
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
-import type { WorkerStatusRow as WorkerRow } from '../traders/rows.ts';
+import type { WorkerStatusRow as WorkerRow } from '../database/rows.ts';
 import { chunk } from './batches.ts';
 import { FleetDatabaseError } from './errors.ts';
 
@@ -34,7 +34,7 @@ export type MachineRecord = Partial<
   Pick<WorkerMachineRow, 'app_name' | 'machine_id' | 'key_id' | 'retiring_key_id' | 'actual_state' | 'actual_image' | 'last_action' | 'last_action_at' | 'last_error' | 'converged_at'>
 >;
 
-/** The columns of the worker's own status row (src/traders/rows.ts) the controller reads. */
+/** The columns of the worker's own status row (src/database/rows.ts) the controller reads. */
 export type WorkerStatusRow = Pick<
   WorkerRow,
   'user_id' | 'shard_index' | 'shard_count' | 'machine_id' | 'version' | 'state' | 'started_at' | 'heartbeat_at' | 'last_error'

@@ -49,7 +49,7 @@ export type ReplayResult = ReplaySignal & { variant?: 'old' | 'new' };
 
 export type ReplayOutcome = { status: 'done'; reason: string | null; summary: ReplaySummary } | { status: 'failed'; reason: string; summary: ReplaySummary | null };
 
-/** The database side (src/traders/ReplayRequests.ts implements it over supabase-js). */
+/** The database side (src/database/ReplayRequests.ts implements it over supabase-js). */
 export interface ReplayRequestQueue {
   /** Requests this machine left running (it restarted mid-replay): failed with `reason`. Returns how many. */
   abandon(machineId: string, reason: string): Promise<number>;

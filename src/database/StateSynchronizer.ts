@@ -173,7 +173,7 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
 
   /**
    * The user's enabled traders with execution_mode cloud or both, newest first, all pages: those of this machine's
-   * shard. Every shard reads every row and keeps its own (src/traders/shard.ts), so each trader, and each rejected
+   * shard. Every shard reads every row and keeps its own (src/database/shard.ts), so each trader, and each rejected
    * row's status, has exactly one owner.
    */
   private async fetchRunnableRows(): Promise<TraderRow[]> {
