@@ -161,9 +161,12 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return this.serviceLevel.snapshot();
   }
 
-  /** The traders running now (loaded, not rejected), for the replay service's look-backs. */
+  /**
+   * The traders running now (loaded, not rejected, not disabled), for the replay service's look-backs: a disabled
+   * trader's code must run nowhere (a look-back of a filter probation disabled would abort the process again).
+   */
   runningTraders(): Trader[] {
-    return [...this.traders.values()];
+    return [...this.traders.values()].filter((trader) => !this.health.isDisabled(trader.id));
   }
 
   backlog(): number {

@@ -175,7 +175,12 @@ export class ReplayService {
     if (lookback === undefined) return;
     const symbols = lookback.symbols();
     if (symbols.length === 0) return;
-    for (const trader of lookback.traders()) {
+    const traders = [...lookback.traders()];
+    // A trader gone from the running list (removed, or disabled: perhaps for crashing) forgets its code, so an edit
+    // that brings it back never shadows the code that was disabled.
+    const running = new Set(traders.map((trader) => trader.id));
+    for (const id of [...this.seen.keys()]) if (!running.has(id)) this.seen.delete(id);
+    for (const trader of traders) {
       const previous = this.seen.get(trader.id);
       this.seen.set(trader.id, trader);
       const shadowCandles = this.options.shadowCandles ?? 0;
