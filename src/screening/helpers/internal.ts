@@ -94,10 +94,11 @@ export function closeColumn(klines: ArrayLike<Kline>): Float64Array {
 }
 
 /**
- * Wilder's RSI of `closes` (no NaN in them) into `out` from index `period` on, with calculateRSI's
- * arithmetic; `out` must hold closes.length values. Entries below `period` are left as they are.
+ * Wilder's RSI of `closes` (no NaN or null in them), calculateRSI's arithmetic: the latest value, and every value from
+ * index `period` on written into `out` when one is given (entries below `period` are left as they are). One loop
+ * serves the full series, the latest value and StochRSI's input, so they agree to the last bit.
  */
-export function rsiInto(closes: Float64Array, period: number, out: Float64Array): void {
+export function wilderRsi(closes: ArrayLike<number>, period: number, out: { [index: number]: number | null } | null): number {
   let gains = 0;
   let losses = 0;
   for (let i = 1; i <= period; i++) {
@@ -107,13 +108,14 @@ export function rsiInto(closes: Float64Array, period: number, out: Float64Array)
   }
   let avgGain = gains / period;
   let avgLoss = losses / period;
-  out[period] = avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
+  if (out !== null) out[period] = avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
   for (let i = period + 1; i < closes.length; i++) {
     const change = closes[i]! - closes[i - 1]!;
     avgGain = (avgGain * (period - 1) + (change > 0 ? change : 0)) / period;
     avgLoss = (avgLoss * (period - 1) + (change < 0 ? -change : 0)) / period;
-    out[i] = avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
+    if (out !== null) out[i] = avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
   }
+  return avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
 }
 
 /** True when every value is a number (no NaN: closeColumn's stand-in for null). */
@@ -122,4 +124,4 @@ export function allReadable(values: Float64Array): boolean {
   return true;
 }
 
-export const INTERNAL_FUNCTIONS = [toNumber, isValidPeriod, closesOf, lastNonNull, nullSeries, emaOfSeries, smaOfSeries, closeColumn, rsiInto, allReadable];
+export const INTERNAL_FUNCTIONS = [toNumber, isValidPeriod, closesOf, lastNonNull, nullSeries, emaOfSeries, smaOfSeries, closeColumn, wilderRsi, allReadable];

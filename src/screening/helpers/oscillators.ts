@@ -1,5 +1,5 @@
 // RSI, StochRSI and the stochastic oscillator. Functions named `…Textbook` are the opt-in 'textbook' definitions (see library.ts).
-import { allReadable, closeColumn, closesOf, isValidPeriod, lastNonNull, nullSeries, rsiInto, smaOfSeries, toNumber } from './internal.ts';
+import { allReadable, closeColumn, closesOf, isValidPeriod, lastNonNull, nullSeries, smaOfSeries, toNumber, wilderRsi } from './internal.ts';
 import type { Kline, Series } from './types.ts';
 
 /**
@@ -11,22 +11,7 @@ export function calculateRSI(klines: ArrayLike<Kline>, period: number = 14): Ser
   const closes = closesOf(klines);
   for (let i = 0; i < closes.length; i++) if (closes[i] === null) return null;
   const out = nullSeries(closes.length);
-  let gains = 0;
-  let losses = 0;
-  for (let i = 1; i <= period; i++) {
-    const change = closes[i]! - closes[i - 1]!;
-    if (change > 0) gains += change;
-    else losses -= change;
-  }
-  let avgGain = gains / period;
-  let avgLoss = losses / period;
-  out[period] = avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
-  for (let i = period + 1; i < closes.length; i++) {
-    const change = closes[i]! - closes[i - 1]!;
-    avgGain = (avgGain * (period - 1) + (change > 0 ? change : 0)) / period;
-    avgLoss = (avgLoss * (period - 1) + (change < 0 ? -change : 0)) / period;
-    out[i] = avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
-  }
+  wilderRsi(closes as number[], period, out);
   return out;
 }
 
@@ -38,21 +23,7 @@ export function getLatestRSI(klines: ArrayLike<Kline>, period: number = 14): num
   if (!klines || !isValidPeriod(period) || klines.length < period + 1) return null;
   const closes = closeColumn(klines);
   if (!allReadable(closes)) return null;
-  let gains = 0;
-  let losses = 0;
-  for (let i = 1; i <= period; i++) {
-    const change = closes[i]! - closes[i - 1]!;
-    if (change > 0) gains += change;
-    else losses -= change;
-  }
-  let avgGain = gains / period;
-  let avgLoss = losses / period;
-  for (let i = period + 1; i < closes.length; i++) {
-    const change = closes[i]! - closes[i - 1]!;
-    avgGain = (avgGain * (period - 1) + (change > 0 ? change : 0)) / period;
-    avgLoss = (avgLoss * (period - 1) + (change < 0 ? -change : 0)) / period;
-  }
-  return avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
+  return wilderRsi(closes, period, null);
 }
 
 /**
@@ -112,7 +83,7 @@ export function getLatestStochRSI(
   // calculateRSI has a value from rsiPeriod on: those are the positions the raw StochRSI reads.
   if (length < stochPeriod + kPeriod - 1 || length - rsiPeriod < stochPeriod) return null;
   const rsi = new Float64Array(length);
-  rsiInto(closes, rsiPeriod, rsi);
+  wilderRsi(closes, rsiPeriod, rsi);
   const firstRaw = rsiPeriod + stochPeriod - 1;
   const raw = (at: number): number => {
     let highest = -Infinity;
