@@ -72,9 +72,11 @@ export function columnsOf(market: MarketView, symbol: string, interval: Interval
   return columns;
 }
 
-/** Wilder's RSI at the last candle (calculateRSI's arithmetic), or null with fewer than period + 1 closes. */
-export function latestRSI(close: Float64Array, length: number, period: number): number | null {
-  if (length < period + 1) return null;
+/**
+ * Wilder's RSI of the first `length` closes (calculateRSI's arithmetic): the latest value, and every value from index
+ * `period` on written into `out` when one is given. Needs at least period + 1 closes.
+ */
+function wilderRsi(close: Float64Array, length: number, period: number, out: Float64Array | null): number {
   let gains = 0;
   let losses = 0;
   for (let i = 1; i <= period; i++) {
@@ -84,33 +86,25 @@ export function latestRSI(close: Float64Array, length: number, period: number): 
   }
   let avgGain = gains / period;
   let avgLoss = losses / period;
+  if (out !== null) out[period] = avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
   for (let i = period + 1; i < length; i++) {
     const change = close[i]! - close[i - 1]!;
     avgGain = (avgGain * (period - 1) + (change > 0 ? change : 0)) / period;
     avgLoss = (avgLoss * (period - 1) + (change < 0 ? -change : 0)) / period;
+    if (out !== null) out[i] = avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
   }
   return avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
 }
 
-/** RSI at every candle from `period` on into `out` (calculateRSI's arithmetic); false when too short. */
+/** Wilder's RSI at the last candle, or null with fewer than period + 1 closes. */
+export function latestRSI(close: Float64Array, length: number, period: number): number | null {
+  return length < period + 1 ? null : wilderRsi(close, length, period, null);
+}
+
+/** RSI at every candle from `period` on into `out`; false when too short. */
 function rsiSeries(close: Float64Array, length: number, period: number, out: Float64Array): boolean {
   if (length < period + 1) return false;
-  let gains = 0;
-  let losses = 0;
-  for (let i = 1; i <= period; i++) {
-    const change = close[i]! - close[i - 1]!;
-    if (change > 0) gains += change;
-    else losses -= change;
-  }
-  let avgGain = gains / period;
-  let avgLoss = losses / period;
-  out[period] = avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
-  for (let i = period + 1; i < length; i++) {
-    const change = close[i]! - close[i - 1]!;
-    avgGain = (avgGain * (period - 1) + (change > 0 ? change : 0)) / period;
-    avgLoss = (avgLoss * (period - 1) + (change < 0 ? -change : 0)) / period;
-    out[i] = avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
-  }
+  wilderRsi(close, length, period, out);
   return true;
 }
 
