@@ -76,19 +76,7 @@ export class ReplayRequests implements ReplayRequestQueue {
   }
 
   async enqueueLookback(trader: Trader, symbols: string[], from: number, to: number): Promise<'queued' | 'exists'> {
-    const { error, status } = await this.client.from('replay_requests').insert({
-      kind: 'lookback',
-      user_id: this.userId,
-      trader_id: trader.id,
-      code_hash: trader.codeHash,
-      symbols,
-      range_from: new Date(from).toISOString(),
-      range_to: new Date(to).toISOString(),
-    });
-    // One look-back per trader and code version (a unique index): an earlier run, or another shard, queued it.
-    if (error?.code === '23505') return 'exists';
-    if (error) throw toDatabaseError('queue a look-back', error, status);
-    return 'queued';
+    return this.queue('queue a look-back', { kind: 'lookback', trader_id: trader.id, code_hash: trader.codeHash }, symbols, from, to);
   }
 
   async enqueueShadow(previous: Trader, current: Trader, symbols: string[], from: number, to: number): Promise<'queued' | 'exists'> {
@@ -96,18 +84,28 @@ export class ReplayRequests implements ReplayRequestQueue {
     const versions = [previous, current].map((trader) => ({ user_id: this.userId, code_hash: trader.codeHash, trader_id: trader.id, code: trader.filter.code }));
     const written = await this.client.from('trader_versions').upsert(versions, { onConflict: 'user_id,code_hash', ignoreDuplicates: true });
     if (written.error) throw toDatabaseError('write the versions of a shadow', written.error, written.status);
+    return this.queue('queue a shadow', { kind: 'shadow', trader_id: current.id, code_hash: current.codeHash, previous_code_hash: previous.codeHash }, symbols, from, to);
+  }
+
+  /** Insert a request row of this user; 'exists' when its unique index says one was queued already. */
+  private async queue(
+    what: string,
+    request: { kind: 'lookback' | 'shadow'; trader_id: string; code_hash: string; previous_code_hash?: string },
+    symbols: string[],
+    from: number,
+    to: number,
+  ): Promise<'queued' | 'exists'> {
     const { error, status } = await this.client.from('replay_requests').insert({
-      kind: 'shadow',
+      ...request,
       user_id: this.userId,
-      trader_id: current.id,
-      code_hash: current.codeHash,
-      previous_code_hash: previous.codeHash,
       symbols,
       range_from: new Date(from).toISOString(),
       range_to: new Date(to).toISOString(),
     });
+    // One look-back per trader and code version, one shadow per edit (unique indexes): an earlier run, or another
+    // shard, queued it.
     if (error?.code === '23505') return 'exists';
-    if (error) throw toDatabaseError('queue a shadow', error, status);
+    if (error) throw toDatabaseError(what, error, status);
     return 'queued';
   }
 
