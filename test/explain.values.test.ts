@@ -1,12 +1,10 @@
 // A filter may return numeric values with a match ({ match, conditions, values }): bounded, checked in the isolate and on
 // the host, and anything off-contract dropped with a warning, never a failure.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock } from '../src/clock.ts';
-import { silentLogger } from '../src/logger.ts';
 import type { TraderTickOutcome } from '../src/ports.ts';
-import { Screener } from '../src/screening/Screener.ts';
+import type { Screener } from '../src/screening/Screener.ts';
 import { decodeVerdict, JUDGE_LIMITS } from '../src/screening/sandboxRuntime.ts';
-import { makeTrader, TestMarket } from './screening.support.ts';
+import { makeTrader, screenTick, startTestScreener, TestMarket } from './screening.support.ts';
 
 const SYMBOLS = ['AAAUSDT', 'BBBUSDT'];
 const market = TestMarket.build({ symbols: SYMBOLS, intervals: ['1m'], candles: 120, lastCloseTime: Date.UTC(2026, 0, 10) - 1 });
@@ -14,8 +12,7 @@ const market = TestMarket.build({ symbols: SYMBOLS, intervals: ['1m'], candles: 
 let screener: Screener;
 
 beforeAll(async () => {
-  screener = new Screener({ threads: 1, filterTimeoutMs: 200, filterMemoryMb: 16, failureLimit: 100, clock: systemClock, logger: silentLogger() });
-  await screener.start();
+  screener = await startTestScreener({ filterTimeoutMs: 200 });
 });
 
 afterAll(async () => {
@@ -23,10 +20,8 @@ afterAll(async () => {
 });
 
 async function run(code: string): Promise<TraderTickOutcome> {
-  const trader = makeTrader(code);
-  screener.setTraders([trader]);
-  const result = await screener.run({ interval: '1m', candleOpenTime: 0, traderIds: [trader.id], symbols: SYMBOLS, market });
-  return result.traders.find((outcome) => outcome.traderId === trader.id)!;
+  const { outcomes } = await screenTick(screener, [makeTrader(code)], SYMBOLS, market);
+  return outcomes[0]!;
 }
 
 describe('explain values', () => {

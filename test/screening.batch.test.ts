@@ -1,13 +1,11 @@
 // A trader's symbols are evaluated in batches (one call into its isolate for several symbols): the answers and the limits are those of one call per symbol.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateUnsandboxed } from '../bench/support/reference.ts';
-import { systemClock } from '../src/clock.ts';
-import { silentLogger } from '../src/logger.ts';
 import type { ScreenerRun, TraderTickOutcome } from '../src/ports.ts';
 import { MAX_BATCH_SYMBOLS } from '../src/screening/sandbox.ts';
-import { Screener } from '../src/screening/Screener.ts';
+import type { Screener } from '../src/screening/Screener.ts';
 import type { Trader } from '../src/domain.ts';
-import { makeTrader, TestMarket } from './screening.support.ts';
+import { makeTrader, screenTick, startTestScreener, TestMarket } from './screening.support.ts';
 
 // More symbols than one batch holds, so a tick spans several batches and a partial last one.
 const SYMBOLS = Array.from({ length: MAX_BATCH_SYMBOLS * 2 + 5 }, (_, i) => `S${String(i).padStart(3, '0')}USDT`);
@@ -16,8 +14,7 @@ const market = TestMarket.build({ symbols: SYMBOLS, intervals: ['1m', '5m'], can
 let screener: Screener;
 
 beforeAll(async () => {
-  screener = new Screener({ threads: 1, filterTimeoutMs: 50, filterMemoryMb: 16, failureLimit: 100, clock: systemClock, logger: silentLogger() });
-  await screener.start();
+  screener = await startTestScreener({ filterTimeoutMs: 50 });
 });
 
 afterAll(async () => {
@@ -25,10 +22,8 @@ afterAll(async () => {
 });
 
 async function run(...traders: Trader[]): Promise<{ results: TraderTickOutcome[]; tick: ScreenerRun }> {
-  screener.setTraders(traders);
-  const tick: ScreenerRun = { interval: '1m', candleOpenTime: 0, traderIds: traders.map((t) => t.id), symbols: SYMBOLS, market };
-  const result = await screener.run(tick);
-  return { results: traders.map((trader) => result.traders.find((t) => t.traderId === trader.id)!), tick };
+  const { outcomes, tick } = await screenTick(screener, traders, SYMBOLS, market);
+  return { results: outcomes, tick };
 }
 
 describe('batched evaluation', () => {

@@ -1,12 +1,10 @@
 // Filters are untrusted: escapes are refused, runaway filters are contained, and nobody else is affected.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock } from '../src/clock.ts';
 import type { Trader } from '../src/domain.ts';
-import { silentLogger } from '../src/logger.ts';
 import { evaluateUnsandboxed } from '../bench/support/reference.ts';
-import { Screener } from '../src/screening/Screener.ts';
+import type { Screener } from '../src/screening/Screener.ts';
 import type { ScreenerRun, TraderTickOutcome } from '../src/ports.ts';
-import { makeTrader, TestMarket } from './screening.support.ts';
+import { makeTrader, screenTick, startTestScreener, TestMarket } from './screening.support.ts';
 
 const SYMBOLS = ['AAAUSDT', 'BBBUSDT', 'CCCUSDT', 'DDDUSDT'];
 const market = TestMarket.build({ symbols: SYMBOLS, intervals: ['1m'], candles: 300, lastCloseTime: Date.UTC(2026, 0, 10) - 1 });
@@ -17,8 +15,7 @@ let screener: Screener;
 
 beforeAll(async () => {
   // One thread, so every trader here shares a thread (and a memo) with the others.
-  screener = new Screener({ threads: 1, filterTimeoutMs: 50, filterMemoryMb: 16, failureLimit: 100, clock: systemClock, logger: silentLogger() });
-  await screener.start();
+  screener = await startTestScreener({ filterTimeoutMs: 50 });
 });
 
 afterAll(async () => {
@@ -26,15 +23,13 @@ afterAll(async () => {
 });
 
 async function runAlone(...traders: Trader[]): Promise<TraderTickOutcome[]> {
-  screener.setTraders([...traders, healthy]);
-  const tick: ScreenerRun = { interval: '1m', candleOpenTime: 0, traderIds: [...traders, healthy].map((t) => t.id), symbols: SYMBOLS, market };
-  const result = await screener.run(tick);
+  const { outcomes, tick } = await screenTick(screener, [...traders, healthy], SYMBOLS, market);
   // The healthy trader always evaluates every symbol and matches exactly as it does unsandboxed.
   const reference = evaluateUnsandboxed([healthy], tick)[0]!;
-  const own = result.traders.find((t) => t.traderId === healthy.id)!;
+  const own = outcomes[traders.length]!;
   expect(own.matches).toEqual(reference.matches);
   expect(own.errors).toEqual([]);
-  return traders.map((trader) => result.traders.find((t) => t.traderId === trader.id)!);
+  return outcomes.slice(0, traders.length);
 }
 
 function firstError(result: TraderTickOutcome): { code: string; message: string } {

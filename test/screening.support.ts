@@ -2,9 +2,12 @@
 import type { Candle, HelpersVersion, Interval, Ticker, Trader } from '../src/domain.ts';
 import { candleCloseTime, intervalMs, INTERVALS } from '../src/domain.ts';
 import type { CandleOrigin } from '../src/domain.ts';
-import type { CandleSeriesView, MarketView } from '../src/ports.ts';
+import type { CandleSeriesView, MarketView, ScreenerRun, TraderTickOutcome } from '../src/ports.ts';
 import { createHash } from 'node:crypto';
 import { seededRandom } from '../dev/seededRandom.ts';
+import { systemClock } from '../src/clock.ts';
+import { silentLogger } from '../src/logger.ts';
+import { Screener } from '../src/screening/Screener.ts';
 
 /** Every run sees the same market. */
 export { seededRandom };
@@ -165,4 +168,22 @@ export function makeTrader(
     codeHash: createHash('sha256').update(code).digest('hex'),
     updatedAt: options.updatedAt ?? '2026-01-01T00:00:00.000Z',
   };
+}
+
+/**
+ * A started Screener with one thread (every trader shares it, and its memo, with the others), 16 MB per trader, on the
+ * system clock, silent: the sandbox the screening tests run filters in. The caller stops it.
+ */
+export async function startTestScreener(options: { filterTimeoutMs: number; failureLimit?: number }): Promise<Screener> {
+  const screener = new Screener({ threads: 1, filterTimeoutMs: options.filterTimeoutMs, filterMemoryMb: 16, failureLimit: options.failureLimit ?? 100, clock: systemClock, logger: silentLogger() });
+  await screener.start();
+  return screener;
+}
+
+/** One 1m tick of `traders` over `symbols`: each trader's outcome, in the order given, and the tick they ran on. */
+export async function screenTick(screener: Screener, traders: Trader[], symbols: string[], market: MarketView): Promise<{ outcomes: TraderTickOutcome[]; tick: ScreenerRun }> {
+  screener.setTraders(traders);
+  const tick: ScreenerRun = { interval: '1m', candleOpenTime: 0, traderIds: traders.map((t) => t.id), symbols, market };
+  const result = await screener.run(tick);
+  return { outcomes: traders.map((trader) => result.traders.find((t) => t.traderId === trader.id)!), tick };
 }
