@@ -28,6 +28,22 @@ async function sampleAfterTicks(run: WorkerRun, plan: { warmupTicks: number; sam
   return samples;
 }
 
+/** A standard worker launched with `overrides`, sampled after ticks like the standard one, summed up, then stopped. */
+async function sampledRun<T>(
+  context: BenchContext,
+  overrides: Parameters<typeof launchStandardWorker>[2],
+  plan: { warmupTicks: number; samples: number },
+  summarize: (run: WorkerRun, samples: Awaited<ReturnType<typeof sampleAfterTicks>>) => T,
+): Promise<T> {
+  const run = await launchStandardWorker(await context.environment.stack(), context.mode, overrides);
+  try {
+    await run.waitForLine('ready', (line) => line.event === 'ready', 180_000);
+    return summarize(run, await sampleAfterTicks(run, plan));
+  } finally {
+    await run.stop();
+  }
+}
+
 /**
  * The same worker as right after a fresh deployment, replaying the last candles of every trader
  * (REPLAY_LOOKBACK_CANDLES, the worker's default; the standard worker turns it off to measure the steady state).
@@ -36,18 +52,11 @@ async function lookBackRun(
   context: BenchContext,
   plan: { warmupTicks: number; samples: number },
 ): Promise<{ rss: ReturnType<typeof distribution>; heapUsed: number; peakRss: number }> {
-  const run = await launchStandardWorker(await context.environment.stack(), context.mode, { env: { REPLAY_LOOKBACK_CANDLES: String(LOOK_BACK_CANDLES) } });
-  try {
-    await run.waitForLine('ready', (line) => line.event === 'ready', 180_000);
-    const samples = await sampleAfterTicks(run, plan);
-    return {
-      rss: distribution(samples.map((sample) => sample.rss / MB)),
-      heapUsed: distribution(samples.map((sample) => sample.heapUsed / MB)).median,
-      peakRss: run.memory().peakRss,
-    };
-  } finally {
-    await run.stop();
-  }
+  return sampledRun(context, { env: { REPLAY_LOOKBACK_CANDLES: String(LOOK_BACK_CANDLES) } }, plan, (run, samples) => ({
+    rss: distribution(samples.map((sample) => sample.rss / MB)),
+    heapUsed: distribution(samples.map((sample) => sample.heapUsed / MB)).median,
+    peakRss: run.memory().peakRss,
+  }));
 }
 
 /** The worker's default look-back (src/config.ts REPLAY_LOOKBACK_CANDLES). */
@@ -59,18 +68,11 @@ async function nodeDefaultsRun(
   size: ReturnType<typeof standardSize>,
   plan: { warmupTicks: number; samples: number },
 ): Promise<{ rss: ReturnType<typeof distribution>; heapTotal: number; tickMs: number }> {
-  const run = await launchStandardWorker(await context.environment.stack(), context.mode, { imageRuntime: false });
-  try {
-    await run.waitForLine('ready', (line) => line.event === 'ready', 180_000);
-    const samples = await sampleAfterTicks(run, plan);
-    return {
-      rss: distribution(samples.map((sample) => sample.rss / MB)),
-      heapTotal: distribution(samples.map((sample) => sample.heapTotal / MB)).median,
-      tickMs: distribution(run.ticks('1m').slice(plan.warmupTicks).map((line) => Number(line.durationMs) / size.speed)).median,
-    };
-  } finally {
-    await run.stop();
-  }
+  return sampledRun(context, { imageRuntime: false }, plan, (run, samples) => ({
+    rss: distribution(samples.map((sample) => sample.rss / MB)),
+    heapTotal: distribution(samples.map((sample) => sample.heapTotal / MB)).median,
+    tickMs: distribution(run.ticks('1m').slice(plan.warmupTicks).map((line) => Number(line.durationMs) / size.speed)).median,
+  }));
 }
 
 export const memory: Benchmark = {
