@@ -2,7 +2,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { systemClock } from '../src/clock.ts';
+import { type AcceleratedClock, systemClock } from '../src/clock.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 
@@ -49,6 +49,50 @@ export interface WorkerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   exitCode: () => number | null | undefined;
   stop: () => Promise<void>;
+}
+
+/** Where a spawned worker finds its user's database and its market. */
+export interface WorkerTarget {
+  userId: string;
+  supabaseUrl: string;
+  /** The user's worker key (SUPABASE_KEY). */
+  key: string;
+  market: { restUrl: string; wsUrl: string };
+  symbols: readonly string[];
+  /** KLINE_HISTORY. */
+  history: number;
+  /** The accelerated clock the worker shares with the simulator, if any. */
+  clock?: AcceleratedClock;
+}
+
+/**
+ * The environment a test spawns a worker with, to be extended with the test's own variables: the user's database, the
+ * simulator, an ops port the OS picks, one screening thread. On an accelerated clock, the clock too, and the thresholds
+ * the worker reads in its own clock's ms scaled by its speed, so they are fixed in real time whatever the speed: a
+ * tick's grace of 100 ms, readiness within 3 s of lag and 500 ms of latency, 5 s to shut down.
+ */
+export function workerEnv(target: WorkerTarget): Record<string, string> {
+  const env: Record<string, string> = {
+    USER_ID: target.userId,
+    SUPABASE_URL: target.supabaseUrl,
+    SUPABASE_KEY: target.key,
+    BINANCE_REST_URL: target.market.restUrl,
+    BINANCE_WS_URL: target.market.wsUrl,
+    PORT: '0',
+    SYMBOLS: target.symbols.join(','),
+    KLINE_HISTORY: String(target.history),
+    SCREENER_THREADS: '1',
+  };
+  const clock = target.clock;
+  if (clock === undefined) return env;
+  return {
+    ...env,
+    CLOCK: clock.spec(),
+    TICK_GRACE_MS: String(clock.speed * 100),
+    READY_MAX_LAG_MS: String(clock.speed * 3000),
+    READY_MAX_LATENCY_MS: String(clock.speed * 500),
+    SHUTDOWN_TIMEOUT_MS: String(clock.speed * 5000),
+  };
 }
 
 /** Spawn `node <entry>` with exactly `env` (plus PATH), collecting output. Node 24 is this process's own binary. */

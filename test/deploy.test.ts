@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { validate } from 'dockerfile-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinanceSimulator } from '../dev/binanceSim/index.ts';
-import { ROOT, buildWorker, spawnWorker, waitFor } from '../dev/workerProcess.ts';
+import { ROOT, buildWorker, spawnWorker, waitFor, workerEnv } from '../dev/workerProcess.ts';
 import { createTestUser, sharedStack } from './support/stack.ts';
 
 const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
@@ -174,17 +174,7 @@ describe('built worker', () => {
     const user = await createTestUser(stack);
     const worker = spawnWorker(
       build.entry,
-      {
-        USER_ID: user.id,
-        SUPABASE_URL: stack.supabaseUrl,
-        SUPABASE_KEY: user.workerJwt,
-        BINANCE_REST_URL: simulator.restUrl,
-        BINANCE_WS_URL: simulator.wsUrl,
-        PORT: '0',
-        SYMBOLS: 'BTCUSDT,ETHUSDT',
-        KLINE_HISTORY: '50',
-        SCREENER_THREADS: '1',
-      },
+      workerEnv({ userId: user.id, supabaseUrl: stack.supabaseUrl, key: user.workerJwt, market: simulator, symbols: ['BTCUSDT', 'ETHUSDT'], history: 50 }),
       build.dir,
     );
     try {

@@ -2,9 +2,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinanceSimulator } from '../dev/binanceSim/index.ts';
-import { AcceleratedClock, systemClock } from '../src/clock.ts';
-import { ROOT, type WorkerProcess, buildWorker, spawnWorker, waitFor } from '../dev/workerProcess.ts';
+import type { BinanceSimulator } from '../dev/binanceSim/index.ts';
+import type { AcceleratedClock } from '../src/clock.ts';
+import { ROOT, type WorkerProcess, buildWorker, spawnWorker, waitFor, workerEnv } from '../dev/workerProcess.ts';
+import { startSimulatedMarket } from './support/simulatedMarket.ts';
 import { createTestUser, insertTrader, sharedStack, type TestUser } from './support/stack.ts';
 
 const SPEED = 30;
@@ -25,19 +26,8 @@ describe('crash-loop protection', () => {
     const worker = spawnWorker(
       build.entry,
       {
-        USER_ID: user.id,
-        SUPABASE_URL: stack.supabaseUrl,
-        SUPABASE_KEY: user.workerJwt,
-        BINANCE_REST_URL: simulator.restUrl,
-        BINANCE_WS_URL: simulator.wsUrl,
-        PORT: '0',
-        SYMBOLS: SYMBOLS.join(','),
-        KLINE_HISTORY: '60',
-        CLOCK: clock.spec(),
-        SCREENER_THREADS: '1',
+        ...workerEnv({ userId: user.id, supabaseUrl: stack.supabaseUrl, key: user.workerJwt, market: simulator, symbols: SYMBOLS, history: 60, clock }),
         TRADER_POLL_MS: '30000',
-        TICK_GRACE_MS: String(SPEED * 100),
-        READY_MAX_LAG_MS: String(SPEED * 3000),
         READY_MAX_LATENCY_MS: String(SPEED * 3000),
         FAULT_INJECTION: `process-abort=${ABORT_MARKER}`,
       },
@@ -54,10 +44,7 @@ describe('crash-loop protection', () => {
   beforeAll(async () => {
     build = buildWorker('crashloop');
     user = await createTestUser(stack);
-    const now = systemClock.now();
-    clock = new AcceleratedClock({ speed: SPEED, originRealMs: now, originClockMs: now });
-    simulator = new BinanceSimulator({ seed: 5, clock, symbols: SYMBOLS, klineUpdateMs: 2000, tickerUpdateMs: 5000, restLatencyMs: 10 });
-    await simulator.start();
+    ({ clock, simulator } = await startSimulatedMarket(SPEED, { seed: 5, symbols: SYMBOLS, klineUpdateMs: 2000, tickerUpdateMs: 5000, restLatencyMs: 10 }));
     const filter = (code: string) => ({ refreshInterval: '1m', requiredTimeframes: ['1m'], code });
     ids.first = await insertTrader(stack, { userId: user.id, name: 'first', filter: filter(`return { match: timeframes['1m'].length > 10, conditions: ['first'] };`) });
     ids.aborter = await insertTrader(stack, { userId: user.id, name: 'aborter', filter: filter(`/* ${ABORT_MARKER} */ return true;`) });

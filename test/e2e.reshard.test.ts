@@ -10,12 +10,13 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinanceSimulator } from '../dev/binanceSim/index.ts';
-import { buildWorker, ROOT, spawnWorker, waitFor, type WorkerProcess } from '../dev/workerProcess.ts';
-import { AcceleratedClock, systemClock } from '../src/clock.ts';
+import type { BinanceSimulator } from '../dev/binanceSim/index.ts';
+import { buildWorker, ROOT, spawnWorker, waitFor, workerEnv, type WorkerProcess } from '../dev/workerProcess.ts';
+import type { AcceleratedClock } from '../src/clock.ts';
 import { type Interval, intervalMs } from '../src/domain.ts';
 import { shardOfTrader } from '../src/database/shard.ts';
 import { runOracle, type SignalRow } from './chaos/support/oracle.ts';
+import { startSimulatedMarket } from './support/simulatedMarket.ts';
 import { createTestUser, sharedStack, type TestUser } from './support/stack.ts';
 
 /** Worker-clock ms per real ms: a 1m candle closes every 2 s. */
@@ -64,24 +65,11 @@ describe('resharding while ticks run', () => {
     const worker = spawnWorker(
       build.entry,
       {
-        USER_ID: user.id,
-        SUPABASE_URL: stack.supabaseUrl,
-        SUPABASE_KEY: user.workerJwt,
-        BINANCE_REST_URL: simulator.restUrl,
-        BINANCE_WS_URL: simulator.wsUrl,
-        PORT: '0',
-        SYMBOLS: SYMBOLS.join(','),
-        KLINE_HISTORY: String(HISTORY),
-        CLOCK: clock.spec(),
+        ...workerEnv({ userId: user.id, supabaseUrl: stack.supabaseUrl, key: user.workerJwt, market: simulator, symbols: SYMBOLS, history: HISTORY, clock }),
         MACHINE_ID: label,
         SHARD_INDEX: String(index),
         SHARD_COUNT: String(count),
-        SCREENER_THREADS: '1',
         TRADER_POLL_MS: '30000',
-        TICK_GRACE_MS: String(SPEED * 100),
-        READY_MAX_LAG_MS: String(SPEED * 3000),
-        READY_MAX_LATENCY_MS: String(SPEED * 500),
-        SHUTDOWN_TIMEOUT_MS: String(SPEED * 5000),
       },
       build.dir,
     );
@@ -100,10 +88,7 @@ describe('resharding while ticks run', () => {
   beforeAll(async () => {
     build = buildWorker('e2e-reshard');
     user = await createTestUser(stack);
-    const now = systemClock.now();
-    clock = new AcceleratedClock({ speed: SPEED, originRealMs: now, originClockMs: now });
-    simulator = new BinanceSimulator({ seed: 23, clock, symbols: SYMBOLS, klineUpdateMs: 2000, tickerUpdateMs: 5000, restLatencyMs: 20 });
-    await simulator.start();
+    ({ clock, simulator } = await startSimulatedMarket(SPEED, { seed: 23, symbols: SYMBOLS, klineUpdateMs: 2000, tickerUpdateMs: 5000, restLatencyMs: 20 }));
     const specs = filters();
     const ids = traderIds(specs.length);
     for (const [index, spec] of specs.entries()) {

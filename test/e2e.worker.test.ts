@@ -2,11 +2,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinanceSimulator } from '../dev/binanceSim/index.ts';
+import type { BinanceSimulator } from '../dev/binanceSim/index.ts';
 import { type LocalStack, startLocalStack } from '../dev/localStack.ts';
-import { AcceleratedClock, systemClock } from '../src/clock.ts';
+import type { AcceleratedClock } from '../src/clock.ts';
 import { candleOpenTimeAt } from '../src/domain.ts';
-import { ROOT, type WorkerProcess, buildWorker, spawnWorker, waitFor } from '../dev/workerProcess.ts';
+import { ROOT, type WorkerProcess, buildWorker, spawnWorker, waitFor, workerEnv } from '../dev/workerProcess.ts';
+import { startSimulatedMarket } from './support/simulatedMarket.ts';
 
 /** Worker-clock ms per real ms: a 1m candle closes every 2 s. */
 const SPEED = 30;
@@ -87,10 +88,7 @@ describe('worker process end to end', () => {
     stack = await startLocalStack();
     userId = await stack.createUser();
     workerJwt = stack.mintUserJwt(userId, { worker: true });
-    const now = systemClock.now();
-    clock = new AcceleratedClock({ speed: SPEED, originRealMs: now, originClockMs: now });
-    simulator = new BinanceSimulator({ seed: 11, clock, symbols: SYMBOLS, klineUpdateMs: 2000, tickerUpdateMs: 5000, restLatencyMs: 30 });
-    await simulator.start();
+    ({ clock, simulator } = await startSimulatedMarket(SPEED, { seed: 11, symbols: SYMBOLS, klineUpdateMs: 2000, tickerUpdateMs: 5000, restLatencyMs: 30 }));
 
     await insertTrader('marker', markerFilter(MARKER_VOLUME));
     await insertTrader('browser style', BROWSER_FILTER);
@@ -102,25 +100,11 @@ describe('worker process end to end', () => {
     worker = spawnWorker(
       build.entry,
       {
-        USER_ID: userId,
-        SUPABASE_URL: stack.supabaseUrl,
-        SUPABASE_KEY: workerJwt,
-        BINANCE_REST_URL: simulator.restUrl,
-        BINANCE_WS_URL: simulator.wsUrl,
-        PORT: '0',
-        SYMBOLS: SYMBOLS.join(','),
-        KLINE_HISTORY: '120',
-        CLOCK: clock.spec(),
+        ...workerEnv({ userId, supabaseUrl: stack.supabaseUrl, key: workerJwt, market: simulator, symbols: SYMBOLS, history: 120, clock }),
         MACHINE_ID: 'e2e-machine',
-        SCREENER_THREADS: '1',
         FILTER_TIMEOUT_MS: '50',
         TRADER_FAILURE_LIMIT: '2',
         TRADER_POLL_MS: '30000',
-        // Thresholds are worker-clock ms: 30 s of clock is one real second.
-        TICK_GRACE_MS: String(SPEED * 100),
-        READY_MAX_LAG_MS: String(SPEED * 3000),
-        READY_MAX_LATENCY_MS: String(SPEED * 500),
-        SHUTDOWN_TIMEOUT_MS: String(SPEED * 5000),
       },
       build.dir,
     );

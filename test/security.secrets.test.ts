@@ -4,11 +4,12 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinanceSimulator } from '../dev/binanceSim/index.ts';
+import type { BinanceSimulator } from '../dev/binanceSim/index.ts';
 import { signJwt } from '../dev/jwt.ts';
 import { type LocalStack, startLocalStack } from '../dev/localStack.ts';
-import { AcceleratedClock, systemClock } from '../src/clock.ts';
-import { ROOT, type WorkerProcess, buildWorker, spawnWorker, waitFor } from '../dev/workerProcess.ts';
+import { systemClock } from '../src/clock.ts';
+import { ROOT, type WorkerProcess, buildWorker, spawnWorker, waitFor, workerEnv } from '../dev/workerProcess.ts';
+import { startSimulatedMarket } from './support/simulatedMarket.ts';
 
 /** Worker-clock ms per real ms: a 1m candle closes every 2 s. */
 const SPEED = 30;
@@ -108,33 +109,18 @@ describe('the worker key never leaks', () => {
     canary = `leak-canary-${randomBytes(9).toString('hex')}`;
     const nowSec = Math.floor(systemClock.now() / 1000);
     key = signJwt({ iss: 'supabase', aud: 'authenticated', role: 'authenticated', sub: userId, worker: true, note: canary, iat: nowSec, exp: nowSec + 3600 }, stack.jwtSecret);
-    const now = systemClock.now();
-    const clock = new AcceleratedClock({ speed: SPEED, originRealMs: now, originClockMs: now });
-    simulator = new BinanceSimulator({ seed: 5, clock, symbols: SYMBOLS, klineUpdateMs: 2000, tickerUpdateMs: 5000 });
-    await simulator.start();
+    const market = await startSimulatedMarket(SPEED, { seed: 5, symbols: SYMBOLS, klineUpdateMs: 2000, tickerUpdateMs: 5000 });
+    simulator = market.simulator;
     for (const [name, code] of [['thief', THIEF], ['thrower', THROWER]]) {
       await stack.sql`insert into public.traders (user_id, name, enabled, execution_mode, filter)
                       values (${userId}, ${name!}, true, 'cloud', ${stack.sql.json({ refreshInterval: '1m', requiredTimeframes: ['1m'], code: code! })})`;
     }
     baseEnv = {
-      USER_ID: userId,
-      SUPABASE_URL: stack.supabaseUrl,
-      SUPABASE_KEY: key,
-      BINANCE_REST_URL: simulator.restUrl,
-      BINANCE_WS_URL: simulator.wsUrl,
-      PORT: '0',
-      SYMBOLS: SYMBOLS.join(','),
-      KLINE_HISTORY: '60',
-      CLOCK: clock.spec(),
+      ...workerEnv({ userId, supabaseUrl: stack.supabaseUrl, key, market: simulator, symbols: SYMBOLS, history: 60, clock: market.clock }),
       MACHINE_ID: 'security-machine',
-      SCREENER_THREADS: '1',
       // Everything the worker can say, said: a leak in a debug line counts too.
       LOG_LEVEL: 'trace',
       TRADER_FAILURE_LIMIT: '3',
-      TICK_GRACE_MS: String(SPEED * 100),
-      READY_MAX_LAG_MS: String(SPEED * 3000),
-      READY_MAX_LATENCY_MS: String(SPEED * 500),
-      SHUTDOWN_TIMEOUT_MS: String(SPEED * 5000),
     };
   }, 120_000);
 
