@@ -2,12 +2,13 @@
 // (trader_versions), and trader_status shows the last tick's evaluated, matched and failed symbols with the first errors.
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinanceSimulator } from '../dev/binanceSim/index.ts';
-import { AcceleratedClock, systemClock } from '../src/clock.ts';
+import type { BinanceSimulator } from '../dev/binanceSim/index.ts';
+import type { AcceleratedClock } from '../src/clock.ts';
 import { candleOpenTimeAt } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
 import { waitFor } from '../dev/workerProcess.ts';
 import { inProcessWorker } from './support/inProcessWorker.ts';
+import { startSimulatedMarket } from './support/simulatedMarket.ts';
 import { clientFor, createTestUser, insertTrader, sharedStack } from './support/stack.ts';
 
 const SPEED = 20;
@@ -30,10 +31,7 @@ let clock: AcceleratedClock;
 let simulator: BinanceSimulator;
 
 beforeAll(async () => {
-  const now = systemClock.now();
-  clock = new AcceleratedClock({ speed: SPEED, originRealMs: now, originClockMs: now });
-  simulator = new BinanceSimulator({ seed: 61, clock, symbols: SYMBOLS, klineUpdateMs: 3000, tickerUpdateMs: 10_000 });
-  await simulator.start();
+  ({ clock, simulator } = await startSimulatedMarket(SPEED, { seed: 61, symbols: SYMBOLS, klineUpdateMs: 3000, tickerUpdateMs: 10_000 }));
 });
 
 afterAll(async () => {

@@ -1,12 +1,13 @@
 // The Orchestrator with every real part in-process: simulator-backed MarketData, the sandboxed Screener, a StateSynchronizer on the shared stack.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BinanceSimulator } from '../dev/binanceSim/index.ts';
-import { AcceleratedClock, systemClock } from '../src/clock.ts';
+import type { BinanceSimulator } from '../dev/binanceSim/index.ts';
+import type { AcceleratedClock } from '../src/clock.ts';
 import { candleOpenTimeAt } from '../src/domain.ts';
 import { appendFileSync } from 'node:fs';
 import { createLogger, silentLogger } from '../src/logger.ts';
 import type { Orchestrator } from '../src/Orchestrator.ts';
 import { inProcessWorker } from './support/inProcessWorker.ts';
+import { startSimulatedMarket } from './support/simulatedMarket.ts';
 import { type TestUser, createTestUser, insertTrader, sharedStack } from './support/stack.ts';
 import { waitFor } from '../dev/workerProcess.ts';
 
@@ -51,10 +52,7 @@ const upcomingCandle = (ahead: number) => candleOpenTimeAt('1m', clock.now()) + 
 const untilClock = (time: number) => waitFor(`clock ${new Date(time).toISOString()}`, () => clock.now() >= time, 60_000, 20);
 
 beforeAll(async () => {
-  const now = systemClock.now();
-  clock = new AcceleratedClock({ speed: SPEED, originRealMs: now, originClockMs: now });
-  simulator = new BinanceSimulator({ seed: 5, clock, symbols: SYMBOLS, klineUpdateMs: 3000, tickerUpdateMs: 10_000 });
-  await simulator.start();
+  ({ clock, simulator } = await startSimulatedMarket(SPEED, { seed: 5, symbols: SYMBOLS, klineUpdateMs: 3000, tickerUpdateMs: 10_000 }));
   defaultUser = await createTestUser(stack);
   traderId = await insertTrader(stack, { userId: defaultUser.id, name: 'marker', filter: MARKER_FILTER });
 });

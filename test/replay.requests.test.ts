@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinanceSimulator } from '../dev/binanceSim/index.ts';
-import { AcceleratedClock, systemClock } from '../src/clock.ts';
+import type { BinanceSimulator } from '../dev/binanceSim/index.ts';
+import type { AcceleratedClock } from '../src/clock.ts';
 import { candleOpenTimeAt } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
 import { BinanceRestClient } from '../src/market/BinanceRestClient.ts';
@@ -15,6 +15,7 @@ import { Screener } from '../src/screening/Screener.ts';
 import { parseTraderRow } from '../src/database/parse.ts';
 import { waitFor } from '../dev/workerProcess.ts';
 import { inProcessWorker } from './support/inProcessWorker.ts';
+import { startSimulatedMarket } from './support/simulatedMarket.ts';
 import { clientFor, createTestUser, insertTrader, sharedStack } from './support/stack.ts';
 
 /** A 1m candle closes every 3 s of real time. */
@@ -41,10 +42,7 @@ let clock: AcceleratedClock;
 let simulator: BinanceSimulator;
 
 beforeAll(async () => {
-  const now = systemClock.now();
-  clock = new AcceleratedClock({ speed: SPEED, originRealMs: now, originClockMs: now });
-  simulator = new BinanceSimulator({ seed: 62, clock, symbols: SYMBOLS, klineUpdateMs: 3000, tickerUpdateMs: 10_000 });
-  await simulator.start();
+  ({ clock, simulator } = await startSimulatedMarket(SPEED, { seed: 62, symbols: SYMBOLS, klineUpdateMs: 3000, tickerUpdateMs: 10_000 }));
 });
 
 afterAll(async () => {

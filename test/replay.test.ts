@@ -3,8 +3,8 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BinanceSimulator } from '../dev/binanceSim/index.ts';
-import { AcceleratedClock, systemClock } from '../src/clock.ts';
+import type { BinanceSimulator } from '../dev/binanceSim/index.ts';
+import type { AcceleratedClock } from '../src/clock.ts';
 import { candleOpenTimeAt } from '../src/domain.ts';
 import { silentLogger } from '../src/logger.ts';
 import { BinanceRestClient } from '../src/market/BinanceRestClient.ts';
@@ -15,6 +15,7 @@ import { Screener } from '../src/screening/Screener.ts';
 import { parseTraderRow } from '../src/database/parse.ts';
 import { waitFor } from '../dev/workerProcess.ts';
 import { inProcessWorker } from './support/inProcessWorker.ts';
+import { startSimulatedMarket } from './support/simulatedMarket.ts';
 import { createTestUser, insertTrader, sharedStack } from './support/stack.ts';
 
 /** A 1m candle closes every 3 s of real time. */
@@ -38,15 +39,9 @@ const stack = sharedStack();
 let clock: AcceleratedClock;
 let simulator: BinanceSimulator;
 let cacheDir: string;
-/** The clock's parameters, for the CLI's CLOCK variable: the CLI then judges closes on the simulator's time. */
-let clockSetting: string;
 
 beforeAll(async () => {
-  const now = systemClock.now();
-  clock = new AcceleratedClock({ speed: SPEED, originRealMs: now, originClockMs: now });
-  clockSetting = `${SPEED},${now},${now}`;
-  simulator = new BinanceSimulator({ seed: 16, clock, symbols: SYMBOLS, klineUpdateMs: 3000, tickerUpdateMs: 10_000 });
-  await simulator.start();
+  ({ clock, simulator } = await startSimulatedMarket(SPEED, { seed: 16, symbols: SYMBOLS, klineUpdateMs: 3000, tickerUpdateMs: 10_000 }));
   cacheDir = mkdtempSync(join(tmpdir(), 'replay-cache-'));
 });
 
@@ -154,7 +149,8 @@ describe('replay', () => {
       SUPABASE_KEY: user.workerJwt,
       BINANCE_REST_URL: simulator.restUrl,
       KLINE_HISTORY: String(HISTORY),
-      CLOCK: clockSetting,
+      // The clock's parameters: the CLI then judges closes on the simulator's time.
+      CLOCK: clock.spec(),
       SYMBOLS: SYMBOLS.join(','),
     };
     const window = ['--from', new Date(liveWindow.from).toISOString(), '--to', String(liveWindow.to), '--cache-dir', cacheDir];
