@@ -143,6 +143,24 @@ describe('tick scheduler', () => {
     await scheduler.stop();
   });
 
+  it('screens a late symbol whose fill failed once the market fills its series on a retry', async () => {
+    const { runs, market, scheduler, close } = setup({ symbols: ['A', 'B'], graceMs: 1000, schedule: new Map([['1m', []]]) });
+    // The scheduler's own fill of B fails (a REST timeout); the market's retry later stores the close and says so.
+    market.fillSeries = async (symbol, interval) => {
+      market.fills.push(`${symbol}|${interval}`);
+      throw new Error('timeout after 10000 ms');
+    };
+    close('A', '1m', T);
+    await until(() => runs.length === 1 && market.fills.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(runs).toHaveLength(1);
+    market.closed.add(`B|1m|${T}`);
+    scheduler.seriesFilled('B', '1m');
+    await until(() => runs.length === 2);
+    expect(runs[1]).toMatchObject({ kind: 'followup', openTime: T, symbols: ['B'] });
+    await scheduler.stop();
+  });
+
   it('a symbol still incomplete after every follow-up is given up with one log line, not silently', async () => {
     const logs = collectingLogger();
     // The runner keeps finding B's series incomplete (a fill that never completes it).

@@ -198,9 +198,17 @@ export class TickScheduler {
    * followed up now, each on the market as it stood at its own candle's close.
    */
   seriesFilled(symbol: string, timeframe: Interval): void {
+    if (!this.accepting) return;
     const key = `${symbol}\u0000${timeframe}`;
+    // Late symbols whose own fill failed (the market retried it and succeeded): their candles are screenable now.
+    // Without this, a candle that closed while its series' gap fill was failing was never screened.
+    if (!this.fillsInFlight.has(key)) {
+      for (const slot of this.slots.values()) {
+        for (const collector of slot.recent) if (collector.late.has(symbol) && collector.waiting.get(symbol)?.has(timeframe) === true) this.filled(slot, collector, symbol);
+      }
+    }
     const collectors = this.owedBySeries.get(key);
-    if (collectors === undefined || !this.accepting) return;
+    if (collectors === undefined) return;
     for (const collector of [...collectors].sort((a, b) => a.openTime - b.openTime)) this.followUpOwed(collector, symbol);
   }
 
