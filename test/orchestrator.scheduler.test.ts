@@ -161,6 +161,29 @@ describe('tick scheduler', () => {
     await scheduler.stop();
   });
 
+  it('a late symbol whose fill failed is followed up when another fill of its series, in flight at the retry, lands', async () => {
+    const { runs, market, scheduler, close } = setup({ symbols: ['A', 'B'], graceMs: 1000, schedule: new Map([['1m', []]]) });
+    let land: () => void = () => {};
+    market.fillSeries = async (symbol, interval) => {
+      market.fills.push(`${symbol}|${interval}`);
+      // The first fill times out; the next one (for the next candle) is still in flight when the market's retry lands.
+      if (market.fills.length === 1) throw new Error('timeout after 10000 ms');
+      await new Promise<void>((resolve) => (land = resolve));
+    };
+    close('A', '1m', T);
+    await until(() => runs.length === 1 && market.fills.length === 1);
+    close('A', '1m', T + 60_000);
+    await until(() => runs.length === 2 && market.fills.length === 2);
+    market.closed.add(`B|1m|${T}`);
+    market.closed.add(`B|1m|${T + 60_000}`);
+    scheduler.seriesFilled('B', '1m');
+    land();
+    await until(() => runs.filter((run) => run.kind === 'followup').length === 2);
+    const followUps = runs.filter((run) => run.kind === 'followup').map((run) => [run.openTime, run.symbols.join()]);
+    expect(followUps).toEqual(expect.arrayContaining([[T, 'B'], [T + 60_000, 'B']]));
+    await scheduler.stop();
+  });
+
   it('a symbol still incomplete after every follow-up is given up with one log line, not silently', async () => {
     const logs = collectingLogger();
     // The runner keeps finding B's series incomplete (a fill that never completes it).

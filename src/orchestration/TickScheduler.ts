@@ -200,11 +200,15 @@ export class TickScheduler {
   seriesFilled(symbol: string, timeframe: Interval): void {
     if (!this.accepting) return;
     const key = `${symbol}\u0000${timeframe}`;
-    // Late symbols whose own fill failed (the market retried it and succeeded): their candles are screenable now.
-    // Without this, a candle that closed while its series' gap fill was failing was never screened.
-    if (!this.fillsInFlight.has(key)) {
-      for (const slot of this.slots.values()) {
-        for (const collector of slot.recent) if (collector.late.has(symbol) && collector.waiting.get(symbol)?.has(timeframe) === true) this.filled(slot, collector, symbol);
+    // Late symbols whose own fill failed (the market retried it and succeeded): their candles are screenable now, or
+    // once a fill of the same series in flight for another candle lands. Without this, a candle that closed while its
+    // series' gap fill was failing was never screened.
+    const inFlight = this.fillsInFlight.get(key);
+    for (const slot of this.slots.values()) {
+      for (const collector of slot.recent) {
+        if (!collector.late.has(symbol) || collector.waiting.get(symbol)?.has(timeframe) !== true) continue;
+        if (inFlight !== undefined) inFlight.add(collector);
+        else this.filled(slot, collector, symbol);
       }
     }
     const collectors = this.owedBySeries.get(key);
