@@ -162,8 +162,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   /**
-   * The traders running now (loaded, not rejected, not disabled), for the replay service's look-backs: a disabled
-   * trader's code must run nowhere (a look-back of a filter probation disabled would abort the process again).
+   * The traders running now (loaded, not rejected, not disabled): what probation screens one by one and the replay
+   * service looks back on. A disabled trader's code must run nowhere (a look-back of a filter probation disabled would
+   * abort the process again).
    */
   runningTraders(): Trader[] {
     return [...this.traders.values()].filter((trader) => !this.health.isDisabled(trader.id));
@@ -190,7 +191,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         return { ...this.options.market.status() };
       });
       if (this.stopping) throw new TransientError('boot interrupted by shutdown');
-      if (this.probation.needed) await this.step('probation', () => this.probation.run([...this.traders.values()].filter((trader) => !this.health.isDisabled(trader.id))));
+      if (this.probation.needed) await this.step('probation', () => this.probation.run(this.runningTraders()));
       if (this.stopping) throw new TransientError('boot interrupted by shutdown');
       await this.step('catchup', () => this.catchUp());
       if (this.stopping) throw new TransientError('boot interrupted by shutdown');
