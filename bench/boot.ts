@@ -52,7 +52,7 @@ export const boot: Benchmark = {
       ],
       tables: [],
       notes: [
-        `The real worker (src/main.ts, Node ${process.version}, the image's runtime environment) spawned against the local stack and the simulator (system clock, 50 ms added to every REST response); ${size.symbols} symbols from exchangeInfo + ticker/24hr, 20 traders over 1m, 5m, 15m and 1h, KLINE_HISTORY=${size.history}: ${runs[0]!.requests} REST requests per boot.`,
+        `The real worker (compiled, dist/main.js as in the image; Node ${process.version}, the image's runtime environment) spawned against the local stack and the simulator (system clock, 50 ms added to every REST response); ${size.symbols} symbols from exchangeInfo + ticker/24hr, 20 traders over 1m, 5m, 15m and 1h, KLINE_HISTORY=${size.history}: ${runs[0]!.requests} REST requests per boot.`,
         `Time from spawn to the worker's \`ready\` log line (which follows config, Supabase, traders, universe, backfill, streams). ${plan.warmup} warm-up and ${plan.repetitions} measured boots, each against a fresh simulator; median with min–max.`,
       ],
     };
