@@ -36,6 +36,16 @@ export function nullSeries(length: number): Series {
 export function emaOfSeries(values: ArrayLike<number | null>, period: number): Series {
   const out = nullSeries(values ? values.length : 0);
   if (!values || !isValidPeriod(period) || values.length < period) return out;
+  emaInto(values, period, out);
+  return out;
+}
+
+/**
+ * emaOfSeries's arithmetic for a valid `period` of at most `values.length`: writes only the
+ * positions that get a value into `out` (a null series, or a NaN-filled Float64Array on the host),
+ * so both forms hold the same numbers.
+ */
+export function emaInto(values: ArrayLike<number | null>, period: number, out: { [index: number]: number | null }): void {
   let start = -1;
   let run = 0;
   for (let i = 0; i < values.length; i++) {
@@ -46,7 +56,7 @@ export function emaOfSeries(values: ArrayLike<number | null>, period: number): S
       break;
     }
   }
-  if (start < 0) return out;
+  if (start < 0) return;
   let sum = 0;
   for (let i = start; i < start + period; i++) sum += values[i]!;
   const k = 2 / (period + 1);
@@ -58,7 +68,63 @@ export function emaOfSeries(values: ArrayLike<number | null>, period: number): S
     ema = value * k + ema * (1 - k);
     out[i] = ema;
   }
-  return out;
+}
+
+/**
+ * emaOfSeries's last value by its arithmetic (seeded on the first run of `period` readable values,
+ * ended by a gap), without its array; `closes` holds NaN where a value is unreadable (closeColumn).
+ */
+export function latestEma(closes: ArrayLike<number>, period: number): number | null {
+  if (!isValidPeriod(period) || closes.length < period) return null;
+  let start = -1;
+  let run = 0;
+  for (let i = 0; i < closes.length; i++) {
+    run = closes[i] !== closes[i] ? 0 : run + 1;
+    if (run === period) {
+      start = i - period + 1;
+      break;
+    }
+  }
+  if (start < 0) return null;
+  let sum = 0;
+  for (let i = start; i < start + period; i++) sum += closes[i]!;
+  const k = 2 / (period + 1);
+  let ema = sum / period;
+  for (let i = start + period; i < closes.length; i++) {
+    const value = closes[i]!;
+    if (value !== value) break;
+    ema = value * k + ema * (1 - k);
+  }
+  return ema;
+}
+
+/**
+ * calculateBollingerBands's latest complete entry by its arithmetic, computed from the end only, for
+ * a valid `period` of at most `closes.length`; `closes` holds NaN where a close is unreadable.
+ */
+export function latestBollingerBands(
+  closes: ArrayLike<number>,
+  period: number,
+  stdDev: number,
+): { upper: number | null; middle: number | null; lower: number | null } {
+  for (let i = closes.length - 1; i >= period - 1; i--) {
+    let sum = 0;
+    let valid = true;
+    for (let j = i - period + 1; j <= i; j++) {
+      if (closes[j] !== closes[j]) {
+        valid = false;
+        break;
+      }
+      sum += closes[j]!;
+    }
+    if (!valid) continue;
+    const mean = sum / period;
+    let squares = 0;
+    for (let j = i - period + 1; j <= i; j++) squares += (closes[j]! - mean) * (closes[j]! - mean);
+    const deviation = Math.sqrt(squares / period);
+    return { upper: mean + stdDev * deviation, middle: mean, lower: mean - stdDev * deviation };
+  }
+  return { upper: null, middle: null, lower: null };
 }
 
 /** SMA per position of a series with nulls: null wherever the window holds a null. */
@@ -118,10 +184,97 @@ export function wilderRsi(closes: ArrayLike<number>, period: number, out: { [ind
   return avgLoss === 0 ? (avgGain > 0 ? 100 : 50) : 100 - 100 / (1 + avgGain / avgLoss);
 }
 
+/**
+ * getLatestStochRSI's answer: calculateStochRSI's arithmetic in its order, computed only at the
+ * entries looked at from the end (usually the last one) instead of building the whole series of
+ * { k, d }. For valid periods and at least rsiPeriod + 1 closes; NaN marks an unreadable close.
+ */
+export function latestStochRSI(
+  closes: ArrayLike<number>,
+  rsiPeriod: number,
+  stochPeriod: number,
+  kPeriod: number,
+  dPeriod: number,
+): { k: number; d: number } | null {
+  if (!allReadable(closes)) return null;
+  const length = closes.length;
+  // calculateRSI has a value from rsiPeriod on: those are the positions the raw StochRSI reads.
+  if (length < stochPeriod + kPeriod - 1 || length - rsiPeriod < stochPeriod) return null;
+  const rsi = new Float64Array(length);
+  wilderRsi(closes, rsiPeriod, rsi);
+  const firstRaw = rsiPeriod + stochPeriod - 1;
+  const raw = (at: number): number => {
+    let highest = -Infinity;
+    let lowest = Infinity;
+    for (let m = at - stochPeriod + 1; m <= at; m++) {
+      const value = rsi[m]!;
+      if (value > highest) highest = value;
+      if (value < lowest) lowest = value;
+    }
+    return highest === lowest ? 50 : ((rsi[at]! - lowest) / (highest - lowest)) * 100;
+  };
+  const kAt = (at: number): number => {
+    let sum = 0;
+    for (let j = at - kPeriod + 1; j <= at; j++) sum += raw(j);
+    return sum / kPeriod;
+  };
+  // Before this index %K or %D is missing, and the web app's entry is { k: 0, d: 0 }.
+  const firstEntry = firstRaw + kPeriod - 1 + dPeriod - 1;
+  for (let i = length - 1; i >= firstEntry; i--) {
+    let sum = 0;
+    for (let j = i - dPeriod + 1; j <= i; j++) sum += kAt(j);
+    const k = kAt(i);
+    const d = sum / dPeriod;
+    if (k !== 0 || d !== 0) return { k, d };
+  }
+  return null;
+}
+
+/** A candle's true range: its own range, or further to the previous close when it gapped. */
+export function trueRange(high: number, low: number, previousClose: number): number {
+  return Math.max(high - low, Math.abs(high - previousClose), Math.abs(low - previousClose));
+}
+
+/** The web app's "ADX" from the sums over the last `period` candles: mean true range over mean close, × 1000, clamped to 0–100. */
+export function volatilityIndex(trueRangeSum: number, closeSum: number, period: number): number {
+  const atr = trueRangeSum / period;
+  const avgClose = closeSum / period;
+  const value = (atr / avgClose) * 1000;
+  // Guard: 0 / 0 (a zero range over zero closes) is NaN in the web app.
+  if (Number.isNaN(value)) return 0;
+  return Math.min(100, Math.max(0, value));
+}
+
+/**
+ * The first candle of an anchored VWAP window over `length` candles: the last `anchorPeriod`
+ * (floored) of them, or all of them when it is omitted, not positive or not shorter than the series.
+ */
+export function anchorStart(anchorPeriod: number | undefined, length: number): number {
+  return anchorPeriod && anchorPeriod > 0 && anchorPeriod < length ? length - Math.floor(anchorPeriod) : 0;
+}
+
 /** True when every value is a number (no NaN: closeColumn's stand-in for null). */
-export function allReadable(values: Float64Array): boolean {
+export function allReadable(values: ArrayLike<number>): boolean {
   for (let i = 0; i < values.length; i++) if (values[i] !== values[i]) return false;
   return true;
 }
 
-export const INTERNAL_FUNCTIONS = [toNumber, isValidPeriod, closesOf, lastNonNull, nullSeries, emaOfSeries, smaOfSeries, closeColumn, wilderRsi, allReadable];
+export const INTERNAL_FUNCTIONS = [
+  toNumber,
+  isValidPeriod,
+  closesOf,
+  lastNonNull,
+  nullSeries,
+  emaOfSeries,
+  emaInto,
+  latestEma,
+  latestBollingerBands,
+  smaOfSeries,
+  closeColumn,
+  wilderRsi,
+  latestStochRSI,
+  allReadable,
+  trueRange,
+  volatilityIndex,
+  anchorStart,
+];

@@ -1,5 +1,5 @@
 // Moving averages and MACD. Functions named `…Textbook` are the opt-in 'textbook' definitions (see library.ts).
-import { closeColumn, closesOf, emaOfSeries, isValidPeriod, lastNonNull, nullSeries, toNumber } from './internal.ts';
+import { closeColumn, closesOf, emaOfSeries, isValidPeriod, lastNonNull, latestEma, nullSeries, toNumber } from './internal.ts';
 import type { Kline, Series } from './types.ts';
 
 /** Simple moving average of the last `period` closes, or null. Same as the web app. */
@@ -81,30 +81,8 @@ export function calculateEMASeries(klines: ArrayLike<Kline>, period: number): Se
 
 /** The latest EMA of closes, or null. */
 export function getLatestEMA(klines: ArrayLike<Kline>, period: number): number | null {
-  // emaOfSeries's last value by its arithmetic (seeded on the first run of `period` readable closes, ended by a gap), without its array.
   if (!klines) return null;
-  const closes = closeColumn(klines);
-  if (!isValidPeriod(period) || closes.length < period) return null;
-  let start = -1;
-  let run = 0;
-  for (let i = 0; i < closes.length; i++) {
-    run = closes[i] !== closes[i] ? 0 : run + 1;
-    if (run === period) {
-      start = i - period + 1;
-      break;
-    }
-  }
-  if (start < 0) return null;
-  let sum = 0;
-  for (let i = start; i < start + period; i++) sum += closes[i]!;
-  const k = 2 / (period + 1);
-  let ema = sum / period;
-  for (let i = start + period; i < closes.length; i++) {
-    const value = closes[i]!;
-    if (value !== value) break;
-    ema = value * k + ema * (1 - k);
-  }
-  return ema;
+  return latestEma(closeColumn(klines), period);
 }
 
 /** Web app: EMA of plain numbers seeded with the FIRST value and run over the whole array; 0 when short. */

@@ -1,5 +1,5 @@
 // RSI, StochRSI and the stochastic oscillator. Functions named `…Textbook` are the opt-in 'textbook' definitions (see library.ts).
-import { allReadable, closeColumn, closesOf, isValidPeriod, lastNonNull, nullSeries, smaOfSeries, toNumber, wilderRsi } from './internal.ts';
+import { allReadable, closeColumn, closesOf, isValidPeriod, lastNonNull, latestStochRSI, nullSeries, smaOfSeries, toNumber, wilderRsi } from './internal.ts';
 import type { Kline, Series } from './types.ts';
 
 /**
@@ -73,43 +73,9 @@ export function getLatestStochRSI(
   kPeriod: number = 3,
   dPeriod: number = 3,
 ): { k: number; d: number } | null {
-  // calculateStochRSI's answer, by its arithmetic in its order, computed only at the entries looked
-  // at from the end (usually the last one) instead of building the whole series of { k, d }.
   if (!isValidPeriod(stochPeriod) || !isValidPeriod(kPeriod) || !isValidPeriod(dPeriod)) return null;
   if (!klines || !isValidPeriod(rsiPeriod) || klines.length < rsiPeriod + 1) return null;
-  const closes = closeColumn(klines);
-  if (!allReadable(closes)) return null;
-  const length = closes.length;
-  // calculateRSI has a value from rsiPeriod on: those are the positions the raw StochRSI reads.
-  if (length < stochPeriod + kPeriod - 1 || length - rsiPeriod < stochPeriod) return null;
-  const rsi = new Float64Array(length);
-  wilderRsi(closes, rsiPeriod, rsi);
-  const firstRaw = rsiPeriod + stochPeriod - 1;
-  const raw = (at: number): number => {
-    let highest = -Infinity;
-    let lowest = Infinity;
-    for (let m = at - stochPeriod + 1; m <= at; m++) {
-      const value = rsi[m]!;
-      if (value > highest) highest = value;
-      if (value < lowest) lowest = value;
-    }
-    return highest === lowest ? 50 : ((rsi[at]! - lowest) / (highest - lowest)) * 100;
-  };
-  const kAt = (at: number): number => {
-    let sum = 0;
-    for (let j = at - kPeriod + 1; j <= at; j++) sum += raw(j);
-    return sum / kPeriod;
-  };
-  // Before this index %K or %D is missing, and the web app's entry is { k: 0, d: 0 }.
-  const firstEntry = firstRaw + kPeriod - 1 + dPeriod - 1;
-  for (let i = length - 1; i >= firstEntry; i--) {
-    let sum = 0;
-    for (let j = i - dPeriod + 1; j <= i; j++) sum += kAt(j);
-    const k = kAt(i);
-    const d = sum / dPeriod;
-    if (k !== 0 || d !== 0) return { k, d };
-  }
-  return null;
+  return latestStochRSI(closeColumn(klines), rsiPeriod, stochPeriod, kPeriod, dPeriod);
 }
 
 /**

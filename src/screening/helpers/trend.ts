@@ -1,5 +1,5 @@
 // ADX, channel extremes and Bollinger Bands. Functions named `…Textbook` are the opt-in 'textbook' definitions (see library.ts).
-import { closeColumn, closesOf, isValidPeriod, nullSeries, toNumber } from './internal.ts';
+import { closeColumn, closesOf, isValidPeriod, latestBollingerBands, nullSeries, toNumber, trueRange, volatilityIndex } from './internal.ts';
 import { calculateMASeries } from './moving.ts';
 import type { Kline, Series } from './types.ts';
 
@@ -19,15 +19,10 @@ export function calculateADX(klines: ArrayLike<Kline>, period: number = 14): num
     const previousClose = toNumber(klines[i - 1]![4]);
     // Guard: an unreadable field would make the web app's result NaN.
     if (![high, low, close, previousClose].every(Number.isFinite)) return 0;
-    trSum += Math.max(high - low, Math.abs(high - previousClose), Math.abs(low - previousClose));
+    trSum += trueRange(high, low, previousClose);
     closeSum += close;
   }
-  const atr = trSum / period;
-  const avgClose = closeSum / period;
-  const value = (atr / avgClose) * 1000;
-  // Guard: 0 / 0 (a zero range over zero closes) is NaN in the web app.
-  if (Number.isNaN(value)) return 0;
-  return Math.min(100, Math.max(0, value));
+  return volatilityIndex(trSum, closeSum, period);
 }
 
 /** Textbook: Wilder's Average Directional Index (latest value, 0–100). Needs 2 × period klines; null before. */
@@ -45,7 +40,7 @@ export function calculateADXTextbook(klines: ArrayLike<Kline>, period: number = 
     const previousLow = toNumber(klines[i - 1]![3]);
     const previousClose = toNumber(klines[i - 1]![4]);
     if (![high, low, previousHigh, previousLow, previousClose].every(Number.isFinite)) return null;
-    const tr = Math.max(high - low, Math.abs(high - previousClose), Math.abs(low - previousClose));
+    const tr = trueRange(high, low, previousClose);
     const up = high - previousHigh;
     const down = previousLow - low;
     const plusDM = up > down && up > 0 ? up : 0;
@@ -129,26 +124,7 @@ export function getLatestBollingerBands(
   period: number = 20,
   stdDev: number = 2,
 ): { upper: number | null; middle: number | null; lower: number | null } {
-  // calculateBollingerBands's latest complete entry by its arithmetic, computed from the end only.
   const length = klines ? klines.length : 0;
   if (!isValidPeriod(period) || length < period) return { upper: null, middle: null, lower: null };
-  const closes = closeColumn(klines);
-  for (let i = length - 1; i >= period - 1; i--) {
-    let sum = 0;
-    let valid = true;
-    for (let j = i - period + 1; j <= i; j++) {
-      if (closes[j] !== closes[j]) {
-        valid = false;
-        break;
-      }
-      sum += closes[j]!;
-    }
-    if (!valid) continue;
-    const mean = sum / period;
-    let squares = 0;
-    for (let j = i - period + 1; j <= i; j++) squares += (closes[j]! - mean) * (closes[j]! - mean);
-    const deviation = Math.sqrt(squares / period);
-    return { upper: mean + stdDev * deviation, middle: mean, lower: mean - stdDev * deviation };
-  }
-  return { upper: null, middle: null, lower: null };
+  return latestBollingerBands(closeColumn(klines), period, stdDev);
 }

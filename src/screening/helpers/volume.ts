@@ -1,5 +1,5 @@
 // PVI and VWAP. Functions named `…Textbook` are the opt-in 'textbook' definitions (see library.ts).
-import { lastNonNull, nullSeries, toNumber } from './internal.ts';
+import { anchorStart, lastNonNull, nullSeries, toNumber } from './internal.ts';
 import type { Kline, Series } from './types.ts';
 
 /** Positive Volume Index per candle: moves by the close's % change only when volume rose. */
@@ -46,7 +46,7 @@ export function calculateVWAPTextbook(klines: ArrayLike<Kline>): number | null {
 export function calculateVWAPSeries(klines: ArrayLike<Kline>, anchorPeriod?: number): Series {
   if (!klines || klines.length === 0) return [];
   const out = nullSeries(klines.length);
-  const start = anchorPeriod && anchorPeriod > 0 && anchorPeriod < klines.length ? klines.length - Math.floor(anchorPeriod) : 0;
+  const start = anchorStart(anchorPeriod, klines.length);
   let priceVolume = 0;
   let volumeSum = 0;
   for (let i = start; i < klines.length; i++) {
@@ -67,7 +67,7 @@ export function calculateVWAPSeries(klines: ArrayLike<Kline>, anchorPeriod?: num
 export function getLatestVWAP(klines: ArrayLike<Kline>, anchorPeriod?: number): number | null {
   // calculateVWAPSeries's last value by its arithmetic, without its array.
   if (!klines || klines.length === 0) return null;
-  const start = anchorPeriod && anchorPeriod > 0 && anchorPeriod < klines.length ? klines.length - Math.floor(anchorPeriod) : 0;
+  const start = anchorStart(anchorPeriod, klines.length);
   let priceVolume = 0;
   let volumeSum = 0;
   let latest: number | null = null;
@@ -98,7 +98,7 @@ export function calculateVWAPBands(
   const lowerBand = nullSeries(length);
   if (length === 0) return { vwap: nullSeries(0), upperBand, lowerBand };
   const vwap = calculateVWAPSeries(klines, anchorPeriod);
-  const start = anchorPeriod && anchorPeriod > 0 && anchorPeriod < length ? length - Math.floor(anchorPeriod) : 0;
+  const start = anchorStart(anchorPeriod, length);
   // Σ(t − v)² / n = M2 / n + (mean − v)², with the mean and M2 = Σ(t − mean)² kept by Welford's
   // update: O(1) per candle like running sums, without their cancellation (Σt² − 2vΣt + n·v² left
   // about 1e-7 of band width on a flat series, where the web app's direct sum gives exactly 0).
