@@ -1,0 +1,262 @@
+// The hot kline helpers answered on the host straight from a series' shared rows, by the library's own arithmetic over columns.
+//
+// The memo used to copy every row into a kline array and call the library on it; these functions
+// read the rows where they lie (CANDLE_ROW_FIELDS numbers per candle, laid out like a kline's first
+// eleven fields) and run the same building blocks as the library (./internal.ts) in the same order,
+// so every answer is bit for bit the library's on the equivalent klines: same numbers, nulls, object
+// shapes and key order. A call they cannot vouch for (another helper, a version that answers the
+// name differently, arguments off their path) is NOT_COVERED, and the caller asks the library.
+// Host-only: nothing here is part of the library rebuilt inside the isolates.
+import { CANDLE_ROW_FIELDS, type HelpersVersion } from '../../domain.ts';
+import {
+  allReadable,
+  anchorStart,
+  emaInto,
+  emaOfSeries,
+  isValidPeriod,
+  latestBollingerBands,
+  latestEma,
+  latestStochRSI,
+  nullSeries,
+  trueRange,
+  volatilityIndex,
+  wilderRsi,
+} from './internal.ts';
+import { helperFunctions, HELPERS_VERSIONS, type HelperFunction } from './library.ts';
+import { calculateAvgVolume, calculateEMASeries, calculateMA, getLatestEMA, getLatestMACD } from './moving.ts';
+import { calculateRSI, getLatestRSI, getLatestStochRSI } from './oscillators.ts';
+import { calculateADX, getHighestHigh, getLatestBollingerBands, getLowestLow } from './trend.ts';
+import { calculateVWAP, calculateVWAPTextbook, getLatestVWAP } from './volume.ts';
+import type { Series } from './types.ts';
+
+/** The answer of computeOnRows when it does not cover a call: ask the library instead. */
+export const NOT_COVERED: unique symbol = Symbol('not covered by the columnar helpers');
+
+const F = CANDLE_ROW_FIELDS;
+const HIGH = 2;
+const LOW = 3;
+const CLOSE = 4;
+const VOLUME = 5;
+/**
+ * Closes beyond this magnitude could overflow an EMA's seed sum (up to 100,000 of them, the memo's
+ * largest period) to Infinity, and then the library's NaN numbers and its nulls, which the MACD's
+ * NaN-marked scratch columns cannot tell apart, would differ. No market comes near it.
+ */
+const MAX_MACD_MAGNITUDE = 1e300;
+
+/**
+ * Scratch columns reused from call to call (a fresh Float64Array per call cost more than the
+ * arithmetic). Safe because nothing returned is a column: results are numbers, fresh objects and
+ * fresh series.
+ */
+const scratch: Float64Array[] = [];
+
+function scratchColumn(slot: number, length: number): Float64Array {
+  let column = scratch[slot];
+  if (!column || column.length < length) scratch[slot] = column = new Float64Array(Math.max(length, 1024));
+  return column.subarray(0, length);
+}
+
+/** Field `field` of `length` candles from row `start`, as closeColumn reads a kline field: NaN where the value is not finite. */
+function fieldColumn(rows: Float64Array, start: number, length: number, field: number, slot: number): Float64Array {
+  const column = scratchColumn(slot, length);
+  for (let i = 0, o = start * F + field; i < length; i++, o += F) {
+    const value = rows[o]!;
+    column[i] = Number.isFinite(value) ? value : NaN;
+  }
+  return column;
+}
+
+function closes(rows: Float64Array, start: number, length: number): Float64Array {
+  return fieldColumn(rows, start, length, CLOSE, 0);
+}
+
+function latestRSIOnRows(rows: Float64Array, start: number, length: number, period: number = 14): number | null {
+  if (!isValidPeriod(period) || length < period + 1) return null;
+  const column = closes(rows, start, length);
+  return allReadable(column) ? wilderRsi(column, period, null) : null;
+}
+
+function rsiOnRows(rows: Float64Array, start: number, length: number, period: number = 14): Series | null {
+  if (!isValidPeriod(period) || length < period + 1) return null;
+  const column = closes(rows, start, length);
+  if (!allReadable(column)) return null;
+  const out = nullSeries(length);
+  wilderRsi(column, period, out);
+  return out;
+}
+
+function emaSeriesOnRows(rows: Float64Array, start: number, length: number, period: number): Series {
+  return emaOfSeries(closes(rows, start, length), period);
+}
+
+function latestEMAOnRows(rows: Float64Array, start: number, length: number, period: number): number | null {
+  return latestEma(closes(rows, start, length), period);
+}
+
+/** calculateMA's and calculateAvgVolume's mean of one field over the last `period` candles; null when short or unreadable. */
+function meanOfLast(rows: Float64Array, start: number, length: number, field: number, period: number): number | null {
+  if (!isValidPeriod(period) || length < period) return null;
+  let sum = 0;
+  for (let i = length - period, o = (start + i) * F + field; i < length; i++, o += F) {
+    const value = rows[o]!;
+    if (!Number.isFinite(value)) return null;
+    sum += value;
+  }
+  return sum / period;
+}
+
+/** getHighestHigh's and getLowestLow's extreme of one field over the last `period` candles; null when short or unreadable. */
+function extremeOfLast(rows: Float64Array, start: number, length: number, field: number, period: number, highest: boolean): number | null {
+  if (!isValidPeriod(period) || length < period) return null;
+  let extreme = highest ? -Infinity : Infinity;
+  for (let i = length - period, o = (start + i) * F + field; i < length; i++, o += F) {
+    const value = rows[o]!;
+    if (!Number.isFinite(value)) return null;
+    if (highest ? value > extreme : value < extreme) extreme = value;
+  }
+  return extreme;
+}
+
+function bollingerOnRows(
+  rows: Float64Array,
+  start: number,
+  length: number,
+  period: number = 20,
+  stdDev: number = 2,
+): { upper: number | null; middle: number | null; lower: number | null } {
+  if (!isValidPeriod(period) || length < period) return { upper: null, middle: null, lower: null };
+  return latestBollingerBands(closes(rows, start, length), period, stdDev);
+}
+
+/** The web app's calculateADX: true ranges and closes of the last `period` candles. */
+function volatilityADXOnRows(rows: Float64Array, start: number, length: number, period: number = 14): number {
+  if (!isValidPeriod(period) || length < 2 * period) return 0;
+  let trSum = 0;
+  let closeSum = 0;
+  for (let i = length - period, o = (start + i) * F; i < length; i++, o += F) {
+    const high = rows[o + HIGH]!;
+    const low = rows[o + LOW]!;
+    const close = rows[o + CLOSE]!;
+    const previousClose = rows[o - F + CLOSE]!;
+    if (!Number.isFinite(high) || !Number.isFinite(low) || !Number.isFinite(close) || !Number.isFinite(previousClose)) return 0;
+    trSum += trueRange(high, low, previousClose);
+    closeSum += close;
+  }
+  return volatilityIndex(trSum, closeSum, period);
+}
+
+/** getLatestVWAP: calculateVWAPSeries's last value by its arithmetic, skipping unreadable candles. */
+function latestVWAPOnRows(rows: Float64Array, start: number, length: number, anchorPeriod?: number): number | null {
+  if (length === 0) return null;
+  let priceVolume = 0;
+  let volumeSum = 0;
+  let latest: number | null = null;
+  for (let i = anchorStart(anchorPeriod, length), o = (start + i) * F; i < length; i++, o += F) {
+    const high = rows[o + HIGH]!;
+    const low = rows[o + LOW]!;
+    const close = rows[o + CLOSE]!;
+    const volume = rows[o + VOLUME]!;
+    if (!Number.isFinite(high) || !Number.isFinite(low) || !Number.isFinite(close) || !Number.isFinite(volume)) continue;
+    priceVolume += ((high + low + close) / 3) * volume;
+    volumeSum += volume;
+    if (volumeSum > 0) latest = priceVolume / volumeSum;
+  }
+  return latest;
+}
+
+/**
+ * getLatestMACD: calculateMACDValues's three series by its arithmetic (emaOfSeries of the closes,
+ * their difference, emaOfSeries of that), held in NaN-marked scratch columns instead of null
+ * series, and their latest values. Periods other than positive integers are left to the library.
+ */
+function latestMACDOnRows(
+  rows: Float64Array,
+  start: number,
+  length: number,
+  shortPeriod: number = 12,
+  longPeriod: number = 26,
+  signalPeriod: number = 9,
+): { macd: number | null; signal: number | null; histogram: number | null } | typeof NOT_COVERED {
+  if (!isValidPeriod(shortPeriod) || !isValidPeriod(longPeriod) || !isValidPeriod(signalPeriod)) return NOT_COVERED;
+  if (length < Math.max(shortPeriod, longPeriod, signalPeriod)) return { macd: null, signal: null, histogram: null };
+  const column = closes(rows, start, length);
+  for (let i = 0; i < length; i++) if (Math.abs(column[i]!) > MAX_MACD_MAGNITUDE) return NOT_COVERED;
+  const short = scratchColumn(1, length).fill(NaN);
+  const long = scratchColumn(2, length).fill(NaN);
+  const macdLine = scratchColumn(3, length).fill(NaN);
+  const signalLine = scratchColumn(4, length).fill(NaN);
+  emaInto(column, shortPeriod, short);
+  emaInto(column, longPeriod, long);
+  for (let i = 0; i < length; i++) if (short[i] === short[i] && long[i] === long[i]) macdLine[i] = short[i]! - long[i]!;
+  emaInto(macdLine, signalPeriod, signalLine);
+  let macd: number | null = null;
+  let signal: number | null = null;
+  let histogram: number | null = null;
+  for (let i = length - 1; i >= 0 && (macd === null || signal === null || histogram === null); i--) {
+    const m = macdLine[i]!;
+    const s = signalLine[i]!;
+    if (macd === null && m === m) macd = m;
+    if (signal === null && s === s) signal = s;
+    if (histogram === null && m === m && s === s) histogram = m - s;
+  }
+  return { macd, signal, histogram };
+}
+
+function latestStochRSIOnRows(
+  rows: Float64Array,
+  start: number,
+  length: number,
+  rsiPeriod: number = 14,
+  stochPeriod: number = 14,
+  kPeriod: number = 3,
+  dPeriod: number = 3,
+): { k: number; d: number } | null {
+  if (!isValidPeriod(stochPeriod) || !isValidPeriod(kPeriod) || !isValidPeriod(dPeriod)) return null;
+  if (!isValidPeriod(rsiPeriod) || length < rsiPeriod + 1) return null;
+  return latestStochRSI(closes(rows, start, length), rsiPeriod, stochPeriod, kPeriod, dPeriod);
+}
+
+type OnRows = (rows: Float64Array, start: number, length: number, ...args: never[]) => unknown;
+
+/** Each library function covered, with its counterpart on rows: a version is covered for a name exactly when it answers it with that function. */
+const ON_ROWS = new Map<HelperFunction, OnRows>([
+  [getLatestRSI, latestRSIOnRows],
+  [calculateRSI, rsiOnRows],
+  [calculateEMASeries, emaSeriesOnRows],
+  [getLatestEMA, latestEMAOnRows],
+  [calculateMA, (rows, start, length, period: number) => meanOfLast(rows, start, length, CLOSE, period)],
+  [calculateAvgVolume, (rows, start, length, period: number) => meanOfLast(rows, start, length, VOLUME, period)],
+  [getHighestHigh, (rows, start, length, period: number) => extremeOfLast(rows, start, length, HIGH, period, true)],
+  [getLowestLow, (rows, start, length, period: number) => extremeOfLast(rows, start, length, LOW, period, false)],
+  [getLatestBollingerBands, bollingerOnRows],
+  [calculateADX, volatilityADXOnRows],
+  [getLatestVWAP, latestVWAPOnRows],
+  // calculateVWAP reads no argument after the klines; both versions take lastNonNull of the whole series.
+  [calculateVWAP, (rows, start, length) => latestVWAPOnRows(rows, start, length) ?? 0],
+  [calculateVWAPTextbook, (rows, start, length) => latestVWAPOnRows(rows, start, length)],
+  [getLatestMACD, latestMACDOnRows],
+  [getLatestStochRSI, latestStochRSIOnRows],
+]);
+
+const COVERED = new Map<HelpersVersion, Map<string, OnRows>>(
+  HELPERS_VERSIONS.map((version) => {
+    const covered = new Map<string, OnRows>();
+    for (const [name, fn] of Object.entries(helperFunctions(version))) {
+      const onRows = ON_ROWS.get(fn);
+      if (onRows) covered.set(name, onRows);
+    }
+    return [version, covered];
+  }),
+);
+
+/**
+ * `helper` of `library` on the `length` candles from row `start` of `rows` with the arguments the
+ * memo parsed: exactly what the library function returns on the equivalent kline array, or
+ * NOT_COVERED when this module does not answer that call.
+ */
+export function computeOnRows(library: HelpersVersion, helper: string, rows: Float64Array, start: number, length: number, args: readonly unknown[]): unknown {
+  const onRows = COVERED.get(library)?.get(helper);
+  if (onRows === undefined) return NOT_COVERED;
+  return onRows(rows, start, length, ...(args as never[]));
+}
