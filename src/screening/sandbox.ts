@@ -4,6 +4,7 @@ import { CANDLE_ROW_FIELDS, type HelpersVersion } from '../domain.ts';
 import type { TraderErrorCode } from '../errors.ts';
 import { helpersSource, KLINE_HELPERS } from './helpers.ts';
 import { ThreadCpuLedger } from './threadCpu.ts';
+import type { BoardConnection } from './resultBoard.ts';
 import { ISOLATE_COLLECTOR_SOURCE, withGcExposed } from '../heap.ts';
 import { BATCH_SEPARATOR, decodeVerdict, hostJudge, JUDGE_LIMITS, MAX_ARGS_KEY_CHARS, MAX_MESSAGE_CHARS, runtimeFunctionsSource } from './sandboxRuntime.ts';
 
@@ -21,6 +22,8 @@ export interface SandboxHost {
    * other arguments encoded as `argsKey` by the runtime. Every argument comes from an untrusted heap.
    */
   memo(library: HelpersVersion, seriesId: unknown, helper: unknown, argsKey: unknown, offset?: unknown, length?: unknown): unknown;
+  /** The thread's results board for an isolate of `library` (see ResultBoard.connect); absent or undefined: helpers use memo() alone. */
+  board?(library: HelpersVersion): BoardConnection | undefined;
 }
 
 export interface SandboxOptions {
@@ -93,10 +96,11 @@ function runtimeSource(version: HelpersVersion, memoryMb: number): string {
     'globalThis.__runtime = (function () {',
     `  const library = (function () { ${helpersSource(version)} })();`,
     runtimeFunctionsSource(),
-    `  const runtime = installRuntime(globalThis.__attach, globalThis.__memo, library, ${JSON.stringify([...KLINE_HELPERS])}, ${CANDLE_ROW_FIELDS}, ${JSON.stringify(JUDGE_LIMITS)});`,
+    `  const runtime = installRuntime(globalThis.__attach, globalThis.__memo, globalThis.__board, library, ${JSON.stringify([...KLINE_HELPERS])}, ${CANDLE_ROW_FIELDS}, ${JSON.stringify(JUDGE_LIMITS)});`,
     `  guardAllocations(${Math.floor(bytes / 8)}, ${Math.floor(bytes / 2)});`,
     '  delete globalThis.__attach;',
     '  delete globalThis.__memo;',
+    '  delete globalThis.__board;',
     '  return runtime;',
     '})();',
   ].join('\n');
@@ -179,6 +183,8 @@ export class TraderSandbox {
           typeof argsKey === 'string' && argsKey.length <= MAX_ARGS_KEY_CHARS ? host.memo(helpers, seriesId, helper, argsKey, offset, length) : undefined,
         ),
       );
+      // Called when the board's epoch moved (a new layout or directory): a few times per trader and tick at most.
+      context.global.setSync('__board', new ivm.Callback(() => host.board?.(helpers)));
       context.evalSync(runtimeSource(helpers, this.options.memoryMb), { timeout: SETUP_TIMEOUT_MS, filename: 'file:///screener/runtime.js' });
       const runtime = context.global.getSync('__runtime', { reference: true }) as ivm.Reference<Record<string, IsolateFunction>>;
       context.global.deleteSync('__runtime');

@@ -164,6 +164,8 @@ export class SharedSeriesStore {
 /** A series as a thread reads it this tick. */
 export interface SeriesRows {
   id: number;
+  /** The series' interval (results learned on one series apply to the same interval of other symbols: resultBoard.ts). */
+  interval: string;
   rows: Float64Array;
   start: number;
   length: number;
@@ -191,7 +193,7 @@ export class SeriesTable {
       if (!held || held.generation !== generation) throw new Error(`series ${key} names buffer ${id}/${generation}, which this thread was never handed`);
       if (length === 0) continue;
       this.slots.set(key, slot);
-      this.rowsById.set(id, { id, rows: held.rows, start, length });
+      this.rowsById.set(id, { id, interval: key.slice(key.lastIndexOf('|') + 1), rows: held.rows, start, length });
     }
   }
 

@@ -1,6 +1,7 @@
 // Entry of a screening thread: holds its traders' isolates and views on the shared market rows, evaluates ticks on request.
 import { parentPort, workerData } from 'node:worker_threads';
 import { KlineScratch, TickMemo } from './memo.ts';
+import { ResultBoard } from './resultBoard.ts';
 import { DEFAULT_FILTER_TICK_BUDGET_MS, type FromThread, type ThreadOptions, type ThreadTraderResult, type ToThread, type TraderSpec } from './protocol.ts';
 import { MAX_BATCH_SYMBOLS, TraderSandbox, type EvaluationOutcome, type SandboxHost } from './sandbox.ts';
 import type { SymbolSpec } from './sandboxRuntime.ts';
@@ -47,9 +48,21 @@ export class ThreadScreener {
   private readonly inFlight: Int32Array;
   /** The isolates' callbacks land here; it points at the current tick's memo while a tick runs. */
   private currentMemo: TickMemo | null = null;
+  /** Helper results computed ahead per batch, read by the isolates without a callback. */
+  private readonly board = new ResultBoard();
+  /** The trader whose code runs now: a memo callback teaches the board what this trader asks for. */
+  private currentTrader: string | null = null;
   private readonly host: SandboxHost = {
     attach: (seriesId) => this.currentMemo?.attach(seriesId),
-    memo: (library, seriesId, helper, argsKey, offset, length) => this.currentMemo?.memo(library, seriesId, helper, argsKey, offset, length),
+    memo: (library, seriesId, helper, argsKey, offset, length) => {
+      const memo = this.currentMemo;
+      if (!memo) return undefined;
+      const result = memo.memo(library, seriesId, helper, argsKey, offset, length);
+      // Every argument was checked by the memo: it returns a result only for a call it accepted.
+      if (result !== undefined && this.currentTrader !== null) this.board.learn(this.currentTrader, library, this.table, seriesId, helper as string, argsKey as string, offset, length, result);
+      return result;
+    },
+    board: (library) => this.board.connect(library),
   };
 
   constructor(options: ThreadOptions, onCatastrophicError: (message: string) => void) {
@@ -67,11 +80,13 @@ export class ThreadScreener {
 
   setTraders(upsert: TraderSpec[], remove: string[]): void {
     for (const id of remove) {
+      this.board.forget(id);
       this.traders.get(id)?.sandbox.dispose();
       this.traders.delete(id);
       this.collector.forget(id);
     }
     for (const spec of upsert) {
+      this.board.forget(spec.id);
       this.traders.get(spec.id)?.sandbox.dispose();
       const sandbox = new TraderSandbox({
         traderId: spec.id,
@@ -103,6 +118,8 @@ export class ThreadScreener {
     const tickersJson = JSON.stringify(symbols.map((symbol) => message.tickers[symbol] ?? { s: symbol }));
     const memo = new TickMemo(this.table, this.scratch);
     this.currentMemo = memo;
+    const slots = Object.entries(message.slots);
+    this.board.beginTick(message.traderIds, slots.map(([, slot]) => slot[0]), new Set(slots.map(([key]) => key.slice(key.lastIndexOf('|') + 1))).size);
     const runs: TraderRun[] = [];
     try {
       Atomics.store(this.inFlight, 0, message.tickId);
@@ -113,10 +130,12 @@ export class ThreadScreener {
       for (let from = 0; from < symbols.length; from += MAX_BATCH_SYMBOLS) {
         const to = Math.min(symbols.length, from + MAX_BATCH_SYMBOLS);
         memo.nextSymbol();
+        this.board.fill(memo, this.table, symbols.slice(from, to));
         for (let t = 0; t < runs.length; t++) {
           const run = runs[t]!;
           if (!run.active) continue;
           Atomics.store(this.inFlight, 1, t + 1);
+          this.currentTrader = run.result.traderId;
           this.evaluateSymbols(run, symbols, from, to);
         }
       }
@@ -124,6 +143,8 @@ export class ThreadScreener {
       Atomics.store(this.inFlight, 1, 0);
     } finally {
       this.currentMemo = null;
+      this.currentTrader = null;
+      this.board.endTick();
     }
     let heapBytes = 0;
     for (const { sandbox } of this.traders.values()) heapBytes += sandbox.heapBytes();
@@ -196,7 +217,8 @@ export class ThreadScreener {
     this.injectFaults(spec);
     // A symbol missing one of the trader's timeframes is skipped, as the contract says.
     const specs = this.specsFor(spec, symbols);
-    const setupError = sandbox.beginTick(tickersJson, JSON.stringify(specs.map((s) => s ?? [])), this.sharedBytes(specs));
+    // The results board is shared memory the isolate holds a view on too.
+    const setupError = sandbox.beginTick(tickersJson, JSON.stringify(specs.map((s) => s ?? [])), this.sharedBytes(specs) + this.board.bytes);
     result.evaluationMs = performance.now() - started;
     if (setupError) {
       result.errors.push({ symbol: null, ...setupError });

@@ -3,6 +3,7 @@
 // Runs inside every trader's isolate (its source is injected by runtimeFunctionsSource, before any
 // filter code): self-contained plain JavaScript that captures every builtin it uses when installed.
 import type { MemoHandle } from './klineViews.ts';
+import { type ConnectBoard, installResultBoard } from './resultBoard.ts';
 
 /**
  * A helper's result on `length` candles from `offset` of a series (the whole series when both are
@@ -21,7 +22,7 @@ export interface HelperBridge {
   hvnNodesOf(spec: Array<string | number>): unknown;
 }
 
-export function installHelperBridge(memo: Memo, library: Record<string, (...args: unknown[]) => unknown>, klineHelperNames: string[], handleOf: (value: unknown) => MemoHandle | undefined): HelperBridge {
+export function installHelperBridge(memo: Memo, connectBoard: ConnectBoard, library: Record<string, (...args: unknown[]) => unknown>, klineHelperNames: string[], handleOf: (value: unknown) => MemoHandle | undefined): HelperBridge {
   'use strict';
   const apply = Reflect.apply;
   const ownKeys = Reflect.ownKeys;
@@ -30,6 +31,7 @@ export function installHelperBridge(memo: Memo, library: Record<string, (...args
   const objectPrototype = Object.prototype;
   const charCodeAt = String.prototype.charCodeAt;
   const freeze = Object.freeze;
+  const board = installResultBoard(connectBoard);
 
   /** Undo the host's encodeResult: `{ $series: Float64Array }` back to an array with null for NaN. Runs under the filter's time limit. */
   function decodeResult(value: unknown): unknown {
@@ -105,8 +107,9 @@ export function installHelperBridge(memo: Memo, library: Record<string, (...args
   }
 
   // Helpers called on a tick's own series (or a slice of it the filter has not written to) are
-  // computed once per thread and symbol by the host; anything else (copies, numbers, odd
-  // arguments) runs here on what the filter passed.
+  // computed once per thread and symbol by the host, read from the thread's results board when it
+  // holds them (no callback), else asked for through the memo callback; anything else (copies,
+  // numbers, odd arguments) runs here on what the filter passed.
   const helpers: Record<string, unknown> = {};
   const libraryNames = ownKeys(library) as string[];
   for (let i = 0; i < libraryNames.length; i++) helpers[libraryNames[i]!] = library[libraryNames[i]!];
@@ -119,6 +122,8 @@ export function installHelperBridge(memo: Memo, library: Record<string, (...args
       if (handle !== undefined && !handle.dirty) {
         const key = encodeArgs(args, 1, allowOptions);
         if (key !== null) {
+          const boarded = board.read(handle.seriesId, handle.offset, handle.length, name, key);
+          if (boarded !== undefined) return boarded;
           const result = memo(handle.seriesId, name, key, handle.offset, handle.length);
           if (result !== undefined) return decodeResult(result);
         }

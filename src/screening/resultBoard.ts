@@ -1,0 +1,375 @@
+// A screening thread's results board: the helper results its traders asked for on earlier ticks, computed by the host before they run and read by the isolates from shared memory without a callback.
+import type { HelpersVersion, Interval } from '../domain.ts';
+import type { TickMemo } from './memo.ts';
+import { seriesKey, type SeriesTable } from './sharedSeries.ts';
+
+/**
+ * The board's layout in its Float64Array (all offsets in elements). The isolate's reader
+ * (runtime/resultBoard.ts) follows the same layout; it learns the three sizes when it connects.
+ *
+ *   [0]                              epoch: changes whenever the layout or the directory does (-1: a retired buffer)
+ *   [2 + 2·id], [3 + 2·id]           series table: 1 + the series' row in this batch (0: not on the board), its length
+ *   [cells + column·rows + row]      where a result starts in the data region (0: not on the board)
+ *   [data …]                         results: 1 n (a number) | 2 (null) | 3 shape v… (a record) | 4 n v… (a series, NaN for null)
+ */
+export const BOARD_HEADER = 2;
+export const TAG_NUMBER = 1;
+export const TAG_NULL = 2;
+export const TAG_RECORD = 3;
+export const TAG_SERIES = 4;
+
+/** Most columns (distinct helper calls) the board learns; calls beyond keep the callback. */
+const MAX_COLUMNS = 256;
+/** Most fields of a record result on the board ({ upper, middle, lower } and the like). */
+const MAX_RECORD_FIELDS = 8;
+/** The data region never shrinks below this many elements (64 kB), nor grows past this many (64 MB). */
+const MIN_DATA = 8192;
+const MAX_DATA = 8 * 1024 * 1024;
+const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
+
+/** What an isolate needs to read the board: the epoch it is valid for, the buffer, the sizes, and its library's directory. */
+export type BoardConnection = [epoch: number, buffer: SharedArrayBuffer, seriesCap: number, rows: number, columnCap: number, directoryJson: string];
+
+/** One distinct helper call: a helper, its encoded arguments and a range shape, on some intervals, asked for by some traders. */
+interface Column {
+  index: number;
+  library: HelpersVersion;
+  helper: string;
+  argsKey: string;
+  /** `w` for the whole series, else `e<from end>:<end from end>` (see rangeShape). */
+  shape: string;
+  /** The intervals it was asked on, each with the traders that asked. */
+  intervals: Map<string, Set<string>>;
+}
+
+interface Layout {
+  seriesCap: number;
+  rows: number;
+  columnCap: number;
+  dataCap: number;
+}
+
+/**
+ * Learns from the memo's callbacks which results each trader asks for, and computes those results
+ * for every symbol of a batch before the traders run on it (through the memo, so they are the very
+ * values a callback would return). Holds one batch at a time: the board is rewritten per batch.
+ *
+ * Only the host writes the board; the isolates' runtime reads it by index on views it never hands
+ * to a filter. A result the board does not hold (an unknown call, a full board, a result that is not
+ * numbers) still comes through the callback, which teaches the board for the next tick.
+ */
+export class ResultBoard {
+  private readonly columns = new Map<string, Column>();
+  private readonly shapes: string[][] = [];
+  private readonly shapeIndex = new Map<string, number>();
+  private readonly directories = new Map<HelpersVersion, string>();
+  private layout: Layout = { seriesCap: 0, rows: 0, columnCap: 0, dataCap: 0 };
+  private board: Float64Array;
+  private epoch = 1;
+  /** The directory changed since the last batch (a column learned or dropped, a record shape seen). */
+  private changed = false;
+  /** This tick's columns by interval (those a trader of the tick asked for). */
+  private active = new Map<string, Column[]>();
+  /** Series ids whose table entries the last batch wrote (cleared by the next). */
+  private written: number[] = [];
+  /** Data elements the largest batch of this tick needed (the next tick's size). */
+  private needed = 0;
+  private rowsNeeded = 0;
+
+  constructor() {
+    this.board = this.allocate({ seriesCap: 0, rows: 0, columnCap: 0, dataCap: MIN_DATA });
+  }
+
+  /** Bytes of the board's buffer: every isolate holds a view on it, which counts against its memory limit. */
+  get bytes(): number {
+    return this.board.byteLength;
+  }
+
+  /** Columns known (for tests and stats). */
+  get size(): number {
+    return this.columns.size;
+  }
+
+  /**
+   * A callback that the board did not answer returned `result` (already encoded by the memo) for
+   * `traderId`: from the next batch on, this call is computed ahead for every symbol. Results that are
+   * not numbers, null, records of numbers or series of numbers are not learned.
+   */
+  learn(traderId: string, library: HelpersVersion, table: SeriesTable, seriesId: unknown, helper: string, argsKey: string, offset: unknown, length: unknown, result: unknown): void {
+    if (typeof seriesId !== 'number' || !isBoardable(result)) return;
+    this.shapeOf(result);
+    const rows = table.rows(seriesId);
+    if (!rows) return;
+    const shape = rangeShape(rows.length, offset, length);
+    if (shape === null) return;
+    const key = `${library}|${helper}|${argsKey}|${shape}`;
+    let column = this.columns.get(key);
+    if (!column) {
+      if (this.columns.size >= MAX_COLUMNS) return;
+      column = { index: this.columns.size, library, helper, argsKey, shape, intervals: new Map() };
+      this.columns.set(key, column);
+      this.directories.delete(library);
+      this.changed = true;
+    }
+    let askers = column.intervals.get(rows.interval);
+    if (!askers) column.intervals.set(rows.interval, (askers = new Set()));
+    askers.add(traderId);
+  }
+
+  /** A trader left the thread or changed its code: what it asked for is no longer computed for it. */
+  forget(traderId: string): void {
+    let dropped = false;
+    for (const column of this.columns.values()) {
+      for (const [interval, askers] of column.intervals) {
+        askers.delete(traderId);
+        if (askers.size === 0) column.intervals.delete(interval);
+      }
+      if (column.intervals.size === 0) dropped = true;
+    }
+    if (!dropped) return;
+    // Renumbered so the index region stays dense; the new epoch makes every isolate fetch the new directory.
+    const kept = [...this.columns].filter(([, column]) => column.intervals.size > 0);
+    this.columns.clear();
+    kept.forEach(([key, column], index) => this.columns.set(key, { ...column, index }));
+    this.directories.clear();
+    this.changed = true;
+  }
+
+  /**
+   * Before the tick's first batch (no isolate reads the board between ticks): the columns the tick's
+   * traders asked for, and a layout large enough for the tick's series and the last tick's results.
+   */
+  beginTick(traderIds: readonly string[], seriesIds: Iterable<number>, intervals: number): void {
+    const running = new Set(traderIds);
+    this.active = new Map();
+    for (const column of this.columns.values()) {
+      for (const [interval, askers] of column.intervals) {
+        let asked = false;
+        for (const id of askers) if (running.has(id)) asked = true;
+        if (!asked) continue;
+        let list = this.active.get(interval);
+        if (!list) this.active.set(interval, (list = []));
+        list.push(column);
+      }
+    }
+    let maxId = -1;
+    for (const id of seriesIds) if (id > maxId) maxId = id;
+    const wanted: Layout = {
+      seriesCap: maxId + 1,
+      rows: Math.max(this.rowsNeeded, intervals * 16),
+      columnCap: this.columns.size,
+      dataCap: Math.min(MAX_DATA, Math.max(MIN_DATA, this.needed)),
+    };
+    const { layout } = this;
+    const grow = wanted.seriesCap > layout.seriesCap || wanted.rows > layout.rows || wanted.columnCap > layout.columnCap || wanted.dataCap > layout.dataCap;
+    const shrink = wanted.dataCap * 4 < layout.dataCap;
+    if (grow || shrink) {
+      this.board[0] = -1;
+      this.board = this.allocate({
+        // Room to grow without a new buffer (each one rebuilds the isolates whose memory limit it outgrows).
+        seriesCap: Math.ceil((wanted.seriesCap * 1.25 + 16) / 64) * 64,
+        rows: wanted.rows,
+        columnCap: Math.ceil((wanted.columnCap * 1.5 + 8) / 8) * 8,
+        dataCap: Math.min(MAX_DATA, Math.ceil(wanted.dataCap * 1.5)),
+      });
+      this.epoch++;
+      this.changed = false;
+      // The directory lists only the columns that fit the layout.
+      this.directories.clear();
+    }
+    this.needed = 0;
+    this.board[0] = this.epoch;
+  }
+
+  /**
+   * Compute the results of the batch's symbols into the board (through `memo`, which keeps them for
+   * callbacks too). Runs before any isolate evaluates the batch.
+   */
+  fill(memo: TickMemo, table: SeriesTable, symbols: readonly string[]): void {
+    const board = this.board;
+    const { seriesCap, rows, columnCap, dataCap } = this.layout;
+    if (this.changed) {
+      this.changed = false;
+      this.epoch++;
+      board[0] = this.epoch;
+    }
+    for (const id of this.written) {
+      board[BOARD_HEADER + 2 * id] = 0;
+      board[BOARD_HEADER + 2 * id + 1] = 0;
+    }
+    this.written = [];
+    const cells = BOARD_HEADER + 2 * seriesCap;
+    const dataStart = cells + columnCap * rows;
+    board.fill(0, cells, dataStart);
+    let row = 0;
+    let at = dataStart;
+    let needed = 0;
+    let rowsNeeded = 0;
+    for (const symbol of symbols) {
+      for (const [interval, columns] of this.active) {
+        const series = table.rows(table.slot(seriesKey(symbol, interval as Interval))?.[0] ?? -1);
+        if (!series) continue;
+        rowsNeeded++;
+        if (series.id >= seriesCap || row >= rows) continue;
+        board[BOARD_HEADER + 2 * series.id] = row + 1;
+        board[BOARD_HEADER + 2 * series.id + 1] = series.length;
+        this.written.push(series.id);
+        for (const column of columns) {
+          const range = rangeOfShape(column.shape, series.length);
+          if (range === null) continue;
+          const result = memo.memo(column.library, series.id, column.helper, column.argsKey, range[0], range[1]);
+          const size = sizeOf(result);
+          if (size === 0) continue;
+          needed += size;
+          if (column.index >= columnCap || at + size > dataStart + dataCap) continue;
+          if (!this.write(board, at, result)) continue;
+          board[cells + column.index * rows + row] = at;
+          at += size;
+        }
+        row++;
+      }
+    }
+    if (needed > this.needed) this.needed = needed;
+    if (rowsNeeded > this.rowsNeeded) this.rowsNeeded = rowsNeeded;
+  }
+
+  /** After the tick's last batch: nothing on the board answers until the next tick's first batch. */
+  endTick(): void {
+    for (const id of this.written) {
+      this.board[BOARD_HEADER + 2 * id] = 0;
+      this.board[BOARD_HEADER + 2 * id + 1] = 0;
+    }
+    this.written = [];
+  }
+
+  /** What an isolate of `library` needs to read the board (see BoardConnection). */
+  connect(library: HelpersVersion): BoardConnection {
+    let directory = this.directories.get(library);
+    if (directory === undefined) {
+      const keys: Array<[string, number]> = [];
+      for (const column of this.columns.values()) if (column.library === library && column.index < this.layout.columnCap) keys.push([`${column.helper}|${column.argsKey}|${column.shape}`, column.index]);
+      directory = JSON.stringify({ keys, shapes: this.shapes });
+      this.directories.set(library, directory);
+    }
+    const { seriesCap, rows, columnCap } = this.layout;
+    return [this.epoch, this.board.buffer as SharedArrayBuffer, seriesCap, rows, columnCap, directory];
+  }
+
+  /** The index of a record's field names (learned on first sight), or undefined for anything else. */
+  private shapeOf(result: unknown): number | undefined {
+    if (result === null || typeof result !== 'object' || Array.isArray(result) || '$series' in result) return undefined;
+    const names = Object.keys(result);
+    const key = names.join(',');
+    let shape = this.shapeIndex.get(key);
+    if (shape === undefined) {
+      shape = this.shapes.length;
+      this.shapes.push(names);
+      this.shapeIndex.set(key, shape);
+      this.directories.clear();
+      this.changed = true;
+    }
+    return shape;
+  }
+
+  private allocate(layout: Layout): Float64Array {
+    this.layout = layout;
+    const elements = BOARD_HEADER + 2 * layout.seriesCap + layout.columnCap * layout.rows + layout.dataCap;
+    return new Float64Array(new SharedArrayBuffer(elements * 8));
+  }
+
+  /** Writes a boardable result at `at`; false when it is not one (or names a record shape the board cannot take). */
+  private write(board: Float64Array, at: number, result: unknown): boolean {
+    if (typeof result === 'number') {
+      board[at] = TAG_NUMBER;
+      board[at + 1] = result;
+      return true;
+    }
+    if (result === null) {
+      board[at] = TAG_NULL;
+      return true;
+    }
+    const series = seriesOf(result);
+    if (series !== null) {
+      board[at] = TAG_SERIES;
+      board[at + 1] = series.length;
+      if (series instanceof Float64Array) board.set(series, at + 2);
+      else for (let i = 0; i < series.length; i++) board[at + 2 + i] = series[i] === null ? NaN : (series[i] as number);
+      return true;
+    }
+    const names = Object.keys(result as object);
+    const shape = this.shapeIndex.get(names.join(','));
+    if (shape === undefined) {
+      // Isolates learn a new shape with the next batch's directory; until then this result takes the callback.
+      this.shapeOf(result);
+      return false;
+    }
+    board[at] = TAG_RECORD;
+    board[at + 1] = shape;
+    for (let i = 0; i < names.length; i++) {
+      const value = (result as Record<string, number | null>)[names[i]!];
+      board[at + 2 + i] = value === null ? NaN : (value as number);
+    }
+    return true;
+  }
+}
+
+/**
+ * Where a range lies relative to its series, so that one learned call applies to every symbol:
+ * `w` for the whole series, else `e<start from the end>:<end from the end>` (`k.slice(-50)` is
+ * `e50:0` whatever the length). Null when the range is not one the memo would accept.
+ */
+export function rangeShape(seriesLength: number, offset: unknown, length: unknown): string | null {
+  if (offset === undefined && length === undefined) return 'w';
+  if (!Number.isInteger(offset) || !Number.isInteger(length)) return null;
+  const from = offset as number;
+  const count = length as number;
+  if (from < 0 || count < 0 || from + count > seriesLength) return null;
+  if (from === 0 && count === seriesLength) return 'w';
+  return `e${seriesLength - from}:${seriesLength - from - count}`;
+}
+
+/** The memo's [offset, length] of a shape on a series of `seriesLength` candles ([] for the whole), or null when it does not fit. */
+function rangeOfShape(shape: string, seriesLength: number): [number?, number?] | null {
+  if (shape === 'w') return [];
+  const [fromEnd, endFromEnd] = shape.slice(1).split(':').map(Number) as [number, number];
+  const offset = seriesLength - fromEnd;
+  const length = fromEnd - endFromEnd;
+  if (offset < 0 || length < 0) return null;
+  return offset === 0 && length === seriesLength ? [] : [offset, length];
+}
+
+/** An encoded series (the memo's `{ $series }`, or a short array) of numbers and nulls, or null when the value is not one. */
+function seriesOf(value: unknown): Float64Array | Array<number | null> | null {
+  if (Array.isArray(value)) {
+    // NaN would read back as null: such a short series keeps the callback, which carries it as is.
+    for (const item of value) if (item !== null && (typeof item !== 'number' || Number.isNaN(item))) return null;
+    return value as Array<number | null>;
+  }
+  if (value !== null && typeof value === 'object' && '$series' in value) {
+    const packed = (value as { $series: unknown }).$series;
+    return packed instanceof Float64Array ? packed : null;
+  }
+  return null;
+}
+
+/** A result the board can hold: a number, null, a series of numbers and nulls, or a small record of numbers and nulls. */
+export function isBoardable(value: unknown): boolean {
+  return sizeOf(value) > 0;
+}
+
+/** Board elements a result takes, 0 when it cannot be on the board. */
+function sizeOf(value: unknown): number {
+  if (typeof value === 'number') return 2;
+  if (value === null) return 1;
+  if (typeof value !== 'object') return 0;
+  const series = seriesOf(value);
+  if (series !== null) return 2 + series.length;
+  if (Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) return 0;
+  const names = Object.keys(value);
+  if (names.length === 0 || names.length > MAX_RECORD_FIELDS) return 0;
+  for (const name of names) {
+    const field = (value as Record<string, unknown>)[name];
+    if (!FIELD_NAME.test(name) || name === '__proto__' || (field !== null && (typeof field !== 'number' || Number.isNaN(field)))) return 0;
+  }
+  return 2 + names.length;
+}

@@ -1,0 +1,114 @@
+// The isolate's reader of its thread's results board: helper results the host computed ahead, read from shared memory instead of a callback.
+//
+// Runs inside every trader's isolate (its source is injected by runtimeFunctionsSource, before any
+// filter code): self-contained plain JavaScript that captures every builtin it uses when installed.
+// The layout is resultBoard.ts's (the host side); the numbers below must stay equal to its constants.
+
+/**
+ * Asks the host for the board: [epoch, buffer, seriesCap, rows, columnCap, directoryJson] (see
+ * BoardConnection), or undefined when the thread has none.
+ */
+export type ConnectBoard = () => unknown;
+
+export interface BoardReader {
+  /**
+   * The host's result of `helper` (its other arguments encoded as `argsKey`) on `length` candles from
+   * `offset` of a series, as a fresh value only this call's caller holds; undefined when the board
+   * does not hold it (the caller then asks through the callback).
+   */
+  read(seriesId: number, offset: number, length: number, helper: string, argsKey: string): unknown;
+}
+
+export function installResultBoard(connect: ConnectBoard): BoardReader {
+  'use strict';
+  const apply = Reflect.apply;
+  const defineProperty = Reflect.defineProperty;
+  const parseJson = JSON.parse;
+  const isArrayValue = Array.isArray;
+  const ArrayCtor = Array;
+  const Float64 = Float64Array;
+  const MapCtor = Map;
+  const mapGet = Map.prototype.get;
+  const mapSet = Map.prototype.set;
+  const HEADER = 2;
+  // The shared view lives only in this closure and is read by integer index alone (never .length,
+  // .buffer or a method, which a filter could redefine on a prototype to capture it); every value
+  // handed out is built fresh from those reads, so no filter can reach the board, write to it, or
+  // change what another call (or another trader's isolate) reads from it.
+  let board: Float64Array | null = null;
+  let epoch = -2;
+  let seriesCap = 0;
+  let rows = 0;
+  let cells = 0;
+  let directory: Map<string, number> = new MapCtor();
+  let shapes: string[][] = [];
+  /** The host has no board for this isolate: no more asking. */
+  let absent = false;
+  // Reused for every field of a record (never handed to a filter): defined, not assigned, like an object literal's fields.
+  const fieldDescriptor = { __proto__: null, value: undefined as unknown, writable: true, enumerable: true, configurable: true } as PropertyDescriptor;
+
+  /** Fetch the layout and directory after the host changed them (a new epoch); false when there is no board. */
+  function refresh(): boolean {
+    const connection = connect() as unknown[] | undefined;
+    if (!isArrayValue(connection)) {
+      absent = true;
+      board = null;
+      return false;
+    }
+    epoch = connection[0] as number;
+    board = new Float64(connection[1] as SharedArrayBuffer);
+    seriesCap = connection[2] as number;
+    rows = connection[3] as number;
+    cells = HEADER + 2 * seriesCap;
+    const parsed = parseJson(connection[5] as string) as { keys: Array<[string, number]>; shapes: string[][] };
+    const map: Map<string, number> = new MapCtor();
+    const keys = parsed.keys;
+    for (let i = 0; i < keys.length; i++) apply(mapSet, map, [keys[i]![0], keys[i]![1]]);
+    directory = map;
+    shapes = parsed.shapes;
+    return true;
+  }
+
+  function read(seriesId: number, offset: number, length: number, helper: string, argsKey: string): unknown {
+    if (absent) return undefined;
+    if (board === null || board[0] !== epoch) {
+      if (!refresh()) return undefined;
+    }
+    const b = board!;
+    if (!(seriesId >= 0 && seriesId < seriesCap)) return undefined;
+    const row = b[HEADER + 2 * seriesId]!;
+    if (row === 0) return undefined;
+    const total = b[HEADER + 2 * seriesId + 1]!;
+    const shape = offset === 0 && length === total ? 'w' : 'e' + (total - offset) + ':' + (total - offset - length);
+    const column = apply(mapGet, directory, [helper + '|' + argsKey + '|' + shape]) as number | undefined;
+    if (column === undefined) return undefined;
+    const at = b[cells + column * rows + row - 1]!;
+    if (at === 0) return undefined;
+    const tag = b[at];
+    if (tag === 1) return b[at + 1];
+    if (tag === 2) return null;
+    if (tag === 4) {
+      const count = b[at + 1]!;
+      const out = new ArrayCtor(count);
+      for (let i = 0; i < count; i++) {
+        const n = b[at + 2 + i]!;
+        out[i] = n === n ? n : null;
+      }
+      return out;
+    }
+    if (tag === 3) {
+      const names = shapes[b[at + 1]!]!;
+      const record = {};
+      for (let i = 0; i < names.length; i++) {
+        const n = b[at + 2 + i]!;
+        fieldDescriptor.value = n === n ? n : null;
+        defineProperty(record, names[i]!, fieldDescriptor);
+      }
+      fieldDescriptor.value = undefined;
+      return record;
+    }
+    return undefined;
+  }
+
+  return { read };
+}

@@ -1,0 +1,212 @@
+// The results board: helper results a thread computes ahead and its isolates read without a callback answer exactly like the library, belong to the filter that got them, and stay out of every filter's reach.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Interval, Trader } from '../src/domain.ts';
+import { intervalMs } from '../src/domain.ts';
+import type { ScreenerRun } from '../src/ports.ts';
+import { evaluateUnsandboxed } from '../bench/support/reference.ts';
+import { hvnInterval, tickerFields } from '../src/screening/contract.ts';
+import type { ThreadTraderResult } from '../src/screening/protocol.ts';
+import { SharedSeriesStore, seriesKey, type SeriesBuffer, type SeriesSlot } from '../src/screening/sharedSeries.ts';
+import { ThreadScreener } from '../src/screening/worker.ts';
+import { makeTrader, TestMarket } from './screening.support.ts';
+
+const LAST_CLOSE = Date.UTC(2026, 0, 10) - 1;
+// More symbols than one batch (16), so the board is rewritten between batches within a tick.
+const SYMBOLS = Array.from({ length: 20 }, (_, i) => `B${String(i).padStart(2, '0')}USDT`);
+const INTERVALS: Interval[] = ['1m', '1h'];
+const market = TestMarket.build({ symbols: SYMBOLS, intervals: INTERVALS, candles: 300, lastCloseTime: LAST_CLOSE, seed: 7 });
+const tick: ScreenerRun = { interval: '1m', candleOpenTime: LAST_CLOSE + 1 - intervalMs('1m'), traderIds: [], symbols: SYMBOLS, market };
+
+/** The reference's matches as a thread reports them (the Screener adds the price afterwards). */
+function withoutPrices(matches: Array<{ symbol: string; conditions: string[]; price?: number }>): Array<{ symbol: string; conditions: string[] }> {
+  return matches.map(({ symbol, conditions }) => ({ symbol, conditions }));
+}
+
+const threads: ThreadScreener[] = [];
+afterEach(() => {
+  for (const thread of threads.splice(0)) thread.stop();
+});
+
+/** One screening thread driven directly, ticking the same closed market again and again (the board learns on the first tick). */
+function startThread(traders: Trader[]): { run(): { results: ThreadTraderResult[]; memoHits: number; memoMisses: number } } {
+  const thread = new ThreadScreener({ filterTimeoutMs: 2000, filterMemoryMb: 32, filterTickBudgetMs: 120_000 }, (message) => {
+    throw new Error(message);
+  });
+  threads.push(thread);
+  thread.setTraders(
+    traders.map((t) => ({ id: t.id, code: t.filter.code, codeHash: t.codeHash, updatedAt: t.updatedAt, refreshInterval: t.filter.refreshInterval, timeframes: t.timeframes, hvnInterval: hvnInterval(t.filter), helpers: t.filter.helpers ?? 'webapp' })),
+    [],
+  );
+  const store = new SharedSeriesStore();
+  const handed = new Map<number, number>();
+  let tickId = 0;
+  return {
+    run() {
+      const slots: Record<string, SeriesSlot> = {};
+      const buffers: SeriesBuffer[] = [];
+      const tickers: Record<string, Record<string, string>> = {};
+      for (const symbol of SYMBOLS) {
+        tickers[symbol] = tickerFields(symbol, market.ticker(symbol), market.series(symbol, '1m')?.lastClosed()?.close);
+        for (const interval of INTERVALS) {
+          const slot = store.sync(market, symbol, interval, Date.now())!;
+          slots[seriesKey(symbol, interval)] = slot;
+          if (handed.get(slot[0]) !== slot[1]) {
+            buffers.push(store.buffer(slot[0])!);
+            handed.set(slot[0], slot[1]);
+          }
+        }
+      }
+      const reply = thread.tick({ type: 'tick', tickId: ++tickId, traderIds: traders.map((t) => t.id), symbols: SYMBOLS, tickers, buffers, dropped: [], slots });
+      return { results: reply.traders, memoHits: reply.memoHits, memoMisses: reply.memoMisses };
+    },
+  };
+}
+
+/**
+ * Compares helpers called on the timeframes (served by the host: the board, or the callback) with
+ * the same helpers on plain copies (computed inside the isolate by the library itself), as JSON and
+ * as shapes (Array.isArray, length, nulls), on whole series and on slices, for every kind of result
+ * the board holds: numbers, null, records of numbers, series of numbers and nulls.
+ */
+const PARITY = `
+  const checks = [];
+  for (const interval of ['1m', '1h']) {
+    const k = timeframes[interval];
+    const copy = Array.from(k);
+    const same = (a, b) => JSON.stringify(a) === JSON.stringify(b) && Array.isArray(a) === Array.isArray(b) && (!Array.isArray(a) || a.length === b.length);
+    const calls = [
+      ['getLatestRSI', [14]], ['getLatestRSI', [7]], ['getLatestEMA', [50]], ['calculateMA', [20]], ['calculateAvgVolume', [20]],
+      ['getLatestBollingerBands', [20, 2]], ['getLatestMACD', []], ['getLatestStochRSI', []], ['getLatestVWAP', []], ['calculateADX', [14]],
+      ['calculateEMASeries', [9]], ['calculateEMASeries', [21]], ['calculateRSI', [14]], ['calculateMASeries', [20]], ['calculateMACDValues', []],
+      ['calculateBollingerBands', [20, 2]],
+    ];
+    for (let period = 2; period <= 40; period += 6) calls.push(['calculateMASeries', [period]]);
+    for (const [name, args] of calls) {
+      checks.push(same(helpers[name](k, ...args), helpers[name](copy, ...args)));
+      for (const [from, to] of [[0, -1], [-100, undefined], [10, 60], [-5, -5], [-3, undefined]]) {
+        checks.push(same(helpers[name](k.slice(from, to), ...args), helpers[name](copy.slice(from, to), ...args)));
+      }
+    }
+    const series = helpers.calculateEMASeries(k, 9);
+    checks.push(series[0] === null && typeof series[series.length - 1] === 'number' && series.at(-1) === series[k.length - 1]);
+  }
+  return { match: checks.every(Boolean), conditions: checks.map((ok, i) => ok ? '' : 'check ' + i + ' differs').filter(Boolean) };`;
+
+describe('the results board', () => {
+  it('answers every kind of result like the library on a copy, tick after tick, and the callbacks fall away once it has learned', () => {
+    const webapp = makeTrader(PARITY, { requiredTimeframes: ['1h'] });
+    const textbook = makeTrader(PARITY, { requiredTimeframes: ['1h'], helpers: 'textbook' });
+    const thread = startThread([webapp, textbook]);
+    const ticks = [thread.run(), thread.run(), thread.run(), thread.run()];
+    for (const { results } of ticks) {
+      for (const result of results) {
+        expect(result.errors).toEqual([]);
+        expect(result.matches.filter((m) => m.conditions.length > 0)).toEqual([]);
+        expect(result.matches.map((m) => m.symbol)).toEqual(SYMBOLS);
+      }
+    }
+    // The first tick asks through the callback; the board grows to hold the calls; then nothing is asked.
+    expect(ticks[0]!.memoHits + ticks[0]!.memoMisses).toBeGreaterThan(0);
+    expect(ticks[3]!.memoHits).toBe(0);
+    expect(ticks[3]!.memoMisses).toBeGreaterThan(0);
+  });
+
+  it('results it cannot hold (node lists, arrays of records) still come through the callback, equal to the library', () => {
+    const nodes = makeTrader(`
+      const k = timeframes['1m'];
+      const copy = Array.from(k);
+      const checks = [
+        JSON.stringify(hvnNodes) === JSON.stringify(helpers.calculateHighVolumeNodes(copy, { lookback: Math.min(copy.length, 100) })),
+        JSON.stringify(helpers.calculateStochRSI(k)) === JSON.stringify(helpers.calculateStochRSI(copy)),
+        JSON.stringify(helpers.calculateHighVolumeNodes(k, { bins: 30 })) === JSON.stringify(helpers.calculateHighVolumeNodes(copy, { bins: 30 })),
+      ];
+      return { match: checks.every(Boolean), conditions: checks.map(String) };`);
+    const thread = startThread([nodes]);
+    for (let i = 0; i < 3; i++) {
+      const { results, memoHits, memoMisses } = thread.run();
+      expect(results[0]!.errors).toEqual([]);
+      expect(results[0]!.matches).toHaveLength(SYMBOLS.length);
+      expect(memoHits + memoMisses).toBeGreaterThan(0);
+    }
+  });
+
+  it("a result read from the board is the filter's own: writing to it changes neither its next call nor another trader's", () => {
+    const writer = makeTrader(`
+      const k = timeframes['1m'];
+      const first = helpers.calculateEMASeries(k, 9);
+      first.fill(0); first.push(1); first.length = 3; first[0] = 'x';
+      const bands = helpers.getLatestBollingerBands(k, 20, 2);
+      bands.upper = -1; delete bands.lower; bands.extra = 1;
+      const again = helpers.calculateEMASeries(k, 9);
+      const bandsAgain = helpers.getLatestBollingerBands(k, 20, 2);
+      const copy = Array.from(k);
+      const checks = [
+        again !== first && JSON.stringify(again) === JSON.stringify(helpers.calculateEMASeries(copy, 9)),
+        bandsAgain !== bands && JSON.stringify(bandsAgain) === JSON.stringify(helpers.getLatestBollingerBands(copy, 20, 2)),
+      ];
+      return { match: checks.every(Boolean), conditions: checks.map(String) };`);
+    const reader = makeTrader(`
+      const k = timeframes['1m'];
+      const ema = helpers.calculateEMASeries(k, 9);
+      const bands = helpers.getLatestBollingerBands(k, 20, 2);
+      return { match: true, conditions: [String(ema[ema.length - 1]), String(ema.length), JSON.stringify(bands)] };`);
+    const thread = startThread([writer, reader]);
+    const reference = evaluateUnsandboxed([reader], { ...tick, traderIds: [reader.id] })[0]!;
+    for (let i = 0; i < 3; i++) {
+      const [written, read] = thread.run().results;
+      expect(written!.errors).toEqual([]);
+      expect(written!.matches).toHaveLength(SYMBOLS.length);
+      expect(written!.matches.every((m) => m.conditions.every((c) => c === 'true'))).toBe(true);
+      expect(read!.matches).toEqual(withoutPrices(reference.matches));
+    }
+  });
+
+  it('a filter that hooks every prototype and global the runtime could touch cannot capture the board, write to it, or change what a neighbour reads', () => {
+    const hooker = makeTrader(`
+      let captured = false;
+      const grab = (value) => {
+        try {
+          const buffer = value && value.buffer;
+          if (buffer instanceof SharedArrayBuffer) { captured = true; new Float64Array(buffer).fill(7); }
+        } catch (e) {}
+      };
+      const TypedArray = Object.getPrototypeOf(Float64Array.prototype);
+      for (const name of ['length', 'buffer', 'byteLength', 'byteOffset']) {
+        const original = Object.getOwnPropertyDescriptor(TypedArray, name);
+        Object.defineProperty(TypedArray, name, { configurable: true, get() { grab(this); return original.get.call(this); } });
+      }
+      for (const name of ['subarray', 'slice', 'set', 'fill', 'at', 'map', 'forEach']) {
+        const original = TypedArray[name];
+        TypedArray[name] = function (...args) { grab(this); return original.apply(this, args); };
+      }
+      const mapGet = Map.prototype.get;
+      Map.prototype.get = function (key) { const value = mapGet.call(this, key); grab(value); return typeof value === 'number' ? 0 : value; };
+      const mapSet = Map.prototype.set;
+      Map.prototype.set = function (key, value) { grab(value); return mapSet.call(this, key, value); };
+      const parse = JSON.parse;
+      JSON.parse = (text) => { const value = parse(text); return value && value.keys ? { keys: [], shapes: [] } : value; };
+      Reflect.apply = () => 0;
+      Reflect.defineProperty = () => true;
+      Object.defineProperty(Object.prototype, 'upper', { configurable: true, set(v) { grab(this); } });
+      Object.defineProperty(Array.prototype, 'keys', { configurable: true, get() { grab(this); return undefined; } });
+      globalThis.Float64Array = function () { captured = true; };
+      const k = timeframes['1m'];
+      const ema = helpers.calculateEMASeries(k, 9);
+      const rsi = helpers.getLatestRSI(k, 14);
+      return { match: true, conditions: [String(captured), String(typeof rsi), String(Array.isArray(ema))] };`);
+    const victim = makeTrader(`
+      const k = timeframes['1m'];
+      const ema = helpers.calculateEMASeries(k, 9);
+      const bands = helpers.getLatestBollingerBands(k, 20, 2);
+      return { match: true, conditions: [String(helpers.getLatestRSI(k, 14)), String(ema[ema.length - 1]), String(ema[3]), JSON.stringify(bands), String(helpers.calculateAvgVolume(k.slice(0, -1), 20))] };`);
+    const thread = startThread([hooker, victim]);
+    const reference = evaluateUnsandboxed([victim], { ...tick, traderIds: [victim.id] })[0]!;
+    for (let i = 0; i < 4; i++) {
+      const [hooked, seen] = thread.run().results;
+      expect(hooked!.errors).toEqual([]);
+      expect(hooked!.matches.map((m) => m.conditions[0])).toEqual(SYMBOLS.map(() => 'false'));
+      expect(seen!.errors).toEqual([]);
+      expect(seen!.matches).toEqual(withoutPrices(reference.matches));
+    }
+  });
+});
