@@ -1,7 +1,7 @@
 // The trusted code that runs first inside every trader's isolate: compiles the filter, builds its inputs lazily, reads its verdict.
 //
 // `installRuntime` is never called in Node: the sandbox injects its source, with the functions it
-// composes (createJudge, installKlineViews, installHelperBridge, guardAllocations: ./runtime/), into a
+// composes (createJudge, installLazyArrays, installKlineViews, installHelperBridge, guardAllocations: ./runtime/), into a
 // fresh isolate (types are stripped by then), so all of them must stay self-contained plain JavaScript
 // that only touch their parameters and the isolate's own builtins. A filter may replace any prototype
 // method or global of its isolate, so every builtin the runtime uses is captured before any filter
@@ -14,7 +14,7 @@ import { guardAllocations } from './runtime/allocationGuard.ts';
 import { installHelperBridge, type Memo } from './runtime/helperBridge.ts';
 import { createJudge, type JudgeLimits } from './runtime/judge.ts';
 import { type Attach, installKlineViews } from './runtime/klineViews.ts';
-import { type ConnectBoard, installResultBoard } from './runtime/resultBoard.ts';
+import { installLazyArrays } from './runtime/lazyArrays.ts';
 
 // What the sandbox reads of the runtime's bounds and verdicts, kept at this path for its importers (the code is in ./runtime/).
 export { decodeVerdict, hostJudge, JUDGE_LIMITS, MAX_MESSAGE_CHARS } from './runtime/judge.ts';
@@ -51,21 +51,47 @@ export const BATCH_SEPARATOR = '\u0001';
  * The runtime of one isolate: the judge, the kline views and the helper bridge, each capturing its
  * builtins now (before any filter code), and the three entry points the sandbox calls.
  */
-export function installRuntime(attach: Attach, memo: Memo, connectBoard: ConnectBoard, library: Record<string, (...args: unknown[]) => unknown>, klineHelperNames: string[], rowFields: number, judgeLimits: JudgeLimits): IsolateRuntime {
+export function installRuntime(attach: Attach, memo: Memo, library: Record<string, (...args: unknown[]) => unknown>, klineHelperNames: string[], rowFields: number, judgeLimits: JudgeLimits): IsolateRuntime {
   'use strict';
   const defineProperty = Reflect.defineProperty;
   const FunctionCtor = Function;
   const parseJson = JSON.parse;
   const judge = createJudge({ apply: Reflect.apply, isArray: Array.isArray, charCodeAt: String.prototype.charCodeAt, fromCharCode: String.fromCharCode, defineProperty, ownKeys: Reflect.ownKeys }, judgeLimits);
   const views = installKlineViews(attach, rowFields);
-  const bridge = installHelperBridge(memo, connectBoard, library, klineHelperNames, views.handleOf);
-  // Reused for every timeframe an evaluation defines (never handed to a filter): a fresh
-  // `{ __proto__: null, … }` descriptor per definition cost more than the rest of the setup.
+  const bridge = installHelperBridge(memo, library, klineHelperNames, views.handleOf);
+  // Reused for the timeframes past the fourth (never handed to a filter): a fresh `{ __proto__: null, … }`
+  // descriptor per definition cost more than the rest of the setup.
   const entryDescriptor = { __proto__: null, value: undefined as unknown, writable: true, enumerable: true, configurable: true } as PropertyDescriptor;
   let filter: ((...args: unknown[]) => unknown) | null = null;
   let wantsHvnNodes = true;
   let tickTickers: Array<Record<string, string>> = [];
   let tickSpecs: SymbolSpec[] = [];
+
+  /** The kline array of the spec's `n`th timeframe. */
+  function timeframeAt(spec: SymbolSpec, n: number): unknown[] {
+    const at = 1 + n * 5;
+    return views.timeframe(spec[at + 1] as number, spec[at + 2] as number, spec[at + 3] as number, spec[at + 4] as number);
+  }
+
+  /**
+   * The `timeframes` object of a spec, with its intervals as keys in order. An object literal defines
+   * its properties (a setter a filter put on Object.prototype never runs) and, for up to four
+   * timeframes, builds the object in one step: defining each property cost more than the kline arrays.
+   */
+  function timeframesOf(spec: SymbolSpec): Record<string, unknown> {
+    const count = (spec.length - 1) / 5;
+    if (count === 1) return { [spec[1] as string]: timeframeAt(spec, 0) };
+    if (count === 2) return { [spec[1] as string]: timeframeAt(spec, 0), [spec[6] as string]: timeframeAt(spec, 1) };
+    if (count === 3) return { [spec[1] as string]: timeframeAt(spec, 0), [spec[6] as string]: timeframeAt(spec, 1), [spec[11] as string]: timeframeAt(spec, 2) };
+    if (count === 4) return { [spec[1] as string]: timeframeAt(spec, 0), [spec[6] as string]: timeframeAt(spec, 1), [spec[11] as string]: timeframeAt(spec, 2), [spec[16] as string]: timeframeAt(spec, 3) };
+    const timeframes: Record<string, unknown> = {};
+    for (let i = 1; i + 4 < spec.length; i += 5) {
+      entryDescriptor.value = timeframeAt(spec, (i - 1) / 5);
+      defineProperty(timeframes, spec[i] as string, entryDescriptor);
+      entryDescriptor.value = undefined;
+    }
+    return timeframes;
+  }
 
   function evaluate(symbol: number): boolean | string {
     if (filter === null) return judge.encodeError('filter is not compiled');
@@ -73,12 +99,7 @@ export function installRuntime(attach: Attach, memo: Memo, connectBoard: Connect
     const source = tickTickers[symbol]!;
     // A spread copies own data properties by definition (no setter, getter or iterator a filter could have planted runs), and V8 clones the shape in one step.
     const ticker: Record<string, string> = { ...source };
-    const timeframes: Record<string, unknown> = {};
-    for (let i = 1; i + 4 < spec.length; i += 5) {
-      entryDescriptor.value = views.timeframe(spec[i + 1] as number, spec[i + 2] as number, spec[i + 3] as number, spec[i + 4] as number);
-      defineProperty(timeframes, spec[i] as string, entryDescriptor);
-      entryDescriptor.value = undefined;
-    }
+    const timeframes = timeframesOf(spec);
     try {
       const hvnNodes = wantsHvnNodes ? bridge.hvnNodesOf(spec) : [];
       const result = filter(ticker, timeframes, bridge.helpers, hvnNodes);
@@ -88,6 +109,9 @@ export function installRuntime(attach: Attach, memo: Memo, connectBoard: Connect
       return judge.encodeVerdict(verdict);
     } catch (error) {
       return judge.encodeError(judge.describeError(error));
+    } finally {
+      // This evaluation's kline arrays are no longer the helpers' to memoize, nor kept alive for them.
+      views.endEvaluation();
     }
   }
 
@@ -129,5 +153,5 @@ export function installRuntime(attach: Attach, memo: Memo, connectBoard: Connect
 
 /** Source of everything the isolate needs besides the helpers, to evaluate before calling installRuntime. */
 export function runtimeFunctionsSource(): string {
-  return [createJudge, guardAllocations, installKlineViews, installResultBoard, installHelperBridge, installRuntime].map((fn) => unqualified(fn.toString())).join('\n');
+  return [createJudge, guardAllocations, installLazyArrays, installKlineViews, installHelperBridge, installRuntime].map((fn) => unqualified(fn.toString())).join('\n');
 }
