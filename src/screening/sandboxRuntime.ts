@@ -15,6 +15,7 @@ import { installHelperBridge, type Memo } from './runtime/helperBridge.ts';
 import { createJudge, type JudgeLimits } from './runtime/judge.ts';
 import { type Attach, installKlineViews } from './runtime/klineViews.ts';
 import { installLazyArrays } from './runtime/lazyArrays.ts';
+import { type ConnectBoard, installResultBoard } from './runtime/resultBoard.ts';
 
 // What the sandbox reads of the runtime's bounds and verdicts, kept at this path for its importers (the code is in ./runtime/).
 export { decodeVerdict, hostJudge, JUDGE_LIMITS, MAX_MESSAGE_CHARS } from './runtime/judge.ts';
@@ -51,14 +52,14 @@ export const BATCH_SEPARATOR = '\u0001';
  * The runtime of one isolate: the judge, the kline views and the helper bridge, each capturing its
  * builtins now (before any filter code), and the three entry points the sandbox calls.
  */
-export function installRuntime(attach: Attach, memo: Memo, library: Record<string, (...args: unknown[]) => unknown>, klineHelperNames: string[], rowFields: number, judgeLimits: JudgeLimits): IsolateRuntime {
+export function installRuntime(attach: Attach, memo: Memo, connectBoard: ConnectBoard, library: Record<string, (...args: unknown[]) => unknown>, klineHelperNames: string[], rowFields: number, judgeLimits: JudgeLimits): IsolateRuntime {
   'use strict';
   const defineProperty = Reflect.defineProperty;
   const FunctionCtor = Function;
   const parseJson = JSON.parse;
   const judge = createJudge({ apply: Reflect.apply, isArray: Array.isArray, charCodeAt: String.prototype.charCodeAt, fromCharCode: String.fromCharCode, defineProperty, ownKeys: Reflect.ownKeys }, judgeLimits);
   const views = installKlineViews(attach, rowFields);
-  const bridge = installHelperBridge(memo, library, klineHelperNames, views.handleOf);
+  const bridge = installHelperBridge(memo, connectBoard, library, klineHelperNames, views.handleOf);
   // Reused for the timeframes past the fourth (never handed to a filter): a fresh `{ __proto__: null, … }`
   // descriptor per definition cost more than the rest of the setup.
   const entryDescriptor = { __proto__: null, value: undefined as unknown, writable: true, enumerable: true, configurable: true } as PropertyDescriptor;
@@ -153,5 +154,5 @@ export function installRuntime(attach: Attach, memo: Memo, library: Record<strin
 
 /** Source of everything the isolate needs besides the helpers, to evaluate before calling installRuntime. */
 export function runtimeFunctionsSource(): string {
-  return [createJudge, guardAllocations, installLazyArrays, installKlineViews, installHelperBridge, installRuntime].map((fn) => unqualified(fn.toString())).join('\n');
+  return [createJudge, guardAllocations, installLazyArrays, installKlineViews, installResultBoard, installHelperBridge, installRuntime].map((fn) => unqualified(fn.toString())).join('\n');
 }
