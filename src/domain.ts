@@ -102,6 +102,24 @@ export function writeCandleRow(rows: Float64Array, row: number, c: Candle): void
   rows[o + 10] = c.takerBuyQuoteVolume;
 }
 
+/** The candle in row `row` (writeCandleRow's inverse). */
+export function readCandleRow(rows: Float64Array, row: number): Candle {
+  const o = row * CANDLE_ROW_FIELDS;
+  return {
+    openTime: rows[o]!,
+    open: rows[o + 1]!,
+    high: rows[o + 2]!,
+    low: rows[o + 3]!,
+    close: rows[o + 4]!,
+    volume: rows[o + 5]!,
+    closeTime: rows[o + 6]!,
+    quoteVolume: rows[o + 7]!,
+    trades: rows[o + 8]!,
+    takerBuyBaseVolume: rows[o + 9]!,
+    takerBuyQuoteVolume: rows[o + 10]!,
+  };
+}
+
 /** Where a candle's data came from; recorded in signal provenance. */
 export type CandleOrigin = 'stream' | 'backfill' | 'gapfill';
 

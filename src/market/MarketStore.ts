@@ -1,6 +1,6 @@
 // The only owner of market data: bounded numeric rows of closed candles per (symbol, interval) in shared memory, the forming candle, tickers and their snapshots at recent closes.
 import type { Clock } from '../clock.ts';
-import { CANDLE_ROW_FIELDS, type Candle, sharedCandleRows, type CandleOrigin, type Interval, type Ticker, writeCandleRow } from '../domain.ts';
+import { CANDLE_ROW_FIELDS, type Candle, readCandleRow, sharedCandleRows, type CandleOrigin, type Interval, type Ticker, writeCandleRow } from '../domain.ts';
 import type { CandleClosedEvent, CandleSeriesView, MarketView, SharedCandleRows } from '../ports.ts';
 
 export type ApplyResult = 'closed' | 'updated' | 'duplicate' | 'stale';
@@ -166,21 +166,7 @@ export class CandleSeries implements CandleSeriesView {
   }
 
   private read(slot: number): Candle {
-    const r = this.rows;
-    const o = slot * FIELDS;
-    return {
-      openTime: r[o]!,
-      open: r[o + 1]!,
-      high: r[o + 2]!,
-      low: r[o + 3]!,
-      close: r[o + 4]!,
-      volume: r[o + 5]!,
-      closeTime: r[o + 6]!,
-      quoteVolume: r[o + 7]!,
-      trades: r[o + 8]!,
-      takerBuyBaseVolume: r[o + 9]!,
-      takerBuyQuoteVolume: r[o + 10]!,
-    };
+    return readCandleRow(this.rows, slot);
   }
 
   private write(slot: number, c: Candle): void {

@@ -2,11 +2,11 @@
 import type { Clock } from '../clock.ts';
 import { type Candle, type Interval, type Trader, candleOpenTimeAt, intervalMs } from '../domain.ts';
 import type { Logger } from '../logger.ts';
-import { MarketStore } from '../market/MarketStore.ts';
 import { RisingEdges } from '../orchestration/RisingEdges.ts';
 import { TruncatedMarketView } from '../orchestration/TruncatedMarketView.ts';
-import type { ScreenerMatch, ScreenerPort, TraderTickOutcome } from '../ports.ts';
+import type { MarketView, ScreenerMatch, ScreenerPort, SharedCandleRows, TraderTickOutcome } from '../ports.ts';
 import type { Screener } from '../screening/Screener.ts';
+import { packCandles, ReplayMarket } from './ReplayMarket.ts';
 
 /** A would-be signal, in the shape of the `signals` row it would have been (the --json output). */
 export interface ReplaySignal {
@@ -57,9 +57,15 @@ export interface ReplayRequest {
   to: number;
 }
 
-/** Where replay reads closed candles (KlineCache in production). */
+/** Where replay reads closed candles (KlineCache for requests, StoreCandles for look-backs). */
 export interface ClosedCandleSource {
+  /** The closed candles with an open time in [startTime, endTime), oldest first. */
   closedCandles(symbol: string, interval: Interval, startTime: number, endTime: number): Promise<Candle[]>;
+  /**
+   * The same candles as rows in shared memory that nobody rewrites, where the source keeps them (the live store):
+   * the replay then reads them in place. Undefined (or absent) when it has none; closedCandles serves then.
+   */
+  closedRows?(symbol: string, interval: Interval, startTime: number, endTime: number): Promise<SharedCandleRows | undefined>;
 }
 
 export interface ReplayEngineOptions {
@@ -102,52 +108,48 @@ export class ReplayEngine {
 
     // Every timeframe the trader reads, from `history` candles before the first replayed close (the live
     // worker's series length at that close, and the candle before it for the first edge) to the last close.
-    const pending: Array<{ symbol: string; interval: Interval; candle: Candle }> = [];
+    // Each series is one window of rows, read in place at every close (the live store's own rows for a
+    // look-back): per-candle objects of 200 symbols x 2 timeframes x 500 candles held ~60 MB of heap per trader.
+    const market = new ReplayMarket(this.options.history);
     for (const symbol of symbols) {
       for (const timeframe of trader.timeframes) {
         const start = candleOpenTimeAt(timeframe, first + length) - (this.options.history + 1) * intervalMs(timeframe);
-        for (const candle of await this.options.candles.closedCandles(symbol, timeframe, start, lastBoundary)) {
-          pending.push({ symbol, interval: timeframe, candle });
-        }
+        const rows = await this.rowsOf(symbol, timeframe, start, lastBoundary);
+        if (rows.length > 0) market.add(symbol, timeframe, rows);
       }
     }
-    pending.sort((a, b) => a.candle.closeTime - b.candle.closeTime);
 
-    const store = new MarketStore({ history: this.options.history, clock: this.options.clock });
     const edges = new RisingEdges();
     this.options.screener.setTraders([trader]);
-    let next = 0;
     const slice = this.options.slice ?? ((work) => work());
     for (let openTime = first; openTime < end; openTime += length) {
-      const boundary = openTime + length;
-      const verdicts = await slice(() => {
-        // The store holds what a live worker held at this close: the series up to it, `history` long.
-        while (next < pending.length && pending[next]!.candle.closeTime < boundary) {
-          const { symbol, interval: timeframe, candle } = pending[next]!;
-          store.applyCandle(symbol, timeframe, candle, true, 'backfill');
-          next++;
-        }
-        return this.candle(request, edges, store, openTime, report);
-      });
+      // The market as a live worker held it at this close: the series up to it, `history` long.
+      const verdicts = await slice(() => this.candle(request, edges, market, openTime, report));
       report.candles.push(verdicts);
       if (report.disabled !== null) break;
     }
     return report;
   }
 
-  private async candle(request: ReplayRequest, edges: RisingEdges, store: MarketStore, openTime: number, report: ReplayReport): Promise<CandleVerdicts> {
+  /** A series' candles in [startTime, endTime) as rows: the source's own when it has them, else packed from its candles. */
+  private async rowsOf(symbol: string, interval: Interval, startTime: number, endTime: number): Promise<SharedCandleRows> {
+    const { candles } = this.options;
+    return (await candles.closedRows?.(symbol, interval, startTime, endTime)) ?? packCandles(await candles.closedCandles(symbol, interval, startTime, endTime));
+  }
+
+  private async candle(request: ReplayRequest, edges: RisingEdges, history: ReplayMarket, openTime: number, report: ReplayReport): Promise<CandleVerdicts> {
     const { trader } = request;
     const interval = trader.filter.refreshInterval;
     const boundary = openTime + intervalMs(interval);
     const at = new Date(openTime).toISOString();
+    const market = history.at(boundary);
     // As the live tick: a symbol is screened only when every timeframe the trader reads is complete at this close.
     const complete = request.symbols.filter((symbol) =>
-      trader.timeframes.every((timeframe) => store.series(symbol, timeframe)?.lastClosed()?.openTime === candleOpenTimeAt(timeframe, boundary) - intervalMs(timeframe)),
+      trader.timeframes.every((timeframe) => market.series(symbol, timeframe)?.lastClosed()?.openTime === candleOpenTimeAt(timeframe, boundary) - intervalMs(timeframe)),
     );
     const verdicts: CandleVerdicts = { candle_open_time: at, evaluated: 0, matched: 0, errors: 0, skipped: request.symbols.length - complete.length, signals: 0 };
     if (complete.length === 0) return verdicts;
     // No ticker history here: replayed closes are REST closes, and filters get the minimal ticker as the live worker gives them.
-    const market = new TruncatedMarketView(store, boundary);
     const result = await this.options.screener.run({ interval, candleOpenTime: openTime, traderIds: [trader.id], symbols: complete, market });
     const outcome = result.traders.find((candidate) => candidate.traderId === trader.id);
     if (outcome === undefined) return verdicts;
@@ -161,7 +163,7 @@ export class ReplayEngine {
     if (outcome.disabled !== null) report.disabled = { candle_open_time: at, reason: outcome.disabled.reason };
 
     const unknown = outcome.matches.map((match) => match.symbol).filter((symbol) => edges.verdict(trader.id, symbol, interval, openTime) === 'unknown');
-    const matchedBefore = unknown.length > 0 ? await this.previous(trader, edges, store, openTime, unknown) : new Set<string>();
+    const matchedBefore = unknown.length > 0 ? await this.previous(trader, edges, market, openTime, unknown) : new Set<string>();
     const rising = outcome.matches.filter((match) => {
       const verdict = edges.verdict(trader.id, match.symbol, interval, openTime);
       return verdict === 'unknown' ? !matchedBefore.has(match.symbol) : verdict === 'rising';
@@ -178,7 +180,7 @@ export class ReplayEngine {
    * The verdicts at the candle before, for symbols that match now without one: the first replayed candle, or after
    * an error. The live tick primes its edges the same way, on the series as they stood at that earlier close.
    */
-  private async previous(trader: Trader, edges: RisingEdges, store: MarketStore, openTime: number, symbols: string[]): Promise<Set<string>> {
+  private async previous(trader: Trader, edges: RisingEdges, market: MarketView, openTime: number, symbols: string[]): Promise<Set<string>> {
     const interval = trader.filter.refreshInterval;
     const previousOpenTime = openTime - intervalMs(interval);
     try {
@@ -187,7 +189,7 @@ export class ReplayEngine {
         candleOpenTime: previousOpenTime,
         traderIds: [trader.id],
         symbols,
-        market: new TruncatedMarketView(store, openTime),
+        market: new TruncatedMarketView(market, openTime),
       });
       const outcome = result.traders.find((candidate) => candidate.traderId === trader.id);
       const matched = new Set((outcome?.matches ?? []).map((match) => match.symbol));

@@ -228,13 +228,19 @@ export class ReplayService {
       const source = lookback?.source ?? this.options.createCandles(dir);
       const history = lookback === undefined ? this.options.history : this.options.history - lookback.candles - 1;
       // A fetch waits for a quiet moment too, but mostly waits on the network: it holds no slice.
-      const candles: ClosedCandleSource = {
-        closedCandles: async (...args) => {
+      const quietly =
+        <A extends unknown[], R>(read: (...args: A) => Promise<R>) =>
+        async (...args: A): Promise<R> => {
           await gate.quiet(signal);
-          return source.closedCandles(...args);
-        },
+          return read(...args);
+        };
+      const candles: ClosedCandleSource = {
+        closedCandles: quietly((...args) => source.closedCandles(...args)),
+        ...(source.closedRows === undefined ? {} : { closedRows: quietly((...args) => source.closedRows!(...args)) }),
       };
+      // Only a shadow compares verdicts (a look-back of 200 symbols x 100 candles would keep 20,000 of them for nothing).
       const verdicts = new Map<string, ScreenerMatch | null>();
+      const onVerdicts = job.kind === 'shadow' ? (openTime: number, evaluated: readonly string[], matches: readonly ScreenerMatch[]) => recordVerdicts(verdicts, openTime, evaluated, matches) : undefined;
       const engine = new ReplayEngine({
         candles,
         screener,
@@ -242,7 +248,7 @@ export class ReplayService {
         clock: this.options.clock,
         logger: this.log,
         slice: (work) => gate.slice(work, signal),
-        onVerdicts: (openTime, evaluated, matches) => recordVerdicts(verdicts, openTime, evaluated, matches),
+        ...(onVerdicts === undefined ? {} : { onVerdicts }),
       });
       if (job.kind === 'shadow' && job.previous?.ok === true) return await this.shadow(job, engine, verdicts, job.previous.trader, trader);
       const report = await engine.replay({ trader, symbols: job.symbols, from: job.from, to: job.to });
