@@ -110,4 +110,38 @@ describe('kline arrays and the objects around them', () => {
     expect(outcomes[0]!.errors).toEqual([]);
     expect(outcomes[0]!.matches.map((m) => m.conditions)).toEqual(SYMBOLS.map(() => ['true', 'true', 'true', 'true']));
   });
+
+  it('read every shape of verdict like the unsandboxed reference: conditions, warnings, truthiness and the order of reads', async () => {
+    const shapes = [
+      `return { match: true, conditions: ['a', 'b\\u0000c', 'd'.repeat(600)] };`,
+      `return { match: true };`,
+      `return { match: true, conditions: [] };`,
+      `return { match: 1, conditions: ['loose', 2, null, 'kept'] };`,
+      `return { match: true, conditions: 'one string' };`,
+      `return { match: false, conditions: ['never read'] };`,
+      `return { conditions: ['no match key'] };`,
+      `return [1, 2];`,
+      `return 0;`,
+      `return 'yes';`,
+      `return undefined;`,
+      `return () => true;`,
+      `return { match: true, conditions: Array.from({ length: 60 }, (_, i) => 'c' + i) };`,
+      `return { match: true, conditions: ['\\ud800 lone', 'ok'], values: { a: 1, 'bad key': 2, b: NaN } };`,
+      // Getters see the order the verdict is read in: match, conditions, each condition, values.
+      `const seen = []; return { get match() { seen.push('match'); return true; }, get conditions() { seen.push('conditions'); return [{ toString() { return 'x'; } }, 'first', { get length() { return 0; } }].concat([seen.join()]); }, get values() { seen.push('values'); return undefined; } };`,
+      `return new Proxy({ match: true, conditions: ['through a proxy'] }, {});`,
+    ];
+    const traders = shapes.map((code) => makeTrader(code));
+    const { outcomes, tick } = await screenTick(screener, traders, SYMBOLS, market);
+    const reference = evaluateUnsandboxed(traders, tick);
+    const comparable = (outcome: (typeof outcomes)[number]) => ({ matches: outcome.matches.map((m) => [m.symbol, m.conditions]), warnings: outcome.warnings, errors: outcome.errors, evaluated: outcome.evaluatedSymbols });
+    for (let i = 0; i < shapes.length; i++) {
+      const sandboxed = outcomes[i]!;
+      const expected = reference.find((r) => r.traderId === traders[i]!.id)!;
+      expect(comparable(sandboxed), shapes[i]).toEqual(comparable(expected));
+    }
+    // The shapes do differ: some match with conditions, some warn, some do not match.
+    expect(outcomes.filter((o) => o.warnings.length > 0).length).toBeGreaterThan(3);
+    expect(outcomes.filter((o) => o.matches.length === 0).length).toBe(3);
+  });
 });

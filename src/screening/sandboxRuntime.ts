@@ -103,11 +103,7 @@ export function installRuntime(attach: Attach, memo: Memo, connectBoard: Connect
     const timeframes = timeframesOf(spec);
     try {
       const hvnNodes = wantsHvnNodes ? bridge.hvnNodesOf(spec) : [];
-      const result = filter(ticker, timeframes, bridge.helpers, hvnNodes);
-      if (result === true || result === false) return result;
-      const verdict = judge.readVerdict(result);
-      if (verdict.warning === null && verdict.conditions.length === 0 && verdict.values === undefined) return verdict.match;
-      return judge.encodeVerdict(verdict);
+      return judge.encodeResult(filter(ticker, timeframes, bridge.helpers, hvnNodes));
     } catch (error) {
       return judge.encodeError(judge.describeError(error));
     } finally {

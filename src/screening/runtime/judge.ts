@@ -113,8 +113,12 @@ export function createJudge(intrinsics: Intrinsics, limits: JudgeLimits) {
     }
   }
 
-  /** The conditions of a match: strings only, at most MAX_CONDITIONS of at most MAX_CONDITION_CHARS. */
-  function readConditions(list: unknown, out: { conditions: string[]; warning: string | null }): void {
+  /**
+   * The conditions of a match: strings only, at most MAX_CONDITIONS of at most MAX_CONDITION_CHARS, as
+   * `out.conditions`, or with `asText` as `out.text` (each one after a FIELD, as encodeVerdict writes
+   * them): the isolate's path, which then builds no array.
+   */
+  function readConditions(list: unknown, out: { conditions: string[]; text: string; warning: string | null }, asText: boolean): void {
     if (list === undefined || list === null) return;
     if (!isArray(list)) {
       out.warning = 'conditions is ' + kindOf(list) + ', not an array of strings; ignored';
@@ -123,15 +127,19 @@ export function createJudge(intrinsics: Intrinsics, limits: JudgeLimits) {
     const length = (list as { length: unknown }).length;
     const count = typeof length === 'number' && length > 0 ? (length < MAX_CONDITIONS ? length : MAX_CONDITIONS) : 0;
     const conditions: string[] = [];
+    let text = '';
     let kept = 0;
     for (let i = 0; i < count; i++) {
       const condition = (list as Record<number, unknown>)[i];
+      if (typeof condition !== 'string') {
+        if (out.warning === null) out.warning = 'conditions[' + i + '] is ' + kindOf(condition) + ', not a string; skipped';
+      } else if (asText) text += '\u0000' + sanitize(condition, MAX_CONDITION_CHARS);
       // Defined, not assigned (and by a descriptor without a prototype): an index setter or a `get` a
       // filter put on a prototype must not swallow or spoil it.
-      if (typeof condition === 'string') defineProperty(conditions, kept++, { __proto__: null, value: sanitize(condition, MAX_CONDITION_CHARS), writable: true, enumerable: true, configurable: true } as PropertyDescriptor);
-      else if (out.warning === null) out.warning = 'conditions[' + i + '] is ' + kindOf(condition) + ', not a string; skipped';
+      else defineProperty(conditions, kept++, { __proto__: null, value: sanitize(condition, MAX_CONDITION_CHARS), writable: true, enumerable: true, configurable: true } as PropertyDescriptor);
     }
     out.conditions = conditions;
+    out.text = text;
   }
 
   /** A value key the encoding and a database column can carry verbatim: letters, digits, `_`, `.`, `-`. */
@@ -178,6 +186,11 @@ export function createJudge(intrinsics: Intrinsics, limits: JudgeLimits) {
     if (kept > 0) out.values = values;
   }
 
+  /** The warning of an object verdict whose `match` is neither true nor false. */
+  function looseMatch(match: unknown): string {
+    return 'returned an object whose match is ' + kindOf(match) + ', not a boolean; read as a match by its truthiness, as the browser does';
+  }
+
   /**
    * The browser's reading: `undefined`, `null`, `false` and `{ match: false }` are no match, `true`
    * and `{ match: true }` a match, anything else counts by its truthiness with a warning. May run
@@ -190,13 +203,12 @@ export function createJudge(intrinsics: Intrinsics, limits: JudgeLimits) {
     if (typeof result === 'object' && !isArray(result)) {
       const match = (result as { match?: unknown }).match;
       if (match === false) return { match: false, conditions: [], warning: null };
-      const out = { conditions: [] as string[], warning: null as string | null, values: undefined as Record<string, number> | undefined };
-      readConditions((result as { conditions?: unknown }).conditions, out);
+      const out = { conditions: [] as string[], text: '', warning: null as string | null, values: undefined as Record<string, number> | undefined };
+      readConditions((result as { conditions?: unknown }).conditions, out, false);
       readValues((result as { values?: unknown }).values, out);
-      if (match === true) return out.values === undefined ? { match: true, conditions: out.conditions, warning: out.warning } : { match: true, conditions: out.conditions, warning: out.warning, values: out.values };
-      const loose = 'returned an object whose match is ' + kindOf(match) + ', not a boolean; read as a match by its truthiness, as the browser does';
       // Object literals, never assignments: a setter a filter put on Object.prototype must not see the verdict.
-      return out.values === undefined ? { match: true, conditions: out.conditions, warning: loose } : { match: true, conditions: out.conditions, warning: loose, values: out.values };
+      const warning = match === true ? out.warning : looseMatch(match);
+      return out.values === undefined ? { match: true, conditions: out.conditions, warning } : { match: true, conditions: out.conditions, warning, values: out.values };
     }
     const truthy = !!result;
     return { match: truthy, conditions: [], warning: 'returned ' + kindOf(result) + '; expected true, false or { match, conditions }; read as ' + (truthy ? 'a match' : 'no match') + ' by its truthiness, as the browser does' };
@@ -208,23 +220,49 @@ export function createJudge(intrinsics: Intrinsics, limits: JudgeLimits) {
    * plain key or in a number's text).
    */
   function encodeVerdict(verdict: Verdict): string {
-    const values = verdict.values;
-    let out = (values === undefined ? 'v' : 'w') + '\u0000' + (verdict.match ? '1' : '0') + '\u0000' + (verdict.warning === null ? '' : sanitize(verdict.warning, MAX_MESSAGE_CHARS));
+    let conditions = '';
+    for (let i = 0; i < verdict.conditions.length; i++) conditions += '\u0000' + verdict.conditions[i];
+    return encodeParts(verdict.match, verdict.warning, verdict.values, conditions);
+  }
+
+  /** encodeVerdict's string from its parts, the conditions already encoded (each after a FIELD). */
+  function encodeParts(match: boolean, warning: string | null, values: Record<string, number> | undefined, conditions: string): string {
+    let out = (values === undefined ? 'v' : 'w') + '\u0000' + (match ? '1' : '0') + '\u0000' + (warning === null ? '' : sanitize(warning, MAX_MESSAGE_CHARS));
     if (values !== undefined) {
       const keys = ownKeys(values);
       out += '\u0000';
       for (let i = 0; i < keys.length; i++) out += (i > 0 ? ';' : '') + (keys[i] as string) + '=' + values[keys[i] as string];
     }
-    const conditions = verdict.conditions;
-    for (let i = 0; i < conditions.length; i++) out += '\u0000' + conditions[i];
-    return out;
+    return out + conditions;
+  }
+
+  /**
+   * What the isolate hands the host for a filter's result: `encodeVerdict(readVerdict(result))`, or the
+   * bare match when the verdict is nothing more (no conditions, warning or values), read in the same
+   * order (the same filter code runs); the common `{ match, conditions }` builds no verdict on the way.
+   */
+  function encodeResult(result: unknown): boolean | string {
+    if (result === true || result === false) return result;
+    if (result === undefined || result === null) return false;
+    if (typeof result !== 'object' || isArray(result)) {
+      const verdict = readVerdict(result);
+      return encodeParts(verdict.match, verdict.warning, undefined, '');
+    }
+    const match = (result as { match?: unknown }).match;
+    if (match === false) return false;
+    const out = { conditions: [] as string[], text: '', warning: null as string | null, values: undefined as Record<string, number> | undefined };
+    readConditions((result as { conditions?: unknown }).conditions, out, true);
+    readValues((result as { values?: unknown }).values, out);
+    const warning = match === true ? out.warning : looseMatch(match);
+    if (warning === null && out.text === '' && out.values === undefined) return true;
+    return encodeParts(true, warning, out.values, out.text);
   }
 
   function encodeError(message: string): string {
     return 'e\u0000' + sanitize(message, MAX_MESSAGE_CHARS);
   }
 
-  return { sanitize, kindOf, describeError, readVerdict, encodeVerdict, encodeError };
+  return { sanitize, kindOf, describeError, readVerdict, encodeVerdict, encodeResult, encodeError };
 }
 
 export type Judge = ReturnType<typeof createJudge>;
