@@ -100,6 +100,13 @@ const argument = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom<unknown>(null, true, false, '', '14', '2.5', 'abc', '-3', '1e3', 'Infinity', 'NaN', '0x10') },
 );
 const argumentLists = fc.array(argument, { maxLength: 6 });
+/** calculateHighVolumeNodes's options as the memo parses them: any of five fields, numbers up to 100,000 (bins up to 1000). */
+const number = fc.oneof(fc.integer({ min: -5, max: 120 }), fc.integer({ min: -100_000, max: 100_000 }), fc.double({ min: -100_000, max: 100_000, noNaN: true }));
+const hvnOptions = fc.record(
+  { bins: fc.oneof(fc.integer({ min: 1, max: 60 }), fc.integer({ min: -3, max: 1000 }), fc.constant(2.5)), threshold: number, lookback: number, minStrength: number, peakTolerance: fc.oneof(number, fc.constantFrom(0, 0.05, -1)) },
+  { requiredKeys: [], noNullPrototype: true },
+);
+const hvnArgumentLists = fc.oneof({ weight: 4, arbitrary: hvnOptions.map((options) => [options]) }, { weight: 1, arbitrary: argumentLists });
 
 const kinds = [...KLINE_HELPERS] as HelperName[];
 
@@ -107,16 +114,16 @@ describe('helpers computed on a series’ rows', () => {
   it('answer bit for bit as the library does on the same klines, for every helper, version and argument list they cover', () => {
     let covered = 0;
     fc.assert(
-      fc.property(market, fc.array(argumentLists, { minLength: 3, maxLength: 3 }), ({ rows, start, length }, argumentSets) => {
+      fc.property(market, fc.array(argumentLists, { minLength: 3, maxLength: 3 }), fc.array(hvnArgumentLists, { minLength: 3, maxLength: 3 }), ({ rows, start, length }, argumentSets, hvnArgumentSets) => {
         for (const version of HELPERS_VERSIONS) {
           for (const helper of kinds) {
-            for (const args of [[], ...argumentSets]) {
+            for (const args of [[], ...(helper === 'calculateHighVolumeNodes' ? hvnArgumentSets : argumentSets)]) {
               const columnar = columnarAnswer(version, helper, rows, start, length, args);
               if (columnar.value === NOT_COVERED) continue;
               covered++;
               const library = libraryAnswer(version, helper, rows, start, length, args);
-              expect(columnar.threw, `${version} ${helper}(${String(args)}) throws`).toBe(library.threw);
-              expect(identical(columnar.value, library.value), `${version} ${helper}(${args.map(String).join(', ')}) on ${length} candles`).toBe(true);
+              expect(columnar.threw, `${version} ${helper}(${JSON.stringify(args)}) throws`).toBe(library.threw);
+              expect(identical(columnar.value, library.value), `${version} ${helper}(${JSON.stringify(args)}) on ${length} candles`).toBe(true);
             }
           }
         }
@@ -140,6 +147,7 @@ describe('helpers computed on a series’ rows', () => {
       ['getLatestMACD', []],
       ['getLatestStochRSI', []],
       ['getLatestVWAP', []],
+      ['calculateHighVolumeNodes', [{ lookback: 100 }]],
     ];
     for (const [helper, args] of calls) {
       const columnar = computeOnRows('webapp', helper, rows, start, length, args);
@@ -155,7 +163,6 @@ describe('helpers computed on a series’ rows', () => {
     expect(computeOnRows('textbook', 'getLatestStochRSI', rows, 0, 40, [])).toBe(NOT_COVERED);
     expect(computeOnRows('webapp', 'calculateADX', rows, 0, 40, [14])).toBe(0);
     expect(computeOnRows('webapp', 'detectEngulfingPattern', rows, 0, 40, [])).toBe(NOT_COVERED);
-    expect(computeOnRows('webapp', 'calculateHighVolumeNodes', rows, 0, 40, [{ lookback: 10 }])).toBe(NOT_COVERED);
   });
 
   it('leave the MACD of closes whose EMAs could overflow to the library, whose NaN numbers and nulls would differ', () => {

@@ -13,30 +13,36 @@ import {
   anchorStart,
   emaInto,
   emaOfSeries,
+  hvnSettings,
   isValidPeriod,
   latestBollingerBands,
   latestEma,
   latestStochRSI,
   nullSeries,
+  spreadVolume,
   trueRange,
   volatilityIndex,
+  volumeNodes,
   wilderRsi,
 } from './internal.ts';
+import { calculateHighVolumeNodes } from './hvn.ts';
 import { helperFunctions, HELPERS_VERSIONS, type HelperFunction } from './library.ts';
 import { calculateAvgVolume, calculateEMASeries, calculateMA, getLatestEMA, getLatestMACD } from './moving.ts';
 import { calculateRSI, getLatestRSI, getLatestStochRSI } from './oscillators.ts';
 import { calculateADX, getHighestHigh, getLatestBollingerBands, getLowestLow } from './trend.ts';
 import { calculateVWAP, calculateVWAPTextbook, getLatestVWAP } from './volume.ts';
-import type { Series } from './types.ts';
+import type { HVNOptions, Series, VolumeNode } from './types.ts';
 
 /** The answer of computeOnRows when it does not cover a call: ask the library instead. */
 export const NOT_COVERED: unique symbol = Symbol('not covered by the columnar helpers');
 
 const F = CANDLE_ROW_FIELDS;
+const OPEN = 1;
 const HIGH = 2;
 const LOW = 3;
 const CLOSE = 4;
 const VOLUME = 5;
+const TAKER_BUY_VOLUME = 9;
 /**
  * Closes beyond this magnitude could overflow an EMA's seed sum (up to 100,000 of them, the memo's
  * largest period) to Infinity, and then the library's NaN numbers and its nulls, which the MACD's
@@ -217,6 +223,33 @@ function latestStochRSIOnRows(
   return latestStochRSI(closes(rows, start, length), rsiPeriod, stochPeriod, kPeriod, dPeriod);
 }
 
+/** calculateHighVolumeNodes: the price range and the volume spread of the last `lookback` candles, then the library's node picking. */
+function volumeNodesOnRows(rows: Float64Array, start: number, length: number, options: HVNOptions = {}): VolumeNode[] {
+  const { bins, threshold, lookback, minStrength, peakTolerance } = hvnSettings(options);
+  if (length === 0) return [];
+  const first = Math.max(0, length - lookback);
+  let minPrice = Infinity;
+  let maxPrice = -Infinity;
+  for (let i = first, o = (start + i) * F; i < length; i++, o += F) {
+    if (rows[o + LOW]! < minPrice) minPrice = rows[o + LOW]!;
+    if (rows[o + HIGH]! > maxPrice) maxPrice = rows[o + HIGH]!;
+  }
+  if (!Number.isFinite(minPrice) || !Number.isFinite(maxPrice) || minPrice >= maxPrice) return [];
+  const binSize = (maxPrice - minPrice) / bins;
+  const volumeByBin: number[] = new Array(bins).fill(0);
+  const buyByBin: number[] = new Array(bins).fill(0);
+  for (let i = first, o = (start + i) * F; i < length; i++, o += F) {
+    const open = rows[o + OPEN]!;
+    const high = rows[o + HIGH]!;
+    const low = rows[o + LOW]!;
+    const close = rows[o + CLOSE]!;
+    const volume = rows[o + VOLUME]!;
+    if (!Number.isFinite(open) || !Number.isFinite(high) || !Number.isFinite(low) || !Number.isFinite(close) || !Number.isFinite(volume)) continue;
+    spreadVolume(volumeByBin, buyByBin, minPrice, binSize, open, high, low, close, volume, rows[o + TAKER_BUY_VOLUME]!);
+  }
+  return volumeNodes(volumeByBin, buyByBin, minPrice, binSize, threshold, minStrength, peakTolerance);
+}
+
 type OnRows = (rows: Float64Array, start: number, length: number, ...args: never[]) => unknown;
 
 /** Each library function covered, with its counterpart on rows: a version is covered for a name exactly when it answers it with that function. */
@@ -237,6 +270,7 @@ const ON_ROWS = new Map<HelperFunction, OnRows>([
   [calculateVWAPTextbook, (rows, start, length) => latestVWAPOnRows(rows, start, length)],
   [getLatestMACD, latestMACDOnRows],
   [getLatestStochRSI, latestStochRSIOnRows],
+  [calculateHighVolumeNodes, volumeNodesOnRows],
 ]);
 
 const COVERED = new Map<HelpersVersion, Map<string, OnRows>>(

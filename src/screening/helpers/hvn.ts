@@ -1,5 +1,5 @@
 // High-volume nodes and the queries over them. Same as the web app.
-import { isValidPeriod, toNumber } from './internal.ts';
+import { hvnSettings, spreadVolume, toNumber, volumeNodes } from './internal.ts';
 import type { HVNOptions, Kline, VolumeNode } from './types.ts';
 
 /**
@@ -9,12 +9,7 @@ import type { HVNOptions, Kline, VolumeNode } from './types.ts';
  * `cacheKey` is accepted and ignored: results are memoized per tick by the screener instead.
  */
 export function calculateHighVolumeNodes(klines: ArrayLike<Kline>, options: HVNOptions = {}): VolumeNode[] {
-  const settings = options || {};
-  const bins = isValidPeriod(settings.bins) ? settings.bins! : 30;
-  const threshold = typeof settings.threshold === 'number' ? settings.threshold : 70;
-  const lookback = isValidPeriod(settings.lookback) ? settings.lookback! : 250;
-  const minStrength = typeof settings.minStrength === 'number' ? settings.minStrength : 50;
-  const peakTolerance = typeof settings.peakTolerance === 'number' ? settings.peakTolerance : 0.05;
+  const { bins, threshold, lookback, minStrength, peakTolerance } = hvnSettings(options);
   if (!klines || klines.length === 0) return [];
   const start = Math.max(0, klines.length - lookback);
   let minPrice = Infinity;
@@ -38,33 +33,9 @@ export function calculateHighVolumeNodes(klines: ArrayLike<Kline>, options: HVNO
     const volume = toNumber(kline[5]);
     const buyVolume = toNumber(kline[9]);
     if (![open, high, low, close, volume].every(Number.isFinite)) continue;
-    const firstBin = Math.floor((Math.min(open, close, low) - minPrice) / binSize);
-    const lastBin = Math.floor((Math.max(open, close, high) - minPrice) / binSize);
-    const spanned = Math.max(1, lastBin - firstBin + 1);
-    for (let bin = Math.max(0, firstBin); bin <= Math.min(bins - 1, lastBin); bin++) {
-      volumeByBin[bin] += volume / spanned;
-      buyByBin[bin] += Number.isFinite(buyVolume) ? buyVolume / spanned : 0;
-    }
+    spreadVolume(volumeByBin, buyByBin, minPrice, binSize, open, high, low, close, volume, buyVolume);
   }
-  const sorted = volumeByBin.slice().sort((a, b) => a - b);
-  const volumeThreshold = sorted[Math.floor((threshold / 100) * sorted.length)] || 0;
-  let maxVolume = 0;
-  for (const volume of volumeByBin) if (volume > maxVolume) maxVolume = volume;
-  const nodes: VolumeNode[] = [];
-  for (let bin = 0; bin < bins; bin++) {
-    const volume = volumeByBin[bin]!;
-    if (volume < volumeThreshold || volume <= 0) continue;
-    const previous = bin > 0 ? volumeByBin[bin - 1]! : 0;
-    const next = bin < bins - 1 ? volumeByBin[bin + 1]! : 0;
-    if (!(volume > previous * (1 + peakTolerance) && volume > next * (1 + peakTolerance))) continue;
-    const strength = maxVolume > 0 ? (volume / maxVolume) * 100 : 0;
-    if (strength < minStrength) continue;
-    const low = minPrice + bin * binSize;
-    const high = low + binSize;
-    nodes.push({ price: (low + high) / 2, volume, buyVolume: buyByBin[bin]!, sellVolume: volume - buyByBin[bin]!, strength, priceRange: [low, high] });
-  }
-  nodes.sort((a, b) => b.strength - a.strength);
-  return nodes;
+  return volumeNodes(volumeByBin, buyByBin, minPrice, binSize, threshold, minStrength, peakTolerance);
 }
 
 /** True when a node lies within `tolerance` percent of `price`. */

@@ -2,7 +2,7 @@
 //
 // Like every function of the library, each one is self-contained plain JavaScript once types are
 // stripped, calling only other library functions by their own names (see library.ts).
-import type { Kline, Series } from './types.ts';
+import type { HVNOptions, Kline, Series, VolumeNode } from './types.ts';
 
 /** A kline field as a number, accepting the browser's strings (parseFloat, as the web app does); NaN when unreadable. */
 export function toNumber(value: unknown): number {
@@ -259,6 +259,72 @@ export function allReadable(values: ArrayLike<number>): boolean {
   return true;
 }
 
+/** calculateHighVolumeNodes's options with its defaults: a bin count and a lookback must be positive integers, the rest numbers. */
+export function hvnSettings(options: HVNOptions | null | undefined): { bins: number; threshold: number; lookback: number; minStrength: number; peakTolerance: number } {
+  const settings = options || {};
+  const bins = isValidPeriod(settings.bins) ? settings.bins! : 30;
+  const threshold = typeof settings.threshold === 'number' ? settings.threshold : 70;
+  const lookback = isValidPeriod(settings.lookback) ? settings.lookback! : 250;
+  const minStrength = typeof settings.minStrength === 'number' ? settings.minStrength : 50;
+  const peakTolerance = typeof settings.peakTolerance === 'number' ? settings.peakTolerance : 0.05;
+  return { bins, threshold, lookback, minStrength, peakTolerance };
+}
+
+/** One readable candle's volume (and taker-buy volume, when readable) spread evenly over the price bins its body and wicks span. */
+export function spreadVolume(
+  volumeByBin: number[],
+  buyByBin: number[],
+  minPrice: number,
+  binSize: number,
+  open: number,
+  high: number,
+  low: number,
+  close: number,
+  volume: number,
+  buyVolume: number,
+): void {
+  const bins = volumeByBin.length;
+  const firstBin = Math.floor((Math.min(open, close, low) - minPrice) / binSize);
+  const lastBin = Math.floor((Math.max(open, close, high) - minPrice) / binSize);
+  const spanned = Math.max(1, lastBin - firstBin + 1);
+  for (let bin = Math.max(0, firstBin); bin <= Math.min(bins - 1, lastBin); bin++) {
+    volumeByBin[bin] += volume / spanned;
+    buyByBin[bin] += Number.isFinite(buyVolume) ? buyVolume / spanned : 0;
+  }
+}
+
+/** The nodes of filled bins: peaks above the `threshold` percentile that beat both neighbours by `peakTolerance` and reach `minStrength` % of the biggest bin; strongest first. */
+export function volumeNodes(
+  volumeByBin: number[],
+  buyByBin: number[],
+  minPrice: number,
+  binSize: number,
+  threshold: number,
+  minStrength: number,
+  peakTolerance: number,
+): VolumeNode[] {
+  const bins = volumeByBin.length;
+  const sorted = volumeByBin.slice().sort((a, b) => a - b);
+  const volumeThreshold = sorted[Math.floor((threshold / 100) * sorted.length)] || 0;
+  let maxVolume = 0;
+  for (const volume of volumeByBin) if (volume > maxVolume) maxVolume = volume;
+  const nodes: VolumeNode[] = [];
+  for (let bin = 0; bin < bins; bin++) {
+    const volume = volumeByBin[bin]!;
+    if (volume < volumeThreshold || volume <= 0) continue;
+    const previous = bin > 0 ? volumeByBin[bin - 1]! : 0;
+    const next = bin < bins - 1 ? volumeByBin[bin + 1]! : 0;
+    if (!(volume > previous * (1 + peakTolerance) && volume > next * (1 + peakTolerance))) continue;
+    const strength = maxVolume > 0 ? (volume / maxVolume) * 100 : 0;
+    if (strength < minStrength) continue;
+    const low = minPrice + bin * binSize;
+    const high = low + binSize;
+    nodes.push({ price: (low + high) / 2, volume, buyVolume: buyByBin[bin]!, sellVolume: volume - buyByBin[bin]!, strength, priceRange: [low, high] });
+  }
+  nodes.sort((a, b) => b.strength - a.strength);
+  return nodes;
+}
+
 export const INTERNAL_FUNCTIONS = [
   toNumber,
   isValidPeriod,
@@ -277,4 +343,7 @@ export const INTERNAL_FUNCTIONS = [
   trueRange,
   volatilityIndex,
   anchorStart,
+  hvnSettings,
+  spreadVolume,
+  volumeNodes,
 ];
