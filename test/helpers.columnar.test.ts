@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CANDLE_ROW_FIELDS } from '../src/domain.ts';
-import { computeOnRows, NOT_COVERED } from '../src/screening/helpers/columnar.ts';
+import { computeOnRows, NOT_COVERED, seriesOnRows } from '../src/screening/helpers/columnar.ts';
 import { helperFunctions, HELPERS_VERSIONS, KLINE_HELPERS, type HelperName, type HelpersVersion } from '../src/screening/helpers.ts';
 
 const F = CANDLE_ROW_FIELDS;
@@ -134,6 +134,30 @@ describe('helpers computed on a series’ rows', () => {
     expect(covered).toBeGreaterThan(20_000);
   });
 
+  it('give a series helper’s answer as a column whose NaNs are exactly the library’s nulls', () => {
+    let covered = 0;
+    fc.assert(
+      fc.property(market, fc.array(argumentLists, { minLength: 4, maxLength: 4 }), ({ rows, start, length }, argumentSets) => {
+        for (const version of HELPERS_VERSIONS) {
+          for (const helper of kinds) {
+            for (const args of [[], ...argumentSets]) {
+              const column = seriesOnRows(version, helper, rows, start, length, args);
+              if (column === NOT_COVERED) continue;
+              covered++;
+              const library = libraryAnswer(version, helper, rows, start, length, args);
+              const decoded = column === null ? null : Array.from(column, (value) => (Number.isNaN(value) ? null : value));
+              expect(identical(decoded, library.value), `${version} ${helper}(${JSON.stringify(args)}) on ${length} candles`).toBe(true);
+            }
+          }
+        }
+      }),
+      { numRuns: 300, seed: 1402 },
+    );
+    expect(covered).toBeGreaterThan(2_000);
+    // Only series helpers: a latest value is never given as a column.
+    expect(seriesOnRows('webapp', 'getLatestRSI', new Float64Array(F * 30), 0, 30, [14])).toBe(NOT_COVERED);
+  });
+
   it('cover every helper the benchmark filters call, in the default library, over long series with their usual arguments', () => {
     const { rows, start, length } = fc.sample(market.filter((m) => m.length >= 300), { numRuns: 1, seed: 7 })[0]!;
     const calls: Array<[HelperName, unknown[]]> = [
@@ -165,9 +189,14 @@ describe('helpers computed on a series’ rows', () => {
     expect(computeOnRows('webapp', 'detectEngulfingPattern', rows, 0, 40, [])).toBe(NOT_COVERED);
   });
 
-  it('leave the MACD of closes whose EMAs could overflow to the library, whose NaN numbers and nulls would differ', () => {
+  it('leave closes that could overflow to the library, whose NaN numbers and nulls a NaN-marked column would confuse', () => {
     const rows = new Float64Array(60 * F);
-    for (let i = 0; i < 60; i++) rows[i * F + 4] = i % 2 === 0 ? 1e305 : -1e305;
+    for (let i = 0; i < 60; i++) rows[i * F + 4] = i % 2 === 0 ? 1e308 : -1e308;
+    const klines = Array.from({ length: 60 }, (_, i) => [...rows.subarray(i * F, (i + 1) * F), 0]);
+    // The library's RSI of such closes holds NaN numbers (infinite gains over infinite losses), not nulls.
+    expect((helperFunctions('webapp').calculateRSI(klines, 14) as number[]).slice(14).every(Number.isNaN)).toBe(true);
+    expect(seriesOnRows('webapp', 'calculateRSI', rows, 0, 60, [14])).toBe(NOT_COVERED);
+    expect(seriesOnRows('webapp', 'calculateEMASeries', rows, 0, 60, [9])).toBe(NOT_COVERED);
     expect(computeOnRows('webapp', 'getLatestMACD', rows, 0, 60, [])).toBe(NOT_COVERED);
     expect(computeOnRows('webapp', 'getLatestMACD', rows, 0, 60, [12, 26, 0])).toBe(NOT_COVERED);
   });

@@ -44,11 +44,17 @@ const CLOSE = 4;
 const VOLUME = 5;
 const TAKER_BUY_VOLUME = 9;
 /**
- * Closes beyond this magnitude could overflow an EMA's seed sum (up to 100,000 of them, the memo's
- * largest period) to Infinity, and then the library's NaN numbers and its nulls, which the MACD's
- * NaN-marked scratch columns cannot tell apart, would differ. No market comes near it.
+ * Closes beyond this magnitude could overflow a seed sum (up to 100,000 values, the memo's largest
+ * period) or a change to Infinity, and then to NaN, which NaN-marked columns cannot tell from a
+ * null. Within it every EMA, MACD and RSI value is finite. No market comes near it.
  */
-const MAX_MACD_MAGNITUDE = 1e300;
+const MAX_MAGNITUDE = 1e300;
+
+/** True when no value of the column lies beyond MAX_MAGNITUDE (NaN, an unreadable value, does not). */
+function withinMagnitude(column: Float64Array): boolean {
+  for (let i = 0; i < column.length; i++) if (Math.abs(column[i]!) > MAX_MAGNITUDE) return false;
+  return true;
+}
 
 /**
  * Scratch columns reused from call to call (a fresh Float64Array per call cost more than the
@@ -187,7 +193,7 @@ function latestMACDOnRows(
   if (!isValidPeriod(shortPeriod) || !isValidPeriod(longPeriod) || !isValidPeriod(signalPeriod)) return NOT_COVERED;
   if (length < Math.max(shortPeriod, longPeriod, signalPeriod)) return { macd: null, signal: null, histogram: null };
   const column = closes(rows, start, length);
-  for (let i = 0; i < length; i++) if (Math.abs(column[i]!) > MAX_MACD_MAGNITUDE) return NOT_COVERED;
+  if (!withinMagnitude(column)) return NOT_COVERED;
   const short = scratchColumn(1, length).fill(NaN);
   const long = scratchColumn(2, length).fill(NaN);
   const macdLine = scratchColumn(3, length).fill(NaN);
@@ -273,16 +279,21 @@ const ON_ROWS = new Map<HelperFunction, OnRows>([
   [calculateHighVolumeNodes, volumeNodesOnRows],
 ]);
 
-const COVERED = new Map<HelpersVersion, Map<string, OnRows>>(
-  HELPERS_VERSIONS.map((version) => {
-    const covered = new Map<string, OnRows>();
-    for (const [name, fn] of Object.entries(helperFunctions(version))) {
-      const onRows = ON_ROWS.get(fn);
-      if (onRows) covered.set(name, onRows);
-    }
-    return [version, covered];
-  }),
-);
+/** By version, the names it answers with one of `counterparts`' library functions, and that function's counterpart. */
+function coverage<T>(counterparts: ReadonlyMap<HelperFunction, T>): Map<HelpersVersion, Map<string, T>> {
+  return new Map(
+    HELPERS_VERSIONS.map((version) => {
+      const covered = new Map<string, T>();
+      for (const [name, fn] of Object.entries(helperFunctions(version))) {
+        const counterpart = counterparts.get(fn);
+        if (counterpart !== undefined) covered.set(name, counterpart);
+      }
+      return [version, covered];
+    }),
+  );
+}
+
+const COVERED = coverage(ON_ROWS);
 
 /**
  * `helper` of `library` on the `length` candles from row `start` of `rows` with the arguments the
@@ -291,6 +302,59 @@ const COVERED = new Map<HelpersVersion, Map<string, OnRows>>(
  */
 export function computeOnRows(library: HelpersVersion, helper: string, rows: Float64Array, start: number, length: number, args: readonly unknown[]): unknown {
   const onRows = COVERED.get(library)?.get(helper);
+  if (onRows === undefined) return NOT_COVERED;
+  return onRows(rows, start, length, ...(args as never[]));
+}
+
+type SeriesOnRows = (rows: Float64Array, start: number, length: number, ...args: never[]) => Float64Array | null | typeof NOT_COVERED;
+
+/** A fresh column as long as the series, every entry NaN (a null). */
+function nullColumn(length: number): Float64Array {
+  return new Float64Array(length).fill(NaN);
+}
+
+function emaSeriesColumn(rows: Float64Array, start: number, length: number, period: number): Float64Array | typeof NOT_COVERED {
+  const out = nullColumn(length);
+  if (!isValidPeriod(period) || length < period) return out;
+  const column = closes(rows, start, length);
+  if (!withinMagnitude(column)) return NOT_COVERED;
+  emaInto(column, period, out);
+  return out;
+}
+
+function rsiSeriesColumn(rows: Float64Array, start: number, length: number, period: number = 14): Float64Array | null | typeof NOT_COVERED {
+  if (!isValidPeriod(period) || length < period + 1) return null;
+  const column = closes(rows, start, length);
+  if (!allReadable(column)) return null;
+  if (!withinMagnitude(column)) return NOT_COVERED;
+  const out = nullColumn(length);
+  wilderRsi(column, period, out);
+  return out;
+}
+
+const SERIES_ON_ROWS = new Map<HelperFunction, SeriesOnRows>([
+  [calculateEMASeries, emaSeriesColumn],
+  [calculateRSI, rsiSeriesColumn],
+]);
+
+const SERIES_COVERED = coverage(SERIES_ON_ROWS);
+
+/**
+ * A series helper's answer as a column instead of an array of numbers and nulls: a fresh
+ * Float64Array as long as the library's array with NaN where it holds null, null where the library
+ * returns null, or NOT_COVERED. For a consumer that keeps series as NaN-marked columns anyway (the
+ * memo's packed series, a results board), it saves boxing every number of the series and then
+ * unboxing it again. Covers calculateEMASeries and calculateRSI.
+ */
+export function seriesOnRows(
+  library: HelpersVersion,
+  helper: string,
+  rows: Float64Array,
+  start: number,
+  length: number,
+  args: readonly unknown[],
+): Float64Array | null | typeof NOT_COVERED {
+  const onRows = SERIES_COVERED.get(library)?.get(helper);
   if (onRows === undefined) return NOT_COVERED;
   return onRows(rows, start, length, ...(args as never[]));
 }
