@@ -144,4 +144,22 @@ describe('kline arrays and the objects around them', () => {
     expect(outcomes.filter((o) => o.warnings.length > 0).length).toBeGreaterThan(3);
     expect(outcomes.filter((o) => o.matches.length === 0).length).toBe(3);
   });
+
+  it('hand the ticker and hvnNodes to filters that reach them through arguments or eval, as to those that name them', async () => {
+    const readers = [
+      `return { match: true, conditions: [ticker.s, ticker.c, String(hvnNodes.length)] };`,
+      `return { match: true, conditions: [arguments[0].s, arguments[0].c, String(arguments[3].length)] };`,
+      // Neither name appears in the code: only eval can reach them.
+      `const name = (a, b) => a + b; return { match: true, conditions: [eval(name('tick', 'er')).s, eval(name('tick', 'er') + '.c'), String(eval(name('hvn', 'Nodes')).length)] };`,
+    ].map((code) => makeTrader(code));
+    const { outcomes, tick } = await screenTick(screener, readers, SYMBOLS, market);
+    const reference = evaluateUnsandboxed(readers, tick);
+    for (let i = 0; i < readers.length; i++) {
+      expect(outcomes[i]!.errors).toEqual([]);
+      expect(outcomes[i]!.matches.map((m) => m.conditions)).toEqual(reference.find((r) => r.traderId === readers[i]!.id)!.matches.map((m) => m.conditions));
+    }
+    // Each names its symbol, and some symbols have high-volume nodes (an empty list would pass for none).
+    expect(outcomes[2]!.matches.map((m) => m.conditions[0])).toEqual(SYMBOLS);
+    expect(outcomes[2]!.matches.some((m) => Number(m.conditions[2]) > 0)).toBe(true);
+  });
 });

@@ -65,7 +65,10 @@ export function installRuntime(attach: Attach, memo: Memo, connectBoard: Connect
   const entryDescriptor = { __proto__: null, value: undefined as unknown, writable: true, enumerable: true, configurable: true } as PropertyDescriptor;
   let filter: ((...args: unknown[]) => unknown) | null = null;
   let wantsHvnNodes = true;
-  let tickTickers: Array<Record<string, string>> = [];
+  let wantsTicker = true;
+  // This tick's tickers: the host's JSON, parsed on the first evaluation that hands a ticker over.
+  let tickersJson = '[]';
+  let tickTickers: Array<Record<string, string>> | null = null;
   let tickSpecs: SymbolSpec[] = [];
 
   /** The kline array of the spec's `n`th timeframe. */
@@ -97,9 +100,12 @@ export function installRuntime(attach: Attach, memo: Memo, connectBoard: Connect
   function evaluate(symbol: number): boolean | string {
     if (filter === null) return judge.encodeError('filter is not compiled');
     const spec = tickSpecs[symbol]!;
-    const source = tickTickers[symbol]!;
-    // A spread copies own data properties by definition (no setter, getter or iterator a filter could have planted runs), and V8 clones the shape in one step.
-    const ticker: Record<string, string> = { ...source };
+    let ticker: Record<string, string> = {};
+    if (wantsTicker) {
+      if (tickTickers === null) tickTickers = parseJson(tickersJson) as Array<Record<string, string>>;
+      // A spread copies own data properties by definition (no setter, getter or iterator a filter could have planted runs), and V8 clones the shape in one step.
+      ticker = { ...tickTickers[symbol]! };
+    }
     const timeframes = timeframesOf(spec);
     try {
       const hvnNodes = wantsHvnNodes ? bridge.hvnNodesOf(spec) : [];
@@ -117,18 +123,21 @@ export function installRuntime(attach: Attach, memo: Memo, connectBoard: Connect
     compile(code: string): string | null {
       try {
         filter = new FunctionCtor('ticker', 'timeframes', 'helpers', 'hvnNodes', code) as (...args: unknown[]) => unknown;
-        // The nodes cost a host round trip per symbol; a filter that never names them (or `arguments`) cannot tell.
-        wantsHvnNodes = /\bhvnNodes\b|\barguments\b/.test(code);
+        // The nodes cost a host round trip per symbol, the tickers a parse per tick: a filter that never
+        // names them (nor `arguments`, nor `eval`, which could name them) cannot tell.
+        wantsHvnNodes = /\bhvnNodes\b|\barguments\b|\beval\b/.test(code);
+        wantsTicker = /\bticker\b|\barguments\b|\beval\b/.test(code);
         return null;
       } catch (error) {
         filter = null;
         return judge.describeError(error);
       }
     },
-    beginTick(tickersJson: string, specsJson: string): void {
+    beginTick(tickers: string, specsJson: string): void {
       // JSON.parse builds its arrays and objects with own data properties only, and the loops below
       // read them by index: nothing here consults a prototype or iterator a filter could have replaced.
-      tickTickers = parseJson(tickersJson);
+      tickersJson = tickers;
+      tickTickers = null;
       tickSpecs = parseJson(specsJson);
       // Attach every series now, so the isolate's memory accounting does not move during the tick.
       for (let s = 0; s < tickSpecs.length; s++) {
