@@ -28,7 +28,7 @@ afterEach(() => {
 });
 
 /** One screening thread driven directly, ticking the same closed market again and again (the board learns on the first tick). */
-function startThread(traders: Trader[]): { run(): { results: ThreadTraderResult[]; memoHits: number; memoMisses: number } } {
+function startThread(traders: Trader[]): { run(): { results: ThreadTraderResult[]; memoCallbacks: number; memoMisses: number } } {
   const thread = new ThreadScreener({ filterTimeoutMs: 2000, filterMemoryMb: 32, filterTickBudgetMs: 120_000 }, (message) => {
     throw new Error(message);
   });
@@ -57,7 +57,7 @@ function startThread(traders: Trader[]): { run(): { results: ThreadTraderResult[
         }
       }
       const reply = thread.tick({ type: 'tick', tickId: ++tickId, traderIds: traders.map((t) => t.id), symbols: SYMBOLS, tickers, buffers, dropped: [], slots });
-      return { results: reply.traders, memoHits: reply.memoHits, memoMisses: reply.memoMisses };
+      return { results: reply.traders, memoCallbacks: reply.memoCallbacks, memoMisses: reply.memoMisses };
     },
   };
 }
@@ -66,7 +66,8 @@ function startThread(traders: Trader[]): { run(): { results: ThreadTraderResult[
  * Compares helpers called on the timeframes (served by the host: the board, or the callback) with
  * the same helpers on plain copies (computed inside the isolate by the library itself), as JSON and
  * as shapes (Array.isArray, length, nulls), on whole series and on slices, for every kind of result
- * the board holds: numbers, null, records of numbers, series of numbers and nulls.
+ * the board holds: numbers, null, words, records, series of numbers and nulls, lists of records,
+ * records of series, and the hvnNodes argument.
  */
 const PARITY = `
   const checks = [];
@@ -78,11 +79,14 @@ const PARITY = `
       ['getLatestRSI', [14]], ['getLatestRSI', [7]], ['getLatestEMA', [50]], ['calculateMA', [20]], ['calculateAvgVolume', [20]],
       ['getLatestBollingerBands', [20, 2]], ['getLatestMACD', []], ['getLatestStochRSI', []], ['getLatestVWAP', []], ['calculateADX', [14]],
       ['calculateEMASeries', [9]], ['calculateEMASeries', [21]], ['calculateRSI', [14]], ['calculateMASeries', [20]], ['calculateMACDValues', []],
-      ['calculateBollingerBands', [20, 2]],
+      ['calculateBollingerBands', [20, 2]], ['calculateStochRSI', []], ['calculateStochastic', [14, 3]], ['calculateHighVolumeNodes', [{ bins: 30 }]],
+      ['detectEngulfingPattern', []], ['detectRSIDivergence', [14, 30]], ['getHighestHigh', [20]], ['getLatestVWAPBands', []], ['calculateVWAPBands', []],
+      // A period that depends on the data: a different call on each symbol, each learned and answered alike.
+      ['getLatestRSI', [5 + (Math.floor(copy[copy.length - 1][4]) % 20)]],
     ];
     for (let period = 2; period <= 40; period += 6) calls.push(['calculateMASeries', [period]]);
     for (const [name, args] of calls) {
-      checks.push(same(helpers[name](k, ...args), helpers[name](copy, ...args)));
+      checks.push(same(helpers[name](k, ...args), helpers[name](copy, ...args)) || name + JSON.stringify(args) + ' ' + JSON.stringify(helpers[name](k, ...args)).slice(0, 200) + ' vs ' + JSON.stringify(helpers[name](copy, ...args)).slice(0, 200));
       for (const [from, to] of [[0, -1], [-100, undefined], [10, 60], [-5, -5], [-3, undefined]]) {
         checks.push(same(helpers[name](k.slice(from, to), ...args), helpers[name](copy.slice(from, to), ...args)));
       }
@@ -90,7 +94,11 @@ const PARITY = `
     const series = helpers.calculateEMASeries(k, 9);
     checks.push(series[0] === null && typeof series[series.length - 1] === 'number' && series.at(-1) === series[k.length - 1]);
   }
-  return { match: checks.every(Boolean), conditions: checks.map((ok, i) => ok ? '' : 'check ' + i + ' differs').filter(Boolean) };`;
+  // hvnNodes are the longest required timeframe's (here 1h), as in the browser.
+  const copy = Array.from(timeframes['1h']);
+  const nodes = helpers.calculateHighVolumeNodes(copy, { lookback: Math.min(copy.length, 100) });
+  checks.push(JSON.stringify(hvnNodes) === JSON.stringify(nodes) || JSON.stringify(hvnNodes).slice(0, 300) + ' vs ' + JSON.stringify(nodes).slice(0, 300));
+  return { match: true, conditions: checks.map((ok, i) => ok === true ? '' : 'check ' + i + ' differs ' + ok).filter(Boolean) };`;
 
 describe('the results board', () => {
   it('answers every kind of result like the library on a copy, tick after tick, and the callbacks fall away once it has learned', () => {
@@ -101,33 +109,14 @@ describe('the results board', () => {
     for (const { results } of ticks) {
       for (const result of results) {
         expect(result.errors).toEqual([]);
-        expect(result.matches.filter((m) => m.conditions.length > 0)).toEqual([]);
+        expect(result.matches.flatMap((m) => m.conditions)).toEqual([]);
         expect(result.matches.map((m) => m.symbol)).toEqual(SYMBOLS);
       }
     }
     // The first tick asks through the callback; the board grows to hold the calls; then nothing is asked.
-    expect(ticks[0]!.memoHits + ticks[0]!.memoMisses).toBeGreaterThan(0);
-    expect(ticks[3]!.memoHits).toBe(0);
+    expect(ticks[0]!.memoCallbacks).toBeGreaterThan(0);
+    expect(ticks[3]!.memoCallbacks).toBe(0);
     expect(ticks[3]!.memoMisses).toBeGreaterThan(0);
-  });
-
-  it('results it cannot hold (node lists, arrays of records) still come through the callback, equal to the library', () => {
-    const nodes = makeTrader(`
-      const k = timeframes['1m'];
-      const copy = Array.from(k);
-      const checks = [
-        JSON.stringify(hvnNodes) === JSON.stringify(helpers.calculateHighVolumeNodes(copy, { lookback: Math.min(copy.length, 100) })),
-        JSON.stringify(helpers.calculateStochRSI(k)) === JSON.stringify(helpers.calculateStochRSI(copy)),
-        JSON.stringify(helpers.calculateHighVolumeNodes(k, { bins: 30 })) === JSON.stringify(helpers.calculateHighVolumeNodes(copy, { bins: 30 })),
-      ];
-      return { match: checks.every(Boolean), conditions: checks.map(String) };`);
-    const thread = startThread([nodes]);
-    for (let i = 0; i < 3; i++) {
-      const { results, memoHits, memoMisses } = thread.run();
-      expect(results[0]!.errors).toEqual([]);
-      expect(results[0]!.matches).toHaveLength(SYMBOLS.length);
-      expect(memoHits + memoMisses).toBeGreaterThan(0);
-    }
   });
 
   it("a result read from the board is the filter's own: writing to it changes neither its next call nor another trader's", () => {

@@ -83,5 +83,15 @@ export interface ThreadTraderResult {
 
 export type FromThread =
   | { type: 'ready' }
-  | { type: 'tickResult'; tickId: number; traders: ThreadTraderResult[]; memoHits: number; memoMisses: number; heapBytes: number }
+  | {
+      type: 'tickResult';
+      tickId: number;
+      traders: ThreadTraderResult[];
+      /** Helper results the memo served from its cache, and computed (for the results board ahead of a batch, or for a callback). */
+      memoHits: number;
+      memoMisses: number;
+      /** Helper calls that crossed out of an isolate (the results board did not hold them). */
+      memoCallbacks: number;
+      heapBytes: number;
+    }
   | { type: 'catastrophic'; message: string };

@@ -10,22 +10,36 @@ import { seriesKey, type SeriesTable } from './sharedSeries.ts';
  *   [0]                              epoch: changes whenever the layout or the directory does (-1: a retired buffer)
  *   [2 + 2·id], [3 + 2·id]           series table: 1 + the series' row in this batch (0: not on the board), its length
  *   [cells + column·rows + row]      where a result starts in the data region (0: not on the board)
- *   [data …]                         results: 1 n (a number) | 2 (null) | 3 shape v… (a record) | 4 n v… (a series, NaN for null)
+ *   [data …]                         results, each a value:
+ *       1 v          a number
+ *       2            null
+ *       3 s v…       a record of the directory's shape s (its field names), then each field's value
+ *       4 n x…       a series of n numbers and nulls (NaN for null: helpers never return NaN in a series)
+ *       5 n v…       a list of n values (node lists, arrays of records)
+ *       6 w          the directory's word w (a helper's verdict such as 'bullish')
  */
 export const BOARD_HEADER = 2;
-export const TAG_NUMBER = 1;
-export const TAG_NULL = 2;
-export const TAG_RECORD = 3;
-export const TAG_SERIES = 4;
+const TAG_NUMBER = 1;
+const TAG_NULL = 2;
+const TAG_RECORD = 3;
+const TAG_SERIES = 4;
+const TAG_LIST = 5;
+const TAG_WORD = 6;
 
 /** Most columns (distinct helper calls) the board learns; calls beyond keep the callback. */
 const MAX_COLUMNS = 256;
-/** Most fields of a record result on the board ({ upper, middle, lower } and the like). */
+/** Bounds of a value on the board (records of records of lists… are the callback's). */
 const MAX_RECORD_FIELDS = 8;
+const MAX_LIST_ITEMS = 1000;
+const MAX_DEPTH = 3;
+/** Most distinct record shapes and words the directory carries. */
+const MAX_SHAPES = 64;
+const MAX_WORDS = 64;
 /** The data region never shrinks below this many elements (64 kB), nor grows past this many (64 MB). */
 const MIN_DATA = 8192;
 const MAX_DATA = 8 * 1024 * 1024;
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
+const WORD = /^[A-Za-z0-9_.-]{0,64}$/;
 
 /** What an isolate needs to read the board: the epoch it is valid for, the buffer, the sizes, and its library's directory. */
 export type BoardConnection = [epoch: number, buffer: SharedArrayBuffer, seriesCap: number, rows: number, columnCap: number, directoryJson: string];
@@ -62,6 +76,8 @@ export class ResultBoard {
   private readonly columns = new Map<string, Column>();
   private readonly shapes: string[][] = [];
   private readonly shapeIndex = new Map<string, number>();
+  private readonly words: string[] = [];
+  private readonly wordIndex = new Map<string, number>();
   private readonly directories = new Map<HelpersVersion, string>();
   private layout: Layout = { seriesCap: 0, rows: 0, columnCap: 0, dataCap: 0 };
   private board: Float64Array;
@@ -92,12 +108,11 @@ export class ResultBoard {
 
   /**
    * A callback that the board did not answer returned `result` (already encoded by the memo) for
-   * `traderId`: from the next batch on, this call is computed ahead for every symbol. Results that are
-   * not numbers, null, records of numbers or series of numbers are not learned.
+   * `traderId`: from the next batch on, this call is computed ahead for every symbol. Results the
+   * board cannot hold (see sizeOf) are not learned.
    */
   learn(traderId: string, library: HelpersVersion, table: SeriesTable, seriesId: unknown, helper: string, argsKey: string, offset: unknown, length: unknown, result: unknown): void {
-    if (typeof seriesId !== 'number' || !isBoardable(result)) return;
-    this.shapeOf(result);
+    if (typeof seriesId !== 'number' || this.sizeOf(result, 0) === 0) return;
     const rows = table.rows(seriesId);
     if (!rows) return;
     const shape = rangeShape(rows.length, offset, length);
@@ -188,11 +203,6 @@ export class ResultBoard {
   fill(memo: TickMemo, table: SeriesTable, symbols: readonly string[]): void {
     const board = this.board;
     const { seriesCap, rows, columnCap, dataCap } = this.layout;
-    if (this.changed) {
-      this.changed = false;
-      this.epoch++;
-      board[0] = this.epoch;
-    }
     for (const id of this.written) {
       board[BOARD_HEADER + 2 * id] = 0;
       board[BOARD_HEADER + 2 * id + 1] = 0;
@@ -218,16 +228,21 @@ export class ResultBoard {
           const range = rangeOfShape(column.shape, series.length);
           if (range === null) continue;
           const result = memo.memo(column.library, series.id, column.helper, column.argsKey, range[0], range[1]);
-          const size = sizeOf(result);
+          const size = this.sizeOf(result, 0);
           if (size === 0) continue;
           needed += size;
           if (column.index >= columnCap || at + size > dataStart + dataCap) continue;
-          if (!this.write(board, at, result)) continue;
           board[cells + column.index * rows + row] = at;
-          at += size;
+          at = this.write(board, at, result);
         }
         row++;
       }
+    }
+    // Columns learned, shapes or words first seen: isolates fetch the new directory before they read this batch.
+    if (this.changed) {
+      this.changed = false;
+      this.epoch++;
+      board[0] = this.epoch;
     }
     if (needed > this.needed) this.needed = needed;
     if (rowsNeeded > this.rowsNeeded) this.rowsNeeded = rowsNeeded;
@@ -248,27 +263,11 @@ export class ResultBoard {
     if (directory === undefined) {
       const keys: Array<[string, number]> = [];
       for (const column of this.columns.values()) if (column.library === library && column.index < this.layout.columnCap) keys.push([`${column.helper}|${column.argsKey}|${column.shape}`, column.index]);
-      directory = JSON.stringify({ keys, shapes: this.shapes });
+      directory = JSON.stringify({ keys, shapes: this.shapes, words: this.words });
       this.directories.set(library, directory);
     }
     const { seriesCap, rows, columnCap } = this.layout;
     return [this.epoch, this.board.buffer as SharedArrayBuffer, seriesCap, rows, columnCap, directory];
-  }
-
-  /** The index of a record's field names (learned on first sight), or undefined for anything else. */
-  private shapeOf(result: unknown): number | undefined {
-    if (result === null || typeof result !== 'object' || Array.isArray(result) || '$series' in result) return undefined;
-    const names = Object.keys(result);
-    const key = names.join(',');
-    let shape = this.shapeIndex.get(key);
-    if (shape === undefined) {
-      shape = this.shapes.length;
-      this.shapes.push(names);
-      this.shapeIndex.set(key, shape);
-      this.directories.clear();
-      this.changed = true;
-    }
-    return shape;
   }
 
   private allocate(layout: Layout): Float64Array {
@@ -277,39 +276,104 @@ export class ResultBoard {
     return new Float64Array(new SharedArrayBuffer(elements * 8));
   }
 
-  /** Writes a boardable result at `at`; false when it is not one (or names a record shape the board cannot take). */
-  private write(board: Float64Array, at: number, result: unknown): boolean {
-    if (typeof result === 'number') {
+  /**
+   * Board elements a result (as the memo encoded it) takes, 0 when the board cannot hold it: numbers,
+   * null, series of numbers and nulls, plain records of at most MAX_RECORD_FIELDS plainly named fields,
+   * lists of at most MAX_LIST_ITEMS, plain words, nested at most MAX_DEPTH deep. Record shapes and
+   * words seen here join the directory.
+   */
+  private sizeOf(value: unknown, depth: number): number {
+    if (typeof value === 'number') return 2;
+    if (value === null) return 1;
+    if (typeof value === 'string') return this.wordOf(value) === undefined ? 0 : 2;
+    if (typeof value !== 'object' || depth > MAX_DEPTH) return 0;
+    const series = seriesOf(value);
+    if (series !== null) return 2 + series.length;
+    if (Array.isArray(value)) {
+      if (value.length > MAX_LIST_ITEMS) return 0;
+      let size = 2;
+      for (const item of value) {
+        const itemSize = this.sizeOf(item, depth + 1);
+        if (itemSize === 0) return 0;
+        size += itemSize;
+      }
+      return size;
+    }
+    if (Object.getPrototypeOf(value) !== Object.prototype || this.shapeOf(value) === undefined) return 0;
+    let size = 2;
+    for (const field of Object.values(value)) {
+      const fieldSize = this.sizeOf(field, depth + 1);
+      if (fieldSize === 0) return 0;
+      size += fieldSize;
+    }
+    return size;
+  }
+
+  /** Writes a result sizeOf accepted at `at`; returns where the next one starts. */
+  private write(board: Float64Array, at: number, value: unknown): number {
+    if (typeof value === 'number') {
       board[at] = TAG_NUMBER;
-      board[at + 1] = result;
-      return true;
+      board[at + 1] = value;
+      return at + 2;
     }
-    if (result === null) {
+    if (value === null) {
       board[at] = TAG_NULL;
-      return true;
+      return at + 1;
     }
-    const series = seriesOf(result);
+    if (typeof value === 'string') {
+      board[at] = TAG_WORD;
+      board[at + 1] = this.wordOf(value)!;
+      return at + 2;
+    }
+    const series = seriesOf(value);
     if (series !== null) {
       board[at] = TAG_SERIES;
       board[at + 1] = series.length;
       if (series instanceof Float64Array) board.set(series, at + 2);
       else for (let i = 0; i < series.length; i++) board[at + 2 + i] = series[i] === null ? NaN : (series[i] as number);
-      return true;
+      return at + 2 + series.length;
     }
-    const names = Object.keys(result as object);
-    const shape = this.shapeIndex.get(names.join(','));
-    if (shape === undefined) {
-      // Isolates learn a new shape with the next batch's directory; until then this result takes the callback.
-      this.shapeOf(result);
-      return false;
+    if (Array.isArray(value)) {
+      board[at] = TAG_LIST;
+      board[at + 1] = value.length;
+      let next = at + 2;
+      for (const item of value) next = this.write(board, next, item);
+      return next;
     }
     board[at] = TAG_RECORD;
-    board[at + 1] = shape;
-    for (let i = 0; i < names.length; i++) {
-      const value = (result as Record<string, number | null>)[names[i]!];
-      board[at + 2 + i] = value === null ? NaN : (value as number);
-    }
-    return true;
+    board[at + 1] = this.shapeOf(value as object)!;
+    let next = at + 2;
+    for (const field of Object.values(value as object)) next = this.write(board, next, field);
+    return next;
+  }
+
+  /** The directory's index of a record's field names (learned on first sight), or undefined when they are not plain or too many. */
+  private shapeOf(record: object): number | undefined {
+    const names = Object.keys(record);
+    const key = names.join(',');
+    let shape = this.shapeIndex.get(key);
+    if (shape !== undefined) return shape;
+    if (names.length === 0 || names.length > MAX_RECORD_FIELDS || this.shapes.length >= MAX_SHAPES) return undefined;
+    for (const name of names) if (!FIELD_NAME.test(name) || name === '__proto__') return undefined;
+    shape = this.shapes.length;
+    this.shapes.push(names);
+    this.shapeIndex.set(key, shape);
+    this.directories.clear();
+    this.changed = true;
+    return shape;
+  }
+
+  /** The directory's index of a word (learned on first sight), or undefined when it is not a plain word. */
+  private wordOf(text: string): number | undefined {
+    let word = this.wordIndex.get(text);
+    if (word !== undefined) return word;
+    if (this.words.length >= MAX_WORDS || !WORD.test(text)) return undefined;
+    word = this.words.length;
+    this.words.push(text);
+    this.wordIndex.set(text, word);
+    this.directories.clear();
+    this.changed = true;
+    return word;
   }
 }
 
@@ -350,26 +414,4 @@ function seriesOf(value: unknown): Float64Array | Array<number | null> | null {
     return packed instanceof Float64Array ? packed : null;
   }
   return null;
-}
-
-/** A result the board can hold: a number, null, a series of numbers and nulls, or a small record of numbers and nulls. */
-export function isBoardable(value: unknown): boolean {
-  return sizeOf(value) > 0;
-}
-
-/** Board elements a result takes, 0 when it cannot be on the board. */
-function sizeOf(value: unknown): number {
-  if (typeof value === 'number') return 2;
-  if (value === null) return 1;
-  if (typeof value !== 'object') return 0;
-  const series = seriesOf(value);
-  if (series !== null) return 2 + series.length;
-  if (Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) return 0;
-  const names = Object.keys(value);
-  if (names.length === 0 || names.length > MAX_RECORD_FIELDS) return 0;
-  for (const name of names) {
-    const field = (value as Record<string, unknown>)[name];
-    if (!FIELD_NAME.test(name) || name === '__proto__' || (field !== null && (typeof field !== 'number' || Number.isNaN(field)))) return 0;
-  }
-  return 2 + names.length;
 }

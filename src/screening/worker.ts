@@ -52,11 +52,14 @@ export class ThreadScreener {
   private readonly board = new ResultBoard();
   /** The trader whose code runs now: a memo callback teaches the board what this trader asks for. */
   private currentTrader: string | null = null;
+  /** Memo callbacks this tick (calls the board did not answer). */
+  private memoCallbacks = 0;
   private readonly host: SandboxHost = {
     attach: (seriesId) => this.currentMemo?.attach(seriesId),
     memo: (library, seriesId, helper, argsKey, offset, length) => {
       const memo = this.currentMemo;
       if (!memo) return undefined;
+      this.memoCallbacks++;
       const result = memo.memo(library, seriesId, helper, argsKey, offset, length);
       // Every argument was checked by the memo: it returns a result only for a call it accepted.
       if (result !== undefined && this.currentTrader !== null) this.board.learn(this.currentTrader, library, this.table, seriesId, helper as string, argsKey as string, offset, length, result);
@@ -118,6 +121,7 @@ export class ThreadScreener {
     const tickersJson = JSON.stringify(symbols.map((symbol) => message.tickers[symbol] ?? { s: symbol }));
     const memo = new TickMemo(this.table, this.scratch);
     this.currentMemo = memo;
+    this.memoCallbacks = 0;
     const slots = Object.entries(message.slots);
     this.board.beginTick(message.traderIds, slots.map(([, slot]) => slot[0]), new Set(slots.map(([key]) => key.slice(key.lastIndexOf('|') + 1))).size);
     const runs: TraderRun[] = [];
@@ -148,7 +152,7 @@ export class ThreadScreener {
     }
     let heapBytes = 0;
     for (const { sandbox } of this.traders.values()) heapBytes += sandbox.heapBytes();
-    return { type: 'tickResult', tickId: message.tickId, traders: runs.map((run) => run.result), memoHits: memo.hits, memoMisses: memo.misses, heapBytes };
+    return { type: 'tickResult', tickId: message.tickId, traders: runs.map((run) => run.result), memoHits: memo.hits, memoMisses: memo.misses, memoCallbacks: this.memoCallbacks, heapBytes };
   }
 
   /** Between ticks: rebuild isolates whose heaps grew (see TraderSandbox.recycleAbove). Returns how many. */

@@ -141,7 +141,10 @@ export function installHelperBridge(memo: Memo, connectBoard: ConnectBoard, libr
     const length = spec[at + 4] as number;
     const lookback = length < 100 ? length : 100;
     if (lookback < 1) return [];
-    const nodes = memo(spec[at + 1] as number, 'calculateHighVolumeNodes', '{lookback=' + lookback + '}');
+    const key = '{lookback=' + lookback + '}';
+    const boarded = board.read(spec[at + 1] as number, 0, length, 'calculateHighVolumeNodes', key);
+    if (boarded !== undefined) return boarded;
+    const nodes = memo(spec[at + 1] as number, 'calculateHighVolumeNodes', key);
     return nodes === undefined ? [] : decodeResult(nodes);
   }
 

@@ -28,6 +28,7 @@ export function installResultBoard(connect: ConnectBoard): BoardReader {
   const ArrayCtor = Array;
   const Float64 = Float64Array;
   const MapCtor = Map;
+  const ErrorCtor = Error;
   const mapGet = Map.prototype.get;
   const mapSet = Map.prototype.set;
   const HEADER = 2;
@@ -42,6 +43,9 @@ export function installResultBoard(connect: ConnectBoard): BoardReader {
   let cells = 0;
   let directory: Map<string, number> = new MapCtor();
   let shapes: string[][] = [];
+  let words: string[] = [];
+  /** Where the value being decoded continues (decode reads one value and moves it past). */
+  let cursor = 0;
   /** The host has no board for this isolate: no more asking. */
   let absent = false;
   // Reused for every field of a record (never handed to a filter): defined, not assigned, like an object literal's fields.
@@ -60,12 +64,13 @@ export function installResultBoard(connect: ConnectBoard): BoardReader {
     seriesCap = connection[2] as number;
     rows = connection[3] as number;
     cells = HEADER + 2 * seriesCap;
-    const parsed = parseJson(connection[5] as string) as { keys: Array<[string, number]>; shapes: string[][] };
+    const parsed = parseJson(connection[5] as string) as { keys: Array<[string, number]>; shapes: string[][]; words: string[] };
     const map: Map<string, number> = new MapCtor();
     const keys = parsed.keys;
     for (let i = 0; i < keys.length; i++) apply(mapSet, map, [keys[i]![0], keys[i]![1]]);
     directory = map;
     shapes = parsed.shapes;
+    words = parsed.words;
     return true;
   }
 
@@ -84,30 +89,56 @@ export function installResultBoard(connect: ConnectBoard): BoardReader {
     if (column === undefined) return undefined;
     const at = b[cells + column * rows + row - 1]!;
     if (at === 0) return undefined;
-    const tag = b[at];
-    if (tag === 1) return b[at + 1];
-    if (tag === 2) return null;
+    cursor = at;
+    return decode(b);
+  }
+
+  /** The value at the cursor (the layout is resultBoard.ts's), built fresh; moves the cursor past it. */
+  function decode(b: Float64Array): unknown {
+    const tag = b[cursor];
+    if (tag === 1) {
+      cursor += 2;
+      return b[cursor - 1];
+    }
+    if (tag === 2) {
+      cursor += 1;
+      return null;
+    }
     if (tag === 4) {
-      const count = b[at + 1]!;
+      const count = b[cursor + 1]!;
+      const from = cursor + 2;
       const out = new ArrayCtor(count);
       for (let i = 0; i < count; i++) {
-        const n = b[at + 2 + i]!;
+        const n = b[from + i]!;
         out[i] = n === n ? n : null;
       }
+      cursor = from + count;
       return out;
     }
     if (tag === 3) {
-      const names = shapes[b[at + 1]!]!;
+      const names = shapes[b[cursor + 1]!]!;
+      cursor += 2;
       const record = {};
       for (let i = 0; i < names.length; i++) {
-        const n = b[at + 2 + i]!;
-        fieldDescriptor.value = n === n ? n : null;
+        const value = decode(b);
+        fieldDescriptor.value = value;
         defineProperty(record, names[i]!, fieldDescriptor);
       }
       fieldDescriptor.value = undefined;
       return record;
     }
-    return undefined;
+    if (tag === 5) {
+      const count = b[cursor + 1]!;
+      cursor += 2;
+      const out = new ArrayCtor(count);
+      for (let i = 0; i < count; i++) out[i] = decode(b);
+      return out;
+    }
+    if (tag === 6) {
+      cursor += 2;
+      return words[b[cursor - 1]!];
+    }
+    throw new ErrorCtor('results board holds an unknown value');
   }
 
   return { read };
