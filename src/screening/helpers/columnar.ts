@@ -18,7 +18,9 @@ import {
   latestBollingerBands,
   latestEma,
   latestStochRSI,
+  macdOfEmas,
   nullSeries,
+  smaOfSeries,
   spreadVolume,
   trueRange,
   volatilityIndex,
@@ -27,7 +29,7 @@ import {
 } from './internal.ts';
 import { calculateHighVolumeNodes } from './hvn.ts';
 import { helperFunctions, HELPERS_VERSIONS, type HelperFunction } from './library.ts';
-import { calculateAvgVolume, calculateEMASeries, calculateMA, getLatestEMA, getLatestMACD } from './moving.ts';
+import { calculateAvgVolume, calculateEMASeries, calculateMA, calculateMACDValues, calculateMASeries, getLatestEMA, getLatestMACD } from './moving.ts';
 import { calculateRSI, getLatestRSI, getLatestStochRSI } from './oscillators.ts';
 import { calculateADX, getHighestHigh, getLatestBollingerBands, getLowestLow } from './trend.ts';
 import { calculateVWAP, calculateVWAPTextbook, getLatestVWAP } from './volume.ts';
@@ -104,6 +106,32 @@ function emaSeriesOnRows(rows: Float64Array, start: number, length: number, peri
 
 function latestEMAOnRows(rows: Float64Array, start: number, length: number, period: number): number | null {
   return latestEma(closes(rows, start, length), period);
+}
+
+/** calculateMASeries: closesOf's series (null where a close is unreadable) and its SMA per position. */
+function maSeriesOnRows(rows: Float64Array, start: number, length: number, period: number): Series {
+  if (!isValidPeriod(period) || length < period) return nullSeries(length);
+  const series: Series = new Array(length);
+  for (let i = 0, o = start * F + CLOSE; i < length; i++, o += F) {
+    const close = rows[o]!;
+    series[i] = Number.isFinite(close) ? close : null;
+  }
+  return smaOfSeries(series, period);
+}
+
+function macdValuesOnRows(
+  rows: Float64Array,
+  start: number,
+  length: number,
+  shortPeriod: number = 12,
+  longPeriod: number = 26,
+  signalPeriod: number = 9,
+): { macdLine: Series; signalLine: Series; histogram: Series } {
+  const macdLine = nullSeries(length);
+  const histogram = nullSeries(length);
+  if (length < Math.max(shortPeriod, longPeriod, signalPeriod)) return { macdLine, signalLine: nullSeries(length), histogram };
+  const column = closes(rows, start, length);
+  return macdOfEmas(emaOfSeries(column, shortPeriod), emaOfSeries(column, longPeriod), signalPeriod, macdLine, histogram);
 }
 
 /** calculateMA's and calculateAvgVolume's mean of one field over the last `period` candles; null when short or unreadable. */
@@ -263,6 +291,8 @@ const ON_ROWS = new Map<HelperFunction, OnRows>([
   [getLatestRSI, latestRSIOnRows],
   [calculateRSI, rsiOnRows],
   [calculateEMASeries, emaSeriesOnRows],
+  [calculateMASeries, maSeriesOnRows],
+  [calculateMACDValues, macdValuesOnRows],
   [getLatestEMA, latestEMAOnRows],
   [calculateMA, (rows, start, length, period: number) => meanOfLast(rows, start, length, CLOSE, period)],
   [calculateAvgVolume, (rows, start, length, period: number) => meanOfLast(rows, start, length, VOLUME, period)],

@@ -127,6 +127,25 @@ export function latestBollingerBands(
   return { upper: null, middle: null, lower: null };
 }
 
+/**
+ * calculateMACDValues from the EMA series of its closes: the MACD line wherever both EMAs have a
+ * value, the signal as its EMA, the histogram as their difference. `macdLine` and `histogram` come
+ * in as null series as long as the klines and go out filled.
+ */
+export function macdOfEmas(
+  short: Series,
+  long: Series,
+  signalPeriod: number,
+  macdLine: Series,
+  histogram: Series,
+): { macdLine: Series; signalLine: Series; histogram: Series } {
+  const length = macdLine.length;
+  for (let i = 0; i < length; i++) if (short[i] != null && long[i] != null) macdLine[i] = short[i]! - long[i]!;
+  const signalLine = emaOfSeries(macdLine, signalPeriod);
+  for (let i = 0; i < length; i++) if (macdLine[i] !== null && signalLine[i] !== null) histogram[i] = macdLine[i]! - signalLine[i]!;
+  return { macdLine, signalLine, histogram };
+}
+
 /** SMA per position of a series with nulls: null wherever the window holds a null. */
 export function smaOfSeries(values: Series, period: number): Series {
   const out = nullSeries(values.length);
@@ -333,6 +352,7 @@ export const INTERNAL_FUNCTIONS = [
   nullSeries,
   emaOfSeries,
   emaInto,
+  macdOfEmas,
   latestEma,
   latestBollingerBands,
   smaOfSeries,

@@ -1,5 +1,5 @@
 // Moving averages and MACD. Functions named `…Textbook` are the opt-in 'textbook' definitions (see library.ts).
-import { closeColumn, closesOf, emaOfSeries, isValidPeriod, lastNonNull, latestEma, nullSeries, toNumber } from './internal.ts';
+import { closeColumn, closesOf, emaOfSeries, isValidPeriod, lastNonNull, latestEma, macdOfEmas, nullSeries, smaOfSeries, toNumber } from './internal.ts';
 import type { Kline, Series } from './types.ts';
 
 /** Simple moving average of the last `period` closes, or null. Same as the web app. */
@@ -17,22 +17,8 @@ export function calculateMA(klines: ArrayLike<Kline>, period: number): number | 
 /** SMA of closes at every candle; null until `period` candles exist. Same length as klines. */
 export function calculateMASeries(klines: ArrayLike<Kline>, period: number): Series {
   const length = klines ? klines.length : 0;
-  const out = nullSeries(length);
-  if (!isValidPeriod(period) || length < period) return out;
-  const closes = closesOf(klines);
-  for (let i = period - 1; i < length; i++) {
-    let sum = 0;
-    let valid = true;
-    for (let j = i - period + 1; j <= i; j++) {
-      if (closes[j] === null) {
-        valid = false;
-        break;
-      }
-      sum += closes[j]!;
-    }
-    out[i] = valid ? sum / period : null;
-  }
-  return out;
+  if (!isValidPeriod(period) || length < period) return nullSeries(length);
+  return smaOfSeries(closesOf(klines), period);
 }
 
 /** Web app: SMA of the last `period` numbers; 0 when values are missing or short, or the period is not a positive integer. */
@@ -115,12 +101,7 @@ export function calculateMACDValues(
   const macdLine = nullSeries(length);
   const histogram = nullSeries(length);
   if (length < Math.max(shortPeriod, longPeriod, signalPeriod)) return { macdLine, signalLine: nullSeries(length), histogram };
-  const short = calculateEMASeries(klines, shortPeriod);
-  const long = calculateEMASeries(klines, longPeriod);
-  for (let i = 0; i < length; i++) if (short[i] != null && long[i] != null) macdLine[i] = short[i]! - long[i]!;
-  const signalLine = emaOfSeries(macdLine, signalPeriod);
-  for (let i = 0; i < length; i++) if (macdLine[i] !== null && signalLine[i] !== null) histogram[i] = macdLine[i]! - signalLine[i]!;
-  return { macdLine, signalLine, histogram };
+  return macdOfEmas(calculateEMASeries(klines, shortPeriod), calculateEMASeries(klines, longPeriod), signalPeriod, macdLine, histogram);
 }
 
 /** The latest { macd, signal, histogram } of calculateMACDValues; each null when not calculable. */
