@@ -147,6 +147,11 @@ describe('helpers computed on a series’ rows', () => {
               const library = libraryAnswer(version, helper, rows, start, length, args);
               const decoded = column === null ? null : Array.from(column, (value) => (Number.isNaN(value) ? null : value));
               expect(identical(decoded, library.value), `${version} ${helper}(${JSON.stringify(args)}) on ${length} candles`).toBe(true);
+              // Written in place into a longer, dirty buffer: the same entries, in that buffer.
+              const into = new Float64Array(length + 3).fill(7);
+              const inPlace = seriesOnRows(version, helper, rows, start, length, args, into);
+              expect(inPlace === null ? null : Array.from(inPlace as Float64Array), helper).toEqual(column === null ? null : Array.from(column));
+              if (inPlace !== null) expect((inPlace as Float64Array).buffer).toBe(into.buffer);
             }
           }
         }

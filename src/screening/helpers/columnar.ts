@@ -336,28 +336,34 @@ export function computeOnRows(library: HelpersVersion, helper: string, rows: Flo
   return onRows(rows, start, length, ...(args as never[]));
 }
 
-type SeriesOnRows = (rows: Float64Array, start: number, length: number, ...args: never[]) => Float64Array | null | typeof NOT_COVERED;
+type SeriesOnRows = (into: Float64Array | undefined, rows: Float64Array, start: number, length: number, ...args: never[]) => Float64Array | null | typeof NOT_COVERED;
 
-/** A fresh column as long as the series, every entry NaN (a null). */
-function nullColumn(length: number): Float64Array {
-  return new Float64Array(length).fill(NaN);
+/** A column as long as the series, every entry NaN (a null): the first `length` entries of `into`, or a fresh array. */
+function nullColumn(length: number, into: Float64Array | undefined): Float64Array {
+  return (into ? into.subarray(0, length) : new Float64Array(length)).fill(NaN);
 }
 
-function emaSeriesColumn(rows: Float64Array, start: number, length: number, period: number): Float64Array | typeof NOT_COVERED {
-  const out = nullColumn(length);
-  if (!isValidPeriod(period) || length < period) return out;
+function emaSeriesColumn(into: Float64Array | undefined, rows: Float64Array, start: number, length: number, period: number): Float64Array | typeof NOT_COVERED {
+  if (!isValidPeriod(period) || length < period) return nullColumn(length, into);
   const column = closes(rows, start, length);
   if (!withinMagnitude(column)) return NOT_COVERED;
+  const out = nullColumn(length, into);
   emaInto(column, period, out);
   return out;
 }
 
-function rsiSeriesColumn(rows: Float64Array, start: number, length: number, period: number = 14): Float64Array | null | typeof NOT_COVERED {
+function rsiSeriesColumn(
+  into: Float64Array | undefined,
+  rows: Float64Array,
+  start: number,
+  length: number,
+  period: number = 14,
+): Float64Array | null | typeof NOT_COVERED {
   if (!isValidPeriod(period) || length < period + 1) return null;
   const column = closes(rows, start, length);
   if (!allReadable(column)) return null;
   if (!withinMagnitude(column)) return NOT_COVERED;
-  const out = nullColumn(length);
+  const out = nullColumn(length, into);
   wilderRsi(column, period, out);
   return out;
 }
@@ -370,11 +376,13 @@ const SERIES_ON_ROWS = new Map<HelperFunction, SeriesOnRows>([
 const SERIES_COVERED = coverage(SERIES_ON_ROWS);
 
 /**
- * A series helper's answer as a column instead of an array of numbers and nulls: a fresh
- * Float64Array as long as the library's array with NaN where it holds null, null where the library
- * returns null, or NOT_COVERED. For a consumer that keeps series as NaN-marked columns anyway (the
- * memo's packed series, a results board), it saves boxing every number of the series and then
- * unboxing it again. Covers calculateEMASeries and calculateRSI.
+ * A series helper's answer as a column instead of an array of numbers and nulls: a Float64Array as
+ * long as the library's array with NaN where it holds null, null where the library returns null,
+ * or NOT_COVERED. For a consumer that keeps series as NaN-marked columns anyway (the memo's packed
+ * series, a results board), it saves boxing every number of the series and then unboxing it again.
+ * The column is fresh, or the first `length` entries of `into` when given (at least that long), so
+ * a board can have it written in place; after NOT_COVERED, `into` may hold anything.
+ * Covers calculateEMASeries and calculateRSI.
  */
 export function seriesOnRows(
   library: HelpersVersion,
@@ -383,8 +391,10 @@ export function seriesOnRows(
   start: number,
   length: number,
   args: readonly unknown[],
+  into?: Float64Array,
 ): Float64Array | null | typeof NOT_COVERED {
   const onRows = SERIES_COVERED.get(library)?.get(helper);
   if (onRows === undefined) return NOT_COVERED;
-  return onRows(rows, start, length, ...(args as never[]));
+  if (into !== undefined && into.length < length) throw new RangeError(`seriesOnRows: ${length} entries do not fit into ${into.length}`);
+  return onRows(into, rows, start, length, ...(args as never[]));
 }
