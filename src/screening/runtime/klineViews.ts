@@ -14,6 +14,8 @@ interface SeriesState {
   seriesId: number;
   generation: number;
   rowStart: number;
+  /** Candles in the timeframe. */
+  length: number;
   /** Candles by position, made on the first read (a timeframe the filter never reads costs no array). */
   built: unknown[] | null;
 }
@@ -33,6 +35,7 @@ export function installKlineViews(attach: Attach, rowFields: number): KlineViews
   'use strict';
   const FIELDS = rowFields;
   const Float64 = Float64Array;
+  const ArrayCtor = Array;
   const bind = Function.prototype.bind;
   const apply = Reflect.apply;
   // Views on the thread's shared market rows, by series id. They never leave this closure, and the
@@ -56,7 +59,8 @@ export function installKlineViews(attach: Attach, rowFields: number): KlineViews
   /** Candle `at` of a series, built from its row on the first read and the same object afterwards. */
   function kline(series: SeriesState, at: number): unknown {
     let built = series.built;
-    if (built === null) series.built = built = [];
+    // Sized once: a sparse array would turn into a dictionary on the first write near its end.
+    if (built === null) series.built = built = new ArrayCtor(series.length);
     let candle = built[at];
     if (candle !== undefined) return candle;
     const r = rowsOf(series.seriesId, series.generation);
@@ -71,7 +75,7 @@ export function installKlineViews(attach: Attach, rowFields: number): KlineViews
   return {
     rowsOf,
     timeframe(seriesId: number, generation: number, rowStart: number, length: number): unknown[] {
-      return arrays.make({ seriesId, generation, rowStart, built: null }, seriesId, 0, length);
+      return arrays.make({ seriesId, generation, rowStart, length, built: null }, seriesId, 0, length);
     },
     handleOf(value: unknown): MemoHandle | undefined {
       return arrays.stateOf(value) as LazyState<SeriesState> | undefined;
