@@ -1,7 +1,7 @@
 // One tick's shared work on a thread: the series table the isolates index into, and helper results computed once for every trader.
 import type { HelpersVersion } from '../domain.ts';
 import { helperFunctions, HELPERS_VERSIONS, KLINE_HELPERS, type Kline } from './helpers.ts';
-import { computeOnRows, NOT_COVERED } from './helpers/columnar.ts';
+import { computeOnRows, NOT_COVERED, seriesOnRows } from './helpers/columnar.ts';
 import type { SeriesRows, SeriesTable } from './sharedSeries.ts';
 import { CANDLE_ROW_FIELDS as ROW_FIELDS } from '../domain.ts';
 import type { SandboxHost } from './sandbox.ts';
@@ -61,9 +61,14 @@ export class TickMemo implements SandboxHost {
     const fn = helperFunctions(library)[helper as keyof ReturnType<typeof helperFunctions>] as (klines: Kline[], ...rest: unknown[]) => unknown;
     let result: unknown;
     try {
-      // Most calls are answered from the rows in place; the klines are built only for the others.
-      const columnar = computeOnRows(library, helper, entry.rows, entry.start + range.offset, range.length, args);
-      result = encodeResult(columnar !== NOT_COVERED ? columnar : fn(this.klinesOf(entry, range, seriesKey), ...args));
+      // Series the memo keeps packed anyway come as NaN-marked columns (no boxed numbers on the way).
+      const column = range.length >= PACKED_SERIES_MIN ? seriesOnRows(library, helper, entry.rows, entry.start + range.offset, range.length, args) : NOT_COVERED;
+      if (column !== NOT_COVERED && (column === null || column.length >= PACKED_SERIES_MIN)) result = column === null ? null : { $series: column };
+      else {
+        // Most calls are answered from the rows in place; the klines are built only for the others.
+        const columnar = computeOnRows(library, helper, entry.rows, entry.start + range.offset, range.length, args);
+        result = encodeResult(columnar !== NOT_COVERED ? columnar : fn(this.klinesOf(entry, range, seriesKey), ...args));
+      }
     } catch {
       return undefined;
     }

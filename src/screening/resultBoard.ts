@@ -26,8 +26,9 @@ const TAG_SERIES = 4;
 const TAG_LIST = 5;
 const TAG_WORD = 6;
 
-/** Most columns (distinct helper calls) the board learns; calls beyond keep the callback. */
-const MAX_COLUMNS = 256;
+/** Most columns (distinct helper calls) the board learns, and that one trader may add; calls beyond keep the callback. */
+const MAX_COLUMNS = 1024;
+const MAX_COLUMNS_PER_TRADER = 96;
 /** Bounds of a value on the board (records of records of lists… are the callback's). */
 const MAX_RECORD_FIELDS = 8;
 const MAX_LIST_ITEMS = 1000;
@@ -35,9 +36,9 @@ const MAX_DEPTH = 3;
 /** Most distinct record shapes and words the directory carries. */
 const MAX_SHAPES = 64;
 const MAX_WORDS = 64;
-/** The data region never shrinks below this many elements (64 kB), nor grows past this many (64 MB). */
+/** The data region never shrinks below this many elements (64 kB), nor grows past this many (32 MB). */
 const MIN_DATA = 8192;
-const MAX_DATA = 8 * 1024 * 1024;
+const MAX_DATA = 4 * 1024 * 1024;
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
 const WORD = /^[A-Za-z0-9_.-]{0,64}$/;
 
@@ -84,8 +85,10 @@ export class ResultBoard {
   private epoch = 1;
   /** The directory changed since the last batch (a column learned or dropped, a record shape seen). */
   private changed = false;
-  /** This tick's columns by interval (those a trader of the tick asked for). */
-  private active = new Map<string, Column[]>();
+  /** This tick's columns by interval (those a trader of the tick asked for), with the traders of the tick that pay for them. */
+  private active = new Map<string, Array<{ column: Column; payers: string[] }>>();
+  /** Columns each trader asked for (bounded by MAX_COLUMNS_PER_TRADER). */
+  private readonly perTrader = new Map<string, number>();
   /** Series ids whose table entries the last batch wrote (cleared by the next). */
   private written: number[] = [];
   /** Data elements the largest batch of this tick needed (the next tick's size). */
@@ -119,6 +122,11 @@ export class ResultBoard {
     if (shape === null) return;
     const key = `${library}|${helper}|${argsKey}|${shape}`;
     let column = this.columns.get(key);
+    let askers = column?.intervals.get(rows.interval);
+    if (askers?.has(traderId)) return;
+    // Every column costs the host work for every symbol (charged to the traders that asked, see fill): a trader adds a bounded number.
+    const asked = this.perTrader.get(traderId) ?? 0;
+    if (asked >= MAX_COLUMNS_PER_TRADER) return;
     if (!column) {
       if (this.columns.size >= MAX_COLUMNS) return;
       column = { index: this.columns.size, library, helper, argsKey, shape, intervals: new Map() };
@@ -126,13 +134,14 @@ export class ResultBoard {
       this.directories.delete(library);
       this.changed = true;
     }
-    let askers = column.intervals.get(rows.interval);
     if (!askers) column.intervals.set(rows.interval, (askers = new Set()));
     askers.add(traderId);
+    this.perTrader.set(traderId, asked + 1);
   }
 
   /** A trader left the thread or changed its code: what it asked for is no longer computed for it. */
   forget(traderId: string): void {
+    this.perTrader.delete(traderId);
     let dropped = false;
     for (const column of this.columns.values()) {
       for (const [interval, askers] of column.intervals) {
@@ -159,12 +168,11 @@ export class ResultBoard {
     this.active = new Map();
     for (const column of this.columns.values()) {
       for (const [interval, askers] of column.intervals) {
-        let asked = false;
-        for (const id of askers) if (running.has(id)) asked = true;
-        if (!asked) continue;
+        const payers = [...askers].filter((id) => running.has(id));
+        if (payers.length === 0) continue;
         let list = this.active.get(interval);
         if (!list) this.active.set(interval, (list = []));
-        list.push(column);
+        list.push({ column, payers });
       }
     }
     let maxId = -1;
@@ -198,9 +206,11 @@ export class ResultBoard {
 
   /**
    * Compute the results of the batch's symbols into the board (through `memo`, which keeps them for
-   * callbacks too). Runs before any isolate evaluates the batch.
+   * callbacks too). Runs before any isolate evaluates the batch. The time each result took is
+   * charged, through `charge`, to the traders of the tick that asked for it, shared equally: work
+   * done ahead for a trader counts against its tick budget as its callbacks did.
    */
-  fill(memo: TickMemo, table: SeriesTable, symbols: readonly string[]): void {
+  fill(memo: TickMemo, table: SeriesTable, symbols: readonly string[], charge: (traderId: string, ms: number) => void): void {
     const board = this.board;
     const { seriesCap, rows, columnCap, dataCap } = this.layout;
     for (const id of this.written) {
@@ -224,10 +234,13 @@ export class ResultBoard {
         board[BOARD_HEADER + 2 * series.id] = row + 1;
         board[BOARD_HEADER + 2 * series.id + 1] = series.length;
         this.written.push(series.id);
-        for (const column of columns) {
+        for (const { column, payers } of columns) {
           const range = rangeOfShape(column.shape, series.length);
           if (range === null) continue;
+          const started = performance.now();
           const result = memo.memo(column.library, series.id, column.helper, column.argsKey, range[0], range[1]);
+          const ms = (performance.now() - started) / payers.length;
+          for (const payer of payers) charge(payer, ms);
           const size = this.sizeOf(result, 0);
           if (size === 0) continue;
           needed += size;

@@ -131,10 +131,14 @@ export class ThreadScreener {
         Atomics.store(this.inFlight, 1, t + 1);
         runs.push(this.beginTrader(message.traderIds[t]!, symbols, tickersJson));
       }
+      const runsById = new Map(runs.map((run) => [run.result.traderId, run]));
       for (let from = 0; from < symbols.length; from += MAX_BATCH_SYMBOLS) {
         const to = Math.min(symbols.length, from + MAX_BATCH_SYMBOLS);
         memo.nextSymbol();
-        this.board.fill(memo, this.table, symbols.slice(from, to));
+        this.board.fill(memo, this.table, symbols.slice(from, to), (traderId, ms) => {
+          const run = runsById.get(traderId);
+          if (run) run.result.evaluationMs += ms;
+        });
         for (let t = 0; t < runs.length; t++) {
           const run = runs[t]!;
           if (!run.active) continue;
