@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CANDLE_ROW_FIELDS } from '../src/domain.ts';
-import { computeOnRows, NOT_COVERED, seriesOnRows } from '../src/screening/helpers/columnar.ts';
+import { CloseColumns, computeOnRows, NOT_COVERED, seriesOnRows } from '../src/screening/helpers/columnar.ts';
 import { helperFunctions, HELPERS_VERSIONS, KLINE_HELPERS, type HelperName, type HelpersVersion } from '../src/screening/helpers.ts';
 
 const F = CANDLE_ROW_FIELDS;
@@ -28,9 +28,17 @@ function libraryAnswer(version: HelpersVersion, helper: HelperName, rows: Float6
   }
 }
 
-function columnarAnswer(version: HelpersVersion, helper: HelperName, rows: Float64Array, start: number, length: number, args: unknown[]): { value?: unknown; threw?: boolean } {
+function columnarAnswer(
+  version: HelpersVersion,
+  helper: HelperName,
+  rows: Float64Array,
+  start: number,
+  length: number,
+  args: unknown[],
+  columns?: CloseColumns,
+): { value?: unknown; threw?: boolean } {
   try {
-    return { value: computeOnRows(version, helper, rows, start, length, args) };
+    return { value: computeOnRows(version, helper, rows, start, length, args, columns) };
   } catch {
     return { threw: true };
   }
@@ -113,22 +121,30 @@ const kinds = [...KLINE_HELPERS] as HelperName[];
 describe('helpers computed on a series’ rows', () => {
   it('answer bit for bit as the library does on the same klines, for every helper, version and argument list they cover', () => {
     let covered = 0;
+    // One cache of close columns for every call on a series, as the memo shares one across a batch of symbols.
+    const columns = new CloseColumns();
     fc.assert(
       fc.property(market, fc.array(argumentLists, { minLength: 3, maxLength: 3 }), fc.array(hvnArgumentLists, { minLength: 3, maxLength: 3 }), ({ rows, start, length }, argumentSets, hvnArgumentSets) => {
-        for (const version of HELPERS_VERSIONS) {
-          for (const helper of kinds) {
-            for (const args of [[], ...(helper === 'calculateHighVolumeNodes' ? hvnArgumentSets : argumentSets)]) {
-              const columnar = columnarAnswer(version, helper, rows, start, length, args);
-              if (columnar.value === NOT_COVERED) continue;
-              covered++;
-              const library = libraryAnswer(version, helper, rows, start, length, args);
-              expect(columnar.threw, `${version} ${helper}(${JSON.stringify(args)}) throws`).toBe(library.threw);
-              expect(identical(columnar.value, library.value), `${version} ${helper}(${JSON.stringify(args)}) on ${length} candles`).toBe(true);
+        columns.release();
+        // The whole series and a range of it that ends one candle earlier (k.slice(0, -1)).
+        for (const [from, count] of [[start, length], [start, Math.max(0, length - 1)]] as const) {
+          for (const version of HELPERS_VERSIONS) {
+            for (const helper of kinds) {
+              for (const args of [[], ...(helper === 'calculateHighVolumeNodes' ? hvnArgumentSets : argumentSets)]) {
+                const columnar = columnarAnswer(version, helper, rows, from, count, args);
+                if (columnar.value === NOT_COVERED) continue;
+                covered++;
+                const library = libraryAnswer(version, helper, rows, from, count, args);
+                const name = `${version} ${helper}(${JSON.stringify(args)}) on ${count} candles`;
+                expect(columnar.threw, `${name} throws`).toBe(library.threw);
+                expect(identical(columnar.value, library.value), name).toBe(true);
+                expect(identical(columnarAnswer(version, helper, rows, from, count, args, columns).value, library.value), `${name}, closes shared`).toBe(true);
+              }
             }
           }
         }
       }),
-      { numRuns: 400, seed: 1401 },
+      { numRuns: 150, seed: 1401 },
     );
     // The property must have compared something: thousands of covered calls, not a vacuous pass.
     expect(covered).toBeGreaterThan(20_000);
@@ -136,8 +152,10 @@ describe('helpers computed on a series’ rows', () => {
 
   it('give a series helper’s answer as a column whose NaNs are exactly the library’s nulls', () => {
     let covered = 0;
+    const columns = new CloseColumns();
     fc.assert(
       fc.property(market, fc.array(argumentLists, { minLength: 4, maxLength: 4 }), ({ rows, start, length }, argumentSets) => {
+        columns.release();
         for (const version of HELPERS_VERSIONS) {
           for (const helper of kinds) {
             for (const args of [[], ...argumentSets]) {
@@ -152,6 +170,8 @@ describe('helpers computed on a series’ rows', () => {
               const inPlace = seriesOnRows(version, helper, rows, start, length, args, into);
               expect(inPlace === null ? null : Array.from(inPlace as Float64Array), helper).toEqual(column === null ? null : Array.from(column));
               if (inPlace !== null) expect((inPlace as Float64Array).buffer).toBe(into.buffer);
+              const shared = seriesOnRows(version, helper, rows, start, length, args, undefined, columns);
+              expect(shared === null ? null : Array.from(shared as Float64Array), `${helper}, closes shared`).toEqual(column === null ? null : Array.from(column));
             }
           }
         }
@@ -161,6 +181,22 @@ describe('helpers computed on a series’ rows', () => {
     expect(covered).toBeGreaterThan(2_000);
     // Only series helpers: a latest value is never given as a column.
     expect(seriesOnRows('webapp', 'getLatestRSI', new Float64Array(F * 30), 0, 30, [14])).toBe(NOT_COVERED);
+  });
+
+  it('read the rows again once their shared close columns are released, and not before', () => {
+    const rows = new Float64Array(40 * F);
+    for (let i = 0; i < 40; i++) rows[i * F + 4] = 100 + Math.sin(i);
+    const columns = new CloseColumns();
+    const before = computeOnRows('webapp', 'getLatestRSI', rows, 0, 40, [14], columns);
+    expect(before).toBe(libraryAnswer('webapp', 'getLatestRSI', rows, 0, 40, [14]).value);
+    // The rows change (between ticks, a copy is moved back to the front of its buffer).
+    for (let i = 0; i < 40; i++) rows[i * F + 4] = 100 + i;
+    const changed = libraryAnswer('webapp', 'getLatestRSI', rows, 0, 40, [14]).value;
+    expect(changed).not.toBe(before);
+    expect(computeOnRows('webapp', 'getLatestRSI', rows, 0, 40, [14], columns)).toBe(before);
+    columns.release();
+    expect(computeOnRows('webapp', 'getLatestRSI', rows, 0, 40, [14], columns)).toBe(changed);
+    expect(computeOnRows('webapp', 'getLatestRSI', rows, 0, 40, [14])).toBe(changed);
   });
 
   it('cover every helper the benchmark filters call, in the default library, over long series with their usual arguments', () => {

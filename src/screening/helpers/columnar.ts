@@ -71,18 +71,50 @@ function scratchColumn(slot: number, length: number): Float64Array {
   return column.subarray(0, length);
 }
 
-/** Field `field` of `length` candles from row `start`, as closeColumn reads a kline field: NaN where the value is not finite. */
-function fieldColumn(rows: Float64Array, start: number, length: number, field: number, slot: number): Float64Array {
-  const column = scratchColumn(slot, length);
-  for (let i = 0, o = start * F + field; i < length; i++, o += F) {
+/** Field `field` of as many candles as `column` holds, from row `start`, as closeColumn reads a kline field: NaN where the value is not finite. */
+function readField(rows: Float64Array, start: number, field: number, column: Float64Array): Float64Array {
+  for (let i = 0, o = start * F + field; i < column.length; i++, o += F) {
     const value = rows[o]!;
     column[i] = Number.isFinite(value) ? value : NaN;
   }
   return column;
 }
 
+/**
+ * Close columns extracted once per series and range and shared by every helper call until
+ * release(). The owner must release it before any of the rows it has read may change: the memo
+ * does at each batch of symbols, within a tick, whose rows stay as they are. The columns are read
+ * only (every building block reads its input and writes only what it returns).
+ */
+export class CloseColumns {
+  private readonly bySeries = new Map<Float64Array, Array<{ start: number; length: number; column: Float64Array }>>();
+  private readonly pool: Float64Array[] = [];
+  private used = 0;
+
+  of(rows: Float64Array, start: number, length: number): Float64Array {
+    let ranges = this.bySeries.get(rows);
+    if (ranges === undefined) this.bySeries.set(rows, (ranges = []));
+    for (const range of ranges) if (range.start === start && range.length === length) return range.column;
+    let buffer = this.pool[this.used];
+    if (buffer === undefined || buffer.length < length) this.pool[this.used] = buffer = new Float64Array(Math.max(length, 1024));
+    this.used++;
+    const column = readField(rows, start, CLOSE, buffer.subarray(0, length));
+    ranges.push({ start, length, column });
+    return column;
+  }
+
+  /** Forget every column (their buffers are reused): the rows read so far may change from now on. */
+  release(): void {
+    this.bySeries.clear();
+    this.used = 0;
+  }
+}
+
+/** The columns of the call in progress, when its caller shares some (computeOnRows and seriesOnRows set it for one synchronous call). */
+let shared: CloseColumns | undefined;
+
 function closes(rows: Float64Array, start: number, length: number): Float64Array {
-  return fieldColumn(rows, start, length, CLOSE, 0);
+  return shared !== undefined ? shared.of(rows, start, length) : readField(rows, start, CLOSE, scratchColumn(0, length));
 }
 
 function latestRSIOnRows(rows: Float64Array, start: number, length: number, period: number = 14): number | null {
@@ -328,12 +360,26 @@ const COVERED = coverage(ON_ROWS);
 /**
  * `helper` of `library` on the `length` candles from row `start` of `rows` with the arguments the
  * memo parsed: exactly what the library function returns on the equivalent kline array, or
- * NOT_COVERED when this module does not answer that call.
+ * NOT_COVERED when this module does not answer that call. With `columns`, the closes are read from
+ * (and left in) that cache instead of being extracted again.
  */
-export function computeOnRows(library: HelpersVersion, helper: string, rows: Float64Array, start: number, length: number, args: readonly unknown[]): unknown {
+export function computeOnRows(
+  library: HelpersVersion,
+  helper: string,
+  rows: Float64Array,
+  start: number,
+  length: number,
+  args: readonly unknown[],
+  columns?: CloseColumns,
+): unknown {
   const onRows = COVERED.get(library)?.get(helper);
   if (onRows === undefined) return NOT_COVERED;
-  return onRows(rows, start, length, ...(args as never[]));
+  shared = columns;
+  try {
+    return onRows(rows, start, length, ...(args as never[]));
+  } finally {
+    shared = undefined;
+  }
 }
 
 type SeriesOnRows = (into: Float64Array | undefined, rows: Float64Array, start: number, length: number, ...args: never[]) => Float64Array | null | typeof NOT_COVERED;
@@ -381,8 +427,8 @@ const SERIES_COVERED = coverage(SERIES_ON_ROWS);
  * or NOT_COVERED. For a consumer that keeps series as NaN-marked columns anyway (the memo's packed
  * series, a results board), it saves boxing every number of the series and then unboxing it again.
  * The column is fresh, or the first `length` entries of `into` when given (at least that long), so
- * a board can have it written in place; after NOT_COVERED, `into` may hold anything.
- * Covers calculateEMASeries and calculateRSI.
+ * a board can have it written in place; after NOT_COVERED, `into` may hold anything. `columns`:
+ * as for computeOnRows. Covers calculateEMASeries and calculateRSI.
  */
 export function seriesOnRows(
   library: HelpersVersion,
@@ -392,9 +438,15 @@ export function seriesOnRows(
   length: number,
   args: readonly unknown[],
   into?: Float64Array,
+  columns?: CloseColumns,
 ): Float64Array | null | typeof NOT_COVERED {
   const onRows = SERIES_COVERED.get(library)?.get(helper);
   if (onRows === undefined) return NOT_COVERED;
   if (into !== undefined && into.length < length) throw new RangeError(`seriesOnRows: ${length} entries do not fit into ${into.length}`);
-  return onRows(into, rows, start, length, ...(args as never[]));
+  shared = columns;
+  try {
+    return onRows(into, rows, start, length, ...(args as never[]));
+  } finally {
+    shared = undefined;
+  }
 }
