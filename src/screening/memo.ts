@@ -1,7 +1,7 @@
 // One tick's shared work on a thread: the series table the isolates index into, and helper results computed once for every trader.
 import type { HelpersVersion } from '../domain.ts';
 import { helperFunctions, HELPERS_VERSIONS, KLINE_HELPERS, type Kline } from './helpers.ts';
-import { computeOnRows, NOT_COVERED, seriesOnRows } from './helpers/columnar.ts';
+import { CloseColumns, computeOnRows, NOT_COVERED, seriesOnRows } from './helpers/columnar.ts';
 import type { SeriesRows, SeriesTable } from './sharedSeries.ts';
 import { CANDLE_ROW_FIELDS as ROW_FIELDS } from '../domain.ts';
 import type { SandboxHost } from './sandbox.ts';
@@ -23,6 +23,8 @@ export class TickMemo implements SandboxHost {
   /** This symbol's klines by series id, and by `id@offset:length` for ranges of a series. */
   private readonly klines = new Map<string, Kline[]>();
   private readonly results = new Map<string, unknown>();
+  /** The close columns the columnar helpers extracted for these symbols, shared by their calls. */
+  private readonly columns = new CloseColumns();
   hits = 0;
   misses = 0;
 
@@ -35,6 +37,7 @@ export class TickMemo implements SandboxHost {
   nextSymbol(): void {
     this.klines.clear();
     this.scratch.release();
+    this.columns.release();
     this.results.clear();
   }
 
@@ -62,11 +65,11 @@ export class TickMemo implements SandboxHost {
     let result: unknown;
     try {
       // Series the memo keeps packed anyway come as NaN-marked columns (no boxed numbers on the way).
-      const column = range.length >= PACKED_SERIES_MIN ? seriesOnRows(library, helper, entry.rows, entry.start + range.offset, range.length, args) : NOT_COVERED;
+      const column = range.length >= PACKED_SERIES_MIN ? seriesOnRows(library, helper, entry.rows, entry.start + range.offset, range.length, args, undefined, this.columns) : NOT_COVERED;
       if (column !== NOT_COVERED && (column === null || column.length >= PACKED_SERIES_MIN)) result = column === null ? null : { $series: column };
       else {
         // Most calls are answered from the rows in place; the klines are built only for the others.
-        const columnar = computeOnRows(library, helper, entry.rows, entry.start + range.offset, range.length, args);
+        const columnar = computeOnRows(library, helper, entry.rows, entry.start + range.offset, range.length, args, this.columns);
         result = encodeResult(columnar !== NOT_COVERED ? columnar : fn(this.klinesOf(entry, range, seriesKey), ...args));
       }
     } catch {
