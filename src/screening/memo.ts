@@ -79,6 +79,23 @@ export class TickMemo implements SandboxHost {
     return result;
   }
 
+  /**
+   * For the results board: a series helper's answer on `length` candles from `offset` of a series
+   * written as a NaN-marked column into `into` (see seriesOnRows), sharing this batch's close
+   * columns; null when the library answers null, NOT_COVERED when the call is not a covered series
+   * (or its arguments are off the grammar), then `into` may hold anything. `args` come parsed from a
+   * key this memo accepted before.
+   */
+  seriesInto(library: HelpersVersion, seriesId: number, helper: string, args: readonly unknown[], offset: number, length: number, into: Float64Array): Float64Array | null | typeof NOT_COVERED {
+    const entry = this.entry(seriesId);
+    if (!entry || offset < 0 || length <= 0 || offset + length > entry.length) return NOT_COVERED;
+    try {
+      return seriesOnRows(library, helper, entry.rows, entry.start + offset, length, args, into, this.columns);
+    } catch {
+      return NOT_COVERED;
+    }
+  }
+
   /** The series (or a range of it) as klines, filled once per symbol and shared by every helper and trader of the thread. */
   private klinesOf(entry: SeriesRows, range: CandleRange, seriesKey: string): Kline[] {
     let whole = this.klines.get(String(entry.id));

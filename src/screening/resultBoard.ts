@@ -1,6 +1,7 @@
 // A screening thread's results board: the helper results its traders asked for on earlier ticks, computed by the host before they run and read by the isolates from shared memory without a callback.
 import type { HelpersVersion, Interval } from '../domain.ts';
-import type { TickMemo } from './memo.ts';
+import { parseArgsKey, type TickMemo } from './memo.ts';
+import { NOT_COVERED } from './helpers/columnar.ts';
 import { seriesKey, type SeriesTable } from './sharedSeries.ts';
 
 /**
@@ -53,6 +54,10 @@ interface Column {
   argsKey: string;
   /** `w` for the whole series, else `e<from end>:<end from end>` (see rangeShape). */
   shape: string;
+  /** The shape's numbers (-1 for the whole series) and the parsed arguments, so a batch parses nothing. */
+  fromEnd: number;
+  endFromEnd: number;
+  args: unknown[];
   /** The intervals it was asked on, each with the traders that asked. */
   intervals: Map<string, Set<string>>;
 }
@@ -86,7 +91,7 @@ export class ResultBoard {
   /** The directory changed since the last batch (a column learned or dropped, a record shape seen). */
   private changed = false;
   /** This tick's columns by interval (those a trader of the tick asked for), with the traders of the tick that pay for them. */
-  private active = new Map<string, Array<{ column: Column; payers: string[] }>>();
+  private active = new Map<string, Array<{ column: Column; payers: string[]; ms: number }>>();
   /** Columns each trader asked for (bounded by MAX_COLUMNS_PER_TRADER). */
   private readonly perTrader = new Map<string, number>();
   /** Series ids whose table entries the last batch wrote (cleared by the next). */
@@ -129,7 +134,10 @@ export class ResultBoard {
     if (asked >= MAX_COLUMNS_PER_TRADER) return;
     if (!column) {
       if (this.columns.size >= MAX_COLUMNS) return;
-      column = { index: this.columns.size, library, helper, argsKey, shape, intervals: new Map() };
+      const args = parseArgsKey(argsKey, helper === 'calculateHighVolumeNodes');
+      if (args === null) return;
+      const [fromEnd, endFromEnd] = shape === 'w' ? [-1, -1] : (shape.slice(1).split(':').map(Number) as [number, number]);
+      column = { index: this.columns.size, library, helper, argsKey, shape, fromEnd, endFromEnd, args, intervals: new Map() };
       this.columns.set(key, column);
       this.directories.delete(library);
       this.changed = true;
@@ -172,7 +180,7 @@ export class ResultBoard {
         if (payers.length === 0) continue;
         let list = this.active.get(interval);
         if (!list) this.active.set(interval, (list = []));
-        list.push({ column, payers });
+        list.push({ column, payers, ms: 0 });
       }
     }
     let maxId = -1;
@@ -234,21 +242,49 @@ export class ResultBoard {
         board[BOARD_HEADER + 2 * series.id] = row + 1;
         board[BOARD_HEADER + 2 * series.id + 1] = series.length;
         this.written.push(series.id);
-        for (const { column, payers } of columns) {
-          const range = rangeOfShape(column.shape, series.length);
-          if (range === null) continue;
+        for (const entry of columns) {
+          const { column } = entry;
+          const offset = column.fromEnd < 0 ? 0 : series.length - column.fromEnd;
+          const length = column.fromEnd < 0 ? series.length : column.fromEnd - column.endFromEnd;
+          if (offset < 0 || length < 0) continue;
           const started = performance.now();
-          const result = memo.memo(column.library, series.id, column.helper, column.argsKey, range[0], range[1]);
-          const ms = (performance.now() - started) / payers.length;
-          for (const payer of payers) charge(payer, ms);
+          const cell = cells + column.index * rows + row;
+          const fits = column.index < columnCap;
+          // A series column is written by the arithmetic straight into the board when it fits (no array in between).
+          if (fits && at + 2 + length <= dataStart + dataCap && length > 0) {
+            const written = memo.seriesInto(column.library, series.id, column.helper, column.args, offset, length, board.subarray(at + 2, at + 2 + length));
+            if (written !== NOT_COVERED) {
+              entry.ms += performance.now() - started;
+              needed += written === null ? 1 : 2 + written.length;
+              board[cell] = at;
+              if (written === null) board[at++] = TAG_NULL;
+              else {
+                board[at] = TAG_SERIES;
+                board[at + 1] = written.length;
+                at += 2 + written.length;
+              }
+              continue;
+            }
+          }
+          const whole = offset === 0 && length === series.length;
+          const result = memo.memo(column.library, series.id, column.helper, column.argsKey, whole ? undefined : offset, whole ? undefined : length);
+          entry.ms += performance.now() - started;
           const size = this.sizeOf(result, 0);
           if (size === 0) continue;
           needed += size;
-          if (column.index >= columnCap || at + size > dataStart + dataCap) continue;
-          board[cells + column.index * rows + row] = at;
+          if (!fits || at + size > dataStart + dataCap) continue;
+          board[cell] = at;
           at = this.write(board, at, result);
         }
         row++;
+      }
+    }
+    for (const columns of this.active.values()) {
+      for (const entry of columns) {
+        if (entry.ms === 0) continue;
+        const share = entry.ms / entry.payers.length;
+        for (const payer of entry.payers) charge(payer, share);
+        entry.ms = 0;
       }
     }
     // Columns learned, shapes or words first seen: isolates fetch the new directory before they read this batch.
@@ -403,16 +439,6 @@ export function rangeShape(seriesLength: number, offset: unknown, length: unknow
   if (from < 0 || count < 0 || from + count > seriesLength) return null;
   if (from === 0 && count === seriesLength) return 'w';
   return `e${seriesLength - from}:${seriesLength - from - count}`;
-}
-
-/** The memo's [offset, length] of a shape on a series of `seriesLength` candles ([] for the whole), or null when it does not fit. */
-function rangeOfShape(shape: string, seriesLength: number): [number?, number?] | null {
-  if (shape === 'w') return [];
-  const [fromEnd, endFromEnd] = shape.slice(1).split(':').map(Number) as [number, number];
-  const offset = seriesLength - fromEnd;
-  const length = fromEnd - endFromEnd;
-  if (offset < 0 || length < 0) return null;
-  return offset === 0 && length === seriesLength ? [] : [offset, length];
 }
 
 /** An encoded series (the memo's `{ $series }`, or a short array) of numbers and nulls, or null when the value is not one. */
