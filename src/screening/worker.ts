@@ -127,9 +127,11 @@ export class ThreadScreener {
     const runs: TraderRun[] = [];
     try {
       Atomics.store(this.inFlight, 0, message.tickId);
+      // Traders with the same timeframes (and hvnNodes timeframe) get the same symbol specs: built and serialized once per tick.
+      const layouts = new Map<string, SymbolLayout>();
       for (let t = 0; t < message.traderIds.length; t++) {
         Atomics.store(this.inFlight, 1, t + 1);
-        runs.push(this.beginTrader(message.traderIds[t]!, symbols, tickersJson));
+        runs.push(this.beginTrader(message.traderIds[t]!, symbols, tickersJson, layouts));
       }
       const runsById = new Map(runs.map((run) => [run.result.traderId, run]));
       for (let from = 0; from < symbols.length; from += MAX_BATCH_SYMBOLS) {
@@ -212,7 +214,7 @@ export class ThreadScreener {
     return total;
   }
 
-  private beginTrader(traderId: string, symbols: string[], tickersJson: string): TraderRun {
+  private beginTrader(traderId: string, symbols: string[], tickersJson: string, layouts: Map<string, SymbolLayout>): TraderRun {
     const result: ThreadTraderResult = { traderId, evaluated: [], matches: [], errors: [], warnings: [], evaluationMs: 0, severe: false };
     const trader = this.traders.get(traderId);
     if (!trader) {
@@ -223,10 +225,17 @@ export class ThreadScreener {
     const started = performance.now();
     const { spec, sandbox } = trader;
     this.injectFaults(spec);
-    // A symbol missing one of the trader's timeframes is skipped, as the contract says.
-    const specs = this.specsFor(spec, symbols);
+    const layoutKey = `${spec.timeframes.join(',')}|${spec.hvnInterval}`;
+    let layout = layouts.get(layoutKey);
+    if (!layout) {
+      // A symbol missing one of the trader's timeframes is skipped, as the contract says.
+      const specs = this.specsFor(spec, symbols);
+      layout = { specs, json: JSON.stringify(specs.map((s) => s ?? [])), sharedBytes: this.sharedBytes(specs) };
+      layouts.set(layoutKey, layout);
+    }
+    const { specs } = layout;
     // The results board is shared memory the isolate holds a view on too.
-    const setupError = sandbox.beginTick(tickersJson, JSON.stringify(specs.map((s) => s ?? [])), this.sharedBytes(specs) + this.board.bytes);
+    const setupError = sandbox.beginTick(tickersJson, layout.json, layout.sharedBytes + this.board.bytes);
     result.evaluationMs = performance.now() - started;
     if (setupError) {
       result.errors.push({ symbol: null, ...setupError });
@@ -329,6 +338,13 @@ export class ThreadScreener {
     if (faults.processAbortMarker && spec.code.includes(faults.processAbortMarker)) process.kill(process.pid, 'SIGABRT');
     if (faults.threadExitMarker && spec.code.includes(faults.threadExitMarker)) process.exit(71);
   }
+}
+
+/** One tick's symbol specs for a set of timeframes, as handed to the isolates, and the shared bytes they name. */
+interface SymbolLayout {
+  specs: Array<SymbolSpec | null>;
+  json: string;
+  sharedBytes: number;
 }
 
 interface TraderRun {
