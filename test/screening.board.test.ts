@@ -28,19 +28,35 @@ afterEach(() => {
 });
 
 /** One screening thread driven directly, ticking the same closed market again and again (the board learns on the first tick). */
-function startThread(traders: Trader[]): { run(): { results: ThreadTraderResult[]; memoCallbacks: number; memoMisses: number } } {
+interface TestThread {
+  run(): { results: ThreadTraderResult[]; memoCallbacks: number; memoMisses: number };
+  /** The thread's traders from now on (those left out are removed, as the Screener does). */
+  setTraders(traders: Trader[]): void;
+}
+
+function traderSpec(t: Trader) {
+  return { id: t.id, code: t.filter.code, codeHash: t.codeHash, updatedAt: t.updatedAt, refreshInterval: t.filter.refreshInterval, timeframes: t.timeframes, hvnInterval: hvnInterval(t.filter), helpers: t.filter.helpers ?? 'webapp' };
+}
+
+function startThread(initial: Trader[]): TestThread {
+  let traders = initial;
   const thread = new ThreadScreener({ filterTimeoutMs: 2000, filterMemoryMb: 32, filterTickBudgetMs: 120_000 }, (message) => {
     throw new Error(message);
   });
   threads.push(thread);
-  thread.setTraders(
-    traders.map((t) => ({ id: t.id, code: t.filter.code, codeHash: t.codeHash, updatedAt: t.updatedAt, refreshInterval: t.filter.refreshInterval, timeframes: t.timeframes, hvnInterval: hvnInterval(t.filter), helpers: t.filter.helpers ?? 'webapp' })),
-    [],
-  );
+  thread.setTraders(traders.map(traderSpec), []);
   const store = new SharedSeriesStore();
   const handed = new Map<number, number>();
   let tickId = 0;
   return {
+    setTraders(next) {
+      const kept = new Set(next.map((t) => t.id));
+      thread.setTraders(
+        next.filter((t) => !traders.some((old) => old.id === t.id)).map(traderSpec),
+        traders.filter((t) => !kept.has(t.id)).map((t) => t.id),
+      );
+      traders = next;
+    },
     run() {
       const slots: Record<string, SeriesSlot> = {};
       const buffers: SeriesBuffer[] = [];
@@ -125,6 +141,33 @@ describe('the results board', () => {
     expect(ticks[0]!.memoCallbacks).toBeGreaterThan(0);
     expect(ticks[3]!.memoCallbacks).toBe(0);
     expect(ticks[3]!.memoMisses).toBeGreaterThan(0);
+  });
+
+  it('traders leaving and joining renumber and grow the board without a wrong answer, and it learns again', () => {
+    const code = (calls: string) => `
+      const k = timeframes['1m'];
+      const copy = Array.from(k);
+      const differing = [${calls}].filter(([name, args]) => JSON.stringify(helpers[name](k, ...args)) !== JSON.stringify(helpers[name](copy, ...args))).map(([name]) => name);
+      return { match: true, conditions: differing };`;
+    const leaving = makeTrader(code(`['getLatestRSI', [9]], ['calculateEMASeries', [13]], ['getLatestBollingerBands', [30, 2]]`));
+    const staying = makeTrader(code(`['getLatestRSI', [11]], ['calculateRSI', [11]], ['getLatestMACD', []]`));
+    const joining = makeTrader(code(`['calculateEMASeries', [13]], ['getLatestRSI', [9]], ['calculateMASeries', [7]], ['getLatestStochRSI', []], ['calculateADX', [10]]`));
+    const thread = startThread([leaving, staying]);
+    const expectAgreement = (results: ThreadTraderResult[]) => {
+      for (const result of results) {
+        expect(result.errors).toEqual([]);
+        expect(result.matches).toHaveLength(SYMBOLS.length);
+        expect(result.matches.flatMap((m) => m.conditions)).toEqual([]);
+      }
+    };
+    for (let i = 0; i < 3; i++) expectAgreement(thread.run().results);
+    expect(thread.run().memoCallbacks).toBe(0);
+    // The leaving trader's columns go (the staying trader's are renumbered), the joining one's come back under new numbers.
+    thread.setTraders([staying, joining]);
+    const ticks = [thread.run(), thread.run(), thread.run(), thread.run()];
+    for (const { results } of ticks) expectAgreement(results);
+    expect(ticks[0]!.memoCallbacks).toBeGreaterThan(0);
+    expect(ticks[3]!.memoCallbacks).toBe(0);
   });
 
   it('calls beyond what one trader may add to the board keep the callback, with the same answers', () => {
