@@ -46,6 +46,15 @@ export class TickMemo implements SandboxHost {
   }
 
   memo(library: HelpersVersion, seriesId: unknown, helper: unknown, argsKey: unknown, offset?: unknown, length?: unknown): unknown {
+    return this.answer(library, seriesId, helper, argsKey, undefined, offset, length);
+  }
+
+  /** memo() for the results board, with the arguments of a key this memo accepted before already parsed (no parse per symbol). */
+  memoParsed(library: HelpersVersion, seriesId: number, helper: string, argsKey: string, args: unknown[], offset?: number, length?: number): unknown {
+    return this.answer(library, seriesId, helper, argsKey, args, offset, length);
+  }
+
+  private answer(library: HelpersVersion, seriesId: unknown, helper: unknown, argsKey: unknown, parsed: unknown[] | undefined, offset?: unknown, length?: unknown): unknown {
     const entry = this.entry(seriesId);
     if (!entry || !HELPERS_VERSIONS.includes(library) || typeof helper !== 'string' || !KLINE_HELPERS.has(helper) || typeof argsKey !== 'string') return undefined;
     const range = rangeOf(entry, offset, length);
@@ -58,7 +67,7 @@ export class TickMemo implements SandboxHost {
       this.hits++;
       return stored;
     }
-    const args = parseArgsKey(argsKey, helper === 'calculateHighVolumeNodes');
+    const args = parsed ?? parseArgsKey(argsKey, helper === 'calculateHighVolumeNodes');
     if (args === null) return undefined;
     this.misses++;
     const fn = helperFunctions(library)[helper as keyof ReturnType<typeof helperFunctions>] as (klines: Kline[], ...rest: unknown[]) => unknown;

@@ -267,7 +267,7 @@ export class ResultBoard {
             }
           }
           const whole = offset === 0 && length === series.length;
-          const result = memo.memo(column.library, series.id, column.helper, column.argsKey, whole ? undefined : offset, whole ? undefined : length);
+          const result = memo.memoParsed(column.library, series.id, column.helper, column.argsKey, column.args, whole ? undefined : offset, whole ? undefined : length);
           entry.ms += performance.now() - started;
           const size = this.sizeOf(result, 0);
           if (size === 0) continue;
