@@ -57,6 +57,8 @@ export function packCandles(candles: readonly Candle[]): SharedCandleRows {
  * The closed candles a replay reads, one row window per (symbol, interval), each shown by `at(boundary)` as a live
  * worker's store held it at that close: the last `history` candles that closed before it. Nothing is copied: the
  * screener reads these rows where they are (the live store's own, for a look-back), as it reads the live store's.
+ * A buffer the live store moves away from meanwhile (once every `history / 8` closes of a series) stays alive until
+ * the replay ends: at most one extra buffer per series read, ~10 MB for 200 symbols' 1m series.
  */
 export class ReplayMarket {
   private readonly history: number;
