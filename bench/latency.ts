@@ -42,9 +42,12 @@ export const latency: Benchmark = {
     // A cross-check that trusts nothing in the worker: the candle's end in real time (the simulator sends
     // the closing kline then) → the row's created_at, stamped by PostgreSQL's clock when the insert ran.
     const stack = await context.environment.stack();
+    // Up to the latest candle measured: a tick's signal lines are logged before its tick line, so the signals
+    // counted can belong to a tick whose line has not arrived yet (a quick run's only measured tick may have none).
+    const measuredUntil = Math.max(...[...ticks, ...signals].map((line) => Date.parse(String(line.candleOpenTime))));
     const rows = await stack.sql<Array<{ interval: Interval; candle_open_time: Date; created_at: Date }>>`
       select interval, candle_open_time, created_at from public.signals
-      where user_id = ${run.userId} and candle_open_time > ${new Date(warmupUntil)} and candle_open_time <= ${new Date(Math.max(...ticks.map((line) => Date.parse(String(line.candleOpenTime)))))}`;
+      where user_id = ${run.userId} and candle_open_time > ${new Date(warmupUntil)} and candle_open_time <= ${new Date(measuredUntil)}`;
     if (rows.length === 0) throw new Error('latency: the signals the worker logged are not in the database');
     const independent = distribution(rows.map((row) => row.created_at.getTime() - run.realTimeOf(row.candle_open_time.getTime() + intervalMs(row.interval))));
     return {
