@@ -185,6 +185,44 @@ describe('BinanceSimulator streams', () => {
     expect(client.json().some((m) => (m as { stream: string }).stream === 'ethusdt@ticker')).toBe(true);
   });
 
+  it('keeps Binance cadence in real time on an accelerated clock when asked, each stream on its own phase, closes still at the candle end', async () => {
+    // ×20: a minute closes every 3 real seconds; start 10 sim-s (0.5 real s) before a close.
+    const { sim, clock } = await simulator({ speed: 20, symbols: 12, originClockMs: T0 + MINUTE - 10_000, cadence: 'real', klineUpdateMs: 2000, tickerUpdateMs: 1000 });
+    const symbols = sim.symbols().slice(0, 8).map((symbol) => symbol.toLowerCase());
+    const streams = symbols.flatMap((symbol) => [`${symbol}@kline_1m`, `${symbol}@ticker`]);
+    const client = await connect(`${sim.wsUrl}/stream?streams=${streams.join('/')}`);
+    type Envelope = { stream: string; data: { e: string; E: number; k?: { t: number; x: boolean; c: string; T: number } } };
+    const frames = () => client.json() as Envelope[];
+    // Three real seconds: three ticker periods and one and a half kline periods of real time, a whole minute of the clock.
+    const end = T0 + MINUTE + 50_000;
+    await until(() => clock.now() >= end, 'three real seconds');
+    const seen = frames().filter((frame) => frame.data.E <= end);
+    for (const symbol of symbols) {
+      const tickers = seen.filter((frame) => frame.stream === `${symbol}@ticker`).length;
+      const updates = seen.filter((frame) => frame.stream === `${symbol}@kline_1m` && frame.data.k?.x === false).length;
+      const closes = seen.filter((frame) => frame.stream === `${symbol}@kline_1m` && frame.data.k?.x === true);
+      // On the clock's own pace (1 s and 2 s of the ×20 clock) this window would carry about 60 tickers and 30 updates.
+      expect(tickers, `${symbol} tickers`).toBeGreaterThanOrEqual(2);
+      expect(tickers, `${symbol} tickers`).toBeLessThanOrEqual(4);
+      expect(updates, `${symbol} kline updates`).toBeGreaterThanOrEqual(1);
+      expect(updates, `${symbol} kline updates`).toBeLessThanOrEqual(3);
+      // The close itself is not paced: exactly one, in the pass at the candle's end, equal to the candle.
+      expect(closes).toHaveLength(1);
+      expect(closes[0]!.data.E).toBe(T0 + MINUTE);
+      expect(Number(closes[0]!.data.k!.c)).toBe(sim.candle(symbol.toUpperCase(), '1m', T0).close);
+    }
+    // The streams do not all speak in the same pass: their phases spread them over the period.
+    const tickerPasses = new Set(seen.filter((frame) => frame.data.e === '24hrTicker').map((frame) => frame.data.E));
+    expect(tickerPasses.size).toBeGreaterThan(symbols.length);
+
+    // Switched to the clock's pace, the same streams speak every clock second: twenty times as often in real time.
+    sim.setCadence({ pace: 'clock', klineUpdateMs: 2000, tickerUpdateMs: 1000 });
+    const switchedAt = clock.now();
+    await until(() => clock.now() >= switchedAt + 10_000, 'half a real second');
+    const after = frames().filter((frame) => frame.data.E > switchedAt && frame.data.E <= switchedAt + 10_000 && frame.data.e === '24hrTicker');
+    expect(after.length / symbols.length).toBeGreaterThanOrEqual(5);
+  });
+
   it('answers SUBSCRIBE, LIST_SUBSCRIPTIONS and bad requests the way Binance does', async () => {
     const { sim } = await simulator();
     const client = await connect(`${sim.wsUrl}/ws`);

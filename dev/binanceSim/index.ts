@@ -11,9 +11,10 @@ import { FaultState, type RestFailure } from './faults.ts';
 import { LimitRecorder } from './limits.ts';
 import { MarketModel } from './market.ts';
 import { RestHandler } from './rest.ts';
-import { StreamServer } from './ws.ts';
+import { type StreamCadence, StreamServer } from './ws.ts';
 
 export { parseStreamName } from './ws.ts';
+export type { StreamCadence } from './ws.ts';
 export type { ScriptedValues } from './market.ts';
 
 export interface SimulatorOptions {
@@ -26,6 +27,13 @@ export interface SimulatorOptions {
   klineUpdateMs?: number;
   /** Sim-ms between `@ticker` payloads (Binance: 1000). */
   tickerUpdateMs?: number;
+  /**
+   * `clock` (default): the two periods above are in the simulator's clock and every stream goes in one pass.
+   * `real`: they are in real ms whatever the clock's speed, each stream on its own phase, as Binance paces them: on an
+   * accelerated clock a client then parses production's message rate instead of the speed's multiple of it. Closes
+   * are sent at each candle's end either way, in the same wire format.
+   */
+  cadence?: StreamCadence['pace'];
   /** Sim-ms between server pings (Binance: 20 s). */
   pingIntervalMs?: number;
   /** Sim-ms added before every REST response. */
@@ -98,8 +106,7 @@ export class BinanceSimulator implements Lifecycle {
     this.rest = new RestHandler(shared);
     this.streams = new StreamServer({
       ...shared,
-      klineUpdateMs: options.klineUpdateMs ?? 2000,
-      tickerUpdateMs: options.tickerUpdateMs ?? 1000,
+      cadence: { pace: options.cadence ?? 'clock', klineUpdateMs: options.klineUpdateMs ?? 2000, tickerUpdateMs: options.tickerUpdateMs ?? 1000 },
       pingIntervalMs: options.pingIntervalMs ?? 20_000,
     });
     this.faults = this.buildFaults();
@@ -159,6 +166,14 @@ export class BinanceSimulator implements Lifecycle {
       .map((spec) => ({ symbol: spec.symbol, volume: this.market.ticker(spec.symbol, now).quoteVolume }))
       .sort((a, b) => b.volume - a.volume)
       .map((entry) => entry.symbol);
+  }
+
+  /**
+   * Pace the periodic stream payloads differently from the next pass on (see SimulatorOptions.cadence): the latency
+   * benchmark alternates the two on one worker to measure both side by side.
+   */
+  setCadence(cadence: StreamCadence): void {
+    this.streams.setCadence(cadence);
   }
 
   /** Final values of one candle, closed or not yet: what REST returns and the closing kline carries. */

@@ -17,18 +17,34 @@ import {
 import type { MarketModel } from './market.ts';
 import { controlError, klineEvent, tickerEvent } from './wire.ts';
 
+/**
+ * How the periodic payloads (forming klines, `@ticker`) are paced; candle closes go at each candle's end either way.
+ * - `clock`: every `klineUpdateMs` / `tickerUpdateMs` of the simulator's clock, every stream in the same pass. On an
+ *   accelerated clock the message rate grows with the speed.
+ * - `real`: every `klineUpdateMs` / `tickerUpdateMs` of REAL time whatever the clock's speed, each stream on its own
+ *   fixed phase within its period, as Binance's streams reach a client (a steady trickle, not one burst per period):
+ *   a client on a clock ×20 hears production's message rate, while its candles still close every 3 s.
+ */
+export interface StreamCadence {
+  pace: 'clock' | 'real';
+  klineUpdateMs: number;
+  tickerUpdateMs: number;
+}
+
 export interface StreamDeps {
   clock: Clock;
   market: MarketModel;
   limits: LimitRecorder;
   faults: FaultState;
   logger: Logger;
-  klineUpdateMs: number;
-  tickerUpdateMs: number;
+  cadence: StreamCadence;
   pingIntervalMs: number;
 }
 
 type StreamKind = { kind: 'kline'; symbol: string; interval: Interval } | { kind: 'ticker'; symbol: string } | { kind: 'silent' };
+
+/** Whether a stream's periodic payload is due in the pass at `now` (the previous pass ran at `last`). */
+type Due = (stream: string, kind: 'kline' | 'ticker') => boolean;
 
 interface Connection {
   id: number;
@@ -74,11 +90,23 @@ export class StreamServer {
   private nextConnectionId = 1;
   private tickTimer: TimerHandle | undefined;
   private lastTickAt = 0;
+  private cadence: StreamCadence;
+  /** Per stream, its phase within a real-paced period (clock ms), fixed by its name. */
+  private readonly phases = new Map<string, number>();
+  private readonly parsedStreams = new Map<string, StreamKind | null>();
   private stalledLastTick = false;
   private running = false;
 
   constructor(deps: StreamDeps) {
     this.deps = deps;
+    this.cadence = { ...deps.cadence };
+  }
+
+  /** Change the pacing of the periodic payloads from the next pass on (a benchmark compares both on one client). */
+  setCadence(cadence: StreamCadence): void {
+    this.cadence = { ...cadence };
+    this.deps.clock.clearTimeout(this.tickTimer);
+    this.scheduleTick();
   }
 
   get openConnections(): number {
@@ -303,8 +331,51 @@ export class StreamServer {
   private scheduleTick(): void {
     if (!this.running) return;
     const now = this.deps.clock.now();
-    const next = Math.min(nextMultiple(now, this.deps.klineUpdateMs), nextMultiple(now, this.deps.tickerUpdateMs), nextMultiple(now, 1000));
+    const { pace, klineUpdateMs, tickerUpdateMs } = this.cadence;
+    // Real pacing spreads the streams over their periods: a pass every clock second (closes land on one) sends the
+    // streams whose phase it crossed.
+    const next = pace === 'real' ? nextMultiple(now, 1000) : Math.min(nextMultiple(now, klineUpdateMs), nextMultiple(now, tickerUpdateMs), nextMultiple(now, 1000));
     this.tickTimer = this.deps.clock.setTimeout(() => this.tick(next), next - now);
+  }
+
+  /** Which streams' periodic payloads the pass at `now` sends. */
+  private dueIn(last: number, now: number): Due {
+    const { pace, klineUpdateMs, tickerUpdateMs } = this.cadence;
+    if (pace === 'clock') {
+      const klineDue = Math.floor(now / klineUpdateMs) > Math.floor(last / klineUpdateMs);
+      const tickerDue = Math.floor(now / tickerUpdateMs) > Math.floor(last / tickerUpdateMs);
+      return (_stream, kind) => (kind === 'kline' ? klineDue : tickerDue);
+    }
+    // Periods in real ms, so in clock ms they stretch with the clock's speed.
+    const speed = this.deps.clock.speed;
+    return (stream, kind) => {
+      const period = Math.max(1, Math.round((kind === 'kline' ? klineUpdateMs : tickerUpdateMs) * speed));
+      const phase = this.phaseOf(stream) % period;
+      return Math.floor((now - phase) / period) > Math.floor((last - phase) / period);
+    };
+  }
+
+  /** parseStreamName, remembered: a pass runs every clock second over every stream. */
+  private parsed(stream: string): StreamKind | null {
+    let parsed = this.parsedStreams.get(stream);
+    if (parsed === undefined) {
+      parsed = parseStreamName(stream);
+      if (this.parsedStreams.size >= 100_000) this.parsedStreams.clear();
+      this.parsedStreams.set(stream, parsed);
+    }
+    return parsed;
+  }
+
+  private phaseOf(stream: string): number {
+    let phase = this.phases.get(stream);
+    if (phase === undefined) {
+      // FNV-1a of the name: the same stream keeps its phase across connections and runs.
+      let hash = 0x811c9dc5;
+      for (let i = 0; i < stream.length; i++) hash = Math.imul(hash ^ stream.charCodeAt(i), 0x01000193);
+      phase = hash >>> 0;
+      this.phases.set(stream, phase);
+    }
+    return phase;
   }
 
   /** One pass over every connection: lifetime, keep-alive, candle closes and the periodic payloads. */
@@ -324,14 +395,13 @@ export class StreamServer {
         }
         this.stalledLastTick = false;
       }
-      const klineDue = Math.floor(now / this.deps.klineUpdateMs) > Math.floor(this.lastTickAt / this.deps.klineUpdateMs);
-      const tickerDue = Math.floor(now / this.deps.tickerUpdateMs) > Math.floor(this.lastTickAt / this.deps.tickerUpdateMs);
+      const due = this.dueIn(this.lastTickAt, now);
       this.lastTickAt = now;
       const payloads = new Map<string, string>();
       for (const connection of this.connections.values()) {
         if (connection.socket.readyState !== WebSocket.OPEN) continue;
         if (!this.keepAlive(connection, now)) continue;
-        for (const stream of connection.streams) this.serve(connection, stream, now, klineDue, tickerDue, payloads);
+        for (const stream of connection.streams) this.serve(connection, stream, now, due, payloads);
       }
     } catch (error) {
       this.deps.logger.error({ event: 'sim_tick_failed', err: error }, 'simulator stream tick failed');
@@ -360,14 +430,14 @@ export class StreamServer {
     return true;
   }
 
-  private serve(connection: Connection, stream: string, now: number, klineDue: boolean, tickerDue: boolean, payloads: Map<string, string>): void {
-    const parsed = parseStreamName(stream);
+  private serve(connection: Connection, stream: string, now: number, due: Due, payloads: Map<string, string>): void {
+    const parsed = this.parsed(stream);
     if (!parsed || parsed.kind === 'silent') return;
     const { market } = this.deps;
     // A symbol that is not TRADING (break, halt, delisted) has no trades, so its streams fall silent.
     if (market.spec(parsed.symbol)?.status !== 'TRADING') return;
     if (parsed.kind === 'ticker') {
-      if (!tickerDue) return;
+      if (!due(stream, 'ticker')) return;
       this.send(connection, stream, cached(payloads, `${stream}|t`, () => JSON.stringify(tickerEvent(market.ticker(parsed.symbol, now)))));
       return;
     }
@@ -382,7 +452,7 @@ export class StreamServer {
       }
       connection.klineOpen.set(stream, current);
     }
-    if (klineDue) {
+    if (due(stream, 'kline')) {
       this.send(connection, stream, cached(payloads, `${stream}|u`, () => JSON.stringify(klineEvent(symbol, interval, market.forming(symbol, interval, current, now), false, now))));
     }
   }
