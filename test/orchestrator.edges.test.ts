@@ -24,6 +24,24 @@ describe('rising edges', () => {
     expect(edges.verdict('a', 'BTCUSDT', '1m', T)).toBe('unknown');
   });
 
+  it('keeps each (trader, symbol) verdict apart: forgetting one pair or one trader leaves the others', () => {
+    const edges = new RisingEdges();
+    for (const trader of ['a', 'ab']) for (const symbol of ['BTCUSDT', 'ETHUSDT']) edges.record(trader, symbol, T - MINUTE, trader === 'a');
+    expect(edges.size).toBe(4);
+    edges.forget('a', 'BTCUSDT');
+    expect(edges.verdict('a', 'BTCUSDT', '1m', T)).toBe('unknown');
+    expect(edges.verdict('a', 'ETHUSDT', '1m', T)).toBe('continuing');
+    expect(edges.verdict('ab', 'BTCUSDT', '1m', T)).toBe('rising');
+    edges.forgetTrader('a');
+    expect(edges.verdict('a', 'ETHUSDT', '1m', T)).toBe('unknown');
+    expect(edges.verdict('ab', 'ETHUSDT', '1m', T)).toBe('rising');
+    expect(edges.size).toBe(2);
+    // Updated in place: the next candle's verdict replaces the pair's, never adds one.
+    edges.record('ab', 'ETHUSDT', T, true);
+    expect(edges.size).toBe(2);
+    expect(edges.verdict('ab', 'ETHUSDT', '1m', T + MINUTE)).toBe('continuing');
+  });
+
   it('does not let a late verdict for an older candle overwrite a newer one', () => {
     const edges = new RisingEdges();
     edges.record('a', 'ETHUSDT', T, true);
