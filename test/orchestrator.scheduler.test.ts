@@ -7,6 +7,7 @@ import { collectingLogger } from './support/logs.ts';
 import type { TickMarket } from '../src/ports.ts';
 import { MAX_PENDING_CANDLES } from '../src/orchestration/TickQueue.ts';
 import { type TickRequest, type TickFollowUps, TickScheduler } from '../src/orchestration/TickScheduler.ts';
+import { closeWaitMs } from '../src/orchestration/TickRunner.ts';
 
 // The scheduler's market port is three questions about stored candles; this in-memory stand-in
 // answers them from a set of closed (symbol, interval, openTime) keys so each timing rule can be
@@ -98,6 +99,22 @@ describe('tick scheduler', () => {
     close('C', '1m', T);
     await until(() => runs.length === 1);
     expect(runs[0]).toMatchObject({ kind: 'tick', interval: '1m', openTime: T, symbols: ['A', 'B', 'C'], expected: 3 });
+    await scheduler.stop();
+  });
+
+  it('tells how long the first close waited for the last one (what the earliest symbols pay for the tick waiting)', async () => {
+    const { clock, runs, scheduler, close } = setup({ symbols: ['A', 'B'], graceMs: 60_000, schedule: new Map([['1m', []]]) });
+    close('A', '1m', T);
+    const firstAt = clock.now();
+    await until(() => clock.now() >= firstAt + 400);
+    const lastAt = clock.now();
+    close('B', '1m', T);
+    await until(() => runs.length === 1);
+    const waited = closeWaitMs(runs[0]!)!;
+    expect(waited).toBeGreaterThanOrEqual(lastAt - firstAt);
+    expect(waited).toBeLessThan(lastAt - firstAt + 500);
+    // A tick the watchdog fired with no close at all waited for nothing it saw.
+    expect(closeWaitMs({ closeReceivedAt: new Map(), queuedAt: lastAt })).toBeNull();
     await scheduler.stop();
   });
 

@@ -91,6 +91,7 @@ export class TickRunner {
         queuedMs: summary.queuedMs,
         arrivalLagP95Ms: level?.arrivalLagP95Ms ?? null,
         arrivalLagMaxMs: level?.arrivalLagMaxMs ?? null,
+        closeWaitMs: request.kind === 'tick' ? closeWaitMs(request) : null,
         closeToCommitMaxMs: maxOrNull(summary.closeToCommitMs),
       },
       'tick',
@@ -368,6 +369,17 @@ export class TickRunner {
       );
     }
   }
+}
+
+/**
+ * How long the tick's first closing kline waited for the rest before the tick was queued: the scheduler waits for
+ * every symbol's close (up to the grace period), and each symbol's close-to-commit latency counts from its own close,
+ * so this is what the earliest symbols pay for the last one. Null when no close was seen (the watchdog fired it).
+ */
+export function closeWaitMs(request: Pick<TickRequest, 'closeReceivedAt' | 'queuedAt'>): number | null {
+  let first = Infinity;
+  for (const receivedAt of request.closeReceivedAt.values()) if (receivedAt < first) first = receivedAt;
+  return Number.isFinite(first) ? Math.max(0, request.queuedAt - first) : null;
 }
 
 /** The ticker snapshot the filter was shown, by event time; null when it saw the minimal ticker (no snapshot proved one). */
