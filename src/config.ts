@@ -59,6 +59,8 @@ const schema = z.object({
   FILTER_TIMEOUT_MS: integer(5, 10_000).default(50),
   FILTER_MEMORY_MB: integer(8, 1024).default(32),
   FILTER_TICK_BUDGET_MS: integer(10, 600_000).default(500),
+  // Resident memory the worker keeps within (src/screening/isolateCollector.ts); unset: 75 % of the machine's memory.
+  MEMORY_BUDGET_MB: integer(64, 1_048_576).optional(),
   TRADER_FAILURE_LIMIT: integer(1, 1000).default(5),
   TRADER_POLL_MS: integer(1000, 30_000).default(10_000),
   // Look-back of each new or edited trader (src/replay/ReplayService.ts): candles replayed, 0 to turn it off.
@@ -120,6 +122,8 @@ export interface Config {
   filterMemoryMb: number;
   /** Evaluation time one trader may spend on one screening thread per tick before its remaining symbols are skipped. */
   filterTickBudgetMs: number;
+  /** Resident bytes above which the screening threads collect isolates and run ticks in the memory-saving order; undefined: 75 % of the machine's memory. */
+  memoryBudgetBytes: number | undefined;
   traderFailureLimit: number;
   traderPollMs: number;
   /** Candles a new or edited trader's look-back replays (at most half of klineHistory); 0: no look-back. */
@@ -210,6 +214,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     filterTimeoutMs: parsed.FILTER_TIMEOUT_MS,
     filterMemoryMb: parsed.FILTER_MEMORY_MB,
     filterTickBudgetMs: parsed.FILTER_TICK_BUDGET_MS,
+    memoryBudgetBytes: parsed.MEMORY_BUDGET_MB === undefined ? undefined : parsed.MEMORY_BUDGET_MB * 1024 * 1024,
     traderFailureLimit: parsed.TRADER_FAILURE_LIMIT,
     traderPollMs: parsed.TRADER_POLL_MS,
     replayLookbackCandles: parsed.REPLAY_LOOKBACK_CANDLES,

@@ -78,6 +78,7 @@ export function createScreener(config: Config, logger: Logger): Screener {
     clock: config.clock,
     logger,
     ...(config.faultInjection ? { faults: config.faultInjection } : {}),
+    ...(config.memoryBudgetBytes === undefined ? {} : { memoryBudgetBytes: config.memoryBudgetBytes }),
   });
 }
 
@@ -149,6 +150,7 @@ export function createWorker(config: Config, overrides: WorkerOverrides = {}): W
     stream: () => ws.stats(),
     rest: () => rest.stats(),
     sink: () => database.stats(),
+    screener: () => screener.stats(),
     worker: () => orchestrator.readiness(),
   };
   const eventLoop = new EventLoopMonitor();

@@ -70,3 +70,15 @@ export function machineMemoryBytes(): number {
   const total = totalmem();
   return limit > 0 && limit < total ? limit : total;
 }
+
+/**
+ * Share of the machine's memory the worker keeps within by default (MEMORY_BUDGET_MB overrides it):
+ * above it the screening threads collect isolates and run ticks in the memory-saving order
+ * (src/screening/isolateCollector.ts); the memory alert fires at 80 %.
+ */
+export const MEMORY_BUDGET_FRACTION = 0.75;
+
+/** The default memory budget: MEMORY_BUDGET_FRACTION of the machine's memory. */
+export function defaultMemoryBudgetBytes(): number {
+  return Math.floor(machineMemoryBytes() * MEMORY_BUDGET_FRACTION);
+}

@@ -89,6 +89,14 @@ describe('loadConfig', () => {
     expect(configError({ ...VALID, SHARD_COUNT: 'two' }).message).toBe('SHARD_COUNT must be a number');
   });
 
+  it('keeps within 75 % of the machine unless MEMORY_BUDGET_MB sets the budget, and names a bad one', () => {
+    expect(loadConfig(VALID).memoryBudgetBytes).toBeUndefined();
+    expect(loadConfig({ ...VALID, MEMORY_BUDGET_MB: '384' }).memoryBudgetBytes).toBe(384 * 1024 * 1024);
+    expect(configError({ ...VALID, MEMORY_BUDGET_MB: '512MB' }).message).toBe('MEMORY_BUDGET_MB must be a number');
+    expect(configError({ ...VALID, MEMORY_BUDGET_MB: '32' }).message).toBe('MEMORY_BUDGET_MB must be at least 64');
+    expect(configError({ ...VALID, MEMORY_BUDGET_MB: '0.5' }).message).toBe('MEMORY_BUDGET_MB must be an integer');
+  });
+
   it('names every bad variable at once', () => {
     const error = configError({ SUPABASE_URL: 'ftp://nope', PORT: '-1' });
     expect(error.variable.split(', ').sort()).toEqual(['PORT', 'SUPABASE_KEY', 'SUPABASE_URL', 'USER_ID']);

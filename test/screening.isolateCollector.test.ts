@@ -1,12 +1,12 @@
 // Isolate collection between ticks: which isolates the policy picks, and what a collection does to a real trader isolate.
 import { afterEach, describe, expect, it } from 'vitest';
-import { IsolateCollector } from '../src/screening/isolateCollector.ts';
+import { IsolateCollector, RETURN_MARGIN } from '../src/screening/isolateCollector.ts';
 import { TraderSandbox } from '../src/screening/sandbox.ts';
 
 const MB = 1024 * 1024;
 
-function collector(options: { rss?: () => number; budgetBytes?: number; maxIdlePerTick?: number } = {}): IsolateCollector {
-  return new IsolateCollector({ idleTicks: 3, maxIdlePerTick: options.maxIdlePerTick ?? 8, budgetBytes: options.budgetBytes ?? 400 * MB, rss: options.rss ?? (() => 100 * MB) });
+function collector(options: { rss?: () => number; budgetBytes?: number; maxIdlePerTick?: number; threads?: number } = {}): IsolateCollector {
+  return new IsolateCollector({ idleTicks: 3, maxIdlePerTick: options.maxIdlePerTick ?? 8, budgetBytes: options.budgetBytes ?? 400 * MB, rss: options.rss ?? (() => 100 * MB), threads: options.threads ?? 1 });
 }
 
 describe('IsolateCollector', () => {
@@ -68,6 +68,100 @@ describe('IsolateCollector', () => {
     policy.afterTick(['gone']);
     policy.forget('gone');
     for (let tick = 0; tick < 5; tick++) expect(policy.afterTick([])).toEqual([]);
+  });
+});
+
+describe('IsolateCollector tick order', () => {
+  const ids = ['a', 'b', 'c', 'd'];
+  /** A memory-saving tick: every trader runs and is collected after its run, the process growing `grown` during each run. */
+  function savingTick(policy: IsolateCollector, grown: number): string[] {
+    for (const id of ids) policy.collectedAfterRun(id, grown);
+    return policy.afterTick(ids);
+  }
+
+  it('runs the normal order while the process is within its budget, whatever ran', () => {
+    const policy = collector({ rss: () => 390 * MB, budgetBytes: 400 * MB });
+    for (const id of ids) policy.fresh(id);
+    for (let tick = 0; tick < 5; tick++) {
+      policy.afterTick(ids);
+      expect(policy.order).toBe('symbols');
+    }
+  });
+
+  it('takes the memory-saving order after a tick that left the process above its budget, and collects every grown isolate then', () => {
+    let rss = 390 * MB;
+    const policy = collector({ rss: () => rss, budgetBytes: 400 * MB });
+    for (const id of ids) policy.fresh(id);
+    policy.afterTick(ids);
+    rss = 410 * MB;
+    expect(policy.afterTick(ids).sort()).toEqual(ids);
+    expect(policy.order).toBe('traders');
+    // Collected right after their runs: nothing is left to collect after the tick.
+    rss = 300 * MB;
+    expect(savingTick(policy, 4 * MB)).toEqual([]);
+  });
+
+  it('stays in the memory-saving order while the RSS plus what the runs grew is above the budget less the margin, and returns once it fits', () => {
+    let rss = 410 * MB;
+    const policy = collector({ rss: () => rss, budgetBytes: 400 * MB });
+    for (const id of ids) policy.fresh(id);
+    policy.afterTick(ids);
+    expect(policy.order).toBe('traders');
+    // The first saving tick is compared with the normal order's last: 1 MB per trader, less than the runs grew.
+    rss = 406 * MB;
+    savingTick(policy, 4 * MB);
+    expect(policy.order).toBe('traders');
+    // 370 + 4 × 4 MB = 386 MB: within the budget, but not by the margin.
+    expect(400 * (1 - RETURN_MARGIN)).toBe(380);
+    rss = 370 * MB;
+    savingTick(policy, 4 * MB);
+    expect(policy.order).toBe('traders');
+    // 360 + 16 = 376 MB: the normal order fits, with the margin to spare.
+    rss = 360 * MB;
+    savingTick(policy, 4 * MB);
+    expect(policy.order).toBe('symbols');
+  });
+
+  it('trusts what the last change of order showed over what single runs grew, so it does not flip back and forth', () => {
+    let rss = 380 * MB;
+    const policy = collector({ rss: () => rss, budgetBytes: 400 * MB });
+    for (const id of ids) policy.fresh(id);
+    policy.afterTick(ids);
+    rss = 405 * MB;
+    policy.afterTick(ids);
+    expect(policy.order).toBe('traders');
+    // The first saving tick: 80 MB below the normal order's 405, 20 MB per trader, though each run grew the process by only 1 MB.
+    rss = 325 * MB;
+    savingTick(policy, 1 * MB);
+    expect(policy.order).toBe('traders');
+    for (let tick = 0; tick < 5; tick++) {
+      savingTick(policy, 1 * MB);
+      expect(policy.order).toBe('traders');
+    }
+    // Two traders gone: 325 - 40 + 2 × 20 = 325 MB, back to the normal order.
+    policy.forget('c');
+    policy.forget('d');
+    rss = 285 * MB;
+    for (const id of ['a', 'b']) policy.collectedAfterRun(id, 1 * MB);
+    policy.afterTick(['a', 'b']);
+    expect(policy.order).toBe('symbols');
+  });
+
+  it('counts its growth once per screening thread sharing the budget', () => {
+    const order = (threads: number) => {
+      let rss = 410 * MB;
+      const policy = collector({ rss: () => rss, budgetBytes: 400 * MB, threads });
+      for (const id of ids) policy.fresh(id);
+      policy.afterTick(ids);
+      rss = 402 * MB;
+      savingTick(policy, 5 * MB);
+      rss = 350 * MB;
+      savingTick(policy, 5 * MB);
+      return policy.order;
+    };
+    // 350 + 4 × 5 = 370 MB fits one thread's; two threads growing alike would need 390 MB.
+    expect(order(1)).toBe('symbols');
+    expect(order(2)).toBe('traders');
   });
 });
 

@@ -35,6 +35,13 @@ export interface FootprintReport {
   storeBytes: number;
   threads: number;
   tickMs: number[];
+  /** CPU ms per measured tick of every thread but the child's main one (the screening thread and V8's helpers), from one tick's start to the next's. */
+  tickCpuMs: number[];
+  /** The order each measured tick ran in ('traders': the memory-saving one). */
+  orders: string[];
+  /** RSS right after each measured tick's reply, and the peak RSS (VmHWM) of the measured ticks up to it. */
+  tickRss: number[];
+  tickPeaks: number[];
 }
 
 export function measureFootprint(options: FootprintOptions): Promise<FootprintReport> {

@@ -31,12 +31,37 @@ const load = await TickLoad.start({ symbols: options.symbols, traders: options.t
 });
 const storeBytes = load.store.memoryBytes();
 const tickMs: number[] = [];
-for (let i = 0; i < options.warmupTicks + options.ticks; i++) {
+const tickCpuMs: number[] = [];
+const orders: string[] = [];
+/** RSS right after each measured tick's reply, and the peak (VmHWM) up to then. */
+const tickRss: number[] = [];
+const tickPeaks: number[] = [];
+/** CPU ms of every thread but this one (the screening thread, and V8's helper threads working for it). */
+function othersCpuMs(): number {
+  const all = process.cpuUsage();
+  const main = process.threadCpuUsage();
+  return (all.user + all.system - main.user - main.system) / 1000;
+}
+let cycleStart = 0;
+// One more tick than measured: a tick's CPU runs from its start to the next one's, so the collections
+// the thread does after replying (IsolateCollector) count with the tick that caused them.
+for (let i = 0; i < options.warmupTicks + options.ticks + 1; i++) {
   if (i === options.warmupTicks) resetPeak();
+  // The last measured tick's after-work (collections) runs after the thread answered: let it finish.
+  if (i === options.warmupTicks + options.ticks) await new Promise((resolve) => setTimeout(resolve, 1000));
+  const now = othersCpuMs();
+  if (i > options.warmupTicks) tickCpuMs.push(now - cycleStart);
+  cycleStart = now;
+  if (i === options.warmupTicks + options.ticks) break;
   load.advance();
   const result = await load.sandboxed();
   if (result.evaluations === 0) throw new Error(`footprint: nothing evaluated (${JSON.stringify(result.errorCodes)})`);
-  if (i >= options.warmupTicks) tickMs.push(result.ms);
+  if (i >= options.warmupTicks) {
+    tickMs.push(result.ms);
+    tickRss.push(process.memoryUsage.rss());
+    tickPeaks.push(peakRss());
+    orders.push(result.memorySavingThreads > 0 ? 'traders' : 'symbols');
+  }
 }
 const tickPeakRss = peakRss();
 const memory = process.memoryUsage();
@@ -53,5 +78,9 @@ const report: FootprintReport = {
   storeBytes,
   threads: load.screener.stats().threads,
   tickMs,
+  tickCpuMs,
+  orders,
+  tickRss,
+  tickPeaks,
 };
 process.send!(report, () => process.exit(0));

@@ -32,6 +32,8 @@ export interface TickTiming {
   errorCodes: Record<string, number>;
   /** Sorted `traderId symbol` pairs, to compare the two evaluators. */
   matchKeys: string[];
+  /** Screening threads that ran the tick in the memory-saving order (0 for the in-process evaluators). */
+  memorySavingThreads: number;
 }
 
 export class TickLoad {
@@ -79,7 +81,7 @@ export class TickLoad {
   async sandboxed(): Promise<TickTiming> {
     const started = performance.now();
     const result = await this.screener.run(this.tick());
-    return timing(performance.now() - started, result.traders);
+    return { ...timing(performance.now() - started, result.traders), memorySavingThreads: result.memorySavingThreads };
   }
 
   /** The same tick with `new Function` in this thread, as the old service ran filters. */
@@ -124,5 +126,5 @@ function timing(ms: number, traders: TraderTickOutcome[]): TickTiming {
     for (const error of trader.errors) errorCodes[error.code] = (errorCodes[error.code] ?? 0) + 1;
     for (const match of trader.matches) matchKeys.push(`${trader.traderId} ${match.symbol}`);
   }
-  return { ms, evaluations, matches, errors, errorCodes, matchKeys: matchKeys.sort() };
+  return { ms, evaluations, matches, errors, errorCodes, matchKeys: matchKeys.sort(), memorySavingThreads: 0 };
 }

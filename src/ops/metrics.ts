@@ -11,6 +11,8 @@ export interface MetricsSources {
   sink?: () => { signalsWritten: number; signalsBuffered: number; signalsDropped: number; dbRetries: number };
   /** The worker's state as /ready judges it. */
   worker?: () => { state: WorkerState };
+  /** The screening threads' memory budget, and how many ran their last tick in the memory-saving order. */
+  screener?: () => { memoryBudgetBytes: number; memorySavingThreads: number };
 }
 
 const WORKER_STATES: readonly WorkerState[] = ['starting', 'ready', 'degraded', 'stopping', 'stopped'];
@@ -83,6 +85,25 @@ export class WorkerMetrics {
         const current = worker()?.state;
         if (current === undefined) return;
         for (const state of WORKER_STATES) this.set({ state }, state === current ? 1 : 0);
+      },
+    });
+    const screener = () => this.sources.screener?.();
+    new Gauge({
+      name: `${PREFIX}memory_saving_threads`,
+      help: 'Screening threads whose last tick ran in the memory-saving order (the process was above its memory budget): above 0, the worker is memory-bound',
+      registers,
+      collect() {
+        const threads = screener()?.memorySavingThreads;
+        if (threads !== undefined) this.set(threads);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}memory_budget_bytes`,
+      help: 'Resident memory the worker keeps within (MEMORY_BUDGET_MB, or 75 % of the machine)',
+      registers,
+      collect() {
+        const budget = screener()?.memoryBudgetBytes;
+        if (budget !== undefined) this.set(budget);
       },
     });
     const eventLoop = options.eventLoop;

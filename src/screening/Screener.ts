@@ -10,6 +10,7 @@ import { hvnInterval, tickerFields } from './contract.ts';
 import { ScreenerThread, ThreadCrashedError } from './pool.ts';
 import { DEFAULT_FILTER_TICK_BUDGET_MS, type ThreadFaults, type ThreadTraderResult, type TraderSpec } from './protocol.ts';
 import { seriesKey, SharedSeriesStore, type SeriesBuffer, type SeriesSlot } from './sharedSeries.ts';
+import { defaultMemoryBudgetBytes } from '../heap.ts';
 
 export interface ScreenerOptions {
   /** 0 = os.availableParallelism(). */
@@ -23,7 +24,11 @@ export interface ScreenerOptions {
   logger: Logger;
   /** Test-only fault injection (config FAULT_INJECTION). */
   faults?: ThreadFaults;
-  /** Resident bytes above which the threads collect their isolates after each tick (ThreadOptions); the machine's memory × 0.75 when absent. */
+  /**
+   * Resident bytes of the process above which the threads collect their isolates and run ticks in the
+   * memory-saving order (ThreadOptions, IsolateCollector): config MEMORY_BUDGET_MB; 75 % of the
+   * machine's memory when absent.
+   */
   memoryBudgetBytes?: number;
 }
 
@@ -34,6 +39,8 @@ export interface ScreenerRunResult {
   traders: TraderTickOutcome[];
   durationMs: number;
   evaluations: number;
+  /** Threads that ran this tick in the memory-saving order (one trader after another, each isolate collected after its run). */
+  memorySavingThreads: number;
 }
 
 interface DisabledRecord {
@@ -68,17 +75,22 @@ export class Screener implements ScreenerPort {
   private queue: Promise<unknown> = Promise.resolve();
   private tickCounter = 0;
   private totals = { evaluations: 0, errors: 0 };
+  private readonly memoryBudgetBytes: number;
+  /** The order each thread's last tick ran in (see IsolateCollector). */
+  private readonly lastOrder = new Map<number, 'symbols' | 'traders'>();
 
   constructor(options: ScreenerOptions) {
     this.options = options;
     this.logger = options.logger;
     const count = options.threads > 0 ? options.threads : availableParallelism();
+    this.memoryBudgetBytes = options.memoryBudgetBytes ?? defaultMemoryBudgetBytes();
     const threadOptions = {
       filterTimeoutMs: options.filterTimeoutMs,
       filterMemoryMb: options.filterMemoryMb,
       filterTickBudgetMs: options.filterTickBudgetMs ?? DEFAULT_FILTER_TICK_BUDGET_MS,
       ...(options.faults ? { faults: options.faults } : {}),
-      ...(options.memoryBudgetBytes === undefined ? {} : { memoryBudgetBytes: options.memoryBudgetBytes }),
+      memoryBudgetBytes: this.memoryBudgetBytes,
+      threads: count,
     };
     this.threads = Array.from({ length: count }, (_, index) => new ScreenerThread(index, threadOptions, this.logger));
   }
@@ -153,12 +165,14 @@ export class Screener implements ScreenerPort {
     this.disabled.set(traderId, { reason, traderUpdatedAt, codeHash: null });
   }
 
-  stats(): { threads: number; threadRestarts: number; evaluations: number; errors: number } {
+  stats(): { threads: number; threadRestarts: number; evaluations: number; errors: number; memoryBudgetBytes: number; memorySavingThreads: number } {
     return {
       threads: this.threads.length,
       threadRestarts: this.threads.reduce((sum, thread) => sum + thread.restarts, 0),
       evaluations: this.totals.evaluations,
       errors: this.totals.errors,
+      memoryBudgetBytes: this.memoryBudgetBytes,
+      memorySavingThreads: [...this.lastOrder.values()].filter((order) => order === 'traders').length,
     };
   }
 
@@ -188,7 +202,7 @@ export class Screener implements ScreenerPort {
     for (const symbol of symbols) {
       tickers[symbol] = tickerFields(symbol, tick.market.ticker(symbol), tick.market.series(symbol, tick.interval)?.lastClosed()?.close);
     }
-    const threadStats: Array<{ thread: number; memoHits: number; memoMisses: number; isolateHeapBytes: number }> = [];
+    const threadStats: Array<{ thread: number; memoHits: number; memoMisses: number; isolateHeapBytes: number; order: 'symbols' | 'traders' }> = [];
     // Every write to the shared rows happens here, before any thread is handed the tick.
     const now = this.options.clock.now();
     const slots = new Map<string, SeriesSlot | null>();
@@ -226,7 +240,20 @@ export class Screener implements ScreenerPort {
     this.totals.evaluations += evaluations;
     const durationMs = performance.now() - started;
     this.logger.debug({ event: 'screener_tick', interval: tick.interval, evaluations, durationMs, threads: threadStats }, 'screening tick evaluated');
-    return { interval: tick.interval, candleOpenTime: tick.candleOpenTime, traders: results, durationMs, evaluations };
+    let memorySavingThreads = 0;
+    for (const stats of threadStats) {
+      if (stats.order === 'traders') memorySavingThreads++;
+      if (this.lastOrder.get(stats.thread) === stats.order) continue;
+      // Only changes are logged: an operator sees when and how long the worker was short of memory.
+      if (this.lastOrder.has(stats.thread) || stats.order === 'traders') {
+        this.logger.info(
+          { event: 'screener_tick_order', thread: stats.thread, order: stats.order, rssBytes: process.memoryUsage.rss(), memoryBudgetBytes: this.memoryBudgetBytes },
+          stats.order === 'traders' ? 'memory budget reached: traders run one after another, each isolate collected after its run' : 'memory ample again: back to the normal tick order',
+        );
+      }
+      this.lastOrder.set(stats.thread, stats.order);
+    }
+    return { interval: tick.interval, candleOpenTime: tick.candleOpenTime, traders: results, durationMs, evaluations, memorySavingThreads };
   }
 
   /**
@@ -239,7 +266,7 @@ export class Screener implements ScreenerPort {
     traders: Trader[],
     work: { symbols: string[]; tickers: Record<string, Record<string, string>>; slots: Record<string, SeriesSlot> },
     wanted: SeriesBuffer[],
-  ): Promise<{ results: ThreadTraderResult[]; stats: { thread: number; memoHits: number; memoMisses: number; isolateHeapBytes: number } | null }> {
+  ): Promise<{ results: ThreadTraderResult[]; stats: { thread: number; memoHits: number; memoMisses: number; isolateHeapBytes: number; order: 'symbols' | 'traders' } | null }> {
     const results: ThreadTraderResult[] = [];
     let remaining = traders;
     for (let attempt = 1; ; attempt++) {
@@ -248,7 +275,7 @@ export class Screener implements ScreenerPort {
       try {
         const reply = await thread.tick({ type: 'tick', tickId, traderIds: remaining.map((t) => t.id), ...work }, wanted, deadlineMs);
         results.push(...reply.traders);
-        return { results, stats: { thread: thread.index, memoHits: reply.memoHits, memoMisses: reply.memoMisses, isolateHeapBytes: reply.heapBytes } };
+        return { results, stats: { thread: thread.index, memoHits: reply.memoHits, memoMisses: reply.memoMisses, isolateHeapBytes: reply.heapBytes, order: reply.order } };
       } catch (error) {
         if (!(error instanceof ThreadCrashedError)) throw error;
         const suspect = error.inFlight?.tickId === tickId ? remaining[error.inFlight.traderIndex] : undefined;

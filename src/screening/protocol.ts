@@ -27,8 +27,10 @@ export interface ThreadOptions {
    * dies leaves behind who was running (InFlight).
    */
   inFlight?: SharedArrayBuffer;
-  /** Resident bytes of the process above which the thread collects its isolates after each tick (IsolateCollector); the machine's memory × MEMORY_BUDGET_FRACTION when absent. */
+  /** Resident bytes of the process above which the thread collects its isolates after each tick and runs its ticks in the memory-saving order (IsolateCollector); defaultMemoryBudgetBytes() (heap.ts) when absent. */
   memoryBudgetBytes?: number;
+  /** Screening threads sharing that budget (1 when absent). */
+  threads?: number;
   /** Test-only fault injection (config FAULT_INJECTION): what a screening thread does when a filter's code holds a marker. */
   faults?: ThreadFaults;
 }
@@ -93,5 +95,7 @@ export type FromThread =
       /** Helper calls that crossed out of an isolate (the results board did not hold them). */
       memoCallbacks: number;
       heapBytes: number;
+      /** The order the tick ran its traders in: 'traders' is the memory-saving one (IsolateCollector). */
+      order: 'symbols' | 'traders';
     }
   | { type: 'catastrophic'; message: string };

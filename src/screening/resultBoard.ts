@@ -72,7 +72,8 @@ interface Layout {
 /**
  * Learns from the memo's callbacks which results each trader asks for, and computes those results
  * for every symbol of a batch before the traders run on it (through the memo, so they are the very
- * values a callback would return). Holds one batch at a time: the board is rewritten per batch.
+ * values a callback would return). Holds one batch at a time (the board is rewritten per batch), or
+ * a whole tick's batches together when the thread runs its traders one after another (beginTick).
  *
  * Only the host writes the board; the isolates' runtime reads it by index on views it never hands
  * to a filter. A result the board does not hold (an unknown call, a full board, a result that is not
@@ -94,11 +95,18 @@ export class ResultBoard {
   private active = new Map<string, Array<{ column: Column; payers: string[]; ms: number }>>();
   /** Columns each trader asked for (bounded by MAX_COLUMNS_PER_TRADER). */
   private readonly perTrader = new Map<string, number>();
-  /** Series ids whose table entries the last batch wrote (cleared by the next). */
+  /** Series ids whose table entries the last batch wrote (cleared by the next, or by the next tick when the board holds a whole tick). */
   private written: number[] = [];
   /** Data elements the largest batch of this tick needed (the next tick's size). */
   private needed = 0;
   private rowsNeeded = 0;
+  /** Data elements all of this tick's batches needed together (the next tick's size when it holds a whole tick). */
+  private tickNeeded = 0;
+  /** This tick's batches stay on the board together (see beginTick), each after the last. */
+  private wholeTick = false;
+  /** Where the next batch writes: its first row, and its first data element (-1: start afresh). */
+  private nextRow = 0;
+  private nextAt = -1;
 
   constructor() {
     this.board = this.allocate({ seriesCap: 0, rows: 0, columnCap: 0, dataCap: MIN_DATA });
@@ -170,8 +178,14 @@ export class ResultBoard {
   /**
    * Before the tick's first batch (no isolate reads the board between ticks): the columns the tick's
    * traders asked for, and a layout large enough for the tick's series and the last tick's results.
+   *
+   * `wholeTick`: every batch of the tick is filled before any trader runs, and the board keeps them
+   * all (one row per series of the tick, the data of every batch one after another), so the thread
+   * can run its traders one after another over all symbols (the memory-saving order, see
+   * ThreadScreener.tick). Sized from the last tick's batches together: larger than one batch by about
+   * the number of batches, and still bounded by MAX_DATA (results beyond it keep the callback).
    */
-  beginTick(traderIds: readonly string[], seriesIds: Iterable<number>, intervals: number): void {
+  beginTick(traderIds: readonly string[], seriesIds: Iterable<number>, intervals: number, wholeTick = false): void {
     const running = new Set(traderIds);
     this.active = new Map();
     for (const column of this.columns.values()) {
@@ -184,12 +198,16 @@ export class ResultBoard {
       }
     }
     let maxId = -1;
-    for (const id of seriesIds) if (id > maxId) maxId = id;
+    let series = 0;
+    for (const id of seriesIds) {
+      series++;
+      if (id > maxId) maxId = id;
+    }
     const wanted: Layout = {
       seriesCap: maxId + 1,
-      rows: Math.max(this.rowsNeeded, intervals * 16),
+      rows: wholeTick ? series : Math.max(this.rowsNeeded, intervals * 16),
       columnCap: this.columns.size,
-      dataCap: Math.min(MAX_DATA, Math.max(MIN_DATA, this.needed)),
+      dataCap: Math.min(MAX_DATA, Math.max(MIN_DATA, wholeTick ? this.tickNeeded : this.needed)),
     };
     const { layout } = this;
     const grow = wanted.seriesCap > layout.seriesCap || wanted.rows > layout.rows || wanted.columnCap > layout.columnCap || wanted.dataCap > layout.dataCap;
@@ -209,7 +227,15 @@ export class ResultBoard {
       this.directories.clear();
     }
     this.needed = 0;
+    this.tickNeeded = 0;
+    this.wholeTick = wholeTick;
+    this.nextAt = -1;
     this.board[0] = this.epoch;
+  }
+
+  /** This tick's batches stay on the board together (see beginTick). */
+  get holdsWholeTick(): boolean {
+    return this.wholeTick;
   }
 
   /**
@@ -221,16 +247,21 @@ export class ResultBoard {
   fill(memo: TickMemo, table: SeriesTable, symbols: readonly string[], charge: (traderId: string, ms: number) => void): void {
     const board = this.board;
     const { seriesCap, rows, columnCap, dataCap } = this.layout;
-    for (const id of this.written) {
-      board[BOARD_HEADER + 2 * id] = 0;
-      board[BOARD_HEADER + 2 * id + 1] = 0;
-    }
-    this.written = [];
     const cells = BOARD_HEADER + 2 * seriesCap;
     const dataStart = cells + columnCap * rows;
-    board.fill(0, cells, dataStart);
-    let row = 0;
-    let at = dataStart;
+    // One batch at a time: the last batch's entries go. A whole tick: only its first batch starts afresh.
+    if (!this.wholeTick || this.nextAt < 0) {
+      for (const id of this.written) {
+        board[BOARD_HEADER + 2 * id] = 0;
+        board[BOARD_HEADER + 2 * id + 1] = 0;
+      }
+      this.written = [];
+      board.fill(0, cells, dataStart);
+      this.nextRow = 0;
+      this.nextAt = dataStart;
+    }
+    let row = this.nextRow;
+    let at = this.nextAt;
     let needed = 0;
     let rowsNeeded = 0;
     for (const symbol of symbols) {
@@ -295,6 +326,9 @@ export class ResultBoard {
     }
     if (needed > this.needed) this.needed = needed;
     if (rowsNeeded > this.rowsNeeded) this.rowsNeeded = rowsNeeded;
+    this.tickNeeded += needed;
+    this.nextRow = row;
+    this.nextAt = at;
   }
 
   /** After the tick's last batch: nothing on the board answers until the next tick's first batch. */
@@ -304,6 +338,7 @@ export class ResultBoard {
       this.board[BOARD_HEADER + 2 * id + 1] = 0;
     }
     this.written = [];
+    this.nextAt = -1;
   }
 
   /** What an isolate of `library` needs to read the board (see BoardConnection). */

@@ -7,8 +7,8 @@ import { MAX_BATCH_SYMBOLS, TraderSandbox, type EvaluationOutcome, type SandboxH
 import type { SymbolSpec } from './sandboxRuntime.ts';
 import { seriesKey, SeriesTable } from './sharedSeries.ts';
 import { ThreadCpuShare } from './threadCpu.ts';
-import { IsolateCollector } from './isolateCollector.ts';
-import { machineMemoryBytes } from '../heap.ts';
+import { IsolateCollector, type TickOrder } from './isolateCollector.ts';
+import { defaultMemoryBudgetBytes } from '../heap.ts';
 
 /**
  * An isolate whose heap grew by this much since its first tick is rebuilt (a fresh one holds about
@@ -26,12 +26,12 @@ const TICK_WALL_BACKSTOP_FACTOR = 5;
 
 /**
  * Isolate collection (IsolateCollector): after 3 ticks sat out in a row (a 1m trader sits out at most
- * the 5m, 15m and 1h ticks at the top of the hour), at most 8 a tick (~30 ms), and every isolate once
- * the process holds more than 75 % of the machine's memory after a tick (the memory alert fires at 80 %).
+ * the 5m, 15m and 1h ticks at the top of the hour), at most 8 a tick (~30 ms), and every isolate, each
+ * right after its own run, once the process holds more than its memory budget (MEMORY_BUDGET_MB, by
+ * default 75 % of the machine's memory; the memory alert fires at 80 %).
  */
 const ISOLATE_IDLE_TICKS = 3;
 const ISOLATE_COLLECTIONS_PER_TICK = 8;
-export const MEMORY_BUDGET_FRACTION = 0.75;
 
 /** Evaluates ticks for the traders assigned to this thread. Kept free of worker_threads so it can be driven directly. */
 export class ThreadScreener {
@@ -76,8 +76,9 @@ export class ThreadScreener {
     this.collector = new IsolateCollector({
       idleTicks: ISOLATE_IDLE_TICKS,
       maxIdlePerTick: ISOLATE_COLLECTIONS_PER_TICK,
-      budgetBytes: options.memoryBudgetBytes ?? machineMemoryBytes() * MEMORY_BUDGET_FRACTION,
+      budgetBytes: options.memoryBudgetBytes ?? defaultMemoryBudgetBytes(),
       rss: () => process.memoryUsage.rss(),
+      threads: options.threads ?? 1,
     });
   }
 
@@ -108,11 +109,15 @@ export class ThreadScreener {
   }
 
   /**
-   * A few symbols at a time (MAX_BATCH_SYMBOLS), every trader over them in one call into its isolate:
-   * the host-side helper memo then only ever holds those symbols' klines and results, so the thread's
-   * heap stays small whatever the size of the universe, and a trader's isolate is entered once per
-   * batch instead of once per symbol (switching isolates and crossing into one cost about as much as
-   * a light filter's evaluation).
+   * Normally ('symbols' order) a few symbols at a time (MAX_BATCH_SYMBOLS), every trader over them in
+   * one call into its isolate: the host-side helper memo then only ever holds those symbols' klines
+   * and results, so the thread's heap stays small whatever the size of the universe, and a trader's
+   * isolate is entered once per batch instead of once per symbol (switching isolates and crossing
+   * into one cost about as much as a light filter's evaluation). But every isolate runs, and so is
+   * large, at once. When the process is short of memory (IsolateCollector.order), 'traders' order:
+   * the results board is filled for the whole tick first, then one trader after another runs over
+   * all symbols and its isolate is collected right after its run, so one isolate is large at a time.
+   * Same evaluations, same answers, same charges to each trader's tick budget.
    */
   tick(message: Extract<ToThread, { type: 'tick' }>): Extract<FromThread, { type: 'tickResult' }> {
     this.cpuShare.start();
@@ -122,33 +127,13 @@ export class ThreadScreener {
     const memo = new TickMemo(this.table, this.scratch);
     this.currentMemo = memo;
     this.memoCallbacks = 0;
+    const order = this.collector.order;
     const slots = Object.entries(message.slots);
-    this.board.beginTick(message.traderIds, slots.map(([, slot]) => slot[0]), new Set(slots.map(([key]) => key.slice(key.lastIndexOf('|') + 1))).size);
-    const runs: TraderRun[] = [];
+    this.board.beginTick(message.traderIds, slots.map(([, slot]) => slot[0]), new Set(slots.map(([key]) => key.slice(key.lastIndexOf('|') + 1))).size, order === 'traders');
+    let runs: TraderRun[];
     try {
       Atomics.store(this.inFlight, 0, message.tickId);
-      // Traders with the same timeframes (and hvnNodes timeframe) get the same symbol specs: built and serialized once per tick.
-      const layouts = new Map<string, SymbolLayout>();
-      for (let t = 0; t < message.traderIds.length; t++) {
-        Atomics.store(this.inFlight, 1, t + 1);
-        runs.push(this.beginTrader(message.traderIds[t]!, symbols, tickersJson, layouts));
-      }
-      const runsById = new Map(runs.map((run) => [run.result.traderId, run]));
-      for (let from = 0; from < symbols.length; from += MAX_BATCH_SYMBOLS) {
-        const to = Math.min(symbols.length, from + MAX_BATCH_SYMBOLS);
-        memo.nextSymbol();
-        this.board.fill(memo, this.table, symbols.slice(from, to), (traderId, ms) => {
-          const run = runsById.get(traderId);
-          if (run) run.result.evaluationMs += ms;
-        });
-        for (let t = 0; t < runs.length; t++) {
-          const run = runs[t]!;
-          if (!run.active) continue;
-          Atomics.store(this.inFlight, 1, t + 1);
-          this.currentTrader = run.result.traderId;
-          this.evaluateSymbols(run, symbols, from, to);
-        }
-      }
+      runs = order === 'traders' ? this.tickByTrader(message, tickersJson, memo) : this.tickBySymbols(message, tickersJson, memo);
       // Cleared only when the work ended normally: a throw that ends the thread leaves the mark on its trader.
       Atomics.store(this.inFlight, 1, 0);
     } finally {
@@ -158,7 +143,94 @@ export class ThreadScreener {
     }
     let heapBytes = 0;
     for (const { sandbox } of this.traders.values()) heapBytes += sandbox.heapBytes();
-    return { type: 'tickResult', tickId: message.tickId, traders: runs.map((run) => run.result), memoHits: memo.hits, memoMisses: memo.misses, memoCallbacks: this.memoCallbacks, heapBytes };
+    return { type: 'tickResult', tickId: message.tickId, traders: runs.map((run) => run.result), memoHits: memo.hits, memoMisses: memo.misses, memoCallbacks: this.memoCallbacks, heapBytes, order };
+  }
+
+  /** The order the next tick runs in (IsolateCollector decides it after each tick). */
+  get order(): TickOrder {
+    return this.collector.order;
+  }
+
+  /** Heap bytes of a trader's isolate now (TraderSandbox.heapBytes; 0 when it is not built). */
+  isolateHeapBytes(traderId: string): number {
+    return this.traders.get(traderId)?.sandbox.heapBytes() ?? 0;
+  }
+
+  /** The normal order: a batch of symbols at a time, every trader over it (see tick). */
+  private tickBySymbols(message: Extract<ToThread, { type: 'tick' }>, tickersJson: string, memo: TickMemo): TraderRun[] {
+    const { symbols } = message;
+    const runs: TraderRun[] = [];
+    // Traders with the same timeframes (and hvnNodes timeframe) get the same symbol specs: built and serialized once per tick.
+    const layouts = new Map<string, SymbolLayout>();
+    for (let t = 0; t < message.traderIds.length; t++) {
+      Atomics.store(this.inFlight, 1, t + 1);
+      runs.push(this.beginTrader(message.traderIds[t]!, symbols, tickersJson, layouts));
+    }
+    const runsById = new Map(runs.map((run) => [run.result.traderId, run]));
+    for (let from = 0; from < symbols.length; from += MAX_BATCH_SYMBOLS) {
+      const to = Math.min(symbols.length, from + MAX_BATCH_SYMBOLS);
+      memo.nextSymbol();
+      this.board.fill(memo, this.table, symbols.slice(from, to), (traderId, ms) => {
+        const run = runsById.get(traderId);
+        if (run) run.result.evaluationMs += ms;
+      });
+      for (let t = 0; t < runs.length; t++) {
+        const run = runs[t]!;
+        if (!run.active) continue;
+        Atomics.store(this.inFlight, 1, t + 1);
+        this.currentTrader = run.result.traderId;
+        this.evaluateSymbols(run, symbols, from, to);
+      }
+    }
+    return runs;
+  }
+
+  /**
+   * The memory-saving order: the board filled for every batch first (the memo still holds one batch
+   * at a time), then each trader over all symbols, batch by batch as in the normal order, its
+   * isolate collected right after. A batch's board work is charged to a trader when it reaches that
+   * batch, so its tick budget runs out where it would in the normal order. Callbacks (calls the
+   * board has not learned yet) are answered per trader and batch: the memo forgets them when the
+   * trader moves on, so it stays bounded by a batch.
+   */
+  private tickByTrader(message: Extract<ToThread, { type: 'tick' }>, tickersJson: string, memo: TickMemo): TraderRun[] {
+    const { symbols } = message;
+    const batches: Array<{ from: number; to: number; charges: Map<string, number> }> = [];
+    for (let from = 0; from < symbols.length; from += MAX_BATCH_SYMBOLS) {
+      const to = Math.min(symbols.length, from + MAX_BATCH_SYMBOLS);
+      const charges = new Map<string, number>();
+      memo.nextSymbol();
+      this.board.fill(memo, this.table, symbols.slice(from, to), (traderId, ms) => charges.set(traderId, (charges.get(traderId) ?? 0) + ms));
+      batches.push({ from, to, charges });
+    }
+    const runs: TraderRun[] = [];
+    const layouts = new Map<string, SymbolLayout>();
+    for (let t = 0; t < message.traderIds.length; t++) {
+      const traderId = message.traderIds[t]!;
+      Atomics.store(this.inFlight, 1, t + 1);
+      const rssBefore = process.memoryUsage.rss();
+      const run = this.beginTrader(traderId, symbols, tickersJson, layouts);
+      runs.push(run);
+      this.currentTrader = traderId;
+      for (const batch of batches) {
+        run.result.evaluationMs += batch.charges.get(traderId) ?? 0;
+        if (!run.active) continue;
+        memo.nextSymbol();
+        this.evaluateSymbols(run, symbols, batch.from, batch.to);
+      }
+      this.collectAfterRun(run, process.memoryUsage.rss() - rssBefore);
+    }
+    return runs;
+  }
+
+  /**
+   * In the memory-saving order, right after a trader's run: its isolate back to its smallest.
+   * `grownBytes`, what the process's RSS grew by during the run of the (collected) isolate, is what
+   * the normal order would add for this trader: measured on the way up, since V8 hands pages back to
+   * the system partly later, on a helper thread, so what a collection frees at once understates it.
+   */
+  protected collectAfterRun(run: TraderRun, grownBytes: number): void {
+    if (run.sandbox?.collectGarbage()) this.collector.collectedAfterRun(run.result.traderId, grownBytes);
   }
 
   /** Between ticks: rebuild isolates whose heaps grew (see TraderSandbox.recycleAbove). Returns how many. */
@@ -347,7 +419,7 @@ interface SymbolLayout {
   sharedBytes: number;
 }
 
-interface TraderRun {
+export interface TraderRun {
   result: ThreadTraderResult;
   sandbox: TraderSandbox | null;
   specs: Array<SymbolSpec | null>;
