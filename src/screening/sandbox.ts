@@ -70,6 +70,16 @@ const BATCH_SHARE_OF_LIMIT = 0.25;
  */
 const BATCH_WALL_FACTOR = 3;
 
+/**
+ * Evaluated in a fresh context before ISOLATE_COLLECTOR_SOURCE takes `gc` away from its global: an
+ * ordinary full collection, which (unlike the low-memory one) leaves the isolate's compiled code alone.
+ */
+const MAJOR_GC_SOURCE = `(() => {
+  'use strict';
+  const gc = globalThis.gc;
+  return typeof gc === 'function' ? () => { gc({ type: 'major', execution: 'sync' }); } : undefined;
+})()`;
+
 /** How stale the CPU mark may get before a call (see ThreadCpuLedger): the slack of the CPU limit. */
 const CPU_MARK_REFRESH_MS = 10;
 /** One per screening thread (module state is per thread): its isolates share the thread's clock. */
@@ -130,6 +140,8 @@ export class TraderSandbox {
   private brokeLimit = false;
   /** One low-memory collection of this isolate (see collectGarbage); null when its context got no `gc`. */
   private collectRef: ivm.Reference<IsolateFunction> | null = null;
+  /** One ordinary full collection (see recycleAfterGrowth): keeps the compiled code; null when the context got no `gc`. */
+  private majorGcRef: ivm.Reference<IsolateFunction> | null = null;
   private compileError: string | null = null;
   /** Shared market bytes the current isolate's limit makes room for (see beginTick). */
   private sharedAllowance = 0;
@@ -171,6 +183,10 @@ export class TraderSandbox {
       // Created with V8's gc extension, taken away from the global before the runtime or the filter runs (heap.ts).
       const context = withGcExposed(() => isolate.createContextSync());
       this.context = context;
+      // Taken before the collector's script below removes `gc` from the global (no filter code has run yet).
+      const majorGc = context.evalSync(MAJOR_GC_SOURCE, { reference: true, timeout: SETUP_TIMEOUT_MS }) as ivm.Reference<IsolateFunction>;
+      if (majorGc.typeof === 'function') this.majorGcRef = majorGc;
+      else majorGc.release();
       const collector = context.evalSync(ISOLATE_COLLECTOR_SOURCE, { reference: true, timeout: SETUP_TIMEOUT_MS }) as ivm.Reference<IsolateFunction>;
       if (collector.typeof === 'function') this.collectRef = collector;
       else collector.release();
@@ -294,6 +310,8 @@ export class TraderSandbox {
   dispose(): void {
     this.collectRef?.release();
     this.collectRef = null;
+    this.majorGcRef?.release();
+    this.majorGcRef = null;
     this.evaluateRef?.release();
     this.evaluateRef = null;
     this.beginTickRef?.release();
@@ -307,27 +325,44 @@ export class TraderSandbox {
   }
 
   /**
-   * Rebuild the isolate when its heap has grown by more than `growthBytes` since the end of its
-   * first tick; true when it did. V8 sizes an isolate's old generation from its limit (tens of MB)
-   * and rarely runs a full collection in these short bursts, so garbage promoted tick after tick
-   * (each tick's tickers and specs live through the whole tick) grows every trader's heap by about
-   * 25 kB a tick towards that limit, times 20 traders. A fresh isolate costs a few ms, off the
-   * tick's path. Filters keep no state between evaluations by contract (an error rebuilds the
-   * isolate the same way). Measured from the first tick so a filter with a large working set is
-   * not rebuilt every tick.
+   * Collect, and if that is not enough rebuild, the isolate when its heap has grown by more than
+   * `growthBytes` since the end of its first tick; true when it was rebuilt. V8 sizes an isolate's
+   * old generation from its limit (tens of MB) and rarely runs a full collection in these short
+   * bursts, so garbage promoted tick after tick (each tick's tickers and specs live through the whole
+   * tick) grows every trader's heap by about 25 kB a tick towards that limit, times 20 traders. One
+   * ordinary full collection (about a millisecond on these heaps) takes it back and keeps the
+   * isolate's compiled code: a rebuilt isolate costs a few ms to build and then runs its first ticks
+   * in V8's slower tiers until the runtime and the filter are optimized again (10-15 % of a tick's
+   * CPU in the ticks after). Only a heap that stays grown after the collection (a filter keeping a
+   * large working set in globals) is rebuilt; filters keep no state between evaluations by contract
+   * (an error rebuilds the isolate the same way). Measured from the first tick so a filter with a
+   * large working set is not rebuilt every tick.
    */
   recycleAfterGrowth(growthBytes: number): boolean {
     if (!this.ready || !this.isolate || this.isolate.isDisposed) return false;
-    const used = this.isolate.getHeapStatisticsSync().used_heap_size;
     if (this.baselineHeapBytes === null) {
-      this.baselineHeapBytes = used;
+      // What the first tick left alive, without its garbage: the measure of growth from then on.
+      this.baselineHeapBytes = this.collectMajor() ?? this.isolate.getHeapStatisticsSync().used_heap_size;
       return false;
     }
-    if (used <= this.baselineHeapBytes + growthBytes) return false;
+    if (this.isolate.getHeapStatisticsSync().used_heap_size <= this.baselineHeapBytes + growthBytes) return false;
+    const live = this.collectMajor();
+    if (live !== null && live <= this.baselineHeapBytes + growthBytes) return false;
     const sharedBytes = this.sharedBytes;
     this.dispose();
     this.prepare(sharedBytes);
     return true;
+  }
+
+  /** One ordinary full collection of the isolate; the heap in use after it, or null when it cannot (the isolate is then rebuilt). */
+  private collectMajor(): number | null {
+    if (!this.majorGcRef || !this.isolate) return null;
+    try {
+      this.majorGcRef.applySync(undefined, [], { timeout: SETUP_TIMEOUT_MS });
+      return this.isolate.getHeapStatisticsSync().used_heap_size;
+    } catch {
+      return null;
+    }
   }
 
   /**
