@@ -16,7 +16,20 @@ interface SeriesState {
   rowStart: number;
   /** Candles in the timeframe. */
   length: number;
-  /** Candles by position, made on the first read (a timeframe the filter never reads costs no array). */
+  /**
+   * The first candles read, by position (-1: none) and object: most filters read one to three
+   * candles, for which an array sized to the timeframe (4 kB at 500 candles, per timeframe and
+   * evaluation) cost more than the candles themselves.
+   */
+  at0: number;
+  candle0: unknown;
+  at1: number;
+  candle1: unknown;
+  at2: number;
+  candle2: unknown;
+  at3: number;
+  candle3: unknown;
+  /** Candles by position once more than four were read (then the four above are in it too). */
   built: unknown[] | null;
 }
 
@@ -56,16 +69,48 @@ export function installKlineViews(attach: Attach, rowFields: number): KlineViews
     return rows;
   }
 
+  /** A fresh candle from row `at` of a series. */
+  function candleOf(series: SeriesState, at: number): unknown {
+    const r = rowsOf(series.seriesId, series.generation);
+    const o = (series.rowStart + at) * FIELDS;
+    return [r[o], r[o + 1], r[o + 2], r[o + 3], r[o + 4], r[o + 5], r[o + 6], r[o + 7], r[o + 8], r[o + 9], r[o + 10], 0];
+  }
+
   /** Candle `at` of a series, built from its row on the first read and the same object afterwards. */
   function kline(series: SeriesState, at: number): unknown {
     let built = series.built;
-    // Sized once: a sparse array would turn into a dictionary on the first write near its end.
-    if (built === null) series.built = built = new ArrayCtor(series.length);
+    if (built === null) {
+      if (series.at0 === at) return series.candle0;
+      if (series.at1 === at) return series.candle1;
+      if (series.at2 === at) return series.candle2;
+      if (series.at3 === at) return series.candle3;
+      const candle = candleOf(series, at);
+      if (series.at0 < 0) {
+        series.at0 = at;
+        series.candle0 = candle;
+      } else if (series.at1 < 0) {
+        series.at1 = at;
+        series.candle1 = candle;
+      } else if (series.at2 < 0) {
+        series.at2 = at;
+        series.candle2 = candle;
+      } else if (series.at3 < 0) {
+        series.at3 = at;
+        series.candle3 = candle;
+      } else {
+        // Sized once: a sparse array would turn into a dictionary on the first write near its end.
+        series.built = built = new ArrayCtor(series.length);
+        built[series.at0] = series.candle0;
+        built[series.at1] = series.candle1;
+        built[series.at2] = series.candle2;
+        built[series.at3] = series.candle3;
+        built[at] = candle;
+      }
+      return candle;
+    }
     let candle = built[at];
     if (candle !== undefined) return candle;
-    const r = rowsOf(series.seriesId, series.generation);
-    const o = (series.rowStart + at) * FIELDS;
-    candle = [r[o], r[o + 1], r[o + 2], r[o + 3], r[o + 4], r[o + 5], r[o + 6], r[o + 7], r[o + 8], r[o + 9], r[o + 10], 0];
+    candle = candleOf(series, at);
     built[at] = candle;
     return candle;
   }
@@ -75,7 +120,7 @@ export function installKlineViews(attach: Attach, rowFields: number): KlineViews
   return {
     rowsOf,
     timeframe(seriesId: number, generation: number, rowStart: number, length: number): unknown[] {
-      return arrays.make({ seriesId, generation, rowStart, length, built: null }, seriesId, 0, length);
+      return arrays.make({ seriesId, generation, rowStart, length, at0: -1, candle0: null, at1: -1, candle1: null, at2: -1, candle2: null, at3: -1, candle3: null, built: null }, seriesId, 0, length);
     },
     handleOf(value: unknown): MemoHandle | undefined {
       return arrays.stateOf(value) as LazyState<SeriesState> | undefined;
