@@ -74,9 +74,9 @@ describe('IsolateCollector', () => {
 describe('IsolateCollector tick order', () => {
   const ids = ['a', 'b', 'c', 'd'];
   /** A memory-saving tick: every trader runs and is collected after its run, the process growing `grown` during each run. */
-  function savingTick(policy: IsolateCollector, grown: number): string[] {
-    for (const id of ids) policy.collectedAfterRun(id, grown);
-    return policy.afterTick(ids);
+  function savingTick(policy: IsolateCollector, grown: number, traders = ids): string[] {
+    for (const id of traders) if (!policy.keepsGrown(id)) policy.collectedAfterRun(id, grown);
+    return policy.afterTick(traders);
   }
 
   it('runs the normal order while the process is within its budget, whatever ran', () => {
@@ -122,29 +122,77 @@ describe('IsolateCollector tick order', () => {
     expect(policy.order).toBe('symbols');
   });
 
+  /**
+   * A process whose RSS is `base` plus `perIsolate` for each grown isolate, each run growing it by
+   * only `measured` in the collector's eyes (V8 handing pages back late): ticks in whichever order
+   * the collector picks, isolates kept or collected as it says. Returns the RSS at the tick's peak.
+   */
+  function simulated(options: { base: number; perIsolate: number; measured: number; traders: string[] }) {
+    const process = { base: options.base, grown: new Set<string>(), traders: options.traders };
+    const rss = () => process.base + process.grown.size * options.perIsolate;
+    const policy = collector({ rss, budgetBytes: 400 * MB });
+    for (const id of process.traders) policy.fresh(id);
+    return {
+      process,
+      policy,
+      rss,
+      tick(): number {
+        let peak = 0;
+        const saving = policy.order === 'traders';
+        for (const id of process.traders) {
+          process.grown.add(id);
+          peak = Math.max(peak, rss());
+          if (saving && !policy.keepsGrown(id)) {
+            process.grown.delete(id);
+            policy.collectedAfterRun(id, options.measured);
+          }
+        }
+        for (const id of policy.afterTick(process.traders)) process.grown.delete(id);
+        return peak;
+      },
+    };
+  }
+
   it('trusts what the last change of order showed over what single runs grew, so it does not flip back and forth', () => {
-    let rss = 380 * MB;
-    const policy = collector({ rss: () => rss, budgetBytes: 400 * MB });
-    for (const id of ids) policy.fresh(id);
-    policy.afterTick(ids);
-    rss = 405 * MB;
-    policy.afterTick(ids);
-    expect(policy.order).toBe('traders');
-    // The first saving tick: 80 MB below the normal order's 405, 20 MB per trader, though each run grew the process by only 1 MB.
-    rss = 325 * MB;
-    savingTick(policy, 1 * MB);
-    expect(policy.order).toBe('traders');
-    for (let tick = 0; tick < 5; tick++) {
-      savingTick(policy, 1 * MB);
-      expect(policy.order).toBe('traders');
+    const sim = simulated({ base: 325 * MB, perIsolate: 20 * MB, measured: 1 * MB, traders: ids });
+    // The normal order: 405 MB, over the budget.
+    expect(sim.tick()).toBe(405 * MB);
+    const orders: string[] = [];
+    for (let tick = 0; tick < 10; tick++) {
+      expect(sim.tick()).toBeLessThanOrEqual(400 * MB);
+      orders.push(sim.policy.order);
     }
-    // Two traders gone: 325 - 40 + 2 × 20 = 325 MB, back to the normal order.
-    policy.forget('c');
-    policy.forget('d');
-    rss = 285 * MB;
-    for (const id of ['a', 'b']) policy.collectedAfterRun(id, 1 * MB);
-    policy.afterTick(['a', 'b']);
-    expect(policy.order).toBe('symbols');
+    // Single runs say 1 MB each (325 + 4 MB would fit), but the change of order showed 20 MB per trader.
+    expect(orders).toEqual(Array.from({ length: 10 }, () => 'traders'));
+    // Two traders gone: 285 + 2 × 20 MB fits, and the normal order comes back.
+    sim.policy.forget('c');
+    sim.policy.forget('d');
+    sim.process.traders = ['a', 'b'];
+    sim.process.base = 285 * MB;
+    sim.tick();
+    expect(sim.policy.order).toBe('symbols');
+    expect(sim.tick()).toBeLessThanOrEqual(400 * MB);
+    expect(sim.policy.order).toBe('symbols');
+  });
+
+  it('keeps as many isolates grown as the budget has room for, the first traders of the tick, adding them a few at a time and dropping them at once', () => {
+    const traders = ['t1', 't2', 't3', 't4', 't5', 't6', 't7', 't8'];
+    const sim = simulated({ base: 330 * MB, perIsolate: 10 * MB, measured: 10 * MB, traders });
+    expect(sim.tick()).toBe(410 * MB);
+    const kept: number[] = [];
+    for (let tick = 0; tick < 8; tick++) {
+      expect(sim.tick()).toBeLessThanOrEqual(400 * MB);
+      kept.push(traders.filter((id) => sim.policy.keepsGrown(id)).length);
+    }
+    // Room for 5 grown under 380 MB (the budget less the margin), one of them the trader running: 4 kept, one more a tick.
+    expect(kept).toEqual([1, 2, 3, 4, 4, 4, 4, 4]);
+    expect(traders.filter((id) => sim.policy.keepsGrown(id))).toEqual(['t1', 't2', 't3', 't4']);
+    expect(sim.policy.order).toBe('traders');
+    // The rest of the process grows by 20 MB: two fewer kept after the very next tick.
+    sim.process.base = 350 * MB;
+    sim.tick();
+    expect(traders.filter((id) => sim.policy.keepsGrown(id))).toEqual(['t1', 't2']);
+    expect(sim.tick()).toBeLessThanOrEqual(400 * MB);
   });
 
   it('counts its growth once per screening thread sharing the budget', () => {

@@ -16,17 +16,23 @@
  * peak is what it was. The thread then switches to the memory-saving order ('traders': one trader
  * after another over all symbols, each isolate collected right after its own run, so one isolate is
  * large at a time), and stays in it while the RSS after a tick plus what the normal order would add
- * (what the process grew by during each trader's run, summed over the traders that run) is above the
- * budget less a margin: the margin is the hysteresis, so a process near its budget does not flip between the two.
+ * (what the process grew by during a trader's run, times the traders that run) is above the budget
+ * less a margin: the margin is the hysteresis, so a process near its budget does not flip between the
+ * two. Where the budget has room for some grown isolates but not all, the first traders of the tick
+ * keep theirs (keepsGrown): the CPU the order costs (~4 ms of collection and ~5 ms of heap growing
+ * back per trader and tick) is paid only for the isolates that do not fit.
  */
 export type TickOrder = 'symbols' | 'traders';
 
 /**
- * The normal order comes back only when its estimate is this share of the budget below it: the
- * estimate (what the collections freed) misses some of what the normal order grows (malloc the
- * collection does not return, the thread's own heap), and a wrong guess costs a tick over the budget.
+ * Grown isolates are planned (kept, or the normal order taken back) to fit this share of the budget
+ * below it: the estimate of what a grown isolate holds is an average, and a wrong guess costs a tick
+ * over the budget.
  */
 export const RETURN_MARGIN = 0.05;
+
+/** The least a grown isolate is taken to hold (a fresh one that ran holds ~4 MB of heap and malloc; a collected one ~1). */
+const MIN_GROWTH_BYTES = 512 * 1024;
 
 export interface IsolateCollectorOptions {
   /** Ticks in a row a trader must sit out before its isolate is collected. */
@@ -71,6 +77,8 @@ export class IsolateCollector {
    * (the thread's own heap, malloc that stays with the normal order).
    */
   private observedPerTrader = 0;
+  /** In the memory-saving order, the traders whose isolates stay grown between runs, as many as the budget leaves room for. */
+  private keep = new Set<string>();
 
   constructor(options: IsolateCollectorOptions) {
     this.options = options;
@@ -83,6 +91,16 @@ export class IsolateCollector {
 
   get budgetBytes(): number {
     return this.options.budgetBytes;
+  }
+
+  /**
+   * In the memory-saving order, whether `traderId`'s isolate stays grown after its run instead of
+   * being collected: the first traders of the tick, as many as the room under the budget holds
+   * beside the one running (none when there is no room). Each one kept saves its collection and
+   * its heap growing back, which cost more CPU than its run.
+   */
+  keepsGrown(traderId: string): boolean {
+    return this.current === 'traders' && this.keep.has(traderId);
   }
 
   /** A trader whose isolate is new (added, changed or rebuilt): nothing to collect until it runs. */
@@ -128,15 +146,16 @@ export class IsolateCollector {
       if (rss > budgetBytes && ran.length > 0) {
         this.current = 'traders';
         this.comparing = true;
+        this.keep = new Set();
       }
     } else {
       if (this.comparing && this.lastNormal !== null && ran.length > 0) {
         this.observedPerTrader = Math.max(0, (this.lastNormal.rss - rss) / this.lastNormal.ran);
         this.comparing = false;
       }
-      if (rss + this.normalOrderGrowth() <= budgetBytes * (1 - RETURN_MARGIN)) this.current = 'symbols';
+      this.plan(ran, rss);
     }
-    const candidates = [...this.traders].filter(([, state]) => !state.small);
+    const candidates = [...this.traders].filter(([traderId, state]) => !state.small && (rss > budgetBytes || !this.keepsGrown(traderId)));
     const pressed = candidates.length > 0 && (this.current === 'traders' || rss > budgetBytes);
     const chosen = pressed
       ? candidates
@@ -146,19 +165,44 @@ export class IsolateCollector {
   }
 
   /**
-   * Resident bytes the normal order would add to a memory-saving tick: every isolate that runs tick
-   * after tick (those not idle long enough to be collected anyway) large at once, each by what its
-   * last run grew the process by, or by what the last change of order showed per trader when that
-   * is more; once per thread sharing the budget.
+   * After a memory-saving tick, how many isolates may stay grown next tick, or the normal order when
+   * all of them may: the room is the budget less the margin, less the RSS with every isolate
+   * collected (the RSS now less the kept ones), shared with the other threads; each grown isolate
+   * takes what a trader's run grows the process by (perTraderGrowth). More are kept a few at a time
+   * (an estimate that errs low would otherwise overshoot the budget at once), fewer at once.
    */
-  private normalOrderGrowth(): number {
-    let measured = 0;
+  private plan(ran: readonly string[], rss: number): void {
+    const growth = this.perTraderGrowth();
+    let keptGrown = 0;
+    for (const traderId of this.keep) if (this.traders.get(traderId)?.small === false) keptGrown++;
+    const allCollected = rss - keptGrown * growth;
+    const fit = Math.floor((this.options.budgetBytes * (1 - RETURN_MARGIN) - allCollected) / (growth * (this.options.threads ?? 1)));
     let running = 0;
-    for (const state of this.traders.values()) {
-      if (state.idle >= this.options.idleTicks) continue;
-      measured += state.growth;
-      running++;
+    for (const state of this.traders.values()) if (state.idle < this.options.idleTicks) running++;
+    if (fit >= running) {
+      this.current = 'symbols';
+      this.keep = new Set();
+      return;
     }
-    return Math.max(measured, this.observedPerTrader * running) * (this.options.threads ?? 1);
+    // The one running needs its room too.
+    const step = Math.max(1, Math.ceil(running / 8));
+    const kept = Math.max(0, Math.min(fit - 1, this.keep.size + step));
+    this.keep = new Set(ran.slice(0, kept));
+  }
+
+  /**
+   * Resident bytes one trader's grown isolate holds: what runs from a collected isolate grew the
+   * process by, on average, or what the last change of order showed per trader when that is more;
+   * never less than MIN_GROWTH_BYTES (an RSS that did not move is noise, not a free isolate).
+   */
+  private perTraderGrowth(): number {
+    let measured = 0;
+    let count = 0;
+    for (const state of this.traders.values()) {
+      if (state.growth <= 0) continue;
+      measured += state.growth;
+      count++;
+    }
+    return Math.max(MIN_GROWTH_BYTES, count > 0 ? measured / count : 0, this.observedPerTrader);
   }
 }

@@ -116,8 +116,9 @@ export class ThreadScreener {
    * into one cost about as much as a light filter's evaluation). But every isolate runs, and so is
    * large, at once. When the process is short of memory (IsolateCollector.order), 'traders' order:
    * the results board is filled for the whole tick first, then one trader after another runs over
-   * all symbols and its isolate is collected right after its run, so one isolate is large at a time.
-   * Same evaluations, same answers, same charges to each trader's tick budget.
+   * all symbols and its isolate is collected right after its run, so one isolate is large at a time
+   * (beside those the budget still has room for, IsolateCollector.keepsGrown). Same evaluations,
+   * same answers, same charges to each trader's tick budget.
    */
   tick(message: Extract<ToThread, { type: 'tick' }>): Extract<FromThread, { type: 'tickResult' }> {
     this.cpuShare.start();
@@ -218,7 +219,8 @@ export class ThreadScreener {
         memo.nextSymbol();
         this.evaluateSymbols(run, symbols, batch.from, batch.to);
       }
-      this.collectAfterRun(run, process.memoryUsage.rss() - rssBefore);
+      // As many as the budget leaves room for stay grown (IsolateCollector.keepsGrown): no collection, no heap growing back.
+      if (!this.collector.keepsGrown(traderId)) this.collectAfterRun(run, process.memoryUsage.rss() - rssBefore);
     }
     return runs;
   }
