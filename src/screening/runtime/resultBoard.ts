@@ -81,7 +81,7 @@ export function installResultBoard(connect: ConnectBoard): BoardReader {
     }
     const b = board!;
     if (!(seriesId >= 0 && seriesId < seriesCap)) return undefined;
-    const row = b[HEADER + 2 * seriesId]!;
+    const row = b[HEADER + 2 * seriesId]! | 0;
     if (row === 0) return undefined;
     const total = b[HEADER + 2 * seriesId + 1]!;
     const shape = offset === 0 && length === total ? 'w' : 'e' + (total - offset) + ':' + (total - offset - length);
@@ -89,7 +89,7 @@ export function installResultBoard(connect: ConnectBoard): BoardReader {
     if (column === undefined) return undefined;
     const at = b[cells + column * rows + row - 1]!;
     if (at === 0) return undefined;
-    cursor = at;
+    cursor = at | 0;
     return decode(b);
   }
 
@@ -105,8 +105,9 @@ export function installResultBoard(connect: ConnectBoard): BoardReader {
       return null;
     }
     if (tag === 4) {
-      const count = b[cursor + 1]!;
-      const from = cursor + 2;
+      // Integers (the board holds them as doubles): an index V8 knows is a small integer keeps the loop on its fast path.
+      const count = b[cursor + 1]! | 0;
+      const from = (cursor + 2) | 0;
       const out = new ArrayCtor(count);
       for (let i = 0; i < count; i++) {
         const n = b[from + i]!;
