@@ -40,6 +40,12 @@ const MAX_WORDS = 64;
 /** The data region never shrinks below this many elements (64 kB), nor grows past this many (32 MB). */
 const MIN_DATA = 8192;
 const MAX_DATA = 4 * 1024 * 1024;
+/**
+ * Ticks a board keeps the size whole ticks gave it once the thread is back to one batch at a time:
+ * every isolate's memory limit makes room for the board, so a board that grows again rebuilds them
+ * all (~40 ms each), which a process near its budget going back and forth would pay each time.
+ */
+const KEEP_WHOLE_TICK_SIZE_TICKS = 60;
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
 const WORD = /^[A-Za-z0-9_.-]{0,64}$/;
 
@@ -104,6 +110,8 @@ export class ResultBoard {
   private tickNeeded = 0;
   /** This tick's batches stay on the board together (see beginTick), each after the last. */
   private wholeTick = false;
+  /** Ticks left during which the board keeps the size whole ticks gave it (KEEP_WHOLE_TICK_SIZE_TICKS). */
+  private keepSize = 0;
   /** Where the next batch writes: its first row, and its first data element (-1: start afresh). */
   private nextRow = 0;
   private nextAt = -1;
@@ -211,16 +219,29 @@ export class ResultBoard {
     };
     const { layout } = this;
     const grow = wanted.seriesCap > layout.seriesCap || wanted.rows > layout.rows || wanted.columnCap > layout.columnCap || wanted.dataCap > layout.dataCap;
-    const shrink = wanted.dataCap * 4 < layout.dataCap;
-    if (grow || shrink) {
+    // Back to one batch at a time after whole ticks: a fresh buffer of the same size drops the pages the
+    // whole tick wrote, and the size stays a while, so going back to whole ticks rebuilds no isolate.
+    const leaving = this.wholeTick && !wholeTick;
+    if (wholeTick) this.keepSize = KEEP_WHOLE_TICK_SIZE_TICKS;
+    else if (this.keepSize > 0) this.keepSize--;
+    const shrink = wanted.dataCap * 4 < layout.dataCap && this.keepSize === 0;
+    if (grow || shrink || leaving) {
       this.board[0] = -1;
-      this.board = this.allocate({
-        // Room to grow without a new buffer (each one rebuilds the isolates whose memory limit it outgrows).
+      // Room to grow without a new buffer (each one rebuilds the isolates whose memory limit it outgrows).
+      const next: Layout = {
         seriesCap: Math.ceil((wanted.seriesCap * 1.25 + 16) / 64) * 64,
         rows: wanted.rows,
         columnCap: Math.ceil((wanted.columnCap * 1.5 + 8) / 8) * 8,
         dataCap: Math.min(MAX_DATA, Math.ceil(wanted.dataCap * 1.5)),
-      });
+      };
+      const keep = this.keepSize > 0;
+      this.board = this.allocate(
+        keep && !grow
+          ? { ...layout }
+          : keep
+            ? { seriesCap: Math.max(next.seriesCap, layout.seriesCap), rows: Math.max(next.rows, layout.rows), columnCap: Math.max(next.columnCap, layout.columnCap), dataCap: Math.max(next.dataCap, layout.dataCap) }
+            : next,
+      );
       this.epoch++;
       this.changed = false;
       // The directory lists only the columns that fit the layout.
