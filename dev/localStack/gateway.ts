@@ -12,8 +12,11 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
 /** `upstreamPort()` is read per request, so a restarted PostgREST on another port is picked up. */
 export async function startGateway(options: { port?: number; upstreamPort: () => number }): Promise<Gateway> {
   const server: Server = createServer((incoming, outgoing) => proxy(incoming, outgoing, options.upstreamPort()));
-  // Keep-alive sockets would hold close() open; the gateway is loopback-only and cheap to reconnect.
-  server.keepAliveTimeout = 1000;
+  // No idle timeout, so no `Keep-Alive: timeout=` hint either: a client keeps its connection as long as its own HTTP
+  // client does (Node's: 4 s idle), as against a production gateway. The hint this server sent (timeout=1) made Node's
+  // client drop every connection after one request, so every request here paid a new connection. close() still ends
+  // idle sockets (closeAllConnections).
+  server.keepAliveTimeout = 0;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
