@@ -117,6 +117,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       graceMs: options.tickGraceMs,
       run: (request) => this.runner.run(request),
       onBacklog: (request, outcome) => this.emit('backlog', request, outcome),
+      // The insert after a close reuses a connection opened just before it instead of handshaking on the latency path.
+      onBoundaryNear: () => options.database.warm?.(),
     });
     this.statusWriter = new StatusWriter({
       userId: options.userId,

@@ -58,6 +58,11 @@ export interface SignalSink {
   writeSignals(batch: Signal[]): Promise<SignalWriteResult>;
   /** Flush everything buffered, up to the deadline. */
   flush(deadlineMs: number): Promise<void>;
+  /**
+   * A batch is likely soon (a candle is about to close): make the connection the insert will use ready now, so the
+   * insert does not pay a new connection's handshakes on the path from the close to the commit. A hint: never throws.
+   */
+  warm?(): void;
 }
 
 export interface SignalWriteResult {

@@ -118,6 +118,35 @@ describe('tick scheduler', () => {
     await scheduler.stop();
   });
 
+  it('runs the work ahead of a close once before each boundary, its lead before it', async () => {
+    // A hundred clock ms per real one: a minute is 0.6 s.
+    const clock = new AcceleratedClock({ speed: 100, originRealMs: systemClock.now(), originClockMs: Date.UTC(2026, 0, 5, 0, 0, 30) });
+    const near: Array<{ interval: Interval; at: number }> = [];
+    const scheduler = new TickScheduler({
+      clock,
+      logger: silentLogger(),
+      market: new ClosedCandles(['A']),
+      graceMs: 1000,
+      run: async () => undefined,
+      onBoundaryNear: (interval) => near.push({ interval, at: clock.now() }),
+      boundaryLeadMs: 5000,
+    });
+    scheduler.setSchedule(new Map([['1m', []]]));
+    scheduler.start();
+    await until(() => clock.now() >= Date.UTC(2026, 0, 5, 0, 3, 10));
+    await scheduler.stop();
+    // Boundaries 00:01, 00:02 and 00:03: one call each, inside the 5 s before it.
+    expect(near.map((call) => call.interval)).toEqual(['1m', '1m', '1m']);
+    near.forEach((call, index) => {
+      const boundary = Date.UTC(2026, 0, 5, 0, index + 1);
+      expect(call.at).toBeGreaterThanOrEqual(boundary - 5000 - 200);
+      expect(call.at).toBeLessThan(boundary);
+    });
+    const stoppedAt = near.length;
+    await until(() => clock.now() >= Date.UTC(2026, 0, 5, 0, 4, 10));
+    expect(near).toHaveLength(stoppedAt);
+  });
+
   it('waits for a higher timeframe that closes at the same instant before ticking', async () => {
     const { runs, scheduler, close } = setup({ symbols: ['A'], graceMs: 60_000, schedule: new Map([['1m', ['5m']]]) });
     // 00:04 + 1m = 00:05 is also the close of the 5m candle opened at 00:00.

@@ -102,6 +102,8 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
   /** Versions the database refused (permanently): their signals are written without the reference rather than lost. */
   private readonly versionsRefused = new Set<string>();
   private lastError: string | null = null;
+  /** A warm-up read in flight (see warm()). */
+  private warming = false;
 
   constructor(options: StateSynchronizerOptions) {
     this.options = options;
@@ -219,6 +221,23 @@ export class StateSynchronizer implements TraderRepository, SignalSink, StatusSi
     // During an outage the retry timer owns the next attempt; a new batch just joins the queue.
     while (!ticketSettled(ticket) && this.retryTimer === undefined && !this.closed) await this.drain();
     return { committed: ticket.committed, buffered: ticket.size - ticket.committed - ticket.rejected - ticket.dropped, committedAt: ticket.committedAt };
+  }
+
+  /**
+   * Node's HTTP client (undici, under supabase-js) closes a connection idle for 4 s, and a 1m tick's insert comes about a
+   * minute after the last request but a heartbeat: without this, nearly every tick's insert opens a new connection, a TCP
+   * and a TLS handshake (two round trips to the database's region) before its own. A cheap read a moment before the
+   * candle closes leaves a fresh connection in the pool for the insert. Skipped during an outage (the retry loop owns the
+   * connection then) and while one is in flight; its outcome is ignored: the insert itself judges the database.
+   */
+  warm(): void {
+    if (this.closed || this.retryTimer !== undefined || this.downSince !== null || this.warming) return;
+    this.warming = true;
+    void Promise.resolve(this.client.from('signals').select('trader_id').limit(0).retry(false))
+      .catch(() => undefined)
+      .finally(() => {
+        this.warming = false;
+      });
   }
 
   async flush(deadlineMs: number): Promise<void> {

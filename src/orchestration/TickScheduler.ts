@@ -51,7 +51,17 @@ export interface TickSchedulerOptions {
   run: (request: TickRequest) => Promise<TickFollowUps | void>;
   /** A queued request was dropped (more than MAX_PENDING_CANDLES waiting) or merged into a queued one; logged here already. */
   onBacklog?: (request: TickRequest, outcome: 'skipped' | 'coalesced') => void;
+  /**
+   * Called `boundaryLeadMs` before each boundary of a scheduled interval: work that would otherwise sit on the path from
+   * the close to the commit can be done ahead (the signal sink opens its connection). Never awaited.
+   */
+  onBoundaryNear?: (interval: Interval) => void;
+  /** Clock ms before a boundary that onBoundaryNear runs. Default 2000. */
+  boundaryLeadMs?: number;
 }
+
+/** Far enough ahead of a close for a connection's handshakes to a distant database, near enough that it is not idle-closed (4 s). */
+const DEFAULT_BOUNDARY_LEAD_MS = 2000;
 
 interface Collector {
   interval: Interval;
@@ -88,6 +98,8 @@ interface IntervalSlot {
   /** Fired collectors that owe skipped evaluations, oldest first (at most MAX_OWING_CANDLES). */
   owing: Collector[];
   boundaryTimer: TimerHandle | undefined;
+  /** onBoundaryNear's timer for the next boundary. */
+  nearTimer: TimerHandle | undefined;
   queue: TickQueue;
 }
 
@@ -134,16 +146,23 @@ export class TickScheduler {
         recent: [],
         owing: [],
         boundaryTimer: undefined,
+        nearTimer: undefined,
         queue: new TickQueue({ logger: this.options.logger, run: (request) => this.runRequest(request), onBacklog: this.options.onBacklog }),
       };
       this.slots.set(interval, slot);
-      if (this.accepting) this.armWatchdog(interval, slot);
+      if (this.accepting) {
+        this.armWatchdog(interval, slot);
+        this.armNear(interval, slot);
+      }
     }
   }
 
   start(): void {
     this.accepting = true;
-    for (const [interval, slot] of this.slots) this.armWatchdog(interval, slot);
+    for (const [interval, slot] of this.slots) {
+      this.armWatchdog(interval, slot);
+      this.armNear(interval, slot);
+    }
   }
 
   /** Stop scheduling and wait for running ticks to finish. */
@@ -512,9 +531,33 @@ export class TickScheduler {
     );
   }
 
+  /** onBoundaryNear before each boundary of `interval` after `after` (now when absent), then for the next one. */
+  private armNear(interval: Interval, slot: IntervalSlot, after?: number): void {
+    const onNear = this.options.onBoundaryNear;
+    if (onNear === undefined) return;
+    this.options.clock.clearTimeout(slot.nearTimer);
+    const lead = this.options.boundaryLeadMs ?? DEFAULT_BOUNDARY_LEAD_MS;
+    const now = this.options.clock.now();
+    let boundary = candleOpenTimeAt(interval, after ?? now) + intervalMs(interval);
+    // Already inside the lead of the coming boundary: the one after it.
+    if (after === undefined && boundary - lead <= now) boundary += intervalMs(interval);
+    slot.nearTimer = this.options.clock.setTimeout(() => {
+      if (!this.accepting || this.slots.get(interval) !== slot) return;
+      try {
+        onNear(interval);
+      } catch (error) {
+        this.options.logger.warn({ event: 'tick_prepare_failed', interval, err: error }, 'work ahead of a close failed');
+      }
+      // From this boundary on, even if the timer fired a hair early (an accelerated clock's timers can).
+      this.armNear(interval, slot, boundary);
+    }, boundary - lead - now);
+  }
+
   private clearSlotTimers(slot: IntervalSlot): void {
     this.options.clock.clearTimeout(slot.boundaryTimer);
     slot.boundaryTimer = undefined;
+    this.options.clock.clearTimeout(slot.nearTimer);
+    slot.nearTimer = undefined;
     if (slot.collecting) this.options.clock.clearTimeout(slot.collecting.graceTimer);
     if (slot.fired) this.options.clock.clearTimeout(slot.fired.graceTimer);
   }
