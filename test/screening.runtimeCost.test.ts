@@ -49,6 +49,40 @@ describe('candles of a kline array', () => {
   });
 });
 
+describe('records read from the results board', () => {
+  it('are built without running a setter or getter a filter put on a prototype, and stay each filter\'s own', async () => {
+    const reads = `
+      const k = timeframes['1m'];
+      const bands = helpers.getLatestBollingerBands(k, 20, 2);
+      const macd = helpers.getLatestMACD(k);
+      const stoch = helpers.getLatestStochRSI(k);
+      const nodes = hvnNodes;
+      const out = [JSON.stringify(bands), JSON.stringify(macd), JSON.stringify(stoch), JSON.stringify(nodes), String(Object.getPrototypeOf(bands) === Object.prototype), JSON.stringify(Object.keys(nodes[0] ?? {}))];
+      // Changing what it got changes nothing for its next call or anyone else's.
+      bands.upper = -1; delete bands.lower; macd.extra = 1; if (nodes[0]) { nodes[0].price = -1; nodes[0].priceRange.length = 0; }
+      out.push(JSON.stringify(helpers.getLatestBollingerBands(k, 20, 2)), JSON.stringify(hvnNodes === nodes));
+      return { match: true, conditions: out };`;
+    const tamperer = makeTrader(`
+      if (!globalThis.tampered) {
+        globalThis.tampered = true;
+        for (const key of ['upper', 'middle', 'lower', 'macd', 'signal', 'histogram', 'k', 'd', 'price', 'volume', 'buyVolume', 'sellVolume', 'strength', 'priceRange']) {
+          Object.defineProperty(Object.prototype, key, { get() { throw new Error('getter of ' + key + ' ran'); }, set() { throw new Error('setter of ' + key + ' ran'); }, configurable: true });
+        }
+      }
+      ${reads}`);
+    const clean = makeTrader(reads);
+    // The first tick teaches the board these calls; the second reads them from it.
+    for (let round = 0; round < 2; round++) {
+      const { outcomes, tick } = await screenTick(screener, [tamperer, clean], SYMBOLS, market);
+      expect(outcomes[0]!.errors).toEqual([]);
+      expect(outcomes[1]!.errors).toEqual([]);
+      expect(outcomes[0]!.matches).toEqual(outcomes[1]!.matches);
+      const reference = evaluateUnsandboxed([clean], { ...tick, traderIds: [clean.id] })[0]!;
+      expect(outcomes[1]!.matches.map((m) => m.conditions)).toEqual(reference.matches.map((m) => m.conditions));
+    }
+  });
+});
+
 describe('isolates between ticks', () => {
   it('are collected, not rebuilt, when their heap grew with garbage alone', () => {
     // Each evaluation leaves a 640 kB array behind (large-object space: only a full collection frees it),

@@ -43,6 +43,12 @@ export function installResultBoard(connect: ConnectBoard): BoardReader {
   let cells = 0;
   let directory: Map<string, number> = new MapCtor();
   let shapes: string[][] = [];
+  /**
+   * One object per shape with its fields defined (null), never handed out: a record is a spread copy
+   * of it (own data properties, defined in one step; no setter or getter a filter put on a prototype
+   * runs) whose fields are then written, which finds them as its own.
+   */
+  let templates: Array<Record<string, unknown>> = [];
   let words: string[] = [];
   /** Where the value being decoded continues (decode reads one value and moves it past). */
   let cursor = 0;
@@ -70,6 +76,18 @@ export function installResultBoard(connect: ConnectBoard): BoardReader {
     for (let i = 0; i < keys.length; i++) apply(mapSet, map, [keys[i]![0], keys[i]![1]]);
     directory = map;
     shapes = parsed.shapes;
+    const made: Array<Record<string, unknown>> = [];
+    for (let s = 0; s < shapes.length; s++) {
+      const names = shapes[s]!;
+      const template = {};
+      for (let i = 0; i < names.length; i++) {
+        fieldDescriptor.value = null;
+        defineProperty(template, names[i]!, fieldDescriptor);
+      }
+      fieldDescriptor.value = undefined;
+      made[s] = template;
+    }
+    templates = made;
     words = parsed.words;
     return true;
   }
@@ -117,19 +135,15 @@ export function installResultBoard(connect: ConnectBoard): BoardReader {
       return out;
     }
     if (tag === 3) {
-      const names = shapes[b[cursor + 1]!]!;
+      const shape = b[cursor + 1]! | 0;
+      const names = shapes[shape]!;
       cursor += 2;
-      const record = {};
-      for (let i = 0; i < names.length; i++) {
-        const value = decode(b);
-        fieldDescriptor.value = value;
-        defineProperty(record, names[i]!, fieldDescriptor);
-      }
-      fieldDescriptor.value = undefined;
+      const record: Record<string, unknown> = { ...templates[shape]! };
+      for (let i = 0; i < names.length; i++) record[names[i]!] = decode(b);
       return record;
     }
     if (tag === 5) {
-      const count = b[cursor + 1]!;
+      const count = b[cursor + 1]! | 0;
       cursor += 2;
       const out = new ArrayCtor(count);
       for (let i = 0; i < count; i++) out[i] = decode(b);
