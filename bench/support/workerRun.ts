@@ -1,7 +1,7 @@
 // The real worker process, compiled as the image runs it (dist/main.js), against the local stack and a Binance simulator: launch, watch its log, read its memory, stop.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { BinanceSimulator } from '../../dev/binanceSim/index.ts';
+import { BinanceSimulator, type StreamCadence } from '../../dev/binanceSim/index.ts';
 import type { LocalStack } from '../../dev/localStack.ts';
 import { AcceleratedClock, type Clock, systemClock } from '../../src/clock.ts';
 import { buildWorker, type LogLine, type WorkerProcess, spawnWorker, waitFor } from '../../dev/workerProcess.ts';
@@ -18,9 +18,11 @@ export interface WorkerRunOptions {
   speed: number;
   /** Real ms added to every REST response. */
   restLatencyMs: number;
-  /** Simulator cadences in worker-clock ms (Binance: 2000 and 1000). */
+  /** Simulator cadences (Binance: 2000 and 1000), in worker-clock ms, or real ms with `cadence: 'real'`. */
   klineUpdateMs?: number;
   tickerUpdateMs?: number;
+  /** The simulator's pacing of those (SimulatorOptions.cadence); `clock` by default. */
+  cadence?: StreamCadence['pace'];
   seed?: number;
   /** Extra environment for the worker (NODE_OPTIONS for a profile, say); wins over the image's. */
   env?: Record<string, string>;
@@ -30,6 +32,8 @@ export interface WorkerRunOptions {
 
 export class WorkerRun {
   readonly simulator: BinanceSimulator;
+  /** The simulator's stream cadence at launch (a benchmark that changes it puts it back). */
+  readonly cadence: StreamCadence;
   readonly clock: Clock;
   readonly speed: number;
   readonly userId: string;
@@ -39,8 +43,9 @@ export class WorkerRun {
   /** A harness that dies must not leave a worker behind (the local stack has its own watchdog). */
   private readonly killOnExit = () => this.worker.child.kill('SIGKILL');
 
-  private constructor(parts: { simulator: BinanceSimulator; clock: Clock; speed: number; userId: string; worker: WorkerProcess; spawnedAt: number }) {
+  private constructor(parts: { simulator: BinanceSimulator; cadence: StreamCadence; clock: Clock; speed: number; userId: string; worker: WorkerProcess; spawnedAt: number }) {
     this.simulator = parts.simulator;
+    this.cadence = parts.cadence;
     this.clock = parts.clock;
     this.speed = parts.speed;
     this.userId = parts.userId;
@@ -60,13 +65,15 @@ export class WorkerRun {
     }
     const now = systemClock.now();
     const clock = speed === 1 ? systemClock : new AcceleratedClock({ speed, originRealMs: now, originClockMs: now });
+    const cadence: StreamCadence = { pace: options.cadence ?? 'clock', klineUpdateMs: options.klineUpdateMs ?? 2000, tickerUpdateMs: options.tickerUpdateMs ?? 1000 };
     const simulator = new BinanceSimulator({
       seed: options.seed ?? 7,
       clock,
       symbols: options.symbols + 10,
       restLatencyMs: options.restLatencyMs * speed,
-      klineUpdateMs: options.klineUpdateMs ?? 2000,
-      tickerUpdateMs: options.tickerUpdateMs ?? 1000,
+      klineUpdateMs: cadence.klineUpdateMs,
+      tickerUpdateMs: cadence.tickerUpdateMs,
+      cadence: cadence.pace,
     });
     await simulator.start();
     // Durations the worker reads in its own clock's ms, scaled so they last as long in real time as in production.
@@ -99,7 +106,7 @@ export class WorkerRun {
     // sources costs each thread that loads them about 17 MB of RSS the deployed worker never pays.
     // Run from a neutral folder: the worker reads `.env` from its working directory.
     const worker = spawnWorker(buildWorker('bench-dist').entry, env, tmpdir());
-    return new WorkerRun({ simulator, clock, speed, userId, worker, spawnedAt });
+    return new WorkerRun({ simulator, cadence, clock, speed, userId, worker, spawnedAt });
   }
 
   get pid(): number {
@@ -159,6 +166,13 @@ export class WorkerRun {
     const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
     const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
     return { rss: kb('VmRSS'), peakRss: kb('VmHWM') };
+  }
+
+  /** CPU time (user + system, all threads) the worker process has used so far, in ms, from the kernel. */
+  cpuMs(): number {
+    // Fields after the command name: state is the 1st, utime the 12th, stime the 13th, in clock ticks (100 per second).
+    const fields = readFileSync(`/proc/${this.pid}/stat`, 'utf8').split(') ').at(-1)!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
   }
 
   /** Start the process's peak RSS counter (VmHWM) again from its current RSS (Linux: 5 into clear_refs). */
