@@ -91,6 +91,7 @@ const HEADLINES: Array<{ name: string; label: string; what: string }> = [
   { name: 'memory', label: 'worker RSS after ticks', what: '3. Memory, worker RSS' },
   { name: 'scaling', label: 'RSS per additional trader', what: '3. Memory, RSS per additional trader' },
   { name: 'scaling', label: 'peak RSS during ticks, 100 traders', what: '3. Memory, peak RSS with 100 traders' },
+  { name: 'scaling', label: 'peak RSS during ticks, 100 traders, 512 MB machine budget', what: '3. Memory, peak RSS with 100 traders, 512 MB machine budget (MEMORY_BUDGET_MB=384)' },
   { name: 'boot', label: 'spawn → ready', what: '4. Boot, time to ready' },
   { name: 'boot', label: 'REST weight, highest minute seen by the simulator', what: '4. Boot, REST weight per minute' },
   { name: 'latency', label: 'close → commit, p50', what: '5. Latency, close → commit p50' },

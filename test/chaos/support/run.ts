@@ -181,6 +181,8 @@ export class ChaosRun {
         READY_MAX_LATENCY_MS: String(Math.min(600_000, speed * 500)),
         SHUTDOWN_TIMEOUT_MS: String(Math.min(300_000, speed * 8_000)),
         ...(this.profile.threadCrasher ? { FAULT_INJECTION: `thread-exit=${THREAD_EXIT_MARKER}` } : {}),
+        // A smaller machine's memory budget than this host's (e.g. 384 for a 512 MB machine): the worker then keeps within it.
+        ...(process.env.CHAOS_MEMORY_BUDGET_MB ? { MEMORY_BUDGET_MB: process.env.CHAOS_MEMORY_BUDGET_MB } : {}),
       },
     });
   }
