@@ -10,6 +10,10 @@ import type { ThreadOptions, ThreadTraderResult } from '../src/screening/protoco
 import { SharedSeriesStore, seriesKey, type SeriesBuffer, type SeriesSlot } from '../src/screening/sharedSeries.ts';
 import { ThreadScreener, type TraderRun } from '../src/screening/worker.ts';
 import { makeTrader, TestMarket } from './screening.support.ts';
+import { Screener } from '../src/screening/Screener.ts';
+import { systemClock } from '../src/clock.ts';
+import { WorkerMetrics } from '../src/ops/metrics.ts';
+import { collectingLogger } from './support/logs.ts';
 
 const MB = 1024 * 1024;
 const LAST_CLOSE = Date.UTC(2026, 0, 10) - 1;
@@ -168,5 +172,32 @@ describe('the memory-saving tick order', () => {
     expect(stopped.errors.map((e) => e.code)).toEqual(['TRADER_TIMEOUT']);
     expect(stopped.evaluated.length).toBeLessThan(SYMBOLS.length);
     expect(tightTicks[2]!.results.find((r) => r.traderId === light.id)!.evaluated).toHaveLength(SYMBOLS.length);
+  });
+
+  it('is reported by the Screener on its thread\'s ticks, logged when it changes and exported as a metric', async () => {
+    const logs = collectingLogger({ level: 'info' });
+    const screener = new Screener({ threads: 1, filterTimeoutMs: 2000, filterMemoryMb: 32, failureLimit: 3, clock: systemClock, logger: logs.logger, memoryBudgetBytes: 1 });
+    await screener.start();
+    try {
+      const traders = [makeTrader(`return helpers.getLatestRSI(timeframes['1m'], 14) !== null;`), makeTrader(`return timeframes['1m'].length > 0;`)];
+      screener.setTraders(traders);
+      const metrics = new WorkerMetrics({ sources: { screener: () => screener.stats() } });
+      const run = () => screener.run({ ...tick, traderIds: traders.map((t) => t.id) });
+      expect((await run()).memorySavingThreads).toBe(0);
+      expect((await metrics.render()).body).toMatch(/^screener_memory_saving_threads 0$/m);
+      // The thread decides after the reply: the next tick runs in the memory-saving order.
+      const second = await run();
+      expect(second.memorySavingThreads).toBe(1);
+      expect(second.traders.every((t) => t.evaluatedSymbols.length === SYMBOLS.length)).toBe(true);
+      expect((await run()).memorySavingThreads).toBe(1);
+      expect(screener.stats()).toMatchObject({ memorySavingThreads: 1, memoryBudgetBytes: 1 });
+      const body = (await metrics.render()).body;
+      expect(body).toMatch(/^screener_memory_saving_threads 1$/m);
+      expect(body).toMatch(/^screener_memory_budget_bytes 1$/m);
+      // Logged once, when the order changed.
+      expect(logs.events('screener_tick_order')).toEqual([expect.objectContaining({ thread: 0, order: 'traders', memoryBudgetBytes: 1 })]);
+    } finally {
+      await screener.stop();
+    }
   });
 });
