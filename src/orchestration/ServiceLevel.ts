@@ -4,8 +4,9 @@ import type { TickRef, TickServiceLevel, TickSummary } from '../ports.ts';
 
 /**
  * READY_MAX_LATENCY_MS's default: 1 s, the fleet's latency alert (deploy/alerts.yml). The deployed shape
- * (one screening thread, 20 traders x 200 symbols) measures a close -> commit p99 of 500-560 ms
- * (BENCHMARKS.md): a bar at the 500 ms objective would flap a healthy machine between ready and degraded.
+ * (one screening thread, 20 traders x 200 symbols) measures a close -> commit p99 of 250-590 ms on a shared
+ * two-core machine, with the database on loopback (BENCHMARKS.md); in production the insert adds a round trip to the
+ * database's region. A bar at the 250 ms target would flap a healthy machine between ready and degraded.
  */
 export const DEFAULT_READY_MAX_LATENCY_MS = 1000;
 
