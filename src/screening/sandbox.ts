@@ -330,7 +330,7 @@ export class TraderSandbox {
    * old generation from its limit (tens of MB) and rarely runs a full collection in these short
    * bursts, so garbage promoted tick after tick (each tick's tickers and specs live through the whole
    * tick) grows every trader's heap by about 25 kB a tick towards that limit, times 20 traders. One
-   * ordinary full collection (about a millisecond on these heaps) takes it back and keeps the
+   * ordinary full collection (1-4 ms on these heaps, off the tick) takes it back and keeps the
    * isolate's compiled code: a rebuilt isolate costs a few ms to build and then runs its first ticks
    * in V8's slower tiers until the runtime and the filter are optimized again (10-15 % of a tick's
    * CPU in the ticks after). Only a heap that stays grown after the collection (a filter keeping a
