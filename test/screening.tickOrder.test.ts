@@ -9,7 +9,7 @@ import { hvnInterval, tickerFields } from '../src/screening/contract.ts';
 import type { ThreadOptions, ThreadTraderResult } from '../src/screening/protocol.ts';
 import { SharedSeriesStore, seriesKey, type SeriesBuffer, type SeriesSlot } from '../src/screening/sharedSeries.ts';
 import { ThreadScreener, type TraderRun } from '../src/screening/worker.ts';
-import { makeTrader, TestMarket } from './screening.support.ts';
+import { makeTrader, randomWalk, TestMarket } from './screening.support.ts';
 import { Screener } from '../src/screening/Screener.ts';
 import { systemClock } from '../src/clock.ts';
 import { WorkerMetrics } from '../src/ops/metrics.ts';
@@ -157,21 +157,34 @@ describe('the memory-saving tick order', () => {
       return nodes < 0;`);
     const light = makeTrader(`return helpers.getLatestRSI(timeframes['1m'], 14) !== null;`);
     const pressed = startThread([heavy, light], PRESSED);
-    const ticks = [pressed.run(), pressed.run(), pressed.run()];
-    expect(ticks.map((t) => t.order)).toEqual(['symbols', 'traders', 'traders']);
-    expect(ticks[2]!.memoCallbacks).toBe(0);
-    const heavyFirst = ticks[0]!.results.find((r) => r.traderId === heavy.id)!;
-    const heavyThird = ticks[2]!.results.find((r) => r.traderId === heavy.id)!;
-    expect(heavyThird.errors).toEqual([]);
-    expect(heavyThird.evaluationMs).toBeGreaterThan(heavyFirst.evaluationMs * 0.25);
-    // With a budget below what the board's work for it costs, the heavy trader is stopped part-way; the light one is not.
-    const tight = startThread([heavy, light], PRESSED, Math.max(10, heavyThird.evaluationMs / 3));
-    const tightTicks = [tight.run(), tight.run(), tight.run()];
-    const stopped = tightTicks[2]!.results.find((r) => r.traderId === heavy.id)!;
-    expect(tightTicks[2]!.order).toBe('traders');
-    expect(stopped.errors.map((e) => e.code)).toEqual(['TRADER_TIMEOUT']);
-    expect(stopped.evaluated.length).toBeLessThan(SYMBOLS.length);
-    expect(tightTicks[2]!.results.find((r) => r.traderId === light.id)!.evaluated).toHaveLength(SYMBOLS.length);
+    // The 1m candles move before each later tick, so the board computes the nodes again (results of series that did not change are carried, and cost their copy: carriedResults.ts).
+    const saved = SYMBOLS.map((symbol) => market.series(symbol, '1m')!.since(0));
+    const moved = <T>(run: () => T): T => {
+      for (const symbol of SYMBOLS) {
+        const last = market.series(symbol, '1m')!.lastClosed()!;
+        market.append(symbol, '1m', randomWalk({ seed: 11, count: 1, interval: '1m', lastOpenTime: last.openTime + intervalMs('1m') })[0]!);
+      }
+      return run();
+    };
+    try {
+      const ticks = [pressed.run(), moved(() => pressed.run()), moved(() => pressed.run())];
+      expect(ticks.map((t) => t.order)).toEqual(['symbols', 'traders', 'traders']);
+      expect(ticks[2]!.memoCallbacks).toBe(0);
+      const heavyFirst = ticks[0]!.results.find((r) => r.traderId === heavy.id)!;
+      const heavyThird = ticks[2]!.results.find((r) => r.traderId === heavy.id)!;
+      expect(heavyThird.errors).toEqual([]);
+      expect(heavyThird.evaluationMs).toBeGreaterThan(heavyFirst.evaluationMs * 0.25);
+      // With a budget below what the board's work for it costs, the heavy trader is stopped part-way; the light one is not.
+      const tight = startThread([heavy, light], PRESSED, Math.max(10, heavyThird.evaluationMs / 3));
+      const tightTicks = [tight.run(), moved(() => tight.run()), moved(() => tight.run())];
+      const stopped = tightTicks[2]!.results.find((r) => r.traderId === heavy.id)!;
+      expect(tightTicks[2]!.order).toBe('traders');
+      expect(stopped.errors.map((e) => e.code)).toEqual(['TRADER_TIMEOUT']);
+      expect(stopped.evaluated.length).toBeLessThan(SYMBOLS.length);
+      expect(tightTicks[2]!.results.find((r) => r.traderId === light.id)!.evaluated).toHaveLength(SYMBOLS.length);
+    } finally {
+      SYMBOLS.forEach((symbol, i) => market.setSeries(symbol, '1m', saved[i]!));
+    }
   });
 
   it('is reported by the Screener on its thread\'s ticks, logged when it changes and exported as a metric', async () => {

@@ -1,10 +1,11 @@
 // One tick's shared work on a thread: the series table the isolates index into, and helper results computed once for every trader.
 import type { HelpersVersion } from '../domain.ts';
 import { helperFunctions, HELPERS_VERSIONS, KLINE_HELPERS, type Kline } from './helpers.ts';
-import { CloseColumns, computeOnRows, NOT_COVERED, seriesOnRows } from './helpers/columnar.ts';
+import { CloseColumns, computeOnRows, NOT_COVERED, seriesCovered, seriesOnRows } from './helpers/columnar.ts';
 import type { SeriesRows, SeriesTable } from './sharedSeries.ts';
 import { CANDLE_ROW_FIELDS as ROW_FIELDS } from '../domain.ts';
 import type { SandboxHost } from './sandbox.ts';
+import { NOT_CARRIED, type CarriedResults } from './carriedResults.ts';
 
 /** Numbers beyond this are not memoized (a huge period or bin count could make the host, which has no memory limit, work hard). */
 const MAX_NUMERIC_ARGUMENT = 100_000;
@@ -25,12 +26,17 @@ export class TickMemo implements SandboxHost {
   private readonly results = new Map<string, unknown>();
   /** The close columns the columnar helpers extracted for these symbols, shared by their calls. */
   private readonly columns = new CloseColumns();
+  /** Results kept from earlier ticks for series whose rows did not change (the thread's, across its memos). */
+  private readonly carried: CarriedResults | undefined;
   hits = 0;
   misses = 0;
 
-  constructor(table: SeriesTable, scratch: KlineScratch) {
+  /** One memo per tick; `carried`, when given, is the thread's and this memo's tick begins for it here. */
+  constructor(table: SeriesTable, scratch: KlineScratch, carried?: CarriedResults) {
     this.table = table;
     this.scratch = scratch;
+    this.carried = carried;
+    carried?.beginTick();
   }
 
   /** The thread moves on to the next symbols (a batch of them): what was built for the previous ones is no longer needed. */
@@ -67,6 +73,16 @@ export class TickMemo implements SandboxHost {
       this.hits++;
       return stored;
     }
+    // Kept from an earlier tick (only keys that parsed are kept, too).
+    const carries = this.carried !== undefined && this.carried.keeps(entry);
+    if (carries) {
+      const carried = this.carried!.get(entry, key);
+      if (carried !== NOT_CARRIED) {
+        this.hits++;
+        if (this.results.size < MAX_ENTRIES) this.results.set(key, carried);
+        return carried;
+      }
+    }
     const args = parsed ?? parseArgsKey(argsKey, helper === 'calculateHighVolumeNodes');
     if (args === null) return undefined;
     this.misses++;
@@ -85,6 +101,7 @@ export class TickMemo implements SandboxHost {
       return undefined;
     }
     if (this.results.size < MAX_ENTRIES) this.results.set(key, result);
+    if (carries) this.carried!.put(entry, key, result);
     return result;
   }
 
@@ -97,12 +114,26 @@ export class TickMemo implements SandboxHost {
    */
   seriesInto(library: HelpersVersion, seriesId: number, helper: string, args: readonly unknown[], offset: number, length: number, into: Float64Array): Float64Array | null | typeof NOT_COVERED {
     const entry = this.entry(seriesId);
-    if (!entry || offset < 0 || length <= 0 || offset + length > entry.length) return NOT_COVERED;
+    if (!entry || offset < 0 || length <= 0 || offset + length > entry.length || !seriesCovered(library, helper)) return NOT_COVERED;
+    // Kept from an earlier tick: its copy into `into` is all this call costs (and all the caller charges).
+    const carried = this.carried;
+    const key = carried !== undefined && carried.keeps(entry) ? carried.seriesKey(library, helper, args, offset, length) : undefined;
+    if (key !== undefined) {
+      const kept = carried!.get(entry, key);
+      if (kept === null) return null;
+      if (kept instanceof Float64Array && kept.length <= into.length) {
+        into.set(kept);
+        return kept.length === into.length ? into : into.subarray(0, kept.length);
+      }
+    }
+    let written: Float64Array | null | typeof NOT_COVERED;
     try {
-      return seriesOnRows(library, helper, entry.rows, entry.start + offset, length, args, into, this.columns);
+      written = seriesOnRows(library, helper, entry.rows, entry.start + offset, length, args, into, this.columns);
     } catch {
       return NOT_COVERED;
     }
+    if (key !== undefined && written !== NOT_COVERED) carried!.put(entry, key, written === null ? null : written.slice());
+    return written;
   }
 
   /** The series (or a range of it) as klines, filled once per symbol and shared by every helper and trader of the thread. */

@@ -153,8 +153,10 @@ export class SharedSeriesStore {
     if (!stored.owned || stored.rows.length < length * ROW_FIELDS) {
       stored.rows = sharedCandleRows(Math.max(1, length + slackFor(length)));
       stored.owned = true;
-      stored.generation++;
     }
+    // A new generation even in place: rows a thread was handed changed, so what it computed from them
+    // (carriedResults.ts keeps results across ticks by slot) must not be taken for this slot's.
+    stored.generation++;
     for (let i = 0; i < length; i++) writeCandleRow(stored.rows, i, view.get(i));
     stored.start = 0;
     stored.length = length;
@@ -164,6 +166,8 @@ export class SharedSeriesStore {
 /** A series as a thread reads it this tick. */
 export interface SeriesRows {
   id: number;
+  /** The buffer's generation: a rewritten history is a new one (what carriedResults.ts keys on). */
+  generation: number;
   /** The series' interval (results learned on one series apply to the same interval of other symbols: resultBoard.ts). */
   interval: string;
   rows: Float64Array;
@@ -193,7 +197,7 @@ export class SeriesTable {
       if (!held || held.generation !== generation) throw new Error(`series ${key} names buffer ${id}/${generation}, which this thread was never handed`);
       if (length === 0) continue;
       this.slots.set(key, slot);
-      this.rowsById.set(id, { id, interval: key.slice(key.lastIndexOf('|') + 1), rows: held.rows, start, length });
+      this.rowsById.set(id, { id, generation, interval: key.slice(key.lastIndexOf('|') + 1), rows: held.rows, start, length });
     }
   }
 

@@ -1,6 +1,7 @@
 // Entry of a screening thread: holds its traders' isolates and views on the shared market rows, evaluates ticks on request.
 import { parentPort, workerData } from 'node:worker_threads';
 import { KlineScratch, TickMemo } from './memo.ts';
+import { CarriedResults } from './carriedResults.ts';
 import { ResultBoard } from './resultBoard.ts';
 import { DEFAULT_FILTER_TICK_BUDGET_MS, type FromThread, type ThreadOptions, type ThreadTraderResult, type ToThread, type TraderSpec } from './protocol.ts';
 import { MAX_BATCH_SYMBOLS, TraderSandbox, type EvaluationOutcome, type SandboxHost } from './sandbox.ts';
@@ -41,6 +42,8 @@ export class ThreadScreener {
   private readonly collector: IsolateCollector;
   private readonly table = new SeriesTable();
   private readonly scratch = new KlineScratch();
+  /** Helper results kept across ticks for series that did not change (higher timeframes between their closes). */
+  private readonly carried = new CarriedResults();
   /** The share of a core this thread gets during the tick: turns a trader's wall time into CPU time for its budget. */
   private readonly cpuShare = new ThreadCpuShare();
   private readonly onCatastrophicError: (message: string) => void;
@@ -125,7 +128,7 @@ export class ThreadScreener {
     this.table.beginTick(message.buffers, message.dropped, message.slots);
     const { symbols } = message;
     const tickersJson = JSON.stringify(symbols.map((symbol) => message.tickers[symbol] ?? { s: symbol }));
-    const memo = new TickMemo(this.table, this.scratch);
+    const memo = new TickMemo(this.table, this.scratch, this.carried);
     this.currentMemo = memo;
     this.memoCallbacks = 0;
     const order = this.collector.order;

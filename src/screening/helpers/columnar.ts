@@ -421,6 +421,11 @@ const SERIES_ON_ROWS = new Map<HelperFunction, SeriesOnRows>([
 
 const SERIES_COVERED = coverage(SERIES_ON_ROWS);
 
+/** Whether seriesOnRows answers `helper` of `library` at all (else it is NOT_COVERED whatever the arguments). */
+export function seriesCovered(library: HelpersVersion, helper: string): boolean {
+  return SERIES_COVERED.get(library)?.has(helper) === true;
+}
+
 /**
  * A series helper's answer as a column instead of an array of numbers and nulls: a Float64Array as
  * long as the library's array with NaN where it holds null, null where the library returns null,
