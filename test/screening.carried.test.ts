@@ -8,7 +8,7 @@ import type { MarketView } from '../src/ports.ts';
 import { SyntheticMarket } from '../bench/support/market.ts';
 import { CarriedResults } from '../src/screening/carriedResults.ts';
 import { NOT_COVERED } from '../src/screening/helpers/columnar.ts';
-import { KlineScratch, TickMemo } from '../src/screening/memo.ts';
+import { KlineScratch, parseArgsKey, TickMemo } from '../src/screening/memo.ts';
 import { ResultBoard } from '../src/screening/resultBoard.ts';
 import { SeriesTable, SharedSeriesStore, seriesKey, type SeriesBuffer, type SeriesSlot } from '../src/screening/sharedSeries.ts';
 import { hvnInterval, tickerFields } from '../src/screening/contract.ts';
@@ -67,21 +67,55 @@ const SERIES_CALLS: Array<[helper: string, args: unknown[]]> = [
   ['calculateMASeries', [20]],
 ];
 
-/** Every call on every series of the tick, through `memo`. */
-function answers(memo: TickMemo, table: SeriesTable, keys: readonly string[], library: HelpersVersion = 'webapp'): Map<string, unknown> {
+/**
+ * Parsed arguments by key, one list per key for good, as the board's columns keep theirs: shared by
+ * several helpers and ranges here (getLatestRSI, calculateADX and calculateRSI all take '#14'), so a
+ * result kept under a list's identity must still be told apart by its helper and range.
+ */
+const PARSED = new Map<string, unknown[]>();
+function parsed(helper: string, argsKey: string): unknown[] {
+  let args = PARSED.get(argsKey);
+  if (args === undefined) PARSED.set(argsKey, (args = parseArgsKey(argsKey, helper === 'calculateHighVolumeNodes')!));
+  return args;
+}
+
+/** Every call on every series of the tick, through `memo`, as a callback asks (memo) or as the results board does (memoParsed). */
+function answers(memo: TickMemo, table: SeriesTable, keys: readonly string[], via: 'callback' | 'board' = 'callback', library: HelpersVersion = 'webapp'): Map<string, unknown> {
   const out = new Map<string, unknown>();
-  // The argument lists are the same arrays from tick to tick, as the board's columns keep theirs.
   for (const key of keys) {
     const rows = table.rows(table.slot(key)![0])!;
     for (const [helper, argsKey, range] of CALLS) {
       const offset = range === undefined ? undefined : rows.length - range[0];
-      out.set(`${key} ${helper}(${argsKey})${range ?? ''}`, memo.memo(library, rows.id, helper, argsKey, offset, range?.[1]));
+      const answer = via === 'callback' ? memo.memo(library, rows.id, helper, argsKey, offset, range?.[1]) : memo.memoParsed(library, rows.id, helper, argsKey, parsed(helper, argsKey), offset, range?.[1]);
+      out.set(`${key} ${helper}(${argsKey})${range ?? ''}`, answer);
     }
     for (const [helper, args] of SERIES_CALLS) {
       const into = new Float64Array(rows.length);
       const written = memo.seriesInto(library, rows.id, helper, args, 0, rows.length, into);
       out.set(`${key} ${helper} column`, written === NOT_COVERED ? 'not covered' : written === null ? null : Array.from(written));
     }
+  }
+  return out;
+}
+
+/** A thread's carry as the callbacks use it and as the board does (two, so each way is tested on its own). */
+class Carry {
+  readonly callback: CarriedResults;
+  readonly board: CarriedResults;
+  constructor(maxBytes?: number) {
+    this.callback = new CarriedResults(maxBytes);
+    this.board = new CarriedResults(maxBytes);
+  }
+  get hits(): number {
+    return this.callback.hits + this.board.hits;
+  }
+}
+
+/** Both ways' answers through memos with `carry` (or fresh memos without), named by way. */
+function answersBoth(table: SeriesTable, keys: readonly string[], carry?: Carry): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (const via of ['callback', 'board'] as const) {
+    for (const [name, value] of answers(new TickMemo(table, new KlineScratch(), carry?.[via]), table, keys, via)) out.set(`${via} ${name}`, value);
   }
   return out;
 }
@@ -94,8 +128,7 @@ describe('results carried across ticks (TickMemo with CarriedResults)', () => {
     market.fill(store);
     const feed = new Feed(store, market.symbols, intervals);
     const table = new SeriesTable();
-    const carried = new CarriedResults();
-    const scratch = new KlineScratch();
+    const carry = new Carry();
     const keys = market.symbols.flatMap((symbol) => intervals.map((interval) => seriesKey(symbol, interval)));
     const previous = new Map<string, unknown>();
     const changedAtClose = { '5m': 0, '15m': 0 };
@@ -104,11 +137,11 @@ describe('results carried across ticks (TickMemo with CarriedResults)', () => {
       const closed = tick === 0 ? [] : market.advance(store);
       const { slots, buffers } = feed.next();
       table.beginTick(buffers, [], slots);
-      const hitsBefore = carried.hits;
-      const got = answers(new TickMemo(table, scratch, carried), table, keys);
-      const want = answers(new TickMemo(table, new KlineScratch()), table, keys);
+      const hitsBefore = carry.hits;
+      const got = answersBoth(table, keys, carry);
+      const want = answersBoth(table, keys);
       expect(got).toEqual(want);
-      reusedOnTicks.push(carried.hits - hitsBefore);
+      reusedOnTicks.push(carry.hits - hitsBefore);
       // A stale answer would show: at a close the higher timeframe's answers move.
       for (const interval of ['5m', '15m'] as const) {
         if (!closed.includes(interval)) continue;
@@ -118,12 +151,14 @@ describe('results carried across ticks (TickMemo with CarriedResults)', () => {
     }
     expect(changedAtClose['5m']).toBeGreaterThan(20);
     expect(changedAtClose['15m']).toBeGreaterThan(20);
-    // 15 calls on each of 6 higher series, from the second tick on, except where a series closed (or just had: it is kept again once unchanged).
+    // 15 calls each way on each of 6 higher series, from the second tick on, except where a series closed.
     expect(reusedOnTicks[0]).toBe(0);
-    expect(reusedOnTicks.slice(1).filter((hits) => hits >= 3 * 15).length).toBeGreaterThan(20);
+    expect(reusedOnTicks.slice(1).filter((hits) => hits >= 2 * 3 * 15).length).toBeGreaterThan(20);
     // The 1m series change every tick: after the first two ticks nothing of theirs is kept.
-    expect(carried.size).toBeLessThanOrEqual(6 * 15);
-    expect(carried.bytes).toBeGreaterThan(0);
+    for (const carried of [carry.callback, carry.board]) {
+      expect(carried.size).toBeLessThanOrEqual(6 * 15);
+      expect(carried.bytes).toBeGreaterThan(0);
+    }
   });
 
   it('a corrected candle, a late candle and a gap fill in the market store are new rows: nothing carried answers for them', () => {
@@ -135,20 +170,20 @@ describe('results carried across ticks (TickMemo with CarriedResults)', () => {
     for (const [i, candle] of candles.slice(0, 202).entries()) if (i !== 190) store.applyCandle('AAAUSDT', '1h', candle, true, 'backfill', 0);
     const feed = new Feed(store, symbols, ['1h']);
     const table = new SeriesTable();
-    const carried = new CarriedResults();
+    const carry = new Carry();
     const keys = [seriesKey('AAAUSDT', '1h')];
     const tick = (change?: () => void): Map<string, unknown> => {
       change?.();
       const { slots, buffers } = feed.next();
       table.beginTick(buffers, [], slots);
-      const got = answers(new TickMemo(table, new KlineScratch(), carried), table, keys);
-      expect(got).toEqual(answers(new TickMemo(table, new KlineScratch()), table, keys));
+      const got = answersBoth(table, keys, carry);
+      expect(got).toEqual(answersBoth(table, keys));
       return got;
     };
     const first = tick();
-    const hits = carried.hits;
+    const hits = carry.hits;
     expect(tick()).toEqual(first);
-    expect(carried.hits).toBeGreaterThan(hits);
+    expect(carry.hits).toBeGreaterThan(hits);
     // Each change keeps the length and the last candle (200 held), so only the proof of the rows tells them apart.
     const late = tick(() => store.applyCandle('AAAUSDT', '1h', candles[190]!, true, 'gapfill', 0));
     const corrected = tick(() => {
@@ -165,13 +200,13 @@ describe('results carried across ticks (TickMemo with CarriedResults)', () => {
     const market = TestMarket.build({ symbols: ['AAAUSDT'], intervals: ['1h'], candles: 150, lastCloseTime, seed: 5 });
     const feed = new Feed(market, ['AAAUSDT'], ['1h']);
     const table = new SeriesTable();
-    const carried = new CarriedResults();
+    const carry = new Carry();
     const keys = [seriesKey('AAAUSDT', '1h')];
     const run = () => {
       const { slots, buffers } = feed.next();
       table.beginTick(buffers, [], slots);
-      const got = answers(new TickMemo(table, new KlineScratch(), carried), table, keys);
-      expect(got).toEqual(answers(new TickMemo(table, new KlineScratch()), table, keys));
+      const got = answersBoth(table, keys, carry);
+      expect(got).toEqual(answersBoth(table, keys));
       return { got, slot: slots[keys[0]!]! };
     };
     const before = run();

@@ -18,6 +18,8 @@ export const NOT_CARRIED: unique symbol = Symbol('not carried');
 interface Carried {
   value: unknown;
   bytes: number;
+  /** For a result kept under its parsed arguments' identity (getParsed): the rest of what names the call. */
+  call?: { library: string; helper: string; offset: number; length: number };
   /** The last tick that read or stored it: results no tick read (a forgotten column, a trader gone) are dropped. */
   usedTick: number;
 }
@@ -32,7 +34,8 @@ interface SeriesCarry {
   /** Ticks in a row on which the rows differed from the tick before (0: unchanged). */
   changedRun: number;
   seenTick: number;
-  results: Map<string, Carried>;
+  /** By key string, or by the parsed argument list itself (see getParsed). */
+  results: Map<string | readonly unknown[], Carried>;
 }
 
 /**
@@ -139,11 +142,34 @@ export class CarriedResults {
 
   /** Keep `value` (which nobody else holds or changes) for `key` on `entry`, unless the bound is reached. */
   put(entry: SeriesRows, key: string, value: unknown): void {
+    this.keep(entry, key, value, ENTRY_OVERHEAD + key.length * 2, undefined);
+  }
+
+  /**
+   * get() for the results board's calls, by the identity of their parsed argument list (each of
+   * its columns keeps one for good): no key to build per symbol. The library, helper and range are
+   * checked too, so an argument list used for another call answers nothing.
+   */
+  getParsed(entry: SeriesRows, args: readonly unknown[], library: string, helper: string, offset = -1, length = -1): unknown {
+    const carried = this.series.get(entry.id)?.results.get(args);
+    const call = carried?.call;
+    if (call === undefined || call.library !== library || call.helper !== helper || call.offset !== offset || call.length !== length) return NOT_CARRIED;
+    carried!.usedTick = this.tick;
+    this.hits++;
+    return carried!.value;
+  }
+
+  /** put() for getParsed. */
+  putParsed(entry: SeriesRows, args: readonly unknown[], library: string, helper: string, offset: number | undefined, length: number | undefined, value: unknown): void {
+    this.keep(entry, args, value, ENTRY_OVERHEAD + 48, { library, helper, offset: offset ?? -1, length: length ?? -1 });
+  }
+
+  private keep(entry: SeriesRows, key: string | readonly unknown[], value: unknown, overhead: number, call: Carried['call']): void {
     const carry = this.series.get(entry.id);
     if (carry === undefined || carry.seenTick !== this.tick || carry.results.has(key)) return;
-    const bytes = ENTRY_OVERHEAD + key.length * 2 + sizeOf(value, 0);
+    const bytes = overhead + sizeOf(value, 0);
     if (this.total + bytes > this.maxBytes) return;
-    carry.results.set(key, { value, bytes, usedTick: this.tick });
+    carry.results.set(key, { value, bytes, usedTick: this.tick, call });
     this.total += bytes;
     this.stores++;
   }

@@ -57,6 +57,18 @@ export class TickMemo implements SandboxHost {
 
   /** memo() for the results board, with the arguments of a key this memo accepted before already parsed (no parse per symbol). */
   memoParsed(library: HelpersVersion, seriesId: number, helper: string, argsKey: string, args: unknown[], offset?: number, length?: number): unknown {
+    // Kept from an earlier tick: found by the column's own argument list, before any key is built.
+    const carried = this.carried;
+    if (carried !== undefined) {
+      const entry = this.entry(seriesId);
+      if (entry !== undefined && carried.keeps(entry)) {
+        const kept = carried.getParsed(entry, args, library, helper, offset, length);
+        if (kept !== NOT_CARRIED) {
+          this.hits++;
+          return kept;
+        }
+      }
+    }
     return this.answer(library, seriesId, helper, argsKey, args, offset, length);
   }
 
@@ -73,9 +85,9 @@ export class TickMemo implements SandboxHost {
       this.hits++;
       return stored;
     }
-    // Kept from an earlier tick (only keys that parsed are kept, too).
+    // Kept from an earlier tick (only keys that parsed are kept, too); memoParsed looked already.
     const carries = this.carried !== undefined && this.carried.keeps(entry);
-    if (carries) {
+    if (carries && parsed === undefined) {
       const carried = this.carried!.get(entry, key);
       if (carried !== NOT_CARRIED) {
         this.hits++;
@@ -101,7 +113,8 @@ export class TickMemo implements SandboxHost {
       return undefined;
     }
     if (this.results.size < MAX_ENTRIES) this.results.set(key, result);
-    if (carries) this.carried!.put(entry, key, result);
+    if (carries && parsed !== undefined) this.carried!.putParsed(entry, parsed, library, helper, offset as number | undefined, length as number | undefined, result);
+    else if (carries) this.carried!.put(entry, key, result);
     return result;
   }
 
