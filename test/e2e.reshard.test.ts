@@ -142,6 +142,15 @@ describe('resharding while ticks run', () => {
     // may close as the workers stop, so their signals are optional (but must be right).
     const requiredUntil = clock.now();
     await candlesLater(2);
+    // On a loaded machine a tick can run seconds late (a minute is two real seconds here): the survivors stop only once
+    // each has logged the tick (logged after its insert) of the last candle that closed by `requiredUntil`.
+    const lastRequiredOpen = Math.floor(requiredUntil / MINUTE) * MINUTE - MINUTE;
+    await waitFor(
+      'the survivors screened the last required candle',
+      () => survivors.every((worker) => worker.lines.some((line) => line.event === 'tick' && line.interval === '1m' && Date.parse(String(line.candleOpenTime)) >= lastRequiredOpen)),
+      60_000,
+      50,
+    );
     const to = clock.now();
     for (const worker of survivors) expect(await stop(worker)).toBe(0);
 
