@@ -4,11 +4,10 @@ import type { Interval, Trader } from '../src/domain.ts';
 import { intervalMs } from '../src/domain.ts';
 import type { ScreenerRun } from '../src/ports.ts';
 import { evaluateUnsandboxed } from '../bench/support/reference.ts';
-import { hvnInterval, tickerFields } from '../src/screening/contract.ts';
+import { hvnInterval } from '../src/screening/contract.ts';
 import type { ThreadTraderResult } from '../src/screening/protocol.ts';
-import { SharedSeriesStore, seriesKey, type SeriesBuffer, type SeriesSlot } from '../src/screening/sharedSeries.ts';
 import { ThreadScreener } from '../src/screening/worker.ts';
-import { makeTrader, randomWalk, TestMarket } from './screening.support.ts';
+import { makeTrader, randomWalk, TestMarket, ThreadTickFeed } from './screening.support.ts';
 
 const LAST_CLOSE = Date.UTC(2026, 0, 10) - 1;
 // More symbols than one batch (16), so the board is rewritten between batches within a tick.
@@ -45,8 +44,7 @@ function startThread(initial: Trader[]): TestThread {
   });
   threads.push(thread);
   thread.setTraders(traders.map(traderSpec), []);
-  const store = new SharedSeriesStore();
-  const handed = new Map<number, number>();
+  const feed = new ThreadTickFeed();
   let tickId = 0;
   return {
     setTraders(next) {
@@ -58,20 +56,7 @@ function startThread(initial: Trader[]): TestThread {
       traders = next;
     },
     run() {
-      const slots: Record<string, SeriesSlot> = {};
-      const buffers: SeriesBuffer[] = [];
-      const tickers: Record<string, Record<string, string>> = {};
-      for (const symbol of SYMBOLS) {
-        tickers[symbol] = tickerFields(symbol, market.ticker(symbol), market.series(symbol, '1m')?.lastClosed()?.close);
-        for (const interval of INTERVALS) {
-          const slot = store.sync(market, symbol, interval, Date.now())!;
-          slots[seriesKey(symbol, interval)] = slot;
-          if (handed.get(slot[0]) !== slot[1]) {
-            buffers.push(store.buffer(slot[0])!);
-            handed.set(slot[0], slot[1]);
-          }
-        }
-      }
+      const { slots, buffers, tickers } = feed.inputs(market, SYMBOLS, INTERVALS);
       const reply = thread.tick({ type: 'tick', tickId: ++tickId, traderIds: traders.map((t) => t.id), symbols: SYMBOLS, tickers, buffers, dropped: [], slots });
       return { results: reply.traders, memoCallbacks: reply.memoCallbacks, memoMisses: reply.memoMisses, memoHits: reply.memoHits };
     },

@@ -8,6 +8,8 @@ import { seededRandom } from '../dev/seededRandom.ts';
 import { systemClock } from '../src/clock.ts';
 import { silentLogger } from '../src/logger.ts';
 import { Screener } from '../src/screening/Screener.ts';
+import { tickerFields } from '../src/screening/contract.ts';
+import { SharedSeriesStore, seriesKey, type SeriesBuffer, type SeriesSlot } from '../src/screening/sharedSeries.ts';
 
 /** Every run sees the same market. */
 export { seededRandom };
@@ -186,4 +188,31 @@ export async function screenTick(screener: Screener, traders: Trader[], symbols:
   const tick: ScreenerRun = { interval: '1m', candleOpenTime: 0, traderIds: traders.map((t) => t.id), symbols, market };
   const result = await screener.run(tick);
   return { outcomes: traders.map((trader) => result.traders.find((t) => t.traderId === trader.id)!), tick };
+}
+
+/**
+ * What the pool hands a screening thread driven directly (ThreadScreener.tick): each series' slot, the buffers it has
+ * not been handed yet (once per buffer and generation, as the pool does), and the tickers.
+ */
+export class ThreadTickFeed {
+  private readonly store = new SharedSeriesStore();
+  private readonly handed = new Map<number, number>();
+
+  inputs(market: MarketView, symbols: readonly string[], intervals: readonly Interval[]): { slots: Record<string, SeriesSlot>; buffers: SeriesBuffer[]; tickers: Record<string, Record<string, string>> } {
+    const slots: Record<string, SeriesSlot> = {};
+    const buffers: SeriesBuffer[] = [];
+    const tickers: Record<string, Record<string, string>> = {};
+    for (const symbol of symbols) {
+      tickers[symbol] = tickerFields(symbol, market.ticker(symbol), market.series(symbol, '1m')?.lastClosed()?.close);
+      for (const interval of intervals) {
+        const slot = this.store.sync(market, symbol, interval, Date.now())!;
+        slots[seriesKey(symbol, interval)] = slot;
+        if (this.handed.get(slot[0]) !== slot[1]) {
+          buffers.push(this.store.buffer(slot[0])!);
+          this.handed.set(slot[0], slot[1]);
+        }
+      }
+    }
+    return { slots, buffers, tickers };
+  }
 }

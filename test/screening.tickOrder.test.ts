@@ -5,11 +5,10 @@ import { intervalMs } from '../src/domain.ts';
 import type { ScreenerRun } from '../src/ports.ts';
 import { evaluateUnsandboxed } from '../bench/support/reference.ts';
 import { benchFilters, benchTraders } from '../bench/support/filters.ts';
-import { hvnInterval, tickerFields } from '../src/screening/contract.ts';
+import { hvnInterval } from '../src/screening/contract.ts';
 import type { ThreadOptions, ThreadTraderResult } from '../src/screening/protocol.ts';
-import { SharedSeriesStore, seriesKey, type SeriesBuffer, type SeriesSlot } from '../src/screening/sharedSeries.ts';
 import { ThreadScreener, type TraderRun } from '../src/screening/worker.ts';
-import { makeTrader, randomWalk, TestMarket } from './screening.support.ts';
+import { makeTrader, randomWalk, TestMarket, ThreadTickFeed } from './screening.support.ts';
 import { Screener } from '../src/screening/Screener.ts';
 import { systemClock } from '../src/clock.ts';
 import { WorkerMetrics } from '../src/ops/metrics.ts';
@@ -57,27 +56,13 @@ function startThread(traders: Trader[], options: Partial<ThreadOptions>, budgetM
   threads.push(thread);
   thread.watched = traders.map((t) => t.id);
   thread.setTraders(traders.map(spec), []);
-  const store = new SharedSeriesStore();
-  const handed = new Map<number, number>();
+  const feed = new ThreadTickFeed();
   let tickId = 0;
   return {
     thread,
     /** One tick; `between` runs after the reply, before the thread's after-tick collections. */
     run(between?: () => void): { results: ThreadTraderResult[]; order: string; memoCallbacks: number } {
-      const slots: Record<string, SeriesSlot> = {};
-      const buffers: SeriesBuffer[] = [];
-      const tickers: Record<string, Record<string, string>> = {};
-      for (const symbol of SYMBOLS) {
-        tickers[symbol] = tickerFields(symbol, market.ticker(symbol), market.series(symbol, '1m')?.lastClosed()?.close);
-        for (const interval of INTERVALS) {
-          const slot = store.sync(market, symbol, interval, Date.now())!;
-          slots[seriesKey(symbol, interval)] = slot;
-          if (handed.get(slot[0]) !== slot[1]) {
-            buffers.push(store.buffer(slot[0])!);
-            handed.set(slot[0], slot[1]);
-          }
-        }
-      }
+      const { slots, buffers, tickers } = feed.inputs(market, SYMBOLS, INTERVALS);
       const ids = traders.map((t) => t.id);
       const reply = thread.tick({ type: 'tick', tickId: ++tickId, traderIds: ids, symbols: SYMBOLS, tickers, buffers, dropped: [], slots });
       between?.();
