@@ -199,6 +199,48 @@ describe('helpers computed on a series’ rows', () => {
     expect(computeOnRows('webapp', 'getLatestRSI', rows, 0, 40, [14])).toBe(changed);
   });
 
+  it('share one RSI series between getLatestRSI and getLatestStochRSI of the same closes, in either order, to the library’s bit', () => {
+    let shared = 0;
+    const columns = new CloseColumns();
+    const period = fc.oneof(fc.integer({ min: 1, max: 30 }), fc.constantFrom(14, 14, 7, 21));
+    fc.assert(
+      fc.property(market, period, period, fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 3, maxLength: 3 }), fc.constantFrom('rsi first', 'stoch first', 'stoch in the last batch'), (series, rsiPeriod, otherPeriod, [stochPeriod, kPeriod, dPeriod], order) => {
+        const { rows, start, length } = series;
+        const stochArgs = [rsiPeriod, stochPeriod, kPeriod, dPeriod];
+        const rsi = (): unknown => columnarAnswer('webapp', 'getLatestRSI', rows, start, length, [rsiPeriod], columns).value;
+        const stoch = (): unknown => columnarAnswer('webapp', 'getLatestStochRSI', rows, start, length, stochArgs, columns).value;
+        const other = (): unknown => columnarAnswer('webapp', 'getLatestRSI', rows, start, length, [otherPeriod], columns).value;
+        const expected = {
+          rsi: libraryAnswer('webapp', 'getLatestRSI', rows, start, length, [rsiPeriod]).value,
+          stoch: libraryAnswer('webapp', 'getLatestStochRSI', rows, start, length, stochArgs).value,
+          other: libraryAnswer('webapp', 'getLatestRSI', rows, start, length, [otherPeriod]).value,
+        };
+        columns.release();
+        // StochRSI asked in the batch before: getLatestRSI of its period keeps the series it computes, and StochRSI reads it.
+        if (order === 'stoch in the last batch') {
+          stoch();
+          columns.release();
+        }
+        const before = columns.rsiSeriesComputed;
+        const answers = order === 'stoch first' ? { stoch: stoch(), rsi: rsi() } : { rsi: rsi(), stoch: stoch() };
+        const passes = columns.rsiSeriesComputed - before;
+        // Another period asked in the same batch, after them: its own answer, whatever they kept.
+        const otherAnswer = other();
+        const name = `${order}: RSI(${rsiPeriod}), RSI(${otherPeriod}) and StochRSI(${stochArgs.join(', ')}) on ${length} candles`;
+        expect(identical(answers.rsi, expected.rsi), `${name}: RSI`).toBe(true);
+        expect(identical(answers.stoch, expected.stoch), `${name}: StochRSI`).toBe(true);
+        expect(identical(otherAnswer, expected.other), `${name}: the other RSI`).toBe(true);
+        // One pass for both where both have an answer (and none for an RSI that StochRSI does not read).
+        if (typeof expected.rsi === 'number' && expected.stoch !== null && order !== 'rsi first') {
+          expect(passes, name).toBe(1);
+          shared++;
+        }
+      }),
+      { numRuns: 400, seed: 1403 },
+    );
+    expect(shared).toBeGreaterThan(50);
+  });
+
   it('cover every helper the benchmark filters call, in the default library, over long series with their usual arguments', () => {
     const { rows, start, length } = fc.sample(market.filter((m) => m.length >= 300), { numRuns: 1, seed: 7 })[0]!;
     const calls: Array<[HelperName, unknown[]]> = [

@@ -22,6 +22,7 @@ import {
   nullSeries,
   smaOfSeries,
   spreadVolume,
+  stochRSIOfRsi,
   trueRange,
   volatilityIndex,
   volumeNodes,
@@ -88,6 +89,20 @@ function readField(rows: Float64Array, start: number, field: number, column: Flo
  */
 export class CloseColumns {
   private readonly bySeries = new Map<Float64Array, Array<{ start: number; length: number; column: Float64Array }>>();
+  /**
+   * wilderRsi's series by close column and period: the RSI getLatestStochRSI runs its arithmetic
+   * on, and whose last entry getLatestRSI answers (wilderRsi returns the value it writes last, by
+   * the same expression), so the two helpers share one pass over the closes instead of two.
+   */
+  private readonly rsiByColumn = new Map<Float64Array, Map<number, Float64Array>>();
+  /**
+   * The RSI periods StochRSI asked for in this batch and the last: getLatestRSI keeps its series
+   * only for those (for any other period the series would be written for nothing).
+   */
+  private stochPeriods = new Set<number>();
+  private lastStochPeriods = new Set<number>();
+  /** RSI series computed for sharing so far (for tests: a second helper on the same closes computes none). */
+  rsiSeriesComputed = 0;
   private readonly pool: Float64Array[] = [];
   private used = 0;
 
@@ -95,18 +110,53 @@ export class CloseColumns {
     let ranges = this.bySeries.get(rows);
     if (ranges === undefined) this.bySeries.set(rows, (ranges = []));
     for (const range of ranges) if (range.start === start && range.length === length) return range.column;
-    let buffer = this.pool[this.used];
-    if (buffer === undefined || buffer.length < length) this.pool[this.used] = buffer = new Float64Array(Math.max(length, 1024));
-    this.used++;
-    const column = readField(rows, start, CLOSE, buffer.subarray(0, length));
+    const column = readField(rows, start, CLOSE, this.take(length));
     ranges.push({ start, length, column });
     return column;
+  }
+
+  /**
+   * getLatestRSI's answer on `closes` (a column of(), all readable, at least period + 1 long, for a
+   * valid period): the last entry of the series kept for StochRSI when it asks for this period.
+   */
+  latestRsi(closes: Float64Array, period: number): number {
+    const kept = this.rsiByColumn.get(closes)?.get(period);
+    if (kept !== undefined) return kept[kept.length - 1]!;
+    if (!this.stochPeriods.has(period) && !this.lastStochPeriods.has(period)) return wilderRsi(closes, period, null);
+    return this.rsiOf(closes, period)[closes.length - 1]!;
+  }
+
+  /** StochRSI's RSI series of `closes` (as for latestRsi): entries from `period` on, NaN below. Read only. */
+  stochRsi(closes: Float64Array, period: number): Float64Array {
+    this.stochPeriods.add(period);
+    return this.rsiByColumn.get(closes)?.get(period) ?? this.rsiOf(closes, period);
   }
 
   /** Forget every column (their buffers are reused): the rows read so far may change from now on. */
   release(): void {
     this.bySeries.clear();
+    this.rsiByColumn.clear();
     this.used = 0;
+    [this.lastStochPeriods, this.stochPeriods] = [this.stochPeriods, this.lastStochPeriods];
+    this.stochPeriods.clear();
+  }
+
+  private rsiOf(closes: Float64Array, period: number): Float64Array {
+    let byPeriod = this.rsiByColumn.get(closes);
+    if (byPeriod === undefined) this.rsiByColumn.set(closes, (byPeriod = new Map()));
+    // Entries below `period` are never read: marked NaN all the same, so a stale value cannot pass for one.
+    const rsi = this.take(closes.length).fill(NaN, 0, period);
+    wilderRsi(closes, period, rsi);
+    this.rsiSeriesComputed++;
+    byPeriod.set(period, rsi);
+    return rsi;
+  }
+
+  private take(length: number): Float64Array {
+    let buffer = this.pool[this.used];
+    if (buffer === undefined || buffer.length < length) this.pool[this.used] = buffer = new Float64Array(Math.max(length, 1024));
+    this.used++;
+    return buffer.subarray(0, length);
   }
 }
 
@@ -120,7 +170,8 @@ function closes(rows: Float64Array, start: number, length: number): Float64Array
 function latestRSIOnRows(rows: Float64Array, start: number, length: number, period: number = 14): number | null {
   if (!isValidPeriod(period) || length < period + 1) return null;
   const column = closes(rows, start, length);
-  return allReadable(column) ? wilderRsi(column, period, null) : null;
+  if (!allReadable(column)) return null;
+  return shared !== undefined ? shared.latestRsi(column, period) : wilderRsi(column, period, null);
 }
 
 function rsiOnRows(rows: Float64Array, start: number, length: number, period: number = 14): Series | null {
@@ -286,7 +337,12 @@ function latestStochRSIOnRows(
 ): { k: number; d: number } | null {
   if (!isValidPeriod(stochPeriod) || !isValidPeriod(kPeriod) || !isValidPeriod(dPeriod)) return null;
   if (!isValidPeriod(rsiPeriod) || length < rsiPeriod + 1) return null;
-  return latestStochRSI(closes(rows, start, length), rsiPeriod, stochPeriod, kPeriod, dPeriod);
+  const column = closes(rows, start, length);
+  if (shared === undefined) return latestStochRSI(column, rsiPeriod, stochPeriod, kPeriod, dPeriod);
+  // latestStochRSI's checks in its order, then its arithmetic on the RSI series getLatestRSI shares.
+  if (!allReadable(column)) return null;
+  if (length < stochPeriod + kPeriod - 1 || length - rsiPeriod < stochPeriod) return null;
+  return stochRSIOfRsi(shared.stochRsi(column, rsiPeriod), rsiPeriod, stochPeriod, kPeriod, dPeriod);
 }
 
 /** calculateHighVolumeNodes: the price range and the volume spread of the last `lookback` candles, then the library's node picking. */

@@ -221,6 +221,16 @@ export function latestStochRSI(
   if (length < stochPeriod + kPeriod - 1 || length - rsiPeriod < stochPeriod) return null;
   const rsi = new Float64Array(length);
   wilderRsi(closes, rsiPeriod, rsi);
+  return stochRSIOfRsi(rsi, rsiPeriod, stochPeriod, kPeriod, dPeriod);
+}
+
+/**
+ * latestStochRSI from its RSI series (wilderRsi's values from index `rsiPeriod` on; entries below
+ * are never read), once the closes passed its checks: kept apart so that the host can hand it the
+ * RSI series it computed for getLatestRSI of the same closes, which is the same array to the bit.
+ */
+export function stochRSIOfRsi(rsi: ArrayLike<number>, rsiPeriod: number, stochPeriod: number, kPeriod: number, dPeriod: number): { k: number; d: number } | null {
+  const length = rsi.length;
   const firstRaw = rsiPeriod + stochPeriod - 1;
   const raw = (at: number): number => {
     let highest = -Infinity;
@@ -359,6 +369,7 @@ export const INTERNAL_FUNCTIONS = [
   closeColumn,
   wilderRsi,
   latestStochRSI,
+  stochRSIOfRsi,
   allReadable,
   trueRange,
   volatilityIndex,
