@@ -11,6 +11,7 @@ import { ScreenerThread, ThreadCrashedError } from './pool.ts';
 import { DEFAULT_FILTER_TICK_BUDGET_MS, type ThreadFaults, type ThreadTraderResult, type TraderSpec } from './protocol.ts';
 import { seriesKey, SharedSeriesStore, type SeriesBuffer, type SeriesSlot } from './sharedSeries.ts';
 import { defaultMemoryBudgetBytes } from '../heap.ts';
+import type { TickOrder } from './isolateCollector.ts';
 
 export interface ScreenerOptions {
   /** 0 = os.availableParallelism(). */
@@ -77,7 +78,7 @@ export class Screener implements ScreenerPort {
   private totals = { evaluations: 0, errors: 0 };
   private readonly memoryBudgetBytes: number;
   /** The order each thread's last tick ran in (see IsolateCollector). */
-  private readonly lastOrder = new Map<number, 'symbols' | 'traders'>();
+  private readonly lastOrder = new Map<number, TickOrder>();
 
   constructor(options: ScreenerOptions) {
     this.options = options;
@@ -202,7 +203,7 @@ export class Screener implements ScreenerPort {
     for (const symbol of symbols) {
       tickers[symbol] = tickerFields(symbol, tick.market.ticker(symbol), tick.market.series(symbol, tick.interval)?.lastClosed()?.close);
     }
-    const threadStats: Array<{ thread: number; memoHits: number; memoMisses: number; isolateHeapBytes: number; order: 'symbols' | 'traders' }> = [];
+    const threadStats: Array<{ thread: number; memoHits: number; memoMisses: number; isolateHeapBytes: number; order: TickOrder }> = [];
     // Every write to the shared rows happens here, before any thread is handed the tick.
     const now = this.options.clock.now();
     const slots = new Map<string, SeriesSlot | null>();
@@ -266,7 +267,7 @@ export class Screener implements ScreenerPort {
     traders: Trader[],
     work: { symbols: string[]; tickers: Record<string, Record<string, string>>; slots: Record<string, SeriesSlot> },
     wanted: SeriesBuffer[],
-  ): Promise<{ results: ThreadTraderResult[]; stats: { thread: number; memoHits: number; memoMisses: number; isolateHeapBytes: number; order: 'symbols' | 'traders' } | null }> {
+  ): Promise<{ results: ThreadTraderResult[]; stats: { thread: number; memoHits: number; memoMisses: number; isolateHeapBytes: number; order: TickOrder } | null }> {
     const results: ThreadTraderResult[] = [];
     let remaining = traders;
     for (let attempt = 1; ; attempt++) {

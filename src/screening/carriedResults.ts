@@ -67,7 +67,6 @@ export class CarriedResults {
   private total = 0;
   private readonly maxBytes: number;
   hits = 0;
-  stores = 0;
 
   constructor(maxBytes = DEFAULT_CARRIED_BYTES) {
     this.maxBytes = maxBytes;
@@ -174,7 +173,6 @@ export class CarriedResults {
     if (this.total + bytes > this.maxBytes) return;
     carry.results.set(key, { value, bytes, usedTick: this.tick, call });
     this.total += bytes;
-    this.stores++;
   }
 
   private take(carry: SeriesCarry, entry: SeriesRows): void {

@@ -89,10 +89,6 @@ export class IsolateCollector {
     return this.current;
   }
 
-  get budgetBytes(): number {
-    return this.options.budgetBytes;
-  }
-
   /**
    * In the memory-saving order, whether `traderId`'s isolate stays grown after its run instead of
    * being collected: the first traders of the tick, as many as the room under the budget holds

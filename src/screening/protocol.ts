@@ -1,6 +1,7 @@
 // Messages between the Screener (main thread) and its screening threads.
 import type { HelpersVersion, Interval } from '../domain.ts';
 import type { SeriesBuffer, SeriesSlot } from './sharedSeries.ts';
+import type { TickOrder } from './isolateCollector.ts';
 
 /** What a thread needs to know of a trader. */
 export interface TraderSpec {
@@ -96,6 +97,6 @@ export type FromThread =
       memoCallbacks: number;
       heapBytes: number;
       /** The order the tick ran its traders in: 'traders' is the memory-saving one (IsolateCollector). */
-      order: 'symbols' | 'traders';
+      order: TickOrder;
     }
   | { type: 'catastrophic'; message: string };

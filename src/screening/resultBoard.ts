@@ -254,11 +254,6 @@ export class ResultBoard {
     this.board[0] = this.epoch;
   }
 
-  /** This tick's batches stay on the board together (see beginTick). */
-  get holdsWholeTick(): boolean {
-    return this.wholeTick;
-  }
-
   /**
    * Compute the results of the batch's symbols into the board (through `memo`, which keeps them for
    * callbacks too). Runs before any isolate evaluates the batch. The time each result took is

@@ -8,7 +8,7 @@ import { MAX_BATCH_SYMBOLS, TraderSandbox, type EvaluationOutcome, type SandboxH
 import type { SymbolSpec } from './sandboxRuntime.ts';
 import { seriesKey, SeriesTable } from './sharedSeries.ts';
 import { ThreadCpuShare } from './threadCpu.ts';
-import { IsolateCollector, type TickOrder } from './isolateCollector.ts';
+import { IsolateCollector } from './isolateCollector.ts';
 import { defaultMemoryBudgetBytes } from '../heap.ts';
 
 /**
@@ -148,11 +148,6 @@ export class ThreadScreener {
     let heapBytes = 0;
     for (const { sandbox } of this.traders.values()) heapBytes += sandbox.heapBytes();
     return { type: 'tickResult', tickId: message.tickId, traders: runs.map((run) => run.result), memoHits: memo.hits, memoMisses: memo.misses, memoCallbacks: this.memoCallbacks, heapBytes, order };
-  }
-
-  /** The order the next tick runs in (IsolateCollector decides it after each tick). */
-  get order(): TickOrder {
-    return this.collector.order;
   }
 
   /** Heap bytes of a trader's isolate now (TraderSandbox.heapBytes; 0 when it is not built). */
