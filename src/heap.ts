@@ -51,14 +51,18 @@ export function compactHeap(): void {
 /**
  * Source of an expression, evaluated in a fresh isolate's context created under withGcExposed, that
  * takes `gc` away from the global (its property cannot be deleted: a declaration of the gc extension;
- * it is overwritten) and returns a function running one low-memory collection of that isolate, or
- * undefined when the context got no `gc`. Run before any filter code, so no filter can reach it.
+ * it is overwritten) and returns a function collecting that isolate, or undefined when the context
+ * got no `gc`. Called with true, one low-memory collection (the heap shrinks to what is live and its
+ * pages go back to the system, compiled code included); otherwise one ordinary full collection (the
+ * compiled code stays). Run before any filter code, so no filter can reach it.
  */
 export const ISOLATE_COLLECTOR_SOURCE = `(() => {
   'use strict';
   const gc = globalThis.gc;
   if (!Reflect.deleteProperty(globalThis, 'gc')) globalThis.gc = undefined;
-  return typeof gc === 'function' ? () => { gc({ type: 'major', execution: 'sync', flavor: 'last-resort' }); } : undefined;
+  return typeof gc === 'function'
+    ? (lowMemory) => { gc(lowMemory === true ? { type: 'major', execution: 'sync', flavor: 'last-resort' } : { type: 'major', execution: 'sync' }); }
+    : undefined;
 })()`;
 
 /**

@@ -70,16 +70,6 @@ const BATCH_SHARE_OF_LIMIT = 0.25;
  */
 const BATCH_WALL_FACTOR = 3;
 
-/**
- * Evaluated in a fresh context before ISOLATE_COLLECTOR_SOURCE takes `gc` away from its global: an
- * ordinary full collection, which (unlike the low-memory one) leaves the isolate's compiled code alone.
- */
-const MAJOR_GC_SOURCE = `(() => {
-  'use strict';
-  const gc = globalThis.gc;
-  return typeof gc === 'function' ? () => { gc({ type: 'major', execution: 'sync' }); } : undefined;
-})()`;
-
 /** How stale the CPU mark may get before a call (see ThreadCpuLedger): the slack of the CPU limit. */
 const CPU_MARK_REFRESH_MS = 10;
 /** One per screening thread (module state is per thread): its isolates share the thread's clock. */
@@ -138,10 +128,8 @@ export class TraderSandbox {
   private paceMs = 0;
   /** One of this filter's evaluations broke a limit (time, memory) on its own: no more batches for it. */
   private brokeLimit = false;
-  /** One low-memory collection of this isolate (see collectGarbage); null when its context got no `gc`. */
+  /** Collects this isolate (ISOLATE_COLLECTOR_SOURCE: low-memory, see collectGarbage, or ordinary, see collectMajor); null when its context got no `gc`. */
   private collectRef: ivm.Reference<IsolateFunction> | null = null;
-  /** One ordinary full collection (see recycleAfterGrowth): keeps the compiled code; null when the context got no `gc`. */
-  private majorGcRef: ivm.Reference<IsolateFunction> | null = null;
   private compileError: string | null = null;
   /** Shared market bytes the current isolate's limit makes room for (see beginTick). */
   private sharedAllowance = 0;
@@ -183,10 +171,6 @@ export class TraderSandbox {
       // Created with V8's gc extension, taken away from the global before the runtime or the filter runs (heap.ts).
       const context = withGcExposed(() => isolate.createContextSync());
       this.context = context;
-      // Taken before the collector's script below removes `gc` from the global (no filter code has run yet).
-      const majorGc = context.evalSync(MAJOR_GC_SOURCE, { reference: true, timeout: SETUP_TIMEOUT_MS }) as ivm.Reference<IsolateFunction>;
-      if (majorGc.typeof === 'function') this.majorGcRef = majorGc;
-      else majorGc.release();
       const collector = context.evalSync(ISOLATE_COLLECTOR_SOURCE, { reference: true, timeout: SETUP_TIMEOUT_MS }) as ivm.Reference<IsolateFunction>;
       if (collector.typeof === 'function') this.collectRef = collector;
       else collector.release();
@@ -310,8 +294,6 @@ export class TraderSandbox {
   dispose(): void {
     this.collectRef?.release();
     this.collectRef = null;
-    this.majorGcRef?.release();
-    this.majorGcRef = null;
     this.evaluateRef?.release();
     this.evaluateRef = null;
     this.beginTickRef?.release();
@@ -356,9 +338,9 @@ export class TraderSandbox {
 
   /** One ordinary full collection of the isolate; the heap in use after it, or null when it cannot (the isolate is then rebuilt). */
   private collectMajor(): number | null {
-    if (!this.majorGcRef || !this.isolate) return null;
+    if (!this.collectRef || !this.isolate) return null;
     try {
-      this.majorGcRef.applySync(undefined, [], { timeout: SETUP_TIMEOUT_MS });
+      this.collectRef.applySync(undefined, [false], { timeout: SETUP_TIMEOUT_MS });
       return this.isolate.getHeapStatisticsSync().used_heap_size;
     } catch {
       return null;
@@ -373,7 +355,7 @@ export class TraderSandbox {
   collectGarbage(): boolean {
     if (!this.ready || !this.collectRef) return false;
     try {
-      this.collectRef.applySync(undefined, [], { timeout: SETUP_TIMEOUT_MS });
+      this.collectRef.applySync(undefined, [true], { timeout: SETUP_TIMEOUT_MS });
       return true;
     } catch {
       this.dispose();
