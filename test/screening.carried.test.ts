@@ -161,6 +161,38 @@ describe('results carried across ticks (TickMemo with CarriedResults)', () => {
     }
   });
 
+  it('a series column the board has written (seriesInto) is copied from what was carried on the next tick of unchanged rows, equal to the one computed', () => {
+    const store = new MarketStore({ history: 200, clock: systemClock });
+    const candles = randomWalk({ seed: 9, count: 200, interval: '1h', lastOpenTime: Date.UTC(2026, 0, 10) - intervalMs('1h') });
+    for (const candle of candles) store.applyCandle('AAAUSDT', '1h', candle, true, 'backfill', 0);
+    const feed = new Feed(store, ['AAAUSDT'], ['1h']);
+    const table = new SeriesTable();
+    const carried = new CarriedResults();
+    // Series helpers the columnar arithmetic writes as columns.
+    const covered: Array<[string, unknown[]]> = [
+      ['calculateEMASeries', [21]],
+      ['calculateRSI', [14]],
+    ];
+    const columns = (): { hits: number; written: unknown[] } => {
+      const { slots, buffers } = feed.next();
+      table.beginTick(buffers, [], slots);
+      const memo = new TickMemo(table, new KlineScratch(), carried);
+      const rows = table.rows(table.slot(seriesKey('AAAUSDT', '1h'))![0])!;
+      const hitsBefore = carried.hits;
+      const written = covered.map(([helper, args]) => {
+        const column = memo.seriesInto('webapp', rows.id, helper, args, 0, rows.length, new Float64Array(rows.length));
+        return column === NOT_COVERED || column === null ? column : Array.from(column);
+      });
+      return { hits: carried.hits - hitsBefore, written };
+    };
+    const first = columns();
+    expect(first.hits).toBe(0);
+    expect(first.written.map((column) => (Array.isArray(column) ? 'column' : String(column)))).toEqual(['column', 'column']);
+    const second = columns();
+    expect(second.hits).toBe(covered.length);
+    expect(second.written).toEqual(first.written);
+  });
+
   it('a corrected candle, a late candle and a gap fill in the market store are new rows: nothing carried answers for them', () => {
     const symbols = ['AAAUSDT'];
     const store = new MarketStore({ history: 200, clock: systemClock });

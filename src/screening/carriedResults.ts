@@ -60,9 +60,6 @@ interface SeriesCarry {
  */
 export class CarriedResults {
   private readonly series = new Map<number, SeriesCarry>();
-  /** Parsed argument lists (the board's columns keep theirs) by identity, as short numbers for keys. */
-  private readonly argsIds = new WeakMap<readonly unknown[], number>();
-  private nextArgsId = 0;
   private tick = 0;
   private total = 0;
   private readonly maxBytes: number;
@@ -124,13 +121,6 @@ export class CarriedResults {
     }
     carry.seenTick = this.tick;
     return carry.changedRun < CHANGING_TICKS;
-  }
-
-  /** The key of a series helper's answer written as a column (TickMemo.seriesInto), by its parsed arguments' identity. */
-  seriesKey(library: string, helper: string, args: readonly unknown[], offset: number, length: number): string {
-    let argsId = this.argsIds.get(args);
-    if (argsId === undefined) this.argsIds.set(args, (argsId = this.nextArgsId++));
-    return `${library}|${helper}|${argsId}|${offset}|${length}`;
   }
 
   /** The result carried for `key` on `entry` (which keeps() has checked this tick), or NOT_CARRIED. */

@@ -128,15 +128,17 @@ export class TickMemo implements SandboxHost {
   seriesInto(library: HelpersVersion, seriesId: number, helper: string, args: readonly unknown[], offset: number, length: number, into: Float64Array): Float64Array | null | typeof NOT_COVERED {
     const entry = this.entry(seriesId);
     if (!entry || offset < 0 || length <= 0 || offset + length > entry.length || !seriesCovered(library, helper)) return NOT_COVERED;
-    // Kept from an earlier tick: its copy into `into` is all this call costs (and all the caller charges).
+    // Kept from an earlier tick (found by the column's own argument list, as memoParsed finds its results, and kept as
+    // the memo encodes a series): its copy into `into` is all this call costs (and all the caller charges).
     const carried = this.carried;
-    const key = carried !== undefined && carried.keeps(entry) ? carried.seriesKey(library, helper, args, offset, length) : undefined;
-    if (key !== undefined) {
-      const kept = carried!.get(entry, key);
+    const carries = carried !== undefined && carried.keeps(entry);
+    if (carries) {
+      const kept = carried!.getParsed(entry, args, library, helper, offset, length);
       if (kept === null) return null;
-      if (kept instanceof Float64Array && kept.length <= into.length) {
-        into.set(kept);
-        return kept.length === into.length ? into : into.subarray(0, kept.length);
+      const column = packedSeriesOf(kept);
+      if (column !== null && column.length <= into.length) {
+        into.set(column);
+        return column.length === into.length ? into : into.subarray(0, column.length);
       }
     }
     let written: Float64Array | null | typeof NOT_COVERED;
@@ -145,7 +147,7 @@ export class TickMemo implements SandboxHost {
     } catch {
       return NOT_COVERED;
     }
-    if (key !== undefined && written !== NOT_COVERED) carried!.put(entry, key, written === null ? null : written.slice());
+    if (carries && written !== NOT_COVERED) carried!.putParsed(entry, args, library, helper, offset, length, written === null ? null : { $series: written.slice() });
     return written;
   }
 
@@ -277,6 +279,13 @@ function numberArgument(text: string): number | null {
 
 /** Series at least this long cross the isolate boundary as a Float64Array: a memcpy instead of a per-element clone. */
 const PACKED_SERIES_MIN = 16;
+
+/** The column of a series the memo encoded packed (`{ $series }`), or null when `value` is not one. */
+export function packedSeriesOf(value: unknown): Float64Array | null {
+  if (value === null || typeof value !== 'object' || !('$series' in value)) return null;
+  const packed = (value as { $series: unknown }).$series;
+  return packed instanceof Float64Array ? packed : null;
+}
 
 /**
  * A helper result in the form the runtime's `decodeResult` turns back into the original: long

@@ -1,6 +1,6 @@
 // A screening thread's results board: the helper results its traders asked for on earlier ticks, computed by the host before they run and read by the isolates from shared memory without a callback.
 import type { HelpersVersion, Interval } from '../domain.ts';
-import { parseArgsKey, type TickMemo } from './memo.ts';
+import { packedSeriesOf, parseArgsKey, type TickMemo } from './memo.ts';
 import { NOT_COVERED } from './helpers/columnar.ts';
 import { seriesKey, type SeriesTable } from './sharedSeries.ts';
 
@@ -499,9 +499,5 @@ function seriesOf(value: unknown): Float64Array | Array<number | null> | null {
     for (const item of value) if (item !== null && (typeof item !== 'number' || Number.isNaN(item))) return null;
     return value as Array<number | null>;
   }
-  if (value !== null && typeof value === 'object' && '$series' in value) {
-    const packed = (value as { $series: unknown }).$series;
-    return packed instanceof Float64Array ? packed : null;
-  }
-  return null;
+  return packedSeriesOf(value);
 }
