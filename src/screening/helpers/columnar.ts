@@ -22,7 +22,6 @@ import {
   nullSeries,
   smaOfSeries,
   spreadVolume,
-  stochRSIOfRsi,
   trueRange,
   volatilityIndex,
   volumeNodes,
@@ -126,11 +125,12 @@ export class CloseColumns {
     return this.rsiOf(closes, period)[closes.length - 1]!;
   }
 
-  /** StochRSI's RSI series of `closes` (as for latestRsi): entries from `period` on, NaN below. Read only. */
-  stochRsi(closes: Float64Array, period: number): Float64Array {
+  /** StochRSI's RSI series of `closes`, a column of() (as for latestRsi): entries from `period` on, NaN below. Read only. */
+  readonly stochRsiOf = (closes: ArrayLike<number>, period: number): Float64Array => {
+    const column = closes as Float64Array;
     this.stochPeriods.add(period);
-    return this.rsiByColumn.get(closes)?.get(period) ?? this.rsiOf(closes, period);
-  }
+    return this.rsiByColumn.get(column)?.get(period) ?? this.rsiOf(column, period);
+  };
 
   /** Forget every column (their buffers are reused): the rows read so far may change from now on. */
   release(): void {
@@ -338,11 +338,8 @@ function latestStochRSIOnRows(
   if (!isValidPeriod(stochPeriod) || !isValidPeriod(kPeriod) || !isValidPeriod(dPeriod)) return null;
   if (!isValidPeriod(rsiPeriod) || length < rsiPeriod + 1) return null;
   const column = closes(rows, start, length);
-  if (shared === undefined) return latestStochRSI(column, rsiPeriod, stochPeriod, kPeriod, dPeriod);
-  // latestStochRSI's checks in its order, then its arithmetic on the RSI series getLatestRSI shares.
-  if (!allReadable(column)) return null;
-  if (length < stochPeriod + kPeriod - 1 || length - rsiPeriod < stochPeriod) return null;
-  return stochRSIOfRsi(shared.stochRsi(column, rsiPeriod), rsiPeriod, stochPeriod, kPeriod, dPeriod);
+  // With shared columns, on the RSI series getLatestRSI of the same closes shares.
+  return latestStochRSI(column, rsiPeriod, stochPeriod, kPeriod, dPeriod, shared?.stochRsiOf);
 }
 
 /** calculateHighVolumeNodes: the price range and the volume spread of the last `lookback` candles, then the library's node picking. */

@@ -207,6 +207,8 @@ export function wilderRsi(closes: ArrayLike<number>, period: number, out: { [ind
  * getLatestStochRSI's answer: calculateStochRSI's arithmetic in its order, computed only at the
  * entries looked at from the end (usually the last one) instead of building the whole series of
  * { k, d }. For valid periods and at least rsiPeriod + 1 closes; NaN marks an unreadable close.
+ * `rsiOf`, when given, hands over wilderRsi's series of these closes (the host's, shared with
+ * getLatestRSI of the same closes: the same array to the bit); else it is computed here.
  */
 export function latestStochRSI(
   closes: ArrayLike<number>,
@@ -214,13 +216,19 @@ export function latestStochRSI(
   stochPeriod: number,
   kPeriod: number,
   dPeriod: number,
+  rsiOf?: (closes: ArrayLike<number>, period: number) => ArrayLike<number>,
 ): { k: number; d: number } | null {
   if (!allReadable(closes)) return null;
   const length = closes.length;
   // calculateRSI has a value from rsiPeriod on: those are the positions the raw StochRSI reads.
   if (length < stochPeriod + kPeriod - 1 || length - rsiPeriod < stochPeriod) return null;
-  const rsi = new Float64Array(length);
-  wilderRsi(closes, rsiPeriod, rsi);
+  let rsi: ArrayLike<number>;
+  if (rsiOf !== undefined) rsi = rsiOf(closes, rsiPeriod);
+  else {
+    const own = new Float64Array(length);
+    wilderRsi(closes, rsiPeriod, own);
+    rsi = own;
+  }
   return stochRSIOfRsi(rsi, rsiPeriod, stochPeriod, kPeriod, dPeriod);
 }
 
