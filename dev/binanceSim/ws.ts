@@ -15,6 +15,7 @@ import {
   type LimitRecorder,
 } from './limits.ts';
 import type { MarketModel } from './market.ts';
+import { hashString } from './random.ts';
 import { controlError, klineEvent, tickerEvent } from './wire.ts';
 
 /**
@@ -369,10 +370,8 @@ export class StreamServer {
   private phaseOf(stream: string): number {
     let phase = this.phases.get(stream);
     if (phase === undefined) {
-      // FNV-1a of the name: the same stream keeps its phase across connections and runs.
-      let hash = 0x811c9dc5;
-      for (let i = 0; i < stream.length; i++) hash = Math.imul(hash ^ stream.charCodeAt(i), 0x01000193);
-      phase = hash >>> 0;
+      // A hash of the name: the same stream keeps its phase across connections and runs.
+      phase = hashString(stream);
       this.phases.set(stream, phase);
     }
     return phase;
