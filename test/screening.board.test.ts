@@ -177,32 +177,48 @@ describe('the results board', () => {
 
   it('work the board does ahead for a trader counts against its tick budget, as its callbacks did', () => {
     // Forty distinct heavy calls, cheap to read back: without the charge, the trader's time would vanish with its callbacks.
-    const heavy = makeTrader(`
-      const k = timeframes['1m'];
-      let nodes = 0;
-      for (let i = 0; i < 40; i++) nodes += helpers.calculateHighVolumeNodes(k, { bins: 1000, lookback: 300 - i }).length;
-      return nodes < 0;`);
+    const nodes = `let nodes = 0;
+      for (let i = 0; i < 40; i++) nodes += helpers.calculateHighVolumeNodes(k, { bins: 1000, lookback: 300 - i }).length;`;
+    const heavy = makeTrader(`const k = timeframes['1m']; ${nodes} return nodes < 0;`);
+    // The yardstick: the same calls made after as many cheap ones as one trader may add to the board (96), so they keep the callback tick after tick.
+    const asking = makeTrader(`const k = timeframes['1m'];
+      let cheap = 0;
+      for (let period = 2; period < 98; period++) cheap += helpers.calculateMA(k, period);
+      ${nodes}
+      return nodes < 0 && cheap < 0;`);
     const thread = startThread([heavy]);
+    const yardstick = startThread([asking]);
     // The 1m candles move each tick, so the board computes the nodes again (results of series that did not change are carried, and cost their copy: carriedResults.ts).
     const saved = SYMBOLS.map((symbol) => market.series(symbol, '1m')!.since(0));
+    const both = () => ({ board: thread.run(), callbacks: yardstick.run() });
     const moved = () => {
       for (const symbol of SYMBOLS) {
         const last = market.series(symbol, '1m')!.lastClosed()!;
         market.append(symbol, '1m', randomWalk({ seed: 11, count: 1, interval: '1m', lastOpenTime: last.openTime + intervalMs('1m') })[0]!);
       }
-      return thread.run();
+      return both();
     };
-    let ticks: Array<ReturnType<TestThread['run']>>;
+    let ticks: Array<ReturnType<typeof both>>;
     try {
-      ticks = [thread.run(), moved(), moved()];
+      ticks = [both(), moved(), moved(), moved(), moved()];
     } finally {
       SYMBOLS.forEach((symbol, i) => market.setSeries(symbol, '1m', saved[i]!));
     }
-    expect(ticks[2]!.memoCallbacks).toBe(0);
-    const [first, third] = [ticks[0]!.results[0]!, ticks[2]!.results[0]!];
-    expect(third.errors).toEqual([]);
-    // Measured: the third tick charges 0.5-0.8 of the first (whose callbacks computed the same nodes); uncharged it would be 0.02-0.03.
-    expect(third.evaluationMs).toBeGreaterThan(first.evaluationMs * 0.25);
+    // Compared warm with warm, on the same candles and ticks: the first tick of a thread also pays its isolates' compilation, so it is no
+    // yardstick (a loaded CI machine saw it cost four times a later tick's whole charge in the tick-order test).
+    const warm = ticks.slice(2);
+    for (const { board, callbacks } of warm) {
+      expect(board.memoCallbacks).toBe(0);
+      expect(board.results[0]!.errors).toEqual([]);
+      expect(callbacks.results[0]!.errors).toEqual([]);
+      // Every node call of the yardstick went through the callback.
+      expect(callbacks.memoCallbacks).toBeGreaterThanOrEqual(40 * SYMBOLS.length);
+    }
+    // Summed over three ticks, so that one preemption on a loaded machine does not decide. Measured: the board's charge is 0.6-1.3 of
+    // what the callbacks cost (quiet, and beside four busy loops); with the charge taken out of ResultBoard.fill, 0.02.
+    const charged = warm.reduce((sum, { board }) => sum + board.results[0]!.evaluationMs, 0);
+    const asked = warm.reduce((sum, { callbacks }) => sum + callbacks.results[0]!.evaluationMs, 0);
+    expect(charged, `charged ${charged.toFixed(1)} ms for the board's work, ${asked.toFixed(1)} ms through callbacks`).toBeGreaterThan(asked * 0.25);
   });
 
   it("a result read from the board is the filter's own: writing to it changes neither its next call nor another trader's", () => {
