@@ -475,16 +475,21 @@ export function computeOnRows(
 
 type SeriesOnRows = (into: Float64Array | undefined, rows: Float64Array, start: number, length: number, ...args: never[]) => Float64Array | null | typeof NOT_COVERED;
 
-/** A column as long as the series, every entry NaN (a null): the first `length` entries of `into`, or a fresh array. */
-function nullColumn(length: number, into: Float64Array | undefined): Float64Array {
-  return (into === undefined ? new Float64Array(length) : into.length === length ? into : into.subarray(0, length)).fill(NaN);
+/**
+ * A column as long as the series, every entry NaN (a null): the first `length` entries of `into`, or
+ * a fresh array. `nulls`: only the entries below it are filled, for a caller that writes every
+ * entry from there on.
+ */
+function nullColumn(length: number, into: Float64Array | undefined, nulls = length): Float64Array {
+  return (into === undefined ? new Float64Array(length) : into.length === length ? into : into.subarray(0, length)).fill(NaN, 0, nulls);
 }
 
 function emaSeriesColumn(into: Float64Array | undefined, rows: Float64Array, start: number, length: number, period: number): Float64Array | typeof NOT_COVERED {
   if (!isValidPeriod(period) || length < period) return nullColumn(length, into);
   const column = closes(rows, start, length);
   if (!closesWithin(column)) return NOT_COVERED;
-  const out = nullColumn(length, into);
+  // Every close readable: emaInto seeds on the first `period` and writes every entry from period - 1 on.
+  const out = nullColumn(length, into, readableCloses(column) ? period - 1 : length);
   emaInto(column, period, out);
   return out;
 }
@@ -500,7 +505,8 @@ function rsiSeriesColumn(
   const column = closes(rows, start, length);
   if (!readableCloses(column)) return null;
   if (!closesWithin(column)) return NOT_COVERED;
-  const out = nullColumn(length, into);
+  // wilderRsi writes every entry from `period` on.
+  const out = nullColumn(length, into, period);
   wilderRsi(column, period, out);
   return out;
 }
