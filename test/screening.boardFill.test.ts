@@ -5,12 +5,13 @@ import { CANDLE_ROW_FIELDS as F } from '../src/domain.ts';
 import { systemClock } from '../src/clock.ts';
 import { MarketStore } from '../src/market/MarketStore.ts';
 import { SyntheticMarket } from '../bench/support/market.ts';
+import { CarriedResults, NOT_CARRIED } from '../src/screening/carriedResults.ts';
 import { CloseColumns, computeOnRows, NOT_COVERED, seriesOnRows } from '../src/screening/helpers/columnar.ts';
 import { helperFunctions, KLINE_HELPERS, type HelperName } from '../src/screening/helpers.ts';
 import { encodeFresh, encodeResult, KlineScratch, TickMemo } from '../src/screening/memo.ts';
 import { ResultBoard } from '../src/screening/resultBoard.ts';
 import { installResultBoard } from '../src/screening/runtime/resultBoard.ts';
-import { SeriesTable, SharedSeriesStore, seriesKey, type SeriesBuffer, type SeriesSlot } from '../src/screening/sharedSeries.ts';
+import { SeriesTable, SharedSeriesStore, seriesKey, type SeriesBuffer, type SeriesRows, type SeriesSlot } from '../src/screening/sharedSeries.ts';
 
 const INTERVALS: Interval[] = ['1m', '1h'];
 const CANDLES = 300;
@@ -168,5 +169,39 @@ describe('filling the results board', () => {
     rows[20 * F + 4] = 100;
     columns.release();
     expect(seriesOnRows('webapp', 'calculateEMASeries', rows, 0, 40, [9], undefined, columns)).toBeInstanceOf(Float64Array);
+  });
+
+  it('drops at the next tick a carried result no tick read, however often the others of its series were', () => {
+    const rows = new Float64Array(10 * F);
+    for (let i = 0; i < 10; i++) rows[i * F] = i * 3_600_000;
+    const entry: SeriesRows = { id: 1, generation: 1, interval: '1h', rows, start: 0, length: 10 };
+    const args = [14];
+    const carried = new CarriedResults();
+    carried.beginTick();
+    expect(carried.keeps(entry)).toBe(true);
+    carried.put(entry, 'a', 1);
+    carried.put(entry, 'b', 2);
+    carried.putParsed(entry, args, 'webapp', 'getLatestRSI', undefined, undefined, 3);
+    // Every result read (the usual tick): all stay.
+    carried.beginTick();
+    expect(carried.keeps(entry)).toBe(true);
+    expect([carried.get(entry, 'a'), carried.get(entry, 'b'), carried.getParsed(entry, args, 'webapp', 'getLatestRSI')]).toEqual([1, 2, 3]);
+    carried.beginTick();
+    expect(carried.size).toBe(3);
+    // 'a' read twice, the parsed one once, 'b' never (as many reads as results): 'b' alone goes.
+    expect(carried.keeps(entry)).toBe(true);
+    for (let i = 0; i < 2; i++) expect(carried.get(entry, 'a')).toBe(1);
+    expect(carried.getParsed(entry, args, 'webapp', 'getLatestRSI')).toBe(3);
+    carried.beginTick();
+    expect(carried.size).toBe(2);
+    expect(carried.keeps(entry)).toBe(true);
+    expect(carried.get(entry, 'b')).toBe(NOT_CARRIED);
+    expect(carried.get(entry, 'a')).toBe(1);
+    // Nothing read: everything goes.
+    carried.beginTick();
+    carried.keeps(entry);
+    carried.beginTick();
+    expect(carried.size).toBe(0);
+    expect(carried.bytes).toBe(0);
   });
 });

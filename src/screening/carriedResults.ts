@@ -37,6 +37,8 @@ interface SeriesCarry {
   /** Ticks in a row on which the rows differed from the tick before (0: unchanged). */
   changedRun: number;
   seenTick: number;
+  /** Results read or stored on `seenTick`, each counted once: when all of them were, beginTick has nothing to drop here. */
+  usedCount: number;
   /** By key string, or by the parsed argument list itself (see getParsed). */
   results: Map<string | readonly unknown[], Carried>;
 }
@@ -91,6 +93,8 @@ export class CarriedResults {
         this.series.delete(id);
         continue;
       }
+      // Every result was read or stored last tick (the usual case): no scan.
+      if (carry.seenTick === last && carry.usedCount === carry.results.size) continue;
       for (const [key, carried] of carry.results) {
         if (carried.usedTick >= last) continue;
         carry.results.delete(key);
@@ -107,7 +111,7 @@ export class CarriedResults {
   keeps(entry: SeriesRows): boolean {
     let carry = this.series.get(entry.id);
     if (carry === undefined) {
-      carry = { generation: 0, start: 0, length: 0, firstOpenTime: 0, lastOpenTime: 0, changedRun: 0, seenTick: -1, results: new Map() };
+      carry = { generation: 0, start: 0, length: 0, firstOpenTime: 0, lastOpenTime: 0, changedRun: 0, seenTick: -1, usedCount: 0, results: new Map() };
       this.series.set(entry.id, carry);
       this.take(carry, entry);
       carry.changedRun = 1;
@@ -119,15 +123,17 @@ export class CarriedResults {
         carry.changedRun = carry.seenTick === this.tick - 1 ? carry.changedRun + 1 : 1;
       }
     }
+    if (carry.seenTick !== this.tick) carry.usedCount = 0;
     carry.seenTick = this.tick;
     return carry.changedRun < CHANGING_TICKS;
   }
 
   /** The result carried for `key` on `entry` (which keeps() has checked this tick), or NOT_CARRIED. */
   get(entry: SeriesRows, key: string): unknown {
-    const carried = this.series.get(entry.id)?.results.get(key);
+    const carry = this.series.get(entry.id);
+    const carried = carry?.results.get(key);
     if (carried === undefined) return NOT_CARRIED;
-    carried.usedTick = this.tick;
+    this.use(carry!, carried);
     this.hits++;
     return carried.value;
   }
@@ -143,10 +149,11 @@ export class CarriedResults {
    * checked too, so an argument list used for another call answers nothing.
    */
   getParsed(entry: SeriesRows, args: readonly unknown[], library: string, helper: string, offset = -1, length = -1): unknown {
-    const carried = this.series.get(entry.id)?.results.get(args);
+    const carry = this.series.get(entry.id);
+    const carried = carry?.results.get(args);
     const call = carried?.call;
     if (call === undefined || call.library !== library || call.helper !== helper || call.offset !== offset || call.length !== length) return NOT_CARRIED;
-    carried!.usedTick = this.tick;
+    this.use(carry!, carried!);
     this.hits++;
     return carried!.value;
   }
@@ -162,7 +169,15 @@ export class CarriedResults {
     const bytes = overhead + sizeOf(value, 0);
     if (this.total + bytes > this.maxBytes) return;
     carry.results.set(key, { value, bytes, usedTick: this.tick, call });
+    carry.usedCount++;
     this.total += bytes;
+  }
+
+  /** `carried` (of `carry`, seen this tick) is read on this tick. */
+  private use(carry: SeriesCarry, carried: Carried): void {
+    if (carried.usedTick === this.tick) return;
+    carried.usedTick = this.tick;
+    if (carry.seenTick === this.tick) carry.usedCount++;
   }
 
   private take(carry: SeriesCarry, entry: SeriesRows): void {
