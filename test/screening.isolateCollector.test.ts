@@ -1,6 +1,7 @@
 // Isolate collection between ticks: which isolates the policy picks, and what a collection does to a real trader isolate.
 import { afterEach, describe, expect, it } from 'vitest';
 import { IsolateCollector, RETURN_MARGIN } from '../src/screening/isolateCollector.ts';
+import { SymbolSpecBoard } from '../src/screening/specBoard.ts';
 import { TraderSandbox } from '../src/screening/sandbox.ts';
 
 const MB = 1024 * 1024;
@@ -221,10 +222,11 @@ describe('TraderSandbox.collectGarbage', () => {
 
   function sandbox(code: string): TraderSandbox {
     // The filters here read no market data, so the host is never asked for any.
-    const box = new TraderSandbox({ traderId: 't', code, helpers: 'webapp', timeoutMs: 1000, memoryMb: 32, host: { attach: () => undefined, memo: () => undefined }, onCatastrophicError: () => undefined });
+    const specBoard = new SymbolSpecBoard();
+    const box = new TraderSandbox({ traderId: 't', code, helpers: 'webapp', timeoutMs: 1000, memoryMb: 32, host: { attach: () => undefined, memo: () => undefined, specs: () => specBoard.connection() }, onCatastrophicError: () => undefined });
     sandboxes.push(box);
     expect(box.prepare()).toBeNull();
-    expect(box.beginTick('[{"s":"AUSDT"}]', '[[-1]]', 0)).toBeNull();
+    expect(box.beginTick('[{"s":"AUSDT"}]', specBoard.write([[-1]], 0), specBoard.bytes)).toBeNull();
     return box;
   }
 

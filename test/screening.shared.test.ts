@@ -6,6 +6,7 @@ import { systemClock } from '../src/clock.ts';
 import { MarketStore } from '../src/market/MarketStore.ts';
 import { TruncatedMarketView } from '../src/orchestration/TruncatedMarketView.ts';
 import type { MarketView } from '../src/ports.ts';
+import { SymbolSpecBoard } from '../src/screening/specBoard.ts';
 import { TraderSandbox } from '../src/screening/sandbox.ts';
 import { CANDLE_ROW_FIELDS as ROW_FIELDS } from '../src/domain.ts';
 import { SharedSeriesStore, type SeriesSlot } from '../src/screening/sharedSeries.ts';
@@ -131,12 +132,14 @@ describe('isolates and the shared rows', () => {
           return rows.buffer as SharedArrayBuffer;
         },
         memo: () => undefined,
+        specs: () => specBoard.connection(),
       },
       onCatastrophicError: (message) => {
         throw new Error(message);
       },
     });
-    const specs = JSON.stringify([[0, '1m', 0, 0, 0, 2]]);
+    const specBoard = new SymbolSpecBoard();
+    const specs = specBoard.write([[0, '1m', 0, 0, 0, 2]], 1);
     try {
       expect(sandbox.beginTick('[{"c":"1"}]', specs, rows.byteLength)).toBeNull();
       expect(sandbox.evaluate(0)).toEqual({ kind: 'ok', match: true, conditions: ['101.5', '102.5'], warning: null });

@@ -8,7 +8,8 @@ import { seededRandom } from '../dev/seededRandom.ts';
 import { systemClock } from '../src/clock.ts';
 import { silentLogger } from '../src/logger.ts';
 import { Screener } from '../src/screening/Screener.ts';
-import { tickerFields } from '../src/screening/contract.ts';
+import { hvnInterval, tickerFields } from '../src/screening/contract.ts';
+import type { TraderSpec } from '../src/screening/protocol.ts';
 import { SharedSeriesStore, seriesKey, type SeriesBuffer, type SeriesSlot } from '../src/screening/sharedSeries.ts';
 
 /** Every run sees the same market. */
@@ -194,6 +195,11 @@ export async function screenTick(screener: Screener, traders: Trader[], symbols:
  * What the pool hands a screening thread driven directly (ThreadScreener.tick): each series' slot, the buffers it has
  * not been handed yet (once per buffer and generation, as the pool does), and the tickers.
  */
+/** A trader as a screening thread is handed it (the Screener's setTraders does the same). */
+export function threadSpec(t: Trader): TraderSpec {
+  return { id: t.id, code: t.filter.code, codeHash: t.codeHash, updatedAt: t.updatedAt, refreshInterval: t.filter.refreshInterval, timeframes: t.timeframes, hvnInterval: hvnInterval(t.filter), helpers: t.filter.helpers ?? 'webapp' };
+}
+
 export class ThreadTickFeed {
   private readonly store = new SharedSeriesStore();
   private readonly handed = new Map<number, number>();

@@ -1,10 +1,11 @@
 // One trader's isolate: no Node, no network, no env, a CPU budget per evaluation and a memory budget per trader.
 import ivm from 'isolated-vm';
-import { CANDLE_ROW_FIELDS, type HelpersVersion } from '../domain.ts';
+import { CANDLE_ROW_FIELDS, type HelpersVersion, INTERVALS } from '../domain.ts';
 import type { TraderErrorCode } from '../errors.ts';
 import { helpersSource, KLINE_HELPERS } from './helpers.ts';
 import { ThreadCpuLedger } from './threadCpu.ts';
 import type { BoardConnection } from './resultBoard.ts';
+import type { SpecBoardConnection, TickSpecs } from './specBoard.ts';
 import { ISOLATE_COLLECTOR_SOURCE, withGcExposed } from '../heap.ts';
 import { BATCH_SEPARATOR, decodeVerdict, hostJudge, JUDGE_LIMITS, MAX_ARGS_KEY_CHARS, MAX_MESSAGE_CHARS, runtimeFunctionsSource } from './sandboxRuntime.ts';
 
@@ -24,6 +25,8 @@ export interface SandboxHost {
   memo(library: HelpersVersion, seriesId: unknown, helper: unknown, argsKey: unknown, offset?: unknown, length?: unknown): unknown;
   /** The thread's results board for an isolate of `library` (see ResultBoard.connect); absent or undefined: helpers use memo() alone. */
   board?(library: HelpersVersion): BoardConnection | undefined;
+  /** The thread's spec board (SymbolSpecBoard.connection), where beginTick's TickSpecs point; without one no symbol can be evaluated. */
+  specs?(): SpecBoardConnection | undefined;
 }
 
 export interface SandboxOptions {
@@ -96,11 +99,12 @@ function runtimeSource(version: HelpersVersion, memoryMb: number): string {
     'globalThis.__runtime = (function () {',
     `  const library = (function () { ${helpersSource(version)} })();`,
     runtimeFunctionsSource(),
-    `  const runtime = installRuntime(globalThis.__attach, globalThis.__memo, globalThis.__board, library, ${JSON.stringify([...KLINE_HELPERS])}, ${CANDLE_ROW_FIELDS}, ${JSON.stringify(JUDGE_LIMITS)});`,
+    `  const runtime = installRuntime(globalThis.__attach, globalThis.__memo, globalThis.__board, globalThis.__specs, library, ${JSON.stringify([...KLINE_HELPERS])}, ${CANDLE_ROW_FIELDS}, ${JSON.stringify(JUDGE_LIMITS)}, ${JSON.stringify(INTERVALS)});`,
     `  guardAllocations(${Math.floor(bytes / 8)}, ${Math.floor(bytes / 2)});`,
     '  delete globalThis.__attach;',
     '  delete globalThis.__memo;',
     '  delete globalThis.__board;',
+    '  delete globalThis.__specs;',
     '  return runtime;',
     '})();',
   ].join('\n');
@@ -108,16 +112,31 @@ function runtimeSource(version: HelpersVersion, memoryMb: number): string {
   return script;
 }
 
+/**
+ * Whether a filter's code can read its `ticker` or `hvnNodes` argument: it names it, or `arguments` or
+ * `eval`, which could reach it. The nodes cost a host round trip per symbol, the tickers a copy into
+ * the isolate and a parse per trader and tick (~0.1 ms each): a filter that names neither cannot tell
+ * it got an empty object and an empty list instead.
+ */
+export function namesTicker(code: string): boolean {
+  return /\bticker\b|\barguments\b|\beval\b/.test(code);
+}
+export function namesHvnNodes(code: string): boolean {
+  return /\bhvnNodes\b|\barguments\b|\beval\b/.test(code);
+}
+
 export class TraderSandbox {
   readonly traderId: string;
   private readonly options: SandboxOptions;
+  /** The filter can read its ticker (namesTicker): else the tickers stay on the host. */
+  private readonly wantsTicker: boolean;
   private isolate: ivm.Isolate | null = null;
   private context: ivm.Context | null = null;
   private evaluateRef: ivm.Reference<IsolateFunction> | null = null;
   private beginTickRef: ivm.Reference<IsolateFunction> | null = null;
   private evaluateBatchRef: ivm.Reference<IsolateFunction> | null = null;
   /** This tick's beginTick arguments, to rebuild the isolate after a failed batch. */
-  private tick: { tickersJson: string; specsJson: string; sharedBytes: number } | null = null;
+  private tick: { tickersJson: string; specs: TickSpecs; sharedBytes: number } | null = null;
   /**
    * Symbols per call (evaluateBatch), sized from the trader's own time per evaluation; 1 for the rest
    * of the tick once a batch could not vouch for its evaluations, and for good once one of its
@@ -141,6 +160,7 @@ export class TraderSandbox {
   constructor(options: SandboxOptions) {
     this.traderId = options.traderId;
     this.options = options;
+    this.wantsTicker = namesTicker(options.code);
   }
 
   /** Kept as a field: asking the isolate (isDisposed) costs a native call on the hot path. */
@@ -185,11 +205,14 @@ export class TraderSandbox {
       );
       // Called when the board's epoch moved (a new layout or directory): a few times per trader and tick at most.
       context.global.setSync('__board', new ivm.Callback(() => host.board?.(helpers)));
+      // Called when the spec board's buffer was replaced (it grew): a few times in the thread's life.
+      context.global.setSync('__specs', new ivm.Callback(() => host.specs?.()));
       context.evalSync(runtimeSource(helpers, this.options.memoryMb), { timeout: SETUP_TIMEOUT_MS, filename: 'file:///screener/runtime.js' });
       const runtime = context.global.getSync('__runtime', { reference: true }) as ivm.Reference<Record<string, IsolateFunction>>;
       context.global.deleteSync('__runtime');
       const compile = runtime.getSync('compile', { reference: true }) as ivm.Reference<IsolateFunction>;
-      const error = compile.applySync(undefined, [this.options.code], { timeout: SETUP_TIMEOUT_MS }) as string | null;
+      const { code } = this.options;
+      const error = compile.applySync(undefined, [code, namesTicker(code), namesHvnNodes(code)], { timeout: SETUP_TIMEOUT_MS }) as string | null;
       compile.release();
       if (error !== null) {
         this.compileError = error;
@@ -209,16 +232,19 @@ export class TraderSandbox {
     }
   }
 
-  /** Hand the isolate this tick's tickers and symbol specs; returns why the trader cannot run, or null. */
-  beginTick(tickersJson: string, specsJson: string, sharedBytes: number): { code: TraderErrorCode; message: string } | null {
-    this.tick = { tickersJson, specsJson, sharedBytes };
+  /**
+   * Hand the isolate this tick's tickers and where its symbol specs are on the thread's spec board
+   * (the host's specs()); returns why the trader cannot run, or null.
+   */
+  beginTick(tickersJson: string, specs: TickSpecs, sharedBytes: number): { code: TraderErrorCode; message: string } | null {
+    this.tick = { tickersJson, specs, sharedBytes };
     // A batch that failed under a passing load (a starved machine) costs the trader single calls for one tick only.
     if (!this.brokeLimit) this.batchSize = batchSizeFor(this.paceMs, this.options.timeoutMs);
     const setupError = this.prepare(sharedBytes);
     if (setupError) return setupError;
     try {
-      this.beginTickRef!.applySync(undefined, [tickersJson, specsJson], { timeout: this.wallLimitMs() });
-      return null;
+      const ready = this.beginTickRef!.applySync(undefined, [this.wantsTicker ? tickersJson : '[]', specs.epoch, specs.offset, specs.stride, specs.count], { timeout: this.wallLimitMs() });
+      return ready === true ? null : { code: 'TRADER_RUNTIME', message: 'symbol specs unavailable to the sandbox' };
     } catch (error) {
       const failure = this.failure(error);
       this.dispose();
@@ -269,7 +295,7 @@ export class TraderSandbox {
     } catch {
       this.dispose();
       // A setup failure here is the next evaluate()'s to report, as 'sandbox is not ready'.
-      if (this.tick) this.beginTick(this.tick.tickersJson, this.tick.specsJson, this.tick.sharedBytes);
+      if (this.tick) this.beginTick(this.tick.tickersJson, this.tick.specs, this.tick.sharedBytes);
       this.batchSize = 1;
       return null;
     }

@@ -7,6 +7,7 @@ import { DEFAULT_FILTER_TICK_BUDGET_MS, type FromThread, type ThreadOptions, typ
 import { MAX_BATCH_SYMBOLS, TraderSandbox, type EvaluationOutcome, type SandboxHost } from './sandbox.ts';
 import type { SymbolSpec } from './sandboxRuntime.ts';
 import { seriesKey, SeriesTable } from './sharedSeries.ts';
+import { SymbolSpecBoard, type TickSpecs } from './specBoard.ts';
 import { ThreadCpuShare } from './threadCpu.ts';
 import { IsolateCollector } from './isolateCollector.ts';
 import { defaultMemoryBudgetBytes } from '../heap.ts';
@@ -53,6 +54,8 @@ export class ThreadScreener {
   private currentMemo: TickMemo | null = null;
   /** Helper results computed ahead per batch, read by the isolates without a callback. */
   private readonly board = new ResultBoard();
+  /** This tick's symbol specs, once per layout, read in place by the isolates. */
+  private readonly specBoard = new SymbolSpecBoard();
   /** The trader whose code runs now: a memo callback teaches the board what this trader asks for. */
   private currentTrader: string | null = null;
   /** Memo callbacks this tick (calls the board did not answer). */
@@ -69,6 +72,7 @@ export class ThreadScreener {
       return result;
     },
     board: (library) => this.board.connect(library),
+    specs: () => this.specBoard.connection(),
   };
 
   constructor(options: ThreadOptions, onCatastrophicError: (message: string) => void) {
@@ -126,6 +130,7 @@ export class ThreadScreener {
   tick(message: Extract<ToThread, { type: 'tick' }>): Extract<FromThread, { type: 'tickResult' }> {
     this.cpuShare.start();
     this.table.beginTick(message.buffers, message.dropped, message.slots);
+    this.specBoard.beginTick();
     const { symbols } = message;
     const tickersJson = JSON.stringify(symbols.map((symbol) => message.tickers[symbol] ?? { s: symbol }));
     const memo = new TickMemo(this.table, this.scratch, this.carried);
@@ -302,12 +307,12 @@ export class ThreadScreener {
     if (!layout) {
       // A symbol missing one of the trader's timeframes is skipped, as the contract says.
       const specs = this.specsFor(spec, symbols);
-      layout = { specs, json: JSON.stringify(specs.map((s) => s ?? [])), sharedBytes: this.sharedBytes(specs) };
+      layout = { specs, onBoard: this.specBoard.write(specs, spec.timeframes.length), sharedBytes: this.sharedBytes(specs) };
       layouts.set(layoutKey, layout);
     }
     const { specs } = layout;
-    // The results board is shared memory the isolate holds a view on too.
-    const setupError = sandbox.beginTick(tickersJson, layout.json, layout.sharedBytes + this.board.bytes);
+    // The results board and the spec board are shared memory the isolate holds views on too.
+    const setupError = sandbox.beginTick(tickersJson, layout.onBoard, layout.sharedBytes + this.board.bytes + this.specBoard.bytes);
     result.evaluationMs = performance.now() - started;
     if (setupError) {
       result.errors.push({ symbol: null, ...setupError });
@@ -412,10 +417,10 @@ export class ThreadScreener {
   }
 }
 
-/** One tick's symbol specs for a set of timeframes, as handed to the isolates, and the shared bytes they name. */
+/** One tick's symbol specs for a set of timeframes, where the isolates read them, and the shared bytes they name. */
 interface SymbolLayout {
   specs: Array<SymbolSpec | null>;
-  json: string;
+  onBoard: TickSpecs;
   sharedBytes: number;
 }
 

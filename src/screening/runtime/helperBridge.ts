@@ -18,8 +18,8 @@ export const MAX_ARGS_KEY_CHARS = 512;
 export interface HelperBridge {
   /** The frozen `helpers` object filters receive. */
   helpers: Record<string, unknown>;
-  /** The browser's hvnNodes of a symbol (see hvnNodesOf). */
-  hvnNodesOf(spec: Array<string | number>): unknown;
+  /** The browser's hvnNodes of a symbol, whose hvnNodes timeframe is the series `seriesId` of `length` candles (see hvnNodesOf). */
+  hvnNodesOf(seriesId: number, length: number): unknown;
 }
 
 export function installHelperBridge(memo: Memo, connectBoard: ConnectBoard, library: Record<string, (...args: unknown[]) => unknown>, klineHelperNames: string[], handleOf: (value: unknown) => MemoHandle | undefined): HelperBridge {
@@ -133,18 +133,14 @@ export function installHelperBridge(memo: Memo, connectBoard: ConnectBoard, libr
   }
   freeze(helpers);
 
-  /** The browser's hvnNodes: the high-volume nodes of the spec's chosen timeframe over its last min(length, 100) candles. */
-  function hvnNodesOf(spec: Array<string | number>): unknown {
-    const position = spec[0] as number;
-    if (position < 0) return [];
-    const at = 1 + position * 5;
-    const length = spec[at + 4] as number;
+  /** The browser's hvnNodes: the high-volume nodes of the chosen timeframe's series over its last min(length, 100) candles. */
+  function hvnNodesOf(seriesId: number, length: number): unknown {
     const lookback = length < 100 ? length : 100;
     if (lookback < 1) return [];
     const key = '{lookback=' + lookback + '}';
-    const boarded = board.read(spec[at + 1] as number, 0, length, 'calculateHighVolumeNodes', key);
+    const boarded = board.read(seriesId, 0, length, 'calculateHighVolumeNodes', key);
     if (boarded !== undefined) return boarded;
-    const nodes = memo(spec[at + 1] as number, 'calculateHighVolumeNodes', key);
+    const nodes = memo(seriesId, 'calculateHighVolumeNodes', key);
     return nodes === undefined ? [] : decodeResult(nodes);
   }
 

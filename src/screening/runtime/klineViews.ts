@@ -36,6 +36,8 @@ interface SeriesState {
 export interface KlineViews {
   /** The rows of a series at `generation` (attached once per generation); throws when the host has none. */
   rowsOf(seriesId: number, generation: number): Float64Array;
+  /** rowsOf for its effect alone (the series attached at `generation`), at the cost of one comparison when it already is. */
+  attachRows(seriesId: number, generation: number): void;
   /** A fresh kline array over `length` rows from row `rowStart` of a series, for one evaluation. */
   timeframe(seriesId: number, generation: number, rowStart: number, length: number): unknown[];
   /** The memo handle of a kline array this evaluation made (the timeframe or a slice of it), or undefined. */
@@ -58,6 +60,11 @@ export function installKlineViews(attach: Attach, rowFields: number): KlineViews
   // Bound once, before any filter runs: later changes to the prototypes cannot reach these.
   const viewsGet = apply(bind, Map.prototype.get, [views]) as (key: number) => unknown;
   const viewsSet = apply(bind, Map.prototype.set, [views]) as (key: number, value: unknown) => void;
+  // The generation each series id is attached at, plus one (0: not attached), for attachRows: a typed
+  // array, whose index writes no setter a filter put on a prototype can catch; grown by doubling. Its
+  // size is kept here: `.length` is a prototype getter a filter can replace.
+  let attachedCap = 256;
+  let attachedAt = new Float64(attachedCap);
 
   function rowsOf(seriesId: number, generation: number): Float64Array {
     const cached = viewsGet(seriesId) as [number, Float64Array] | undefined;
@@ -66,7 +73,23 @@ export function installKlineViews(attach: Attach, rowFields: number): KlineViews
     if (buffer === undefined) throw new Error('market data unavailable');
     const rows = new Float64(buffer);
     viewsSet(seriesId, [generation, rows]);
+    if (seriesId >= 0 && seriesId < 1e7) {
+      if (seriesId >= attachedCap) {
+        let size = attachedCap * 2;
+        while (size <= seriesId) size *= 2;
+        const grown = new Float64(size);
+        for (let i = 0; i < attachedCap; i++) grown[i] = attachedAt[i]!;
+        attachedAt = grown;
+        attachedCap = size;
+      }
+      attachedAt[seriesId] = generation + 1;
+    }
     return rows;
+  }
+
+  function attachRows(seriesId: number, generation: number): void {
+    if (seriesId >= 0 && seriesId < attachedCap && attachedAt[seriesId] === generation + 1) return;
+    rowsOf(seriesId, generation);
   }
 
   /** A fresh candle from row `at` of a series. */
@@ -119,6 +142,7 @@ export function installKlineViews(attach: Attach, rowFields: number): KlineViews
 
   return {
     rowsOf,
+    attachRows,
     timeframe(seriesId: number, generation: number, rowStart: number, length: number): unknown[] {
       return arrays.make({ seriesId, generation, rowStart, length, at0: -1, candle0: null, at1: -1, candle1: null, at2: -1, candle2: null, at3: -1, candle3: null, built: null }, seriesId, 0, length);
     },
