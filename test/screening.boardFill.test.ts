@@ -1,4 +1,5 @@
 // How the host fills the results board: what an isolate reads back for every column and symbol is the library's answer, a result the board could not hold still reaches the callbacks without a second computation, and the shortcuts on the way (results encoded in place, close columns checked once) answer as the long way does.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Interval } from '../src/domain.ts';
 import { CANDLE_ROW_FIELDS as F } from '../src/domain.ts';
@@ -8,6 +9,8 @@ import { SyntheticMarket } from '../bench/support/market.ts';
 import { CarriedResults, NOT_CARRIED } from '../src/screening/carriedResults.ts';
 import { CloseColumns, computeOnRows, NOT_COVERED, seriesOnRows } from '../src/screening/helpers/columnar.ts';
 import { helperFunctions, KLINE_HELPERS, type HelperName } from '../src/screening/helpers.ts';
+import { spreadVolume, volumeNodes } from '../src/screening/helpers/internal.ts';
+import type { VolumeNode } from '../src/screening/helpers/types.ts';
 import { encodeFresh, encodeResult, KlineScratch, TickMemo } from '../src/screening/memo.ts';
 import { ResultBoard } from '../src/screening/resultBoard.ts';
 import { installResultBoard } from '../src/screening/runtime/resultBoard.ts';
@@ -203,5 +206,67 @@ describe('filling the results board', () => {
     carried.beginTick();
     expect(carried.size).toBe(0);
     expect(carried.bytes).toBe(0);
+  });
+
+  it('spreads volume and picks the high-volume nodes to the bit as the comparator sort and the per-bin division did', () => {
+    // The library's code before: a division per bin, and the bins sorted by the comparator a - b.
+    const spreadBefore = (volumeByBin: number[], buyByBin: number[], minPrice: number, binSize: number, open: number, high: number, low: number, close: number, volume: number, buyVolume: number): void => {
+      const bins = volumeByBin.length;
+      const firstBin = Math.floor((Math.min(open, close, low) - minPrice) / binSize);
+      const lastBin = Math.floor((Math.max(open, close, high) - minPrice) / binSize);
+      const spanned = Math.max(1, lastBin - firstBin + 1);
+      for (let bin = Math.max(0, firstBin); bin <= Math.min(bins - 1, lastBin); bin++) {
+        volumeByBin[bin] += volume / spanned;
+        buyByBin[bin] += Number.isFinite(buyVolume) ? buyVolume / spanned : 0;
+      }
+    };
+    const nodesBefore = (volumeByBin: number[], buyByBin: number[], minPrice: number, binSize: number, threshold: number, minStrength: number, peakTolerance: number): VolumeNode[] => {
+      const sorted = volumeByBin.slice().sort((a, b) => a - b);
+      const volumeThreshold = sorted[Math.floor((threshold / 100) * sorted.length)] || 0;
+      let maxVolume = 0;
+      for (const volume of volumeByBin) if (volume > maxVolume) maxVolume = volume;
+      const nodes: VolumeNode[] = [];
+      for (let bin = 0; bin < volumeByBin.length; bin++) {
+        const volume = volumeByBin[bin]!;
+        if (volume < volumeThreshold || volume <= 0) continue;
+        const previous = bin > 0 ? volumeByBin[bin - 1]! : 0;
+        const next = bin < volumeByBin.length - 1 ? volumeByBin[bin + 1]! : 0;
+        if (!(volume > previous * (1 + peakTolerance) && volume > next * (1 + peakTolerance))) continue;
+        const strength = maxVolume > 0 ? (volume / maxVolume) * 100 : 0;
+        if (strength < minStrength) continue;
+        const low = minPrice + bin * binSize;
+        const high = low + binSize;
+        nodes.push({ price: (low + high) / 2, volume, buyVolume: buyByBin[bin]!, sellVolume: volume - buyByBin[bin]!, strength, priceRange: [low, high] });
+      }
+      nodes.sort((a, b) => b.strength - a.strength);
+      return nodes;
+    };
+    const odd = fc.constantFrom(0, -0, NaN, Infinity, -Infinity, 1e308, -1, 5e-324);
+    const value = fc.oneof({ weight: 8, arbitrary: fc.double({ min: 0, max: 1e6, noNaN: true }) }, { weight: 3, arbitrary: fc.integer({ min: 0, max: 5 }) }, { weight: 1, arbitrary: odd });
+    const candle = fc.tuple(value, value, value, value, value, value);
+    const threshold = fc.oneof(fc.integer({ min: 0, max: 100 }), fc.constantFrom(-5, 150, 33.3, NaN));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 40 }), fc.array(candle, { maxLength: 30 }), fc.double({ min: 0, max: 1000, noNaN: true }), fc.double({ min: 1e-9, max: 50, noNaN: true }), threshold, fc.constantFrom(0, 50, 90), (bins, candles, minPrice, binSize, percentile, minStrength) => {
+        const after = [new Array<number>(bins).fill(0), new Array<number>(bins).fill(0)];
+        const before = [new Array<number>(bins).fill(0), new Array<number>(bins).fill(0)];
+        for (const [open, high, low, close, volume, buy] of candles) {
+          spreadVolume(after[0]!, after[1]!, minPrice, binSize, open, minPrice + high, minPrice + low, close, volume, buy);
+          spreadBefore(before[0]!, before[1]!, minPrice, binSize, open, minPrice + high, minPrice + low, close, volume, buy);
+        }
+        expect(after).toStrictEqual(before);
+        for (let i = 0; i < bins; i++) expect(Object.is(after[0]![i], before[0]![i])).toBe(true);
+        expect(volumeNodes(after[0]!, after[1]!, minPrice, binSize, percentile, minStrength, 0.05)).toStrictEqual(nodesBefore(before[0]!, before[1]!, minPrice, binSize, percentile, minStrength, 0.05));
+      }),
+      { numRuns: 2000, seed: 1407 },
+    );
+    // Bins with zeros of both signs, ties and NaN, straight into the node picking.
+    const bin = fc.oneof(fc.constantFrom(0, -0, 1, 2, 2, 3, NaN, Infinity), fc.double({ min: -10, max: 10, noNaN: true }));
+    fc.assert(
+      fc.property(fc.array(bin, { minLength: 1, maxLength: 40 }), threshold, (volumes, percentile) => {
+        const buys = volumes.map((v) => v / 2);
+        expect(volumeNodes(volumes.slice(), buys, 1, 0.5, percentile, 0, 0.05)).toStrictEqual(nodesBefore(volumes.slice(), buys, 1, 0.5, percentile, 0, 0.05));
+      }),
+      { numRuns: 3000, seed: 1408 },
+    );
   });
 });

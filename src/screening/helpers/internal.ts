@@ -324,9 +324,12 @@ export function spreadVolume(
   const firstBin = Math.floor((Math.min(open, close, low) - minPrice) / binSize);
   const lastBin = Math.floor((Math.max(open, close, high) - minPrice) / binSize);
   const spanned = Math.max(1, lastBin - firstBin + 1);
+  // The same share for every bin the candle spans (computed once: the same quotient each time).
+  const share = volume / spanned;
+  const buyShare = Number.isFinite(buyVolume) ? buyVolume / spanned : 0;
   for (let bin = Math.max(0, firstBin); bin <= Math.min(bins - 1, lastBin); bin++) {
-    volumeByBin[bin] += volume / spanned;
-    buyByBin[bin] += Number.isFinite(buyVolume) ? buyVolume / spanned : 0;
+    volumeByBin[bin] += share;
+    buyByBin[bin] += buyShare;
   }
 }
 
@@ -341,7 +344,11 @@ export function volumeNodes(
   peakTolerance: number,
 ): VolumeNode[] {
   const bins = volumeByBin.length;
-  const sorted = volumeByBin.slice().sort((a, b) => a - b);
+  // The bins in ascending order: Float64Array's sort orders numbers as the comparator a - b does, except NaN
+  // (which the comparator leaves anywhere: then the comparator's own order) and the sign of a zero (which `|| 0` drops).
+  let numbers = true;
+  for (let bin = 0; bin < bins; bin++) if (volumeByBin[bin] !== volumeByBin[bin]) numbers = false;
+  const sorted: ArrayLike<number> = numbers ? new Float64Array(volumeByBin).sort() : volumeByBin.slice().sort((a, b) => a - b);
   const volumeThreshold = sorted[Math.floor((threshold / 100) * sorted.length)] || 0;
   let maxVolume = 0;
   for (const volume of volumeByBin) if (volume > maxVolume) maxVolume = volume;
