@@ -22,14 +22,17 @@ const PROBES = `
   const out = [];
   const probe = (name, read) => { try { out.push(name + ' ' + JSON.stringify(read())); } catch (e) { out.push(name + ' threw ' + (e && e.name)); } };
   const k = timeframes['1m'];
+  // Before anything makes the array whole (the probes below do): the keys as the lazy array reads them.
+  probe('index, lazy', () => [k[0], k['01'], k['1.5'], k['1e1'], k['1e2'], k['0x1'], k[' 1'], k['+5'], k['5 '], k['-0'], k['100'], k[k.length - 1], k[String(k.length)], k['4096'], k['9999999999']]);
+  probe('in, lazy', () => ['01' in k, '1e1' in k, '7' in k, String(k.length - 1) in k]);
   probe('keys', () => Object.keys(timeframes));
   probe('own', () => [Object.getOwnPropertyNames(timeframes), Object.getPrototypeOf(timeframes) === Object.prototype, Object.getOwnPropertyDescriptor(timeframes, '1m').writable]);
   probe('ticker', () => [Object.keys(ticker), ticker, Object.getPrototypeOf(ticker) === Object.prototype]);
   probe('shape', () => [Array.isArray(k), typeof k, k instanceof Array, Object.getPrototypeOf(k) === Array.prototype, k.constructor === Array]);
   probe('length', () => [k.length, k.slice(0, -1).length, k.slice(-5).length, k.slice(7, 3).length, k.slice().length, k.slice('2', '9').length]);
-  probe('index', () => [k[0], k[k.length - 1], k[k.length], k[-1], k['01'], k['1.5'], k[1.5], k['1e1'], k['0x1'], k[' 1']]);
+  probe('index', () => [k[0], k[k.length - 1], k[k.length], k[-1], k['01'], k['1.5'], k[1.5], k['1e1'], k['0x1'], k[' 1'], k['1e2'], k['100'], k['+5'], k['5 '], k['-0'], k['4096'], k['9999999999']]);
   probe('at', () => [k.at(-1), k.at(0), k.at(k.length), k.at(-k.length - 1), k.at('3'), k.at(2.7), k.at()]);
-  probe('in', () => [0 in k, (k.length - 1) in k, k.length in k, 'length' in k, '01' in k, 'slice' in k, Symbol.iterator in k]);
+  probe('in', () => [0 in k, (k.length - 1) in k, k.length in k, 'length' in k, '01' in k, '1e2' in k, '100' in k, 'slice' in k, Symbol.iterator in k]);
   probe('same candle', () => [k[5] === k[5], k.slice(2)[3] === k[5], k.slice(-3)[0] === k.at(-3), k.slice(1, 9).slice(2, 4)[1] === k[4]]);
   probe('slices', () => [k.slice(-2), k.slice(0, 2), k.slice(3, -110), k.slice(-1000, 2), k.slice(NaN, 1), k.slice(1, undefined).length, k.slice(undefined, 1)]);
   probe('methods', () => [k.indexOf(k[3]), k.includes(k[2]), k.map((c) => c[4]).slice(-3), k.filter((c, i) => i < 2), k.reduce((s, c) => s + c[5], 0), k.findLast(() => true)]);
