@@ -7,9 +7,9 @@ import { systemClock } from '../src/clock.ts';
 import { MarketStore } from '../src/market/MarketStore.ts';
 import { SyntheticMarket } from '../bench/support/market.ts';
 import { CarriedResults, NOT_CARRIED } from '../src/screening/carriedResults.ts';
-import { CloseColumns, computeOnRows, NOT_COVERED, seriesOnRows } from '../src/screening/helpers/columnar.ts';
+import { CloseColumns, computeOnRows, NOT_COVERED, seriesOnRows, wilderRsiPair } from '../src/screening/helpers/columnar.ts';
 import { helperFunctions, KLINE_HELPERS, type HelperName } from '../src/screening/helpers.ts';
-import { spreadVolume, volumeNodes } from '../src/screening/helpers/internal.ts';
+import { spreadVolume, volumeNodes, wilderRsi } from '../src/screening/helpers/internal.ts';
 import type { VolumeNode } from '../src/screening/helpers/types.ts';
 import { encodeFresh, encodeResult, KlineScratch, TickMemo } from '../src/screening/memo.ts';
 import { ResultBoard } from '../src/screening/resultBoard.ts';
@@ -268,5 +268,34 @@ describe('filling the results board', () => {
       }),
       { numRuns: 3000, seed: 1408 },
     );
+  });
+
+  it('computes two RSI periods of one close column in one loop, each to the bit of its own pass, and pairs the periods of the batch before', () => {
+    const step = fc.oneof({ weight: 6, arbitrary: fc.double({ min: -5, max: 5, noNaN: true }) }, { weight: 2, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constantFrom(-0, 1e-300, 1e6) });
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 2, maxLength: 160 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 40 }), fc.double({ min: -1e6, max: 1e6, noNaN: true }), (steps, p, q, first) => {
+        fc.pre(p !== q && steps.length >= Math.max(p, q) + 1);
+        let close = first;
+        const closes = Float64Array.from(steps, (change) => (close += change));
+        const [a, b] = wilderRsiPair(closes, p, q);
+        expect(Object.is(a, wilderRsi(closes, p, null)), `period ${p}`).toBe(true);
+        expect(Object.is(b, wilderRsi(closes, q, null)), `period ${q}`).toBe(true);
+      }),
+      { numRuns: 3000, seed: 1409 },
+    );
+    // Batch after batch on shared columns (StochRSI keeps period 14's series): every answer the library's, and pairs computed.
+    const { table, symbols } = marketTable(4);
+    const columns = new CloseColumns();
+    for (let batch = 0; batch < 3; batch++) {
+      columns.release();
+      for (const symbol of symbols) {
+        const { rows, start, length } = table.rows(table.slot(seriesKey(symbol, '1m'))![0])!;
+        for (const [helper, args] of [['getLatestRSI', [14]], ['getLatestRSI', [7]], ['getLatestStochRSI', []], ['getLatestRSI', [21]], ['getLatestRSI', [5]]] as const) {
+          const want = (helperFunctions('webapp')[helper] as (...rest: unknown[]) => unknown)(Array.from({ length }, (_, i) => [...rows.subarray((start + i) * F, (start + i + 1) * F), 0]), ...args);
+          expect(computeOnRows('webapp', helper, rows, start, length, args as unknown as unknown[], columns), `${helper}(${args.join()}) batch ${batch}`).toStrictEqual(want);
+        }
+      }
+    }
+    expect(columns.rsiPairsComputed).toBeGreaterThan(0);
   });
 });

@@ -104,8 +104,18 @@ export class CloseColumns {
    */
   private stochPeriods = new Set<number>();
   private lastStochPeriods = new Set<number>();
+  /**
+   * The other periods getLatestRSI asked for in this batch and the last, and the latest values
+   * computed ahead for them by column: on a column's first ask, a period is computed together with
+   * one of those (wilderRsiPair: two independent chains in one loop, each the same arithmetic).
+   */
+  private rsiPeriods = new Set<number>();
+  private lastRsiPeriods = new Set<number>();
+  private readonly latestByColumn = new Map<Float64Array, Map<number, number>>();
   /** RSI series computed for sharing so far (for tests: a second helper on the same closes computes none). */
   rsiSeriesComputed = 0;
+  /** Latest RSI values computed in pairs so far (for tests). */
+  rsiPairsComputed = 0;
   private readonly pool: Float64Array[] = [];
   private used = 0;
 
@@ -125,8 +135,26 @@ export class CloseColumns {
   latestRsi(closes: Float64Array, period: number): number {
     const kept = this.rsiByColumn.get(closes)?.get(period);
     if (kept !== undefined) return kept[kept.length - 1]!;
-    if (!this.stochPeriods.has(period) && !this.lastStochPeriods.has(period)) return wilderRsi(closes, period, null);
-    return this.rsiOf(closes, period)[closes.length - 1]!;
+    if (this.forStoch(period)) return this.rsiOf(closes, period)[closes.length - 1]!;
+    this.rsiPeriods.add(period);
+    let latest = this.latestByColumn.get(closes);
+    const ahead = latest?.get(period);
+    if (ahead !== undefined) return ahead;
+    for (const other of this.lastRsiPeriods) {
+      if (other === period || this.forStoch(other) || closes.length < other + 1 || latest?.has(other) === true) continue;
+      // `other` passed the same checks (a valid period, on readable closes) on the batch before; this column is long enough for it.
+      const pair = wilderRsiPair(closes, period, other);
+      if (latest === undefined) this.latestByColumn.set(closes, (latest = new Map()));
+      latest.set(other, pair[1]);
+      this.rsiPairsComputed++;
+      return pair[0];
+    }
+    return wilderRsi(closes, period, null);
+  }
+
+  /** StochRSI asked for this RSI period in this batch or the last: its series is kept. */
+  private forStoch(period: number): boolean {
+    return this.stochPeriods.has(period) || this.lastStochPeriods.has(period);
   }
 
   /** StochRSI's RSI series of `closes`, a column of() (as for latestRsi): entries from `period` on, NaN below. Read only. */
@@ -162,6 +190,9 @@ export class CloseColumns {
     this.used = 0;
     [this.lastStochPeriods, this.stochPeriods] = [this.stochPeriods, this.lastStochPeriods];
     this.stochPeriods.clear();
+    this.latestByColumn.clear();
+    [this.lastRsiPeriods, this.rsiPeriods] = [this.rsiPeriods, this.lastRsiPeriods];
+    this.rsiPeriods.clear();
   }
 
   private rsiOf(closes: Float64Array, period: number): Float64Array {
@@ -181,6 +212,52 @@ export class CloseColumns {
     this.used++;
     return buffer.subarray(0, length);
   }
+}
+
+/**
+ * wilderRsi(closes, p, null) and wilderRsi(closes, q, null) at once, for closes at least
+ * max(p, q) + 1 long (readable, valid periods): each chain runs exactly wilderRsi's operations in
+ * its order, so each value is wilderRsi's to the bit; in one loop the two chains of divisions
+ * overlap instead of waiting on each other (about twice as fast as two passes).
+ */
+export function wilderRsiPair(closes: ArrayLike<number>, p: number, q: number): [number, number] {
+  const low = Math.min(p, q);
+  const high = Math.max(p, q);
+  let lowGains = 0;
+  let lowLosses = 0;
+  for (let i = 1; i <= low; i++) {
+    const change = closes[i]! - closes[i - 1]!;
+    if (change > 0) lowGains += change;
+    else lowLosses -= change;
+  }
+  let highGains = 0;
+  let highLosses = 0;
+  for (let i = 1; i <= high; i++) {
+    const change = closes[i]! - closes[i - 1]!;
+    if (change > 0) highGains += change;
+    else highLosses -= change;
+  }
+  let lowGain = lowGains / low;
+  let lowLoss = lowLosses / low;
+  let highGain = highGains / high;
+  let highLoss = highLosses / high;
+  for (let i = low + 1; i <= high && i < closes.length; i++) {
+    const change = closes[i]! - closes[i - 1]!;
+    lowGain = (lowGain * (low - 1) + (change > 0 ? change : 0)) / low;
+    lowLoss = (lowLoss * (low - 1) + (change < 0 ? -change : 0)) / low;
+  }
+  for (let i = high + 1; i < closes.length; i++) {
+    const change = closes[i]! - closes[i - 1]!;
+    const up = change > 0 ? change : 0;
+    const down = change < 0 ? -change : 0;
+    lowGain = (lowGain * (low - 1) + up) / low;
+    lowLoss = (lowLoss * (low - 1) + down) / low;
+    highGain = (highGain * (high - 1) + up) / high;
+    highLoss = (highLoss * (high - 1) + down) / high;
+  }
+  const lowRsi = lowLoss === 0 ? (lowGain > 0 ? 100 : 50) : 100 - 100 / (1 + lowGain / lowLoss);
+  const highRsi = highLoss === 0 ? (highGain > 0 ? 100 : 50) : 100 - 100 / (1 + highGain / highLoss);
+  return p <= q ? [lowRsi, highRsi] : [highRsi, lowRsi];
 }
 
 const READABLE_KNOWN = 1;
