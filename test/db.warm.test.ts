@@ -12,13 +12,15 @@ import { cleanupsAfterEach, until } from './support/wait.ts';
 const stack = sharedStack();
 const cleanups = cleanupsAfterEach();
 
-/** A TCP relay in front of the stack's gateway that counts the connections clients open through it. */
-async function countingRelay(): Promise<{ url: string; connections: () => number }> {
+/** A TCP relay in front of the stack's gateway that counts the connections clients open through it, and the chunks the gateway sends back. */
+async function countingRelay(): Promise<{ url: string; connections: () => number; answers: () => number }> {
   const upstream = new URL(stack.supabaseUrl);
   let connections = 0;
+  let answers = 0;
   const server: Server = createServer((client) => {
     connections += 1;
     const target = connect(Number(upstream.port), upstream.hostname);
+    target.on('data', () => (answers += 1));
     client.pipe(target).pipe(client);
     client.on('error', () => target.destroy());
     target.on('error', () => client.destroy());
@@ -27,7 +29,7 @@ async function countingRelay(): Promise<{ url: string; connections: () => number
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, connections: () => connections };
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, connections: () => connections, answers: () => answers };
 }
 
 describe('warming the signal insert', () => {
@@ -58,10 +60,12 @@ describe('warming the signal insert', () => {
 
     await idle();
     const warmBefore = relay.connections();
+    const answersBefore = relay.answers();
     synchronizer.warm();
-    await until(() => relay.connections() > warmBefore, 'the warm-up connection');
-    // Its read done and the connection back in the pool (well inside the gateway's 1 s).
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Polled until the gateway has answered the warm-up read (a loaded machine can take longer than any fixed wait), then a
+    // moment for the client to read the answer and put the connection back in its pool (well inside the gateway's 1 s).
+    await until(() => relay.connections() > warmBefore && relay.answers() > answersBefore, 'the warm-up read answered');
+    await new Promise((resolve) => setTimeout(resolve, 100));
     const insertBefore = relay.connections();
     expect((await synchronizer.writeSignals(third!)).committed).toBe(3);
     expect(relay.connections() - insertBefore).toBe(0);
