@@ -122,14 +122,16 @@ describe('BinanceWebSocketClient', () => {
 
   it('treats a silent connection as dead and replaces it', async () => {
     const server = await streamServer();
-    const ws = client(server.url, { silenceTimeoutMs: 300 });
+    // A second of silence, frames every 100 ms: a loaded machine that holds this process up for a few hundred ms between two
+    // frames does not make a live connection look silent (with 300 ms, one such hold-up was enough).
+    const ws = client(server.url, { silenceTimeoutMs: 1000 });
     const reconnected: ReconnectedEvent[] = [];
     ws.on('reconnected', (event) => reconnected.push(event));
     await ws.setStreams({ symbols: ['BTCUSDT'], intervals: ['1m'] });
     await ws.start();
     // Frames keep it alive past the timeout...
     const keepAlive = setInterval(() => server.peers[0]?.socket.send('{"result":null,"id":0}'), 100);
-    await until(() => false, 'nothing', 600).catch(() => undefined);
+    await until(() => false, 'nothing', 2000).catch(() => undefined);
     clearInterval(keepAlive);
     expect(server.peers.length).toBe(1);
     // ...then silence gets it replaced.
