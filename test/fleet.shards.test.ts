@@ -19,6 +19,11 @@ let rig: FleetRig;
 let stack: LocalStack;
 let sim: FlySimulator;
 let workers: SimulatedWorkers;
+/**
+ * How long a status row may take to show: a simulated worker reports through the real PostgREST when its machine boots,
+ * which a loaded machine can hold up well past expect.poll's default second.
+ */
+const POLL = { timeout: 20_000, interval: 50 };
 /** `user image shard` of workers that never report in: a build that crashes at boot on one shard. */
 const broken = new Set<string>();
 
@@ -107,7 +112,7 @@ describe('sharded users', () => {
     expect((await store.machine(user))!).toMatchObject({ key_id: keyId, machine_id: single!.id });
     expect(await store.isRevoked(keyId!)).toBe(false);
     expect(up.converged[0]!.machines).toEqual(three.map((machine) => ({ shardIndex: Number(machine.shard), machineId: machine.id })));
-    await expect.poll(() => statusRows(user)).toEqual(three.map((machine, index) => ({ shard_index: index, shard_count: 3, machine_id: machine.id, state: 'ready' })));
+    await expect.poll(() => statusRows(user), POLL).toEqual(three.map((machine, index) => ({ shard_index: index, shard_count: 3, machine_id: machine.id, state: 'ready' })));
 
     await stack.sql`update public.worker_machines set shard_count = 2 where user_id = ${user}`;
     const down = await reconciler.reconcile({ users: [user] });
@@ -119,7 +124,7 @@ describe('sharded users', () => {
       [three[1]!.id, '1', '2'],
     ]);
     // The removed shard's status row goes with its machine; the survivors report their new count.
-    await expect.poll(() => statusRows(user)).toEqual(two.map((machine, index) => ({ shard_index: index, shard_count: 2, machine_id: machine.id, state: 'ready' })));
+    await expect.poll(() => statusRows(user), POLL).toEqual(two.map((machine, index) => ({ shard_index: index, shard_count: 2, machine_id: machine.id, state: 'ready' })));
 
     // Converged: the next pass only looks.
     const again = await reconciler.reconcile({ users: [user] });
@@ -149,7 +154,7 @@ describe('sharded users', () => {
     const parts = rig.controller('controller-a');
     expect((await parts.reconciler.reconcile({ users: [user] })).notConverged).toEqual([]);
     const app = parts.reconciler.appFor(user);
-    await expect.poll(async () => (await statusRows(user)).length).toBe(3);
+    await expect.poll(async () => (await statusRows(user)).length, POLL).toBe(3);
 
     const rows = (await fleetStatus({ ...parts, clock: systemClock, concurrency: 4 })).filter((row) => row.user === user);
     expect(rows.map((row) => [row.shard, row.shards, row.state, row.worker])).toEqual([
@@ -184,7 +189,7 @@ describe('sharded users', () => {
     const user = await seedUser(2);
     const { reconciler, store } = rig.controller('controller-a');
     expect((await reconciler.reconcile({ users: [user] })).notConverged).toEqual([]);
-    await expect.poll(async () => (await statusRows(user)).length).toBe(2);
+    await expect.poll(async () => (await statusRows(user)).length, POLL).toBe(2);
     broken.add(`${user} registry.fly.io/screener:v2 1`);
 
     const rollout = new Rollout({ store, reconciler, clock: systemClock, logger: silentLogger() });
