@@ -20,6 +20,8 @@ export class RisingEdges {
    */
   private readonly states = new Map<string, Map<string, EdgeState>>();
   private count = 0;
+  /** Per trader, how many times it was forgotten: a tick that screened an earlier version sees it move (see version). */
+  private readonly versions = new Map<string, number>();
 
   /** Record the outcome of evaluating `traderId` on `symbol` at candle `openTime`. */
   record(traderId: string, symbol: string, openTime: number, matched: boolean): void {
@@ -48,10 +50,20 @@ export class RisingEdges {
 
   /** Forget everything about a trader: removed, or its filter changed. */
   forgetTrader(traderId: string): void {
+    this.versions.set(traderId, this.version(traderId) + 1);
     const symbols = this.states.get(traderId);
     if (symbols === undefined) return;
     this.count -= symbols.size;
     this.states.delete(traderId);
+  }
+
+  /**
+   * Moves each time the trader is forgotten. A tick awaits its screening, priming and insert, and a
+   * trader row can change meanwhile: a tick that sees it moved must neither judge that trader's
+   * matches against the new version's (empty) state nor record its earlier version's verdicts there.
+   */
+  version(traderId: string): number {
+    return this.versions.get(traderId) ?? 0;
   }
 
   /** Whether a match at `openTime` is a rising edge, judged from the verdict at the previous candle. */

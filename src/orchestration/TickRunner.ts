@@ -7,7 +7,7 @@ import type { Logger } from '../logger.ts';
 import { tickerFields } from '../screening/contract.ts';
 import { helpersLibraryVersion } from '../screening/helpers.ts';
 import type { MarketDataSource, MarketView, ScreenerPort, SignalSink, SkippedEvaluation, TickServiceLevel, TickSummary, TraderTickOutcome } from '../ports.ts';
-import type { RisingEdges } from './RisingEdges.ts';
+import type { EdgeVerdict, RisingEdges } from './RisingEdges.ts';
 import { type ServiceLevel, maxOrNull } from './ServiceLevel.ts';
 import { type TickRequest, type TickFollowUps, completeAtBoundary } from './TickScheduler.ts';
 import type { TraderHealth } from './TraderHealth.ts';
@@ -15,6 +15,13 @@ import { TruncatedMarketView } from './TruncatedMarketView.ts';
 
 /** The log event of each kind of tick. */
 const TICK_EVENT = { tick: 'tick', followup: 'tick_followup', catchup: 'tick_catchup' } as const satisfies Record<TickRequest['kind'], string>;
+
+/** A trader's matches of one screening judged against the edge state of the version that screened (RisingEdges.version). */
+interface JudgedMatches {
+  traderId: string;
+  version: number;
+  verdicts: Map<string, EdgeVerdict>;
+}
 
 export interface TickRunnerOptions {
   userId: string;
@@ -147,7 +154,7 @@ export class TickRunner {
       return summary;
     }
     const byId = new Map(traders.map((trader) => [trader.id, trader]));
-    const outcomes: Array<{ outcome: TraderTickOutcome; symbols: string[] }> = [];
+    const outcomes: Array<{ outcome: TraderTickOutcome; symbols: string[]; judged: JudgedMatches }> = [];
     const matchedBefore = new Map<string, Set<string>>();
     for (const group of groups) {
       const screenStarted = clock.now();
@@ -161,19 +168,21 @@ export class TickRunner {
       const screenedAt = clock.now();
       summary.screenMs += screenedAt - screenStarted;
       const groupOutcomes = result.traders.filter((outcome) => byId.has(outcome.traderId));
-      for (const outcome of groupOutcomes) outcomes.push({ outcome, symbols: group.symbols });
-      for (const [traderId, matched] of await this.evaluatePrevious(request, this.unknownMatches(request, groupOutcomes))) matchedBefore.set(traderId, matched);
+      // Judged now, before any await: the edge state they are judged against is that of the version that screened.
+      const judged = groupOutcomes.map((outcome) => this.judge(request, outcome));
+      groupOutcomes.forEach((outcome, i) => outcomes.push({ outcome, symbols: group.symbols, judged: judged[i]! }));
+      for (const [traderId, matched] of await this.evaluatePrevious(request, this.unknownMatches(judged))) matchedBefore.set(traderId, matched);
       summary.edgesMs += clock.now() - screenedAt;
     }
     const edgesStarted = clock.now();
     const batch: Signal[] = [];
-    for (const { outcome, symbols: screened } of outcomes) {
+    for (const { outcome, symbols: screened, judged } of outcomes) {
       const trader = byId.get(outcome.traderId)!;
       summary.outcomes.push(outcome);
       summary.evaluations += outcome.evaluatedSymbols.length;
       summary.errors += outcome.errors.length;
       summary.matches += outcome.matches.length;
-      const edges = this.risingEdges(trader, request, screened, outcome, matchedBefore.get(trader.id));
+      const edges = this.risingEdges(request, screened, outcome, judged, matchedBefore.get(trader.id));
       for (const match of edges) batch.push(this.signal(trader, request, market, match.symbol, match.price, match.conditions, match.values));
     }
     const edgedAt = clock.now();
@@ -242,32 +251,43 @@ export class TickRunner {
     );
   }
 
+  /** A trader's matches judged against the edge state as it is now, and the version of the trader that state is for. */
+  private judge(request: TickRequest, outcome: TraderTickOutcome): JudgedMatches {
+    const { edges } = this.options;
+    const verdicts = new Map<string, EdgeVerdict>();
+    for (const match of outcome.matches) verdicts.set(match.symbol, edges.verdict(outcome.traderId, match.symbol, request.interval, request.openTime));
+    return { traderId: outcome.traderId, version: edges.version(outcome.traderId), verdicts };
+  }
+
   /** Per trader, the symbols it matches now without a verdict for the previous candle. */
-  private unknownMatches(request: TickRequest, outcomes: readonly TraderTickOutcome[]): Map<string, string[]> {
+  private unknownMatches(judged: readonly JudgedMatches[]): Map<string, string[]> {
     const unknown = new Map<string, string[]>();
-    for (const outcome of outcomes) {
-      const symbols = outcome.matches
-        .map((match) => match.symbol)
-        .filter((symbol) => this.options.edges.verdict(outcome.traderId, symbol, request.interval, request.openTime) === 'unknown');
-      if (symbols.length > 0) unknown.set(outcome.traderId, symbols);
+    for (const { traderId, verdicts } of judged) {
+      const symbols = [...verdicts].filter(([, verdict]) => verdict === 'unknown').map(([symbol]) => symbol);
+      if (symbols.length > 0) unknown.set(traderId, symbols);
     }
     return unknown;
   }
 
-  /** The matches that start an episode; records every verdict at this candle. */
-  private risingEdges(trader: Trader, request: TickRequest, symbols: string[], outcome: TraderTickOutcome, matchedBefore: ReadonlySet<string> = new Set()) {
+  /**
+   * The matches that start an episode; records every verdict at this candle, unless the trader's row
+   * changed while this tick ran: its edge state then belongs to the new version, which starts from
+   * nothing (its next tick primes it), and this tick's verdicts, the earlier version's, stay out of it.
+   */
+  private risingEdges(request: TickRequest, symbols: string[], outcome: TraderTickOutcome, judged: JudgedMatches, matchedBefore: ReadonlySet<string> = new Set()) {
     const { edges } = this.options;
     const evaluated = new Set(outcome.evaluatedSymbols);
     const matched = new Map(outcome.matches.map((match) => [match.symbol, match]));
     const rising = [...matched.values()].filter((match) => {
-      const verdict = edges.verdict(trader.id, match.symbol, request.interval, request.openTime);
+      const verdict = judged.verdicts.get(match.symbol) ?? 'unknown';
       if (verdict === 'unknown') return !matchedBefore.has(match.symbol);
       return verdict === 'rising';
     });
+    if (edges.version(outcome.traderId) !== judged.version) return rising;
     // Only a symbol evaluated without error has a verdict; for the others (an error, a crashed thread) nothing is known.
     for (const symbol of symbols) {
-      if (evaluated.has(symbol) || matched.has(symbol)) edges.record(trader.id, symbol, request.openTime, matched.has(symbol));
-      else edges.forget(trader.id, symbol);
+      if (evaluated.has(symbol) || matched.has(symbol)) edges.record(outcome.traderId, symbol, request.openTime, matched.has(symbol));
+      else edges.forget(outcome.traderId, symbol);
     }
     return rising;
   }
@@ -284,6 +304,8 @@ export class TickRunner {
     const matchedBefore = new Map<string, Set<string>>();
     if (unknown.size === 0) return matchedBefore;
     const previousOpenTime = request.openTime - intervalMs(request.interval);
+    // A trader whose row changes while its previous candle is evaluated keeps none of these verdicts (RisingEdges.version).
+    const versions = new Map([...unknown.keys()].map((traderId) => [traderId, this.options.edges.version(traderId)]));
     try {
       const result = await this.options.screener.run({
         interval: request.interval,
@@ -298,6 +320,7 @@ export class TickRunner {
         const asked = new Set(unknown.get(outcome.traderId));
         const matched = new Set(outcome.matches.map((match) => match.symbol).filter((symbol) => asked.has(symbol)));
         matchedBefore.set(outcome.traderId, matched);
+        if (this.options.edges.version(outcome.traderId) !== versions.get(outcome.traderId)) continue;
         for (const symbol of outcome.evaluatedSymbols) {
           if (asked.has(symbol)) this.options.edges.record(outcome.traderId, symbol, previousOpenTime, matched.has(symbol));
         }
