@@ -4,10 +4,9 @@ import type { Interval, Trader } from '../src/domain.ts';
 import { intervalMs } from '../src/domain.ts';
 import type { ScreenerRun } from '../src/ports.ts';
 import { evaluateUnsandboxed } from '../bench/support/reference.ts';
-import { hvnInterval } from '../src/screening/contract.ts';
 import type { ThreadTraderResult } from '../src/screening/protocol.ts';
 import { ThreadScreener } from '../src/screening/worker.ts';
-import { makeTrader, randomWalk, TestMarket, ThreadTickFeed } from './screening.support.ts';
+import { makeTrader, randomWalk, TestMarket, threadSpec, ThreadTickFeed } from './screening.support.ts';
 
 const LAST_CLOSE = Date.UTC(2026, 0, 10) - 1;
 // More symbols than one batch (16), so the board is rewritten between batches within a tick.
@@ -33,24 +32,20 @@ interface TestThread {
   setTraders(traders: Trader[]): void;
 }
 
-function traderSpec(t: Trader) {
-  return { id: t.id, code: t.filter.code, codeHash: t.codeHash, updatedAt: t.updatedAt, refreshInterval: t.filter.refreshInterval, timeframes: t.timeframes, hvnInterval: hvnInterval(t.filter), helpers: t.filter.helpers ?? 'webapp' };
-}
-
 function startThread(initial: Trader[]): TestThread {
   let traders = initial;
   const thread = new ThreadScreener({ filterTimeoutMs: 2000, filterMemoryMb: 32, filterTickBudgetMs: 120_000 }, (message) => {
     throw new Error(message);
   });
   threads.push(thread);
-  thread.setTraders(traders.map(traderSpec), []);
+  thread.setTraders(traders.map(threadSpec), []);
   const feed = new ThreadTickFeed();
   let tickId = 0;
   return {
     setTraders(next) {
       const kept = new Set(next.map((t) => t.id));
       thread.setTraders(
-        next.filter((t) => !traders.some((old) => old.id === t.id)).map(traderSpec),
+        next.filter((t) => !traders.some((old) => old.id === t.id)).map(threadSpec),
         traders.filter((t) => !kept.has(t.id)).map((t) => t.id),
       );
       traders = next;

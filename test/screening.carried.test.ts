@@ -11,9 +11,9 @@ import { NOT_COVERED } from '../src/screening/helpers/columnar.ts';
 import { KlineScratch, parseArgsKey, TickMemo } from '../src/screening/memo.ts';
 import { ResultBoard } from '../src/screening/resultBoard.ts';
 import { SeriesTable, SharedSeriesStore, seriesKey, type SeriesBuffer, type SeriesSlot } from '../src/screening/sharedSeries.ts';
-import { hvnInterval, tickerFields } from '../src/screening/contract.ts';
+import { tickerFields } from '../src/screening/contract.ts';
 import { ThreadScreener } from '../src/screening/worker.ts';
-import { makeTrader, randomWalk, TestMarket } from './screening.support.ts';
+import { makeTrader, randomWalk, TestMarket, threadSpec } from './screening.support.ts';
 
 /** What a thread gets from the pool each tick: the slots of every series, and the buffers it has not been handed yet. */
 class Feed {
@@ -379,7 +379,7 @@ describe('a screening thread with carried results', () => {
     });
     threads.push(thread);
     thread.setTraders(
-      traders.map((t) => ({ id: t.id, code: t.filter.code, codeHash: t.codeHash, updatedAt: t.updatedAt, refreshInterval: '1m', timeframes: t.timeframes, hvnInterval: hvnInterval(t.filter), helpers: t.filter.helpers ?? 'webapp' })),
+      traders.map(threadSpec),
       [],
     );
     const missesWhen = { higherClosed: [] as number[], only1m: [] as number[] };

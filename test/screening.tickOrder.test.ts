@@ -5,10 +5,9 @@ import { intervalMs } from '../src/domain.ts';
 import type { ScreenerRun } from '../src/ports.ts';
 import { evaluateUnsandboxed } from '../bench/support/reference.ts';
 import { benchFilters, benchTraders } from '../bench/support/filters.ts';
-import { hvnInterval } from '../src/screening/contract.ts';
 import type { ThreadOptions, ThreadTraderResult } from '../src/screening/protocol.ts';
 import { ThreadScreener, type TraderRun } from '../src/screening/worker.ts';
-import { makeTrader, randomWalk, TestMarket, ThreadTickFeed } from './screening.support.ts';
+import { makeTrader, randomWalk, TestMarket, threadSpec, ThreadTickFeed } from './screening.support.ts';
 import { Screener } from '../src/screening/Screener.ts';
 import { systemClock } from '../src/clock.ts';
 import { WorkerMetrics } from '../src/ops/metrics.ts';
@@ -25,10 +24,6 @@ const tick: ScreenerRun = { interval: '1m', candleOpenTime: LAST_CLOSE + 1 - int
 const PRESSED = { memoryBudgetBytes: 1 };
 /** A budget no process reaches here: the normal order throughout. */
 const AMPLE = { memoryBudgetBytes: 1024 * 1024 * MB };
-
-function spec(t: Trader) {
-  return { id: t.id, code: t.filter.code, codeHash: t.codeHash, updatedAt: t.updatedAt, refreshInterval: t.filter.refreshInterval, timeframes: t.timeframes, hvnInterval: hvnInterval(t.filter), helpers: t.filter.helpers ?? 'webapp' };
-}
 
 /** A thread that records, right before each collection after a run, every watched isolate's heap, and each one's heap right after its own collection. */
 class WatchedThread extends ThreadScreener {
@@ -55,7 +50,7 @@ function startThread(traders: Trader[], options: Partial<ThreadOptions>, budgetM
   });
   threads.push(thread);
   thread.watched = traders.map((t) => t.id);
-  thread.setTraders(traders.map(spec), []);
+  thread.setTraders(traders.map(threadSpec), []);
   const feed = new ThreadTickFeed();
   let tickId = 0;
   return {

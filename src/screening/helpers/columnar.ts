@@ -166,20 +166,21 @@ export class CloseColumns {
 
   /** allReadable of a column of(), scanned once. */
   readable(column: Float64Array): boolean {
-    const facts = this.facts.get(column) ?? 0;
-    if ((facts & READABLE_KNOWN) !== 0) return (facts & READABLE) !== 0;
-    const readable = allReadable(column);
-    this.facts.set(column, facts | READABLE_KNOWN | (readable ? READABLE : 0));
-    return readable;
+    return this.fact(column, READABLE_KNOWN, READABLE, allReadable);
   }
 
   /** withinMagnitude of a column of(), scanned once. */
   within(column: Float64Array): boolean {
+    return this.fact(column, WITHIN_KNOWN, WITHIN, withinMagnitude);
+  }
+
+  /** What `scan` says of a column, kept under the bits `known` (asked) and `holds` (its answer). */
+  private fact(column: Float64Array, known: number, holds: number, scan: (values: Float64Array) => boolean): boolean {
     const facts = this.facts.get(column) ?? 0;
-    if ((facts & WITHIN_KNOWN) !== 0) return (facts & WITHIN) !== 0;
-    const within = withinMagnitude(column);
-    this.facts.set(column, facts | WITHIN_KNOWN | (within ? WITHIN : 0));
-    return within;
+    if ((facts & known) !== 0) return (facts & holds) !== 0;
+    const answer = scan(column);
+    this.facts.set(column, facts | known | (answer ? holds : 0));
+    return answer;
   }
 
   /** Forget every column (their buffers are reused): the rows read so far may change from now on. */
