@@ -183,7 +183,8 @@ export class BinanceSimulator implements Lifecycle {
 
   /** Closed candles with open times in [fromOpenTime, toOpenTime], oldest first. */
   candles(symbol: string, interval: Interval, fromOpenTime: number, toOpenTime: number): Candle[] {
-    const now = this.clock.now();
+    // Closed as the streams have told it: a pass stamped at its due time may have sent a close the clock has not quite reached.
+    const now = Math.max(this.clock.now(), this.streams.sentUntil);
     const length = intervalMs(interval);
     const result: Candle[] = [];
     for (let open = fromOpenTime; open <= toOpenTime && open + length <= now; open += length) {

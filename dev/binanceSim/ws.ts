@@ -377,6 +377,14 @@ export class StreamServer {
     return phase;
   }
 
+  /**
+   * The time of the last pass: every close up to it has been sent as final, although the clock may
+   * still be a hair behind it (a pass takes its due time when its timer fires early).
+   */
+  get sentUntil(): number {
+    return this.lastTickAt;
+  }
+
   /** One pass over every connection: lifetime, keep-alive, candle closes and the periodic payloads. */
   private tick(due: number): void {
     // Timers may fire a hair early on an accelerated clock; the due time is the tick's time.
