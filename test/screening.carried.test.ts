@@ -10,40 +10,14 @@ import { CarriedResults } from '../src/screening/carriedResults.ts';
 import { NOT_COVERED } from '../src/screening/helpers/columnar.ts';
 import { KlineScratch, parseArgsKey, TickMemo } from '../src/screening/memo.ts';
 import { ResultBoard } from '../src/screening/resultBoard.ts';
-import { SeriesTable, SharedSeriesStore, seriesKey, type SeriesBuffer, type SeriesSlot } from '../src/screening/sharedSeries.ts';
-import { tickerFields } from '../src/screening/contract.ts';
+import { SeriesTable, seriesKey } from '../src/screening/sharedSeries.ts';
 import { ThreadScreener } from '../src/screening/worker.ts';
-import { makeTrader, randomWalk, TestMarket, threadSpec } from './screening.support.ts';
+import { makeTrader, randomWalk, TestMarket, threadSpec, ThreadTickFeed } from './screening.support.ts';
 
-/** What a thread gets from the pool each tick: the slots of every series, and the buffers it has not been handed yet. */
-class Feed {
-  private readonly store = new SharedSeriesStore();
-  private readonly handed = new Map<number, number>();
-  private readonly market: MarketView;
-  private readonly symbols: readonly string[];
-  private readonly intervals: readonly Interval[];
-
-  constructor(market: MarketView, symbols: readonly string[], intervals: readonly Interval[]) {
-    this.market = market;
-    this.symbols = symbols;
-    this.intervals = intervals;
-  }
-
-  next(): { slots: Record<string, SeriesSlot>; buffers: SeriesBuffer[] } {
-    const slots: Record<string, SeriesSlot> = {};
-    const buffers: SeriesBuffer[] = [];
-    for (const symbol of this.symbols) {
-      for (const interval of this.intervals) {
-        const slot = this.store.sync(this.market, symbol, interval, Date.now())!;
-        slots[seriesKey(symbol, interval)] = slot;
-        if (this.handed.get(slot[0]) !== slot[1]) {
-          buffers.push(this.store.buffer(slot[0])!);
-          this.handed.set(slot[0], slot[1]);
-        }
-      }
-    }
-    return { slots, buffers };
-  }
+/** One market's ticks for a thread: each next() syncs its series and hands the slots and the buffers not handed before. */
+function feedOf(market: MarketView, symbols: readonly string[], intervals: readonly Interval[]) {
+  const feed = new ThreadTickFeed();
+  return { next: () => feed.inputs(market, symbols, intervals) };
 }
 
 /** Calls answered as encoded results (TickMemo.memo) and as columns (TickMemo.seriesInto), on whole series and on ranges. */
@@ -126,7 +100,7 @@ describe('results carried across ticks (TickMemo with CarriedResults)', () => {
     const market = new SyntheticMarket({ symbols: 3, intervals, history: 200 });
     const store = new MarketStore({ history: 200, clock: systemClock });
     market.fill(store);
-    const feed = new Feed(store, market.symbols, intervals);
+    const feed = feedOf(store, market.symbols, intervals);
     const table = new SeriesTable();
     const carry = new Carry();
     const keys = market.symbols.flatMap((symbol) => intervals.map((interval) => seriesKey(symbol, interval)));
@@ -165,7 +139,7 @@ describe('results carried across ticks (TickMemo with CarriedResults)', () => {
     const store = new MarketStore({ history: 200, clock: systemClock });
     const candles = randomWalk({ seed: 9, count: 200, interval: '1h', lastOpenTime: Date.UTC(2026, 0, 10) - intervalMs('1h') });
     for (const candle of candles) store.applyCandle('AAAUSDT', '1h', candle, true, 'backfill', 0);
-    const feed = new Feed(store, ['AAAUSDT'], ['1h']);
+    const feed = feedOf(store, ['AAAUSDT'], ['1h']);
     const table = new SeriesTable();
     const carried = new CarriedResults();
     // Series helpers the columnar arithmetic writes as columns.
@@ -200,7 +174,7 @@ describe('results carried across ticks (TickMemo with CarriedResults)', () => {
     const candles = randomWalk({ seed: 3, count: 203, interval: '1h', lastOpenTime: last });
     // Candle 190 arrives late (after 191), as a gap fill would bring it.
     for (const [i, candle] of candles.slice(0, 202).entries()) if (i !== 190) store.applyCandle('AAAUSDT', '1h', candle, true, 'backfill', 0);
-    const feed = new Feed(store, symbols, ['1h']);
+    const feed = feedOf(store, symbols, ['1h']);
     const table = new SeriesTable();
     const carry = new Carry();
     const keys = [seriesKey('AAAUSDT', '1h')];
@@ -230,7 +204,7 @@ describe('results carried across ticks (TickMemo with CarriedResults)', () => {
   it("a history rewritten in place in SharedSeriesStore's own copy (same start, length and last candle) is never answered from what was carried", () => {
     const lastCloseTime = Date.UTC(2026, 0, 10) - 1;
     const market = TestMarket.build({ symbols: ['AAAUSDT'], intervals: ['1h'], candles: 150, lastCloseTime, seed: 5 });
-    const feed = new Feed(market, ['AAAUSDT'], ['1h']);
+    const feed = feedOf(market, ['AAAUSDT'], ['1h']);
     const table = new SeriesTable();
     const carry = new Carry();
     const keys = [seriesKey('AAAUSDT', '1h')];
@@ -258,7 +232,7 @@ describe('results carried across ticks (TickMemo with CarriedResults)', () => {
 
   it('keeps within its bound in bytes, and drops what no tick reads any more', () => {
     const market = TestMarket.build({ symbols: ['AAAUSDT', 'BBBUSDT'], intervals: ['1h'], candles: 300, lastCloseTime: Date.UTC(2026, 0, 10) - 1 });
-    const feed = new Feed(market, ['AAAUSDT', 'BBBUSDT'], ['1h']);
+    const feed = feedOf(market, ['AAAUSDT', 'BBBUSDT'], ['1h']);
     const table = new SeriesTable();
     const bound = 20_000;
     const carried = new CarriedResults(bound);
@@ -287,7 +261,7 @@ describe('the results board with carried results', () => {
   it('charges a carried result to the traders that asked for it at the cost of its copy: above nothing, below its computation', () => {
     const symbols = Array.from({ length: 16 }, (_, i) => `C${String(i).padStart(2, '0')}USDT`);
     const market = TestMarket.build({ symbols, intervals: ['1h'], candles: 500, lastCloseTime: Date.UTC(2026, 0, 10) - 1 });
-    const feed = new Feed(market, symbols, ['1h']);
+    const feed = feedOf(market, symbols, ['1h']);
     const table = new SeriesTable();
     const carried = new CarriedResults();
     const board = new ResultBoard();
@@ -372,7 +346,7 @@ describe('a screening thread with carried results', () => {
     const market = new SyntheticMarket({ symbols: 20, intervals, history: 300 });
     const store = new MarketStore({ history: 300, clock: systemClock });
     market.fill(store);
-    const feed = new Feed(store, market.symbols, intervals);
+    const feed = feedOf(store, market.symbols, intervals);
     const traders = [makeTrader(PARITY, { requiredTimeframes: ['5m', '15m'] }), makeTrader(PARITY, { requiredTimeframes: ['5m', '15m'], helpers: 'textbook' })];
     const thread = new ThreadScreener({ filterTimeoutMs: 2000, filterMemoryMb: 64, filterTickBudgetMs: 120_000 }, (message) => {
       throw new Error(message);
@@ -391,8 +365,7 @@ describe('a screening thread with carried results', () => {
         const candle = view.get(view.length - 10);
         expect(store.applyCandle(market.symbols[3]!, '5m', { ...candle, close: candle.close * 1.2, high: candle.high * 1.2 }, true, 'gapfill', 0)).toBe('updated');
       }
-      const { slots, buffers } = feed.next();
-      const tickers = Object.fromEntries(market.symbols.map((s) => [s, tickerFields(s, store.ticker(s), store.series(s, '1m')?.lastClosed()?.close)]));
+      const { slots, buffers, tickers } = feed.next();
       const reply = thread.tick({ type: 'tick', tickId: tick, traderIds: traders.map((t) => t.id), symbols: market.symbols, tickers, buffers, dropped: [], slots });
       for (const result of reply.traders) {
         expect(result.errors).toEqual([]);
