@@ -65,14 +65,8 @@ export class TickMemo implements SandboxHost {
   memoParsed(library: HelpersVersion, seriesId: number, helper: string, argsKey: string, args: unknown[], offset?: number, length?: number): unknown {
     const entry = this.entry(seriesId);
     if (!entry || !KLINE_HELPERS.has(helper) || !HELPERS_VERSIONS.includes(library)) return undefined;
-    let from = 0;
-    let count = entry.length;
-    if (offset !== undefined || length !== undefined) {
-      if (!Number.isInteger(offset) || !Number.isInteger(length)) return undefined;
-      from = offset!;
-      count = length!;
-      if (from < 0 || count < 0 || from + count > entry.length) return undefined;
-    }
+    const range = rangeOf(entry, offset, length);
+    if (range === null) return undefined;
     // Kept from an earlier tick: found by the column's own argument list.
     const carried = this.carried;
     const carries = carried !== undefined && carried.keeps(entry);
@@ -86,7 +80,7 @@ export class TickMemo implements SandboxHost {
     this.misses++;
     let result: unknown;
     try {
-      result = this.compute(library, entry, helper, args, from, count, from === 0 && count === entry.length);
+      result = this.compute(library, entry, helper, args, range.offset, range.length, range.whole);
     } catch {
       return undefined;
     }

@@ -130,6 +130,8 @@ export class TraderSandbox {
   private readonly options: SandboxOptions;
   /** The filter can read its ticker (namesTicker): else the tickers stay on the host. */
   private readonly wantsTicker: boolean;
+  /** The filter can read its hvnNodes (namesHvnNodes): else the isolate hands it an empty list without asking. */
+  private readonly wantsHvnNodes: boolean;
   private isolate: ivm.Isolate | null = null;
   private context: ivm.Context | null = null;
   private evaluateRef: ivm.Reference<IsolateFunction> | null = null;
@@ -161,6 +163,7 @@ export class TraderSandbox {
     this.traderId = options.traderId;
     this.options = options;
     this.wantsTicker = namesTicker(options.code);
+    this.wantsHvnNodes = namesHvnNodes(options.code);
   }
 
   /** Kept as a field: asking the isolate (isDisposed) costs a native call on the hot path. */
@@ -211,8 +214,7 @@ export class TraderSandbox {
       const runtime = context.global.getSync('__runtime', { reference: true }) as ivm.Reference<Record<string, IsolateFunction>>;
       context.global.deleteSync('__runtime');
       const compile = runtime.getSync('compile', { reference: true }) as ivm.Reference<IsolateFunction>;
-      const { code } = this.options;
-      const error = compile.applySync(undefined, [code, namesTicker(code), namesHvnNodes(code)], { timeout: SETUP_TIMEOUT_MS }) as string | null;
+      const error = compile.applySync(undefined, [this.options.code, this.wantsTicker, this.wantsHvnNodes], { timeout: SETUP_TIMEOUT_MS }) as string | null;
       compile.release();
       if (error !== null) {
         this.compileError = error;
@@ -336,7 +338,7 @@ export class TraderSandbox {
    * Collect, and if that is not enough rebuild, the isolate when its heap has grown by more than
    * `growthBytes` since the end of its first tick; true when it was rebuilt. V8 sizes an isolate's
    * old generation from its limit (tens of MB) and rarely runs a full collection in these short
-   * bursts, so garbage promoted tick after tick (each tick's tickers and specs live through the whole
+   * bursts, so garbage promoted tick after tick (each tick's tickers live through the whole
    * tick) grows every trader's heap by about 25 kB a tick towards that limit, times 20 traders. One
    * ordinary full collection (1-4 ms on these heaps, off the tick) takes it back and keeps the
    * isolate's compiled code: a rebuilt isolate costs a few ms to build and then runs its first ticks

@@ -21,14 +21,6 @@ import { type ConnectBoard, installResultBoard } from './runtime/resultBoard.ts'
 export { decodeVerdict, hostJudge, JUDGE_LIMITS, MAX_MESSAGE_CHARS } from './runtime/judge.ts';
 export { MAX_ARGS_KEY_CHARS } from './runtime/helperBridge.ts';
 
-/**
- * One timeframe of one symbol as the runtime needs it: [interval, seriesId, generation, start, length]
- * (`length` rows from row `start` of the series' shared buffer). A symbol's spec is
- * [position of the hvnNodes timeframe among them or -1, ...timeframes flattened]; the thread writes
- * it into its spec board (specBoard.ts), where the isolates read it in place.
- */
-export type SymbolSpec = Array<string | number>;
-
 /** Asks the host for its spec board: [epoch, buffer] (SpecBoardConnection), or undefined when it has none. */
 export type ConnectSpecs = () => unknown;
 

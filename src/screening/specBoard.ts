@@ -6,7 +6,13 @@
 // the filters' own work). Here the thread writes them once per layout into a buffer every isolate
 // of the thread holds a view on (attached once per buffer), and beginTick passes four numbers.
 import { INTERVALS } from '../domain.ts';
-import type { SymbolSpec } from './sandboxRuntime.ts';
+
+/**
+ * One symbol's spec as the thread builds it: [position of the hvnNodes timeframe among its timeframes
+ * or -1, then per timeframe: interval, series id, generation, start, length] (`length` rows from row
+ * `start` of the series' shared buffer); write() puts it on the board, where the isolates read it.
+ */
+export type SymbolSpec = Array<string | number>;
 
 /** What an isolate asks for when it holds no buffer of the epoch it was pointed at, or a later one: [epoch, buffer]. */
 export type SpecBoardConnection = [epoch: number, buffer: SharedArrayBuffer];

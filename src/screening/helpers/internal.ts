@@ -346,9 +346,7 @@ export function volumeNodes(
   const bins = volumeByBin.length;
   // The bins in ascending order: Float64Array's sort orders numbers as the comparator a - b does, except NaN
   // (which the comparator leaves anywhere: then the comparator's own order) and the sign of a zero (which `|| 0` drops).
-  let numbers = true;
-  for (let bin = 0; bin < bins; bin++) if (volumeByBin[bin] !== volumeByBin[bin]) numbers = false;
-  const sorted: ArrayLike<number> = numbers ? new Float64Array(volumeByBin).sort() : volumeByBin.slice().sort((a, b) => a - b);
+  const sorted: ArrayLike<number> = allReadable(volumeByBin) ? new Float64Array(volumeByBin).sort() : volumeByBin.slice().sort((a, b) => a - b);
   const volumeThreshold = sorted[Math.floor((threshold / 100) * sorted.length)] || 0;
   let maxVolume = 0;
   for (const volume of volumeByBin) if (volume > maxVolume) maxVolume = volume;
